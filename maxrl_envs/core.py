@@ -1,0 +1,357 @@
+"""Batched, device-aware task cores: the one implementation behind every door.
+
+A core holds a fixed pool of contexts per split (``"train"`` and ``"test"``) on a torch
+device, with for each context its observation x, clean signal f(x), noisy target y (drawn
+once per context, never per rollout) and noise scale. It samples context ids, looks
+contexts up, and scores ``[B, R]`` predictions (R rollouts for each of B contexts) with a
+likelihood head. The single Gymnasium env, the vector env, the Stable-Baselines3 adapter
+and the agents' fast path all call these methods, so the same seed gives the same contexts,
+targets and rewards everywhere.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+
+from maxrl_envs._checks import (
+    check_choice,
+    check_fraction,
+    check_int,
+    check_nonnegative,
+    check_positive,
+)
+from maxrl_envs.heads import HEADS, LOG_LIKELIHOOD_FLOOR, score_head
+from maxrl_envs.noise import NOISE_FAMILIES, heteroscedastic_scales, unit_noise
+from maxrl_envs.tasks import (
+    CLASSIFICATION_TASKS,
+    REGRESSION_TASKS,
+    TaskData,
+    classification_task,
+    regression_task,
+)
+
+SPLITS = ("train", "test")
+
+
+@dataclass(frozen=True)
+class Contexts:
+    """A batch of contexts, each tensor ``[B]`` or ``[B, obs_dim]`` on the core's device.
+
+    Attributes:
+        ids: Context ids within their split (long).
+        obs: Observations x (float32).
+        signal: Clean signal f(x) (regression, float32) or clean label (classification, long).
+        target: Noisy target y (float32) or observed, possibly corrupted, label (long).
+        noise_scale: Noise standard deviation of each context (regression) or the label-noise
+            rate (classification), float32.
+    """
+
+    ids: torch.Tensor
+    obs: torch.Tensor
+    signal: torch.Tensor
+    target: torch.Tensor
+    noise_scale: torch.Tensor
+
+
+@dataclass(frozen=True)
+class Scores:
+    """Scores of ``[B, R]`` rollouts; every tensor is ``[B, R]``.
+
+    Attributes:
+        prediction: The prediction each rollout made (float32, or long class ids).
+        reward: Likelihood rescaled to a ceiling of 1, in [0, 1].
+        log_reward: log(reward), <= 0, ``-inf`` where the reward is 0; never underflows.
+        log_likelihood: Normalized log-likelihood log l(y, prediction) (density for the
+            Gaussian and Laplace heads, probability for the verifier and classification;
+            log 0 is reported as ``LOG_LIKELIHOOD_FLOOR``).
+        squared_error: (prediction - target)^2 for regression; 0-1 error against the
+            observed label for classification.
+        is_success: Whether the rollout passes the verifier rule |y - yhat| <= head_scale
+            (regression) or names the observed label (classification).
+    """
+
+    prediction: torch.Tensor
+    reward: torch.Tensor
+    log_reward: torch.Tensor
+    log_likelihood: torch.Tensor
+    squared_error: torch.Tensor
+    is_success: torch.Tensor
+
+
+class TaskCore:
+    """Shared machinery of the cores: pools, context sampling and lookup."""
+
+    kind: str
+    obs_dim: int
+
+    def __init__(self, device: str | torch.device = "cpu") -> None:
+        self.device = torch.device(device)
+        self._pools: dict[str, dict[str, torch.Tensor]] = {}
+
+    def _store(self, split: str, **arrays: np.ndarray) -> None:
+        pool = {}
+        for name, array in arrays.items():
+            dtype = torch.long if array.dtype.kind in "iu" else torch.float32
+            pool[name] = torch.as_tensor(array, dtype=dtype, device=self.device)
+        self._pools[split] = pool
+
+    def num_contexts(self, split: str = "train") -> int:
+        """Number of contexts in a split."""
+        check_choice("split", split, SPLITS)
+        return int(self._pools[split]["obs"].shape[0])
+
+    def make_generator(self, seed: int) -> torch.Generator:
+        """A torch generator on this core's device, seeded with ``seed``."""
+        return torch.Generator(device=self.device).manual_seed(int(seed))
+
+    def sample_ids(self, n: int, generator: torch.Generator, split: str = "train") -> torch.Tensor:
+        """Draw ``n`` context ids uniformly with replacement from a split.
+
+        Args:
+            n: Number of ids.
+            generator: Torch generator on this core's device (see ``make_generator``).
+            split: ``"train"`` or ``"test"``.
+
+        Returns:
+            Long tensor ``[n]`` on the core's device.
+        """
+        return torch.randint(
+            self.num_contexts(split), (n,), generator=generator, device=self.device
+        )
+
+    def contexts(
+        self,
+        ids: torch.Tensor | np.ndarray | list[int],
+        split: str = "train",
+        validate: bool = True,
+    ) -> Contexts:
+        """Look up contexts by id.
+
+        Args:
+            ids: Context ids, ``[B]``, each in ``[0, num_contexts(split))``.
+            split: ``"train"`` or ``"test"``.
+            validate: Check the ids' range (a host sync on GPUs); skip for ids from
+                ``sample_ids``.
+
+        Returns:
+            The contexts, on the core's device.
+        """
+        size = self.num_contexts(split)
+        ids = torch.as_tensor(ids, dtype=torch.long, device=self.device).reshape(-1)
+        if validate and ids.numel() and (int(ids.min()) < 0 or int(ids.max()) >= size):
+            raise ValueError(
+                f"context_id values {ids.tolist()[:8]} out of range for split={split!r}, "
+                f"which has {size} contexts (allowed: 0..{size - 1})"
+            )
+        pool = self._pools[split]
+        return Contexts(
+            ids=ids,
+            obs=pool["obs"][ids],
+            signal=pool["signal"][ids],
+            target=pool["target"][ids],
+            noise_scale=pool["noise_scale"][ids],
+        )
+
+    def all_contexts(self, split: str = "test") -> Contexts:
+        """Every context of a split, in id order."""
+        return self.contexts(torch.arange(self.num_contexts(split), device=self.device), split)
+
+
+class RegressionCore(TaskCore):
+    """Noisy regression: y = f(x) + noise_scale(x) * eps, scored by a likelihood head.
+
+    Args:
+        task: Signal: ``linear``, ``teacher-mlp``, ``sine`` (synthetic, standardized) or
+            ``diabetes`` (scikit-learn).
+        dim: Input dimension of synthetic tasks (default 8); None or 10 for diabetes.
+        snr: Var(f(x)) / Var(noise), > 0 (e.g. 10 easy, 0.01 very noisy).
+        noise: ``gaussian``, ``laplace`` or ``student-t`` (unit-variance families).
+        student_df: Degrees of freedom of Student-t noise, > 2.
+        heteroscedastic: Decades spanned by per-context noise scales (0 = homogeneous).
+        head: Likelihood head ``gaussian``, ``laplace`` or ``verifier``.
+        head_scale: Head width s (> 0); None uses the base noise std 1/sqrt(snr).
+        prediction_range: Actions in [-1, 1] map linearly to predictions in
+            [-prediction_range, prediction_range].
+        num_contexts: Train pool size (synthetic tasks).
+        num_test_contexts: Held-out pool size (synthetic tasks).
+        data_seed: Seed of the data set (inputs, signal, targets); not the episode seed.
+        device: Torch device of the pools and of scoring.
+    """
+
+    kind = "regression"
+
+    def __init__(
+        self,
+        task: str = "linear",
+        dim: int | None = None,
+        snr: float = 10.0,
+        noise: str = "gaussian",
+        student_df: float = 3.0,
+        heteroscedastic: float = 0.0,
+        head: str = "gaussian",
+        head_scale: float | None = None,
+        prediction_range: float = 4.0,
+        num_contexts: int = 4096,
+        num_test_contexts: int = 1024,
+        data_seed: int = 0,
+        device: str | torch.device = "cpu",
+    ) -> None:
+        super().__init__(device)
+        check_choice("task", task, REGRESSION_TASKS)
+        self.snr = check_positive("snr", snr)
+        self.noise = check_choice("noise", noise, NOISE_FAMILIES)
+        self.student_df = check_positive("student_df", student_df)
+        if noise == "student-t" and self.student_df <= 2:
+            raise ValueError(f"student_df={student_df!r} must be > 2 so the noise has a variance")
+        self.heteroscedastic = check_nonnegative("heteroscedastic", heteroscedastic)
+        self.head = check_choice("head", head, HEADS)
+        self.base_noise_std = 1.0 / math.sqrt(self.snr)
+        self.head_scale = (
+            self.base_noise_std if head_scale is None else check_positive("head_scale", head_scale)
+        )
+        self.prediction_range = check_positive("prediction_range", prediction_range)
+        self.task = task
+        data = regression_task(task, dim, num_contexts, num_test_contexts, data_seed)
+        self.obs_dim = data.dim
+        self._build_targets(data, data_seed)
+
+    def _build_targets(self, data: TaskData, data_seed: int) -> None:
+        rng = np.random.default_rng(np.random.SeedSequence([data_seed, 0x7A26E7]))
+        sizes = [len(data.x[s]) for s in SPLITS]
+        x_all = np.concatenate([data.x[s] for s in SPLITS])
+        scales = self.base_noise_std * heteroscedastic_scales(x_all, self.heteroscedastic, rng)
+        eps = unit_noise(self.noise, len(x_all), rng, self.student_df)
+        start = 0
+        for split, size in zip(SPLITS, sizes):
+            part = slice(start, start + size)
+            start += size
+            signal = data.signal[split]
+            self._store(
+                split,
+                obs=data.x[split],
+                signal=signal,
+                target=signal + scales[part] * eps[part],
+                noise_scale=scales[part],
+            )
+
+    def action_to_prediction(self, action: torch.Tensor) -> torch.Tensor:
+        """Map actions to predictions: clip to [-1, 1], then scale by ``prediction_range``."""
+        return action.clamp(-1.0, 1.0) * self.prediction_range
+
+    def prediction_to_action(self, prediction: torch.Tensor) -> torch.Tensor:
+        """Inverse of ``action_to_prediction`` on the prediction range (clipped outside)."""
+        return (prediction / self.prediction_range).clamp(-1.0, 1.0)
+
+    def score(self, contexts: Contexts, prediction: torch.Tensor) -> Scores:
+        """Score ``[B, R]`` predictions against the contexts' targets.
+
+        Args:
+            contexts: ``B`` contexts.
+            prediction: Predictions in target units, ``[B, R]`` (or ``[B]`` for R = 1).
+
+        Returns:
+            Per-rollout scores, ``[B, R]``.
+        """
+        prediction = _as_rollouts(prediction, contexts, torch.float32)
+        target = contexts.target.unsqueeze(1)
+        out = score_head(self.head, self.head_scale, target, prediction)
+        return Scores(
+            prediction=prediction,
+            reward=out.reward,
+            log_reward=out.log_reward,
+            log_likelihood=out.log_likelihood,
+            squared_error=(prediction - target).square(),
+            is_success=out.is_success,
+        )
+
+
+class ClassificationCore(TaskCore):
+    """Classification as RL: the action is a class, the reward 1 for the observed label.
+
+    Args:
+        task: ``digits`` (scikit-learn, 10 classes) or ``teacher-mlp`` (synthetic, many
+            classes, low initial pass rate).
+        dim: Input dimension for ``teacher-mlp`` (default 8).
+        num_classes: Class count for ``teacher-mlp`` (default 100).
+        label_noise: Probability that a context's observed label is replaced, once, by a
+            uniformly drawn different class; in [0, 1).
+        num_contexts: Train pool size (``teacher-mlp``).
+        num_test_contexts: Held-out pool size (``teacher-mlp``).
+        data_seed: Seed of the data set.
+        device: Torch device.
+    """
+
+    kind = "classification"
+
+    def __init__(
+        self,
+        task: str = "digits",
+        dim: int | None = None,
+        num_classes: int | None = None,
+        label_noise: float = 0.0,
+        num_contexts: int = 4096,
+        num_test_contexts: int = 1024,
+        data_seed: int = 0,
+        device: str | torch.device = "cpu",
+    ) -> None:
+        super().__init__(device)
+        check_choice("task", task, CLASSIFICATION_TASKS)
+        self.task = task
+        self.label_noise = check_fraction("label_noise", label_noise)
+        data = classification_task(task, dim, num_classes, num_contexts, num_test_contexts, data_seed)
+        self.obs_dim = data.dim
+        self.num_classes = data.num_classes
+        rng = np.random.default_rng(np.random.SeedSequence([data_seed, 0x1AB31]))
+        for split in SPLITS:
+            clean = data.signal[split]
+            flip = rng.random(len(clean)) < self.label_noise
+            shift = rng.integers(1, self.num_classes, len(clean))
+            observed = np.where(flip, (clean + shift) % self.num_classes, clean)
+            self._store(
+                split,
+                obs=data.x[split],
+                signal=clean,
+                target=observed,
+                noise_scale=np.full(len(clean), self.label_noise),
+            )
+
+    def score(self, contexts: Contexts, prediction: torch.Tensor) -> Scores:
+        """Score ``[B, R]`` predicted classes against the observed labels."""
+        prediction = _as_rollouts(prediction, contexts, torch.long)
+        if prediction.numel() and (int(prediction.min()) < 0 or int(prediction.max()) >= self.num_classes):
+            raise ValueError(
+                f"action values must be class ids in [0, {self.num_classes - 1}], "
+                f"got min {int(prediction.min())} and max {int(prediction.max())}"
+            )
+        hit = prediction == contexts.target.unsqueeze(1)
+        reward = hit.float()
+        return Scores(
+            prediction=prediction,
+            reward=reward,
+            log_reward=torch.where(hit, 0.0, -math.inf),
+            log_likelihood=torch.where(hit, 0.0, LOG_LIKELIHOOD_FLOOR),
+            squared_error=1.0 - reward,
+            is_success=hit,
+        )
+
+
+def _as_rollouts(prediction: Any, contexts: Contexts, dtype: torch.dtype) -> torch.Tensor:
+    prediction = torch.as_tensor(prediction, device=contexts.ids.device)
+    if prediction.dim() == 1:
+        prediction = prediction.unsqueeze(1)
+    if prediction.dim() != 2 or prediction.shape[0] != contexts.ids.shape[0]:
+        raise ValueError(
+            f"prediction shape {tuple(prediction.shape)} does not fit {contexts.ids.shape[0]} "
+            "contexts; expected [B, R] or [B]"
+        )
+    if prediction.is_floating_point() and dtype == torch.long:
+        raise ValueError("prediction for a classification core must hold integer class ids")
+    prediction = prediction.to(dtype)
+    if prediction.is_floating_point() and not bool(torch.isfinite(prediction).all()):
+        raise ValueError("prediction contains NaN or infinite values; actions must be finite")
+    return prediction

@@ -1,0 +1,183 @@
+"""Episode logic shared by the single env and the vector env.
+
+``GroupEpisodes`` runs ``num_groups * group_size`` sub-episodes on a core. Each run of
+``group_size`` consecutive sub-episodes shares one context, so one step yields
+``group_size`` rollouts for each of ``num_groups`` contexts. Every shell (single env,
+vector env, Stable-Baselines3 adapter) is this class plus space and type conversions.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from gymnasium import spaces
+
+from maxrl_envs._checks import check_choice, check_int
+from maxrl_envs.core import SPLITS, ClassificationCore, Contexts, RegressionCore, Scores, TaskCore
+from maxrl_envs.tokens import TokenCodec
+
+#: Keys of the per-rollout ``info`` every env returns when an episode ends.
+INFO_KEYS = ("log_likelihood", "target", "signal", "squared_error", "is_success", "prediction")
+
+
+def build_core(kind: str, device: str | torch.device = "cpu", **kwargs: object) -> TaskCore:
+    """Build a core from env keyword arguments.
+
+    Args:
+        kind: ``regression`` (Box action), ``classification`` (class action) or ``tokens``
+            (regression written as digit tokens; its codec is built by ``GroupEpisodes``).
+        device: Torch device.
+        **kwargs: The core's keyword arguments; unknown ones raise ``ValueError``.
+
+    Returns:
+        The core.
+    """
+    cls = ClassificationCore if kind == "classification" else RegressionCore
+    try:
+        return cls(device=device, **kwargs)  # type: ignore[arg-type]
+    except TypeError as err:
+        raise ValueError(f"unknown keyword argument for a {kind} environment: {err}") from None
+
+
+class GroupEpisodes:
+    """Synchronous grouped episodes over a core.
+
+    Args:
+        core: The task core.
+        kind: ``regression``, ``classification`` or ``tokens``.
+        num_groups: Contexts per step, G >= 1.
+        group_size: Rollouts per context, N >= 1.
+        split: Context split to draw from, ``train`` or ``test``.
+        codec: Token codec (``tokens`` kind only).
+    """
+
+    def __init__(
+        self,
+        core: TaskCore,
+        kind: str,
+        num_groups: int,
+        group_size: int,
+        split: str = "train",
+        codec: TokenCodec | None = None,
+    ) -> None:
+        self.core = core
+        self.kind = kind
+        self.split = check_choice("split", split, SPLITS)
+        self.num_groups = check_int("num_groups", num_groups, 1)
+        self.group_size = check_int("group_size", group_size, 1)
+        self.num_rollouts = self.num_groups * self.group_size
+        self.codec = codec
+        self.episode_length = codec.num_digits if codec is not None else 1
+        self.contexts: Contexts | None = None
+        self.position = 0
+        self._written: torch.Tensor | None = None
+        self._obs_x: torch.Tensor | None = None
+
+    @property
+    def obs_dim(self) -> int:
+        """Observation length."""
+        extra = self.codec.extra_obs_dim if self.codec is not None else 0
+        return self.core.obs_dim + extra
+
+    def observation_space(self) -> spaces.Box:
+        """The observation space of one sub-env."""
+        return spaces.Box(-np.inf, np.inf, (self.obs_dim,), np.float32)
+
+    def action_space(self) -> spaces.Space:
+        """The action space of one sub-env."""
+        if self.kind == "regression":
+            return spaces.Box(-1.0, 1.0, (1,), np.float32)
+        if self.kind == "classification":
+            assert isinstance(self.core, ClassificationCore)
+            return spaces.Discrete(self.core.num_classes)
+        assert self.codec is not None
+        return spaces.Discrete(self.codec.base)
+
+    def begin(self, ids: torch.Tensor) -> torch.Tensor:
+        """Start new episodes on contexts ``ids`` ([num_groups]); return the first observations."""
+        self.contexts = self.core.contexts(ids, self.split)
+        self.position = 0
+        self._obs_x = self.contexts.obs.repeat_interleave(self.group_size, dim=0)
+        if self.codec is not None:
+            self._written = torch.zeros(
+                self.num_rollouts, self.codec.num_digits, dtype=torch.long, device=self.core.device
+            )
+        return self.observation()
+
+    def observation(self) -> torch.Tensor:
+        """Current observations, float32 ``[num_rollouts, obs_dim]``."""
+        assert self._obs_x is not None
+        if self.codec is None:
+            return self._obs_x
+        assert self._written is not None
+        return torch.cat([self._obs_x, self.codec.step_features(self._written, self.position)], 1)
+
+    def advance(self, action: torch.Tensor) -> tuple[torch.Tensor, bool, Scores | None]:
+        """Apply one action per sub-env.
+
+        Args:
+            action: ``[num_rollouts, 1]`` floats (regression) or ``[num_rollouts]`` integers.
+
+        Returns:
+            Rewards ``[num_rollouts]``, whether the episodes ended, and the scores (``[G, N]``)
+            when they did, else None.
+        """
+        if self.contexts is None:
+            raise RuntimeError("call reset() before step()")
+        g, n = self.num_groups, self.group_size
+        if self.kind == "regression":
+            assert isinstance(self.core, RegressionCore)
+            if action.shape != (self.num_rollouts, 1):
+                raise ValueError(
+                    f"action shape {tuple(action.shape)} is invalid; expected "
+                    f"({self.num_rollouts}, 1) floats in [-1, 1] (values outside are clipped)"
+                )
+            if not bool(torch.isfinite(action).all()):
+                raise ValueError("action contains NaN or infinite values; actions must be finite")
+            prediction = self.core.action_to_prediction(action.reshape(g, n))
+            scores = self.core.score(self.contexts, prediction)
+            return scores.reward.reshape(-1), True, scores
+        action = _as_discrete(action, self.num_rollouts, self.action_space().n)
+        if self.kind == "classification":
+            scores = self.core.score(self.contexts, action.reshape(g, n))
+            return scores.reward.reshape(-1), True, scores
+        assert self.codec is not None and self._written is not None
+        self._written[:, self.position] = action
+        self.position += 1
+        if self.position < self.episode_length:
+            zeros = torch.zeros(self.num_rollouts, device=self.core.device)
+            return zeros, False, None
+        assert isinstance(self.core, RegressionCore)
+        prediction = self.codec.decode(self._written).reshape(g, n)
+        scores = self.core.score(self.contexts, prediction)
+        return scores.reward.reshape(-1), True, scores
+
+    def info_tensors(self, scores: Scores | None) -> dict[str, torch.Tensor]:
+        """Per-rollout info ``[num_rollouts]`` for the current step (ids only mid-episode)."""
+        assert self.contexts is not None
+        rep = self.group_size
+        info = {"context_id": self.contexts.ids.repeat_interleave(rep)}
+        if scores is None:
+            return info
+        info["target"] = self.contexts.target.repeat_interleave(rep)
+        info["signal"] = self.contexts.signal.repeat_interleave(rep)
+        for key in ("log_likelihood", "squared_error", "is_success", "prediction"):
+            info[key] = getattr(scores, key).reshape(-1)
+        return info
+
+
+def _as_discrete(action: torch.Tensor, count: int, n: int) -> torch.Tensor:
+    if action.reshape(-1).shape[0] != count:
+        raise ValueError(
+            f"action shape {tuple(action.shape)} is invalid; expected {count} integer actions"
+        )
+    if action.is_floating_point():
+        if not bool(torch.isfinite(action).all()) or not bool((action == action.round()).all()):
+            raise ValueError("action must hold integers; got non-integer or non-finite values")
+    action = action.reshape(-1).to(torch.long)
+    if count and (int(action.min()) < 0 or int(action.max()) >= n):
+        raise ValueError(
+            f"action values must lie in [0, {n - 1}]; got min {int(action.min())}, "
+            f"max {int(action.max())}"
+        )
+    return action
