@@ -7,7 +7,7 @@ Importing the package registers the ids listed in ``maxrl_envs.registration``::
 """
 
 from maxrl_envs.core import ClassificationCore, Contexts, RegressionCore, Scores, TaskCore
-from maxrl_envs.registration import PRESETS, all_ids, register_envs
+from maxrl_envs.registration import PRESETS, all_ids, env_kind, make_task, register_envs
 from maxrl_envs.tokens import TokenCodec
 
 register_envs()
@@ -21,6 +21,8 @@ __all__ = [
     "TaskCore",
     "TokenCodec",
     "all_ids",
+    "env_kind",
+    "make_task",
     "register_envs",
 ]
 __version__ = "0.1.0"

@@ -80,3 +80,52 @@ def _register(env_id: str, single: str, vector: str, kwargs: dict[str, Any]) -> 
         vector_entry_point=f"{_VECTOR}:{vector}",
         kwargs=dict(kwargs),
     )
+
+
+def env_kind(env_id: str) -> str:
+    """Kind of a registered id: ``regression``, ``classification`` or ``tokens``."""
+    import gymnasium
+
+    env_id = env_id.split(":", 1)[-1]
+    if env_id not in registry:
+        raise ValueError(
+            f"env_id={env_id!r} is not registered; allowed: {', '.join(all_ids())} "
+            "(or another id registered with gymnasium)"
+        )
+    entry = registry[env_id].entry_point
+    cls = gymnasium.envs.registration.load_env_creator(entry) if isinstance(entry, str) else entry
+    kind = getattr(cls, "kind", None)
+    if kind is None:
+        raise ValueError(f"env_id={env_id!r} is not a maxrl_envs environment")
+    return str(kind)
+
+
+def make_task(
+    env_id: str,
+    num_groups: int = 1,
+    group_size: int = 1,
+    split: str = "train",
+    device: str = "cpu",
+    **kwargs: Any,
+) -> Any:
+    """Build the batched episodes of a registered id directly, without a Gymnasium shell.
+
+    This is the agents' fast path: the returned ``GroupEpisodes`` exposes ``core`` (contexts
+    and scoring), ``codec`` (tokens only) and ``kind``, and is the same code the envs run.
+
+    Args:
+        env_id: A registered id, e.g. ``"MaxRLRegression-v0"``.
+        num_groups: Contexts per step.
+        group_size: Rollouts per context.
+        split: ``train`` or ``test``.
+        device: Torch device.
+        **kwargs: Env keyword arguments, overriding the id's registered defaults.
+
+    Returns:
+        A ``maxrl_envs.engine.GroupEpisodes``.
+    """
+    from maxrl_envs.envs import make_episodes
+
+    kind = env_kind(env_id)
+    merged = {**registry[env_id.split(":", 1)[-1]].kwargs, **kwargs}
+    return make_episodes(kind, num_groups, group_size, split, device, merged)
