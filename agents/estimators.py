@@ -1,0 +1,740 @@
+"""Group gradient estimators: per-rollout weights for MaxRL and its peers.
+
+Every estimator is a pure function of a ``[contexts, rollouts]`` tensor (``B x N``) of rewards
+or likelihoods and returns per-rollout weights ``A`` of the same shape, dtype and device. The
+policy-gradient estimate for one context is
+
+    g = (1/N) * sum_j A_j * grad log m(z_j | x),
+
+averaged over contexts, so a trainer only needs ``loss = -(A.detach() * log_prob).mean()``.
+The estimators know nothing about environments, policies or logging.
+
+Names (see :data:`ESTIMATORS` and :func:`group_weights`):
+
+- ``maxrl``: generalized MaxRL of order T (:func:`maxrl_weights`), unbiased for grad J_T with
+  J_T(p) = -sum_{k<=T} (1-p)^k / k, for any per-rollout likelihood l in [0, 1].
+- ``maxrl-binary``: the paper's practical (r - mean) / mean, zero for groups without success
+  (:func:`maxrl_binary_weights`), unbiased for grad J_{N-1} with binary rewards.
+- ``reinforce``, ``rloo``, ``grpo``, ``dr-grpo``: the usual order-1 baselines.
+
+The math, the unbiasedness proofs and the numerics are in ``docs/estimators.md``.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+import numbers
+from collections.abc import Callable
+
+import numpy as np
+import torch
+from torch import Tensor
+from torch.nn.functional import pad
+
+__all__ = [
+    "ESTIMATORS",
+    "ESTIMATOR_NAMES",
+    "dr_grpo",
+    "group_weights",
+    "grpo",
+    "maxrl_binary_weights",
+    "maxrl_omega",
+    "maxrl_weights",
+    "reinforce",
+    "rloo",
+]
+
+# Upper bound (elements) on one temporary of the merge tree; the loops this implies run over
+# merge pairs or row blocks, never one context at a time unless a single pair is that large.
+_MERGE_CHUNK_ELEMENTS = 1 << 22
+# Quadrature temporaries are [B, nodes, N] chunks; on CPU a cache-sized chunk is faster for the
+# chain of elementwise passes, on GPU a large one keeps kernel launches few.
+_QUAD_CHUNK_ELEMENTS_CPU = 1 << 18
+_QUAD_CHUNK_ELEMENTS_GPU = 1 << 24
+_LOG_HALF = -math.log(2.0)
+# Subnormal floats are ~100x slower on CPUs. Terms below these bounds are far below the
+# resolution of an omega >= 1, so they are raised (exponent floor) or flushed to zero, which
+# keeps every product in the hot loops a normal number.
+_EXP_FLOOR = {torch.float32: -60.0, torch.float64: -600.0}
+_MEANS_FLUSH = 1e-60  # merge-tree entries; products of two stay >= 1e-120
+_WEIGHT_FLUSH = 1e-150  # hypergeometric weights; so every product in a merge is >= 1e-270
+_COEF_FLUSH = 1e-30  # recursion coefficients (an upper bound on the terms they produce)
+
+
+# --------------------------------------------------------------------------------------------
+# Input validation
+# --------------------------------------------------------------------------------------------
+
+
+def _check_group_tensor(x: object, name: str, min_rollouts: int, why: str) -> Tensor:
+    """Check type, rank, dtype and group size; return ``x`` as a Tensor."""
+    if not isinstance(x, Tensor):
+        raise TypeError(
+            f"{name} must be a torch.Tensor of shape [contexts, rollouts]; got {type(x).__name__}"
+        )
+    if x.dim() != 2:
+        raise ValueError(
+            f"{name} must be a 2-D tensor of shape [contexts, rollouts]; got shape {tuple(x.shape)}"
+        )
+    if not x.is_floating_point():
+        raise ValueError(
+            f"{name} must have a floating-point dtype (float16/bfloat16/float32/float64); "
+            f"got {x.dtype}; convert with .float()"
+        )
+    if x.shape[1] < min_rollouts:
+        raise ValueError(
+            f"{name} has N = {x.shape[1]} rollouts per context (dim 1); {why} needs N >= "
+            f"{min_rollouts}"
+        )
+    return x
+
+
+def _raise_if_any(x: Tensor, bad: Tensor, name: str, allowed: str) -> None:
+    """Raise a ValueError naming ``name``, a few offending values and ``allowed``."""
+    if bool(bad.any()):
+        count = int(bad.sum())
+        examples = x[bad][:5].tolist()
+        raise ValueError(
+            f"{name} must contain only {allowed}; got {count} offending value(s), e.g. {examples}"
+        )
+
+
+def _check_values(x: Tensor, name: str, kind: str) -> None:
+    """Value checks (one device-to-host sync on GPU); ``kind`` selects the allowed set."""
+    if x.numel() == 0:
+        return
+    if kind == "likelihood":
+        _raise_if_any(x, ~((x >= 0) & (x <= 1)), name, "likelihoods in [0, 1] (no NaN)")
+    elif kind == "log_likelihood":
+        _raise_if_any(x, ~(x <= 0), name, "log-likelihoods in [-inf, 0] (no NaN, no +inf)")
+    elif kind == "unit_reward":
+        _raise_if_any(x, ~((x >= 0) & (x <= 1)), name, "rewards in [0, 1] (no NaN)")
+    else:
+        _raise_if_any(x, ~torch.isfinite(x), name, "finite rewards (no NaN or inf)")
+
+
+def _check_real(
+    value: object, name: str, *, allow_none: bool = False, minimum: float | None = None
+) -> float | None:
+    """Return ``value`` as a float after checking it is a finite real number (or None)."""
+    if value is None and allow_none:
+        return None
+    allowed = "a finite real number" + (f" >= {minimum}" if minimum is not None else "")
+    if allow_none:
+        allowed += " or None"
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise ValueError(f"{name} must be {allowed}; got {value!r}")
+    out = float(value)
+    if not math.isfinite(out) or (minimum is not None and out < minimum):
+        raise ValueError(f"{name} must be {allowed}; got {value!r}")
+    return out
+
+
+def _resolve_order(order: object, rollouts: int) -> int:
+    """Return the truncation order T, checking 1 <= T <= N (None means T = N)."""
+    if order is None:
+        return rollouts
+    if (
+        isinstance(order, bool)
+        or not isinstance(order, numbers.Integral)
+        or not (1 <= int(order) <= rollouts)
+    ):
+        raise ValueError(
+            f"order must be an integer T with 1 <= T <= N = {rollouts} (rollouts per context), "
+            f"or None for T = N; got {order!r}"
+        )
+    return int(order)
+
+
+def _compute_dtype(dtype: torch.dtype) -> torch.dtype:
+    """Half-precision inputs are computed in float32 and cast back."""
+    return torch.float32 if dtype in (torch.float16, torch.bfloat16) else dtype
+
+
+# --------------------------------------------------------------------------------------------
+# Gauss-Legendre quadrature on [0, 1]
+# --------------------------------------------------------------------------------------------
+
+
+@functools.lru_cache(maxsize=32)
+def _gauss_legendre_unit(n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The n-point Gauss-Legendre rule on [0, 1] in float64.
+
+    Newton's method on P_n(cos theta) = 0 from the usual asymptotic guess, with P_n and
+    P_{n-1} from the three-term recurrence (O(n^2), fast and accurate up to n of several
+    thousand, where numpy's ``leggauss`` is only tested to n = 100). Working in theta gives
+    t = sin^2(theta/2) and 1 - t = cos^2(theta/2) to full relative precision near both ends.
+
+    Returns:
+        ``(t, 1 - t, w)``: nodes ascending in (0, 1), their complements, and weights summing
+        to 1; exact for polynomials of degree <= 2n - 1.
+    """
+    k = np.arange(1, n + 1, dtype=np.float64)
+    theta = np.pi * (k - 0.25) / (n + 0.5)
+
+    def legendre(theta: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        x = np.cos(theta)
+        p_prev, p = np.ones_like(x), x.copy()
+        for d in range(2, n + 1):
+            p_prev, p = p, ((2 * d - 1) * x * p - (d - 1) * p_prev) / d
+        return x, p, p_prev
+
+    # Newton converges quadratically from this guess (error O(1/n^2)); steps then stall at the
+    # rounding level of the recurrence (~1e-14), so stop one step after they fall below 1e-12.
+    for _ in range(20):
+        x, p, p_prev = legendre(theta)
+        # d/dtheta P_n(cos theta) = n (x P_n - P_{n-1}) / sin(theta)
+        step = p * np.sin(theta) / (n * (x * p - p_prev))
+        theta = theta - step
+        if np.max(np.abs(step)) < 1e-12:
+            break
+    x, p, p_prev = legendre(theta)
+    weights = np.sin(theta) ** 2 / (n * (p_prev - x * p)) ** 2  # = (1 - x^2) / (n P_{n-1})^2
+    return np.sin(theta / 2) ** 2, np.cos(theta / 2) ** 2, weights
+
+
+@functools.lru_cache(maxsize=64)
+def _quadrature_rule(
+    n: int, dtype: torch.dtype, device: torch.device
+) -> tuple[Tensor, Tensor, Tensor, int]:
+    """Device copies of :func:`_gauss_legendre_unit` and the count of nodes with t <= 1/2."""
+    t, s, w = _gauss_legendre_unit(n)
+    as_tensor = functools.partial(torch.as_tensor, dtype=dtype, device=device)
+    return as_tensor(t), as_tensor(s), as_tensor(w), int(np.searchsorted(t, 0.5, side="right"))
+
+
+def _omega_full_order(lik: Tensor, a: Tensor) -> Tensor:
+    """omega_j for T = N: N * int_0^1 prod_{i != j} (1 - t l_i) dt, exactly by Gauss-Legendre.
+
+    The integrand has degree N - 1 in t, so ceil(N/2) nodes are exact. Each log factor is
+    computed to a few ulps *relative to itself*: log1p(-t l) while t l <= 1/2, else
+    log(s + t a) with s = 1 - t, a = 1 - l (no cancellation in either). The log-sum over
+    rollouts then has relative error of a few ulps however many rollouts tie, and the
+    leave-one-out product is exp(sum - own term).
+
+    Args:
+        lik: Likelihoods l, ``[B, N]``.
+        a: ``1 - l`` computed accurately, ``[B, N]``.
+
+    Returns:
+        omega, ``[B, N]``.
+    """
+    batch, n = lik.shape
+    t, s, w, n_low = _quadrature_rule((n + 1) // 2, lik.dtype, lik.device)
+    nodes = t.numel()
+    on_cpu = lik.device.type == "cpu"
+    needed = None
+    if on_cpu:
+        # prod_{i != j} (1 - t l_i) <= exp(-t (sum_i l_i - 1)): past t = 100 / (sum l - 1) the
+        # nodes (ascending) add < e^-100 to an omega >= 1, below float64 resolution, so each
+        # context stops there. Reading these counts is free on CPU; on GPU it would be a sync.
+        mass = lik.sum(-1) - 1.0
+        cutoff = torch.where(mass > 0, 100.0 / mass.clamp_min(1e-30), torch.full_like(mass, 2.0))
+        needed = torch.searchsorted(t, cutoff.contiguous()).clamp_(1, nodes)
+        nodes = int(needed.max())
+    budget = _QUAD_CHUNK_ELEMENTS_CPU if on_cpu else _QUAD_CHUNK_ELEMENTS_GPU
+    step = max(1, budget // max(1, batch * n))
+    omega = torch.zeros_like(lik)
+    floor = _EXP_FLOOR.get(lik.dtype, -60.0)
+    g0 = 0
+    while g0 < nodes:
+        g1 = min(nodes, g0 + step)
+        if g0 < n_low < g1:  # keep each chunk on one side of t = 1/2
+            g1 = n_low
+        rows = None
+        if needed is not None and int(needed.min()) <= g0:
+            rows = (needed > g0).nonzero().squeeze(1)
+        lc, ac = (lik, a) if rows is None else (lik[rows], a[rows])
+        tc = t[g0:g1, None]
+        tl = tc * lc[:, None, :]  # [B, g, N]
+        if g0 >= n_low:
+            log_far = torch.addcmul(s[g0:g1, None], tc, ac[:, None, :]).log_()
+            log_f = torch.where(tl <= 0.5, torch.log1p(-tl), log_far)
+        else:
+            log_f = tl.neg_().log1p_()
+        total = log_f.sum(-1, keepdim=True)
+        loo = torch.sub(total, log_f, out=log_f).clamp_min_(floor).exp_()  # prod_{i != j}
+        part = torch.matmul(w[g0:g1], loo)
+        if rows is None:
+            omega += part
+        else:
+            omega.index_add_(0, rows, part)
+        g0 = g1
+    return omega.mul_(n)
+
+
+# --------------------------------------------------------------------------------------------
+# Normalized elementary symmetric means by a merge tree
+# --------------------------------------------------------------------------------------------
+
+
+@functools.lru_cache(maxsize=48)
+def _hypergeometric_weights(
+    n_a: int, n_b: int, rows: int, cols: int, device: torch.device
+) -> Tensor:
+    """H[i, r] = C(n_a, i) C(n_b, r) / C(n_a + n_b, i + r) for i < rows, r < cols (float64)."""
+
+    def log_binomial(n: int, count: int) -> Tensor:
+        k = torch.arange(count, dtype=torch.float64, device=device)
+        return math.lgamma(n + 1) - torch.lgamma(k + 1) - torch.lgamma(n - k + 1)
+
+    k = torch.arange(rows, device=device)[:, None] + torch.arange(cols, device=device)[None, :]
+    log_h = (
+        log_binomial(n_a, rows)[:, None]
+        + log_binomial(n_b, cols)[None, :]
+        - log_binomial(n_a + n_b, rows + cols - 1)[k]
+    )
+    h = log_h.exp_()
+    return h.masked_fill_(h < _WEIGHT_FLUSH, 0.0)
+
+
+def _merge_means(e_a: Tensor, e_b: Tensor, n_a: int, n_b: int, top: int) -> Tensor:
+    """Symmetric means of the union of two disjoint groups.
+
+    E_k(A u B) = sum_i H(n_a, n_b, i, k) E_i(A) E_{k-i}(B) with hypergeometric weights
+    H = C(n_a, i) C(n_b, k - i) / C(n_a + n_b, k) >= 0 that sum to 1 over i: a convex
+    combination, so no cancellation. The outer product is written into a zero-padded buffer
+    whose rows are then read with a skewed stride, which turns the sums along anti-diagonals
+    i + r = k into a plain column sum.
+
+    Args:
+        e_a: ``[M, rows]`` means of the first groups, rows = min(n_a, top) + 1.
+        e_b: ``[M, cols]`` means of the second groups, cols = min(n_b, top) + 1.
+        n_a: Size of each first group.
+        n_b: Size of each second group.
+        top: Highest order k to keep.
+
+    Returns:
+        ``[M, min(n_a + n_b, top) + 1]``.
+    """
+    pairs, rows = e_a.shape
+    cols = e_b.shape[1]
+    # Products with i + r > top land in output columns that are cut off at the end.
+    h = _hypergeometric_weights(n_a, n_b, rows, cols, e_a.device)
+    budget = _MERGE_CHUNK_ELEMENTS
+    block = rows if rows * (rows + cols) <= budget else max(1, min(rows, budget // (rows + cols)))
+    per = max(1, min(pairs, budget // (block * (cols + block))))
+    width = cols + block
+    buf = e_a.new_zeros(per, block, width)
+    out = e_a.new_zeros(pairs, rows + width)
+    for m0 in range(0, pairs, per):
+        m1 = min(pairs, m0 + per)
+        for i0 in range(0, rows, block):
+            i1 = min(rows, i0 + block)
+            prod = buf[: m1 - m0, : i1 - i0, :cols]
+            torch.mul(e_a[m0:m1, i0:i1, None], e_b[m0:m1, None, :], out=prod)
+            prod.mul_(h[i0:i1])
+            skew = buf.as_strided((m1 - m0, i1 - i0, width - 1), (block * width, width - 1, 1))
+            out[m0:m1, i0 : i0 + width - 1] += skew.sum(1)
+    out = out[:, : min(n_a + n_b, top) + 1]
+    return out.masked_fill_(out < _MEANS_FLUSH, 0.0)
+
+
+def _symmetric_means(a: Tensor, top: int) -> Tensor:
+    """E_k(a) = e_k(a) / C(n, k) for k = 0..top over each row of ``a`` (float64 merge tree).
+
+    Pairs of groups are merged level by level (log2 n levels, all groups of a level at once);
+    a level holds groups of one size plus possibly a smaller last group. The table is kept in
+    float64 because rounding in a product tree grows like sqrt(n) ulps, which at n = 4096 would
+    cost float32 about 1e-5; it is O(B n top) work, small next to the recursions it feeds.
+
+    Args:
+        a: ``[B, n]`` values in [0, 1], float64.
+        top: Highest order needed (top < n).
+
+    Returns:
+        ``[B, top + 1]`` float64, E_0 = 1.
+    """
+    batch, n = a.shape
+    groups = torch.stack((torch.ones_like(a), a), dim=-1)[..., : top + 1]  # singletons
+    size, last = 1, 1  # every group has `size` elements except the last, which has `last`
+    while groups.shape[1] > 1:
+        count, cols = groups.shape[1], groups.shape[2]
+        uneven = count % 2 == 0 and last != size
+        full = count // 2 - (1 if uneven else 0)
+        width = min(2 * size, top) + 1
+        parts = []
+        if full:
+            pairs = groups[:, : 2 * full].reshape(batch * full, 2, cols)
+            merged = _merge_means(pairs[:, 0], pairs[:, 1], size, size, top)
+            parts.append(merged.reshape(batch, full, width))
+        if count % 2:
+            parts.append(pad(groups[:, -1:], (0, width - cols)))
+        elif uneven:
+            tail = groups[:, -1, : min(last, top) + 1]
+            merged = _merge_means(groups[:, -2], tail, size, last, top)
+            parts.append(pad(merged, (0, width - merged.shape[1]))[:, None])
+            last = size + last
+        else:
+            last = 2 * size
+        groups = torch.cat(parts, dim=1)
+        size *= 2
+    return groups[:, 0, : top + 1]
+
+
+# --------------------------------------------------------------------------------------------
+# Leave-one-out omega for any order
+# --------------------------------------------------------------------------------------------
+
+
+def _forward_sums(a: Tensor, means: Tensor, order: int) -> Tensor:
+    """sum_{k<T} E_k(a_{-j}) by peeling a_j off the full-set means, from k = 0 upward.
+
+    N E_k(all) = (N - k) E_k(-j) + k a_j E_{k-1}(-j), so
+    E_k(-j) = [N E_k(all) - k a_j E_{k-1}(-j)] / (N - k). An error in E_{k-1}(-j) is scaled
+    by k a_j / (N - k), at most 1 while (T - 1) a_j <= N - T + 1: used only there.
+    """
+    n = a.shape[1]
+    ks = torch.arange(1, order, dtype=torch.float64, device=a.device)
+    coef = means[:, 1:order] * (n / (n - ks))
+    coef = coef.masked_fill_(coef < _COEF_FLUSH, 0.0).to(a.dtype)  # E_k(-j) <= coef_k
+    x = torch.ones_like(a)
+    total = torch.ones_like(a)
+    for k in range(1, order):
+        torch.addcmul(coef[:, k - 1 : k], a, x, value=-k / (n - k), out=x).clamp_(0.0, 1.0)
+        total += x
+    return total
+
+
+def _backward_tail(a: Tensor, log_a: Tensor, means: Tensor, order: int, lanes: Tensor) -> Tensor:
+    """sum_{k=T}^{N-1} E_k(a_{-j}) by peeling from the top, for the rollouts in ``lanes``.
+
+    Starts at E_{N-1}(-j) = prod_{i != j} a_i (a log-sum with zeros counted apart) and uses
+    E_{k-1}(-j) = [N E_k(all) - (N - k) E_k(-j)] / (k a_j), whose error factor
+    (N - k) / (k a_j) is at most 1 on ``lanes``, where (T - 1) a_j > N - T + 1.
+    """
+    n = a.shape[1]
+    zero = a == 0
+    log_a = torch.where(zero, torch.zeros_like(log_a), log_a)
+    others_zero = zero.sum(-1, keepdim=True) - zero.to(torch.int64)
+    loo_log = log_a.sum(-1, keepdim=True) - log_a
+    x = torch.where(others_zero > 0, torch.zeros_like(a), loo_log.exp())
+    inv_a = torch.where(lanes, a, torch.ones_like(a)).reciprocal_()
+    ks = torch.arange(order + 1, n, dtype=torch.float64, device=a.device)
+    coef = means[:, order + 1 : n] * (n / ks)  # column k - T - 1 holds order k
+    coef = coef.masked_fill_(coef < _COEF_FLUSH, 0.0).to(a.dtype)
+    tail = x.clone()
+    for k in range(n - 1, order, -1):
+        col = k - order - 1
+        torch.add(coef[:, col : col + 1], x, alpha=-(n - k) / k, out=x)
+        x.mul_(inv_a).clamp_(0.0, 1.0)
+        tail += x
+    return tail
+
+
+def _loo_omega(x: Tensor, order: int, log_space: bool) -> Tensor:
+    """omega_j = sum_{k<T} e_k(a_{-j}) / C(N-1, k), a_i = 1 - l_i, for every rollout j.
+
+    Regimes (N rollouts, order T):
+      T = 1: omega = 1.
+      T = N: Gauss-Legendre quadrature of N * int prod_{i != j}(1 - t l_i) dt, O(B N^2 / 2).
+      2T <= N + 2: forward peel-off from the full-set means, O(B N T).
+      otherwise: forward peel-off where stable, else omega_N - (top-down tail), O(B N^2).
+    """
+    batch, n = x.shape
+    if order == 1 or batch == 0:
+        return torch.ones_like(x)
+    if log_space:
+        lik, a = x.exp(), -torch.expm1(x)
+    else:
+        lik, a = x, 1.0 - x
+    # omega only sees each l through 1 - t l; likelihoods below the smallest normal float
+    # change it by < N * 1.2e-38 but would make every node's arithmetic subnormal (slow).
+    lik = torch.where(lik < torch.finfo(lik.dtype).tiny, torch.zeros_like(lik), lik)
+    if order == n:
+        return _omega_full_order(lik, a)
+    # The table sums over all N rollouts, so a rounding of a = 1 - l (float32 rounds small l
+    # by up to 2^-25 absolute) would be systematic wherever likelihoods tie: form a in float64.
+    a64 = -torch.expm1(x.double()) if log_space else 1.0 - x.double()
+    if 2 * order <= n + 2:
+        return _forward_sums(a, _symmetric_means(a64, order - 1), order)
+    means = _symmetric_means(a64, n - 1)
+    forward = _forward_sums(a, means, order)
+    if log_space:  # log(1 - exp(x)), accurate at both ends
+        log_a = torch.where(x < _LOG_HALF, torch.log1p(-lik), torch.log(a))
+    else:
+        log_a = torch.log1p(-x)
+    lanes = (order - 1) * a > (n - order + 1)
+    tail = _backward_tail(a, log_a, means, order, lanes)
+    full = _omega_full_order(lik, a)
+    return torch.where(lanes, (full - tail).clamp_min_(1.0), forward)
+
+
+def _prepare_likelihoods(
+    likelihoods: Tensor, order: int | None, log_space: bool, validate: bool
+) -> tuple[Tensor, int]:
+    """Validate maxrl inputs; return them in the compute dtype and the resolved order."""
+    name = "log-likelihoods (likelihoods with log_space=True)" if log_space else "likelihoods"
+    x = _check_group_tensor(likelihoods, name, 1, "maxrl")
+    order = _resolve_order(order, x.shape[1])
+    if validate:
+        _check_values(x, name, "log_likelihood" if log_space else "likelihood")
+    return x.to(_compute_dtype(x.dtype)), order
+
+
+# --------------------------------------------------------------------------------------------
+# Public estimators
+# --------------------------------------------------------------------------------------------
+
+
+def maxrl_omega(
+    likelihoods: Tensor,
+    order: int | None = None,
+    *,
+    log_space: bool = False,
+    validate: bool = True,
+) -> Tensor:
+    """Leave-one-out U-statistic weights omega_j, unbiased for w_T(p) = sum_{k<T} (1-p)^k.
+
+    With a_i = 1 - l_i and e_k the k-th elementary symmetric polynomial of the other N - 1
+    rollouts' a_i,
+
+        omega_j = sum_{k=0}^{T-1} e_k(a_{-j}) / C(N-1, k),
+
+    which depends on rollout j only through the others, so E[omega_j l_j S_j] = w_T(p) grad p.
+    omega_j >= 1; T = 1 gives 1, T = N gives N * int_0^1 prod_{i != j} (1 - t l_i) dt.
+
+    Args:
+        likelihoods: ``[B, N]`` per-rollout likelihoods l in [0, 1], or their logs in
+            [-inf, 0] when ``log_space`` is True.
+        order: Truncation order T with 1 <= T <= N; None means T = N.
+        log_space: Read ``likelihoods`` as log l (for heads whose likelihoods underflow).
+        validate: Scan the values (one device-to-host sync on GPU); False skips the scan.
+
+    Returns:
+        ``[B, N]`` omega, same dtype and device as ``likelihoods``.
+
+    Raises:
+        TypeError: If ``likelihoods`` is not a tensor.
+        ValueError: For a non-2-D or non-float tensor, values outside the allowed range, NaN,
+            N = 0, or an order outside [1, N].
+    """
+    x, order = _prepare_likelihoods(likelihoods, order, log_space, validate)
+    return _loo_omega(x, order, log_space).to(likelihoods.dtype)
+
+
+def maxrl_weights(
+    likelihoods: Tensor,
+    order: int | None = None,
+    baseline: float | None = 1.0,
+    *,
+    log_space: bool = False,
+    validate: bool = True,
+) -> Tensor:
+    """Generalized MaxRL weights of order T: A_j = omega_j * l_j - b.
+
+    (1/N) sum_j A_j grad log m(z_j | x) is unbiased for grad J_T = w_T(p) grad p, where
+    J_T(p) = -sum_{k=1}^{T} (1 - p)^k / k, p = E_z l(y, z), for any constant baseline b
+    (E[S] = 0). omega_j is :func:`maxrl_omega`. T = 1 is REINFORCE (A = l - b); T = N with
+    binary l gives omega_j l_j = N l_j / K (K successes), so b = 1 reproduces the paper's
+    control-variate estimator sum_j (l_j / K - 1/N) S_j.
+
+    Args:
+        likelihoods: ``[B, N]`` per-rollout likelihoods l in [0, 1], or log l in [-inf, 0]
+            when ``log_space`` is True.
+        order: Truncation order T with 1 <= T <= N; None means T = N (closest to ML).
+        baseline: Constant b subtracted from every weight (on the omega * l scale); None
+            means 0. The default 1.0 is the binary control variate.
+        log_space: Read ``likelihoods`` as log l. Gives the same weights as passing exp(log l),
+            but omega only needs 1 - l = -expm1(log l) and omega * l is formed as
+            exp(log omega + log l), so nothing is lost where exp(log l) underflows.
+        validate: Scan the values (one device-to-host sync on GPU); False skips the scan.
+
+    Returns:
+        ``[B, N]`` weights A, same dtype and device as ``likelihoods``.
+
+    Raises:
+        TypeError: If ``likelihoods`` is not a tensor.
+        ValueError: For a non-2-D or non-float tensor, likelihoods outside [0, 1] (log
+            likelihoods > 0), NaN, N = 0, an order outside [1, N] or a non-finite baseline.
+    """
+    x, order = _prepare_likelihoods(likelihoods, order, log_space, validate)
+    b = _check_real(baseline, "baseline", allow_none=True)
+    omega = _loo_omega(x, order, log_space)
+    scaled = torch.exp(omega.log() + x) if log_space else omega * x
+    if b:
+        scaled = scaled - b
+    return scaled.to(likelihoods.dtype)
+
+
+def maxrl_binary_weights(rewards: Tensor, *, validate: bool = True) -> Tensor:
+    """The paper's practical MaxRL weights: A = (r - mean) / mean = N r / K - 1 per group.
+
+    K = sum_j r_j; a group with K = 0 gets A = 0 everywhere. With binary rewards this is
+    unbiased for grad J_{N-1} (order N - 1, not N): the order-N control-variate estimator
+    sum_j (r_j / K - 1/N) S_j keeps -(1/N) sum_j S_j when K = 0, and that dropped term has
+    expectation E[S_1 1{r_1 = 0}] (1 - p)^{N-1} = -(1 - p)^{N-1} grad p, so the mean becomes
+    (w_N(p) - (1 - p)^{N-1}) grad p = w_{N-1}(p) grad p. Rewards in [0, 1] that are not binary
+    are accepted (the same formula), but the unbiasedness statement is for binary rewards.
+
+    Args:
+        rewards: ``[B, N]`` rewards in [0, 1] (binary for the unbiasedness statement), N >= 2.
+        validate: Scan the values (one device-to-host sync on GPU); False skips the scan.
+
+    Returns:
+        ``[B, N]`` weights A, same dtype and device as ``rewards``.
+
+    Raises:
+        TypeError: If ``rewards`` is not a tensor.
+        ValueError: For a non-2-D or non-float tensor, N < 2, or values outside [0, 1] / NaN.
+    """
+    r = _check_group_tensor(rewards, "rewards", 2, "maxrl-binary")
+    if validate:
+        _check_values(r, "rewards", "unit_reward")
+    r = r.to(_compute_dtype(r.dtype))
+    total = r.sum(-1, keepdim=True)
+    weights = torch.where(
+        total > 0, r * (r.shape[1] / total.clamp_min(torch.finfo(r.dtype).tiny)) - 1.0, 0.0
+    )
+    return weights.to(rewards.dtype)
+
+
+def reinforce(rewards: Tensor, baseline: float = 0.0, *, validate: bool = True) -> Tensor:
+    """REINFORCE with a constant baseline: A = r - b (unbiased for grad E[r], i.e. order 1).
+
+    Args:
+        rewards: ``[B, N]`` finite rewards, N >= 1.
+        baseline: Constant b.
+        validate: Scan the values (one device-to-host sync on GPU); False skips the scan.
+
+    Returns:
+        ``[B, N]`` weights, same dtype and device as ``rewards``.
+
+    Raises:
+        TypeError: If ``rewards`` is not a tensor.
+        ValueError: For a non-2-D or non-float tensor, N = 0, non-finite rewards or baseline.
+    """
+    r = _check_group_tensor(rewards, "rewards", 1, "reinforce")
+    b = _check_real(baseline, "baseline")
+    if validate:
+        _check_values(r, "rewards", "finite")
+    return r - b
+
+
+def rloo(rewards: Tensor, *, validate: bool = True) -> Tensor:
+    """REINFORCE leave-one-out: A_j = r_j - (1 / (N - 1)) sum_{i != j} r_i (unbiased, order 1).
+
+    Args:
+        rewards: ``[B, N]`` finite rewards, N >= 2.
+        validate: Scan the values (one device-to-host sync on GPU); False skips the scan.
+
+    Returns:
+        ``[B, N]`` weights, same dtype and device as ``rewards``.
+
+    Raises:
+        TypeError: If ``rewards`` is not a tensor.
+        ValueError: For a non-2-D or non-float tensor, N < 2 or non-finite rewards.
+    """
+    r = _check_group_tensor(rewards, "rewards", 2, "rloo (leave-one-out mean)")
+    if validate:
+        _check_values(r, "rewards", "finite")
+    x = r.to(_compute_dtype(r.dtype))
+    others = (x.sum(-1, keepdim=True) - x) / (x.shape[1] - 1)
+    return (x - others).to(r.dtype)
+
+
+def grpo(rewards: Tensor, eps: float = 1e-4, *, validate: bool = True) -> Tensor:
+    """GRPO: A = (r - mean) / (std + eps) per group, std with Bessel's correction (N - 1).
+
+    The unbiased (sample) standard deviation matches ``torch.std``'s default, which TRL's
+    GRPOTrainer and verl's GRPO advantage both use, so weights compare one-to-one with those
+    libraries (TRL's eps is 1e-4, the default here; verl uses 1e-6). A group whose std + eps
+    is 0 gets weights 0. Biased in general: the group statistics depend on r_j.
+
+    Args:
+        rewards: ``[B, N]`` finite rewards, N >= 2.
+        eps: Non-negative constant added to the std.
+        validate: Scan the values (one device-to-host sync on GPU); False skips the scan.
+
+    Returns:
+        ``[B, N]`` weights, same dtype and device as ``rewards``.
+
+    Raises:
+        TypeError: If ``rewards`` is not a tensor.
+        ValueError: For a non-2-D or non-float tensor, N < 2, non-finite rewards or eps < 0.
+    """
+    r = _check_group_tensor(rewards, "rewards", 2, "grpo (group std)")
+    e = _check_real(eps, "eps", minimum=0.0)
+    if validate:
+        _check_values(r, "rewards", "finite")
+    x = r.to(_compute_dtype(r.dtype))
+    std, mean = torch.std_mean(x, dim=-1, keepdim=True, correction=1)
+    scale = std + e
+    weights = torch.where(scale > 0, (x - mean) / scale.clamp_min(torch.finfo(x.dtype).tiny), 0.0)
+    return weights.to(r.dtype)
+
+
+def dr_grpo(rewards: Tensor, *, validate: bool = True) -> Tensor:
+    """Dr. GRPO: A = r - mean per group (no std). Its mean is (N - 1)/N grad E[r].
+
+    Args:
+        rewards: ``[B, N]`` finite rewards, N >= 2.
+        validate: Scan the values (one device-to-host sync on GPU); False skips the scan.
+
+    Returns:
+        ``[B, N]`` weights, same dtype and device as ``rewards``.
+
+    Raises:
+        TypeError: If ``rewards`` is not a tensor.
+        ValueError: For a non-2-D or non-float tensor, N < 2 or non-finite rewards.
+    """
+    r = _check_group_tensor(rewards, "rewards", 2, "dr-grpo (group mean)")
+    if validate:
+        _check_values(r, "rewards", "finite")
+    x = r.to(_compute_dtype(r.dtype))
+    return (x - x.mean(-1, keepdim=True)).to(r.dtype)
+
+
+#: Estimator name -> function of a ``[B, N]`` rewards tensor (defaults for other arguments).
+ESTIMATORS: dict[str, Callable[..., Tensor]] = {
+    "maxrl": maxrl_weights,
+    "maxrl-binary": maxrl_binary_weights,
+    "reinforce": reinforce,
+    "rloo": rloo,
+    "grpo": grpo,
+    "dr-grpo": dr_grpo,
+}
+#: The allowed estimator names, in a fixed order.
+ESTIMATOR_NAMES: tuple[str, ...] = tuple(ESTIMATORS)
+
+
+def group_weights(
+    name: str,
+    rewards: Tensor,
+    *,
+    order: int | None = None,
+    log_space: bool = False,
+    validate: bool = True,
+) -> Tensor:
+    """Per-rollout weights ``[B, N]`` of the estimator called ``name``.
+
+    Args:
+        name: One of :data:`ESTIMATOR_NAMES`.
+        rewards: ``[B, N]`` rewards; for ``maxrl`` the likelihoods (or log-likelihoods).
+        order: MaxRL order T (``maxrl`` only; None means N).
+        log_space: ``rewards`` are log-likelihoods (``maxrl`` only).
+        validate: Scan the values (one device-to-host sync on GPU); False skips the scan.
+
+    Returns:
+        ``[B, N]`` weights with the estimator's default baseline.
+
+    Raises:
+        ValueError: For an unknown name (the message lists the allowed names), ``order`` or
+            ``log_space`` given to an estimator that has none, or any error of the estimator.
+    """
+    if name not in ESTIMATORS:
+        raise ValueError(f"name must be one of {', '.join(ESTIMATOR_NAMES)}; got {name!r}")
+    if name == "maxrl":
+        return maxrl_weights(rewards, order, log_space=log_space, validate=validate)
+    if order is not None:
+        raise ValueError(
+            f"order applies only to name='maxrl' (maxrl-binary is fixed at N - 1); got "
+            f"order={order!r} with name={name!r}; allowed: None"
+        )
+    if log_space:
+        raise ValueError(
+            f"log_space applies only to name='maxrl'; got log_space=True with name={name!r}; "
+            "allowed: False"
+        )
+    return ESTIMATORS[name](rewards, validate=validate)
