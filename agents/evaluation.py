@@ -1,0 +1,233 @@
+"""One evaluation for every agent: ours (``TaskPolicy``) and Stable-Baselines3's (``SB3Policy``).
+
+``evaluate`` scores a policy on the held-out contexts of a task and returns metrics keyed by
+their TensorBoard tags, so every agent's curves share tags and overlay. With M samples per
+context and per-sample likelihood scores l_m = Scores.log_likelihood:
+
+- ``eval/log_likelihood``: mean over contexts of log p(y|x) ~= logsumexp_m(l_m) - log M, the
+  log of the Monte-Carlo marginal likelihood (normalized density for Gaussian/Laplace heads,
+  probability for the verifier and classification). For binary heads a sample that fails
+  scores ``LOG_LIKELIHOOD_FLOOR`` (-100), so a context where none of the M samples succeeds
+  contributes ~= -100 and one with c > 0 successes contributes log(c / M).
+  The estimate is biased low for finite M (Jensen); it is exact for a deterministic policy.
+- ``eval/excess_mse`` (regression and tokens only): mean (point prediction - f(x))^2; the
+  Bayes predictor f(x) = E[y|x] scores 0.
+- ``eval/pass@1``: mean success over samples; ``eval/pass@{k}``: the unbiased estimator
+  1 - C(n-c, k) / C(n, k) per context (n = M samples, c successes), averaged.
+- ``eval/success_rate``: success of the point prediction.
+- ``eval/reward``: mean reward of the samples.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Protocol, runtime_checkable
+
+import numpy as np
+import torch
+
+from maxrl_envs.core import Contexts
+
+#: Rows (contexts x samples) scored at once; larger test sets are evaluated in chunks.
+MAX_ROWS = 1 << 17
+
+
+@runtime_checkable
+class EvalPolicy(Protocol):
+    """What ``evaluate`` needs from an agent."""
+
+    def sample(
+        self, contexts: Contexts, num_samples: int, generator: torch.Generator
+    ) -> torch.Tensor:
+        """Predictions of ``num_samples`` stochastic rollouts per context, ``[B, M]``.
+
+        Target units for regression and tokens, class ids for classification.
+        """
+        ...
+
+    def point(self, contexts: Contexts) -> torch.Tensor:
+        """Point prediction per context, ``[B]``: mean action, argmax class, greedy tokens."""
+        ...
+
+
+def pass_at_k_table(n: int, k: int) -> torch.Tensor:
+    """Unbiased pass@k for every success count: ``table[c] = 1 - C(n-c, k) / C(n, k)``.
+
+    Args:
+        n: Samples per context (>= 1).
+        k: Attempts (1 <= k <= n).
+
+    Returns:
+        Float64 ``[n + 1]``, computed from exact integer binomials.
+    """
+    if not 1 <= k <= n:
+        raise ValueError(f"pass_k={k!r} must lie in [1, num_samples={n}]")
+    total = math.comb(n, k)
+    values = [1.0 - math.comb(n - c, k) / total for c in range(n + 1)]
+    return torch.tensor(values, dtype=torch.float64)
+
+
+def _select_contexts(core: Any, split: str, max_contexts: int | None) -> Contexts:
+    size = core.num_contexts(split)
+    if max_contexts is not None:
+        if max_contexts < 1:
+            raise ValueError(f"max_contexts={max_contexts!r} must be None or an integer >= 1")
+        size = min(size, int(max_contexts))
+    return core.contexts(torch.arange(size, device=core.device), split, validate=False)
+
+
+def _chunk(contexts: Contexts, start: int, stop: int) -> Contexts:
+    return Contexts(
+        ids=contexts.ids[start:stop],
+        obs=contexts.obs[start:stop],
+        signal=contexts.signal[start:stop],
+        target=contexts.target[start:stop],
+        noise_scale=contexts.noise_scale[start:stop],
+    )
+
+
+@torch.no_grad()
+def evaluate(
+    task: Any,
+    policy: EvalPolicy,
+    *,
+    num_samples: int = 64,
+    pass_k: int = 16,
+    seed: int = 0,
+    split: str = "test",
+    max_contexts: int | None = None,
+) -> dict[str, float]:
+    """Evaluate a policy on a task's held-out contexts.
+
+    Args:
+        task: ``GroupEpisodes`` from ``maxrl_envs.make_task`` (only ``core`` and ``kind`` are
+            used).
+        policy: Any ``EvalPolicy`` on the core's device.
+        num_samples: Samples M per context (>= 1).
+        pass_k: k of the ``eval/pass@{k}`` metric, in [1, M].
+        seed: Seed of the sampling generator (a fresh generator on the core's device), so
+            repeated evaluations of one policy give the same numbers.
+        split: Split to evaluate on (``"test"`` or ``"train"``).
+        max_contexts: Evaluate only the first ``max_contexts`` contexts (in id order).
+
+    Returns:
+        ``eval/log_likelihood``, ``eval/excess_mse`` (not for classification),
+        ``eval/pass@1``, ``eval/pass@{pass_k}``, ``eval/success_rate``, ``eval/reward``.
+    """
+    if isinstance(num_samples, bool) or int(num_samples) != num_samples or num_samples < 1:
+        raise ValueError(f"num_samples={num_samples!r} must be an integer >= 1")
+    table = pass_at_k_table(int(num_samples), int(pass_k))
+    core = task.core
+    regression = task.kind != "classification"
+    contexts = _select_contexts(core, split, max_contexts)
+    generator = core.make_generator(seed)
+    table = table.to(core.device)
+    log_m = math.log(num_samples)
+    sums = torch.zeros(6, dtype=torch.float64, device=core.device)
+    count = contexts.ids.shape[0]
+    step = max(1, MAX_ROWS // num_samples)
+    for start in range(0, count, step):
+        part = _chunk(contexts, start, min(count, start + step))
+        samples = policy.sample(part, num_samples, generator)
+        scores = core.score(part, samples)
+        point = policy.point(part)
+        point_scores = core.score(part, point.reshape(-1, 1))
+        successes = scores.is_success.sum(1)
+        log_lik = torch.logsumexp(scores.log_likelihood.double(), dim=1) - log_m
+        excess = (
+            (point.double().reshape(-1) - part.signal.double()).square()
+            if regression
+            else torch.zeros_like(log_lik)
+        )
+        sums += torch.stack(
+            [
+                log_lik.sum(),
+                excess.sum(),
+                scores.is_success.double().mean(1).sum(),
+                table[successes].sum(),
+                point_scores.is_success.double().sum(),
+                scores.reward.double().mean(1).sum(),
+            ]
+        )
+    means = (sums / max(count, 1)).tolist()
+    metrics = {"eval/log_likelihood": means[0]}
+    if regression:
+        metrics["eval/excess_mse"] = means[1]
+    metrics["eval/pass@1"] = means[2]
+    metrics[f"eval/pass@{pass_k}"] = means[3]
+    metrics["eval/success_rate"] = means[4]
+    metrics["eval/reward"] = means[5]
+    return metrics
+
+
+def log_metrics(writer: Any, metrics: dict[str, float], step: int) -> None:
+    """Write every tagged metric (keys containing ``/``) as a scalar at x = ``step``.
+
+    Args:
+        writer: A ``torch.utils.tensorboard.SummaryWriter`` (or anything with ``add_scalar``).
+        metrics: Tag -> value, e.g. the output of ``evaluate``; untagged keys such as
+            ``rollouts`` or ``wall_time`` are skipped.
+        step: The x-axis value: rollouts consumed (SB3: ``num_timesteps``).
+    """
+    for tag, value in metrics.items():
+        if "/" in tag:
+            writer.add_scalar(tag, float(value), int(step))
+
+
+class SB3Policy:
+    """``EvalPolicy`` for a Stable-Baselines3 model trained on a maxrl_envs environment.
+
+    Stochastic samples come from ``model.policy.predict(obs, deterministic=False)`` with the
+    observations repeated M times; Box actions (already clipped to [-1, 1] by SB3) are mapped
+    with ``core.action_to_prediction``; classes are used as they are; for tokens the policy is
+    rolled through ``num_digits`` steps with observations ``cat(x, codec.step_features)`` and
+    the written digits are decoded. ``point`` uses ``deterministic=True``. SB3 samples with
+    torch's global RNG; it is seeded from ``generator`` inside ``torch.random.fork_rng`` so
+    evaluations are reproducible and leave the global RNG untouched. Observation
+    normalization wrappers (VecNormalize) are not applied.
+
+    Args:
+        model: A trained SB3 model (``model.policy`` is used).
+        task: The ``GroupEpisodes`` of the same env id and kwargs (``maxrl_envs.make_task``).
+    """
+
+    def __init__(self, model: Any, task: Any) -> None:
+        self.model = model
+        self.task = task
+        self.core = task.core
+        self.codec = task.codec
+
+    def _predict(self, obs: torch.Tensor, deterministic: bool) -> np.ndarray:
+        array = obs.detach().cpu().numpy().astype(np.float32, copy=False)
+        actions, _ = self.model.policy.predict(array, deterministic=deterministic)
+        return np.asarray(actions)
+
+    def _to_prediction(self, actions: np.ndarray, rows: int) -> torch.Tensor:
+        if self.task.kind == "regression":
+            values = torch.as_tensor(actions.reshape(rows), dtype=torch.float32)
+            return self.core.action_to_prediction(values.to(self.core.device))
+        return torch.as_tensor(actions.reshape(rows), dtype=torch.long, device=self.core.device)
+
+    def _act(self, x: torch.Tensor, deterministic: bool) -> torch.Tensor:
+        if self.task.kind != "tokens":
+            return self._to_prediction(self._predict(x, deterministic), x.shape[0])
+        written = torch.zeros(x.shape[0], self.codec.num_digits, dtype=torch.long, device=x.device)
+        for t in range(self.codec.num_digits):
+            obs = torch.cat([x, self.codec.step_features(written, t)], dim=1)
+            written[:, t] = self._to_prediction(self._predict(obs, deterministic), x.shape[0])
+        return self.codec.decode(written)
+
+    def sample(
+        self, contexts: Contexts, num_samples: int, generator: torch.Generator
+    ) -> torch.Tensor:
+        """Predictions ``[B, M]`` of stochastic SB3 actions."""
+        seed = int(torch.randint(0, 2**62, (1,), generator=generator, device=generator.device))
+        devices = [self.model.device] if torch.device(self.model.device).type == "cuda" else []
+        with torch.random.fork_rng(devices=devices):
+            torch.manual_seed(seed)
+            x = contexts.obs.repeat_interleave(num_samples, dim=0)
+            return self._act(x, deterministic=False).reshape(-1, num_samples)
+
+    def point(self, contexts: Contexts) -> torch.Tensor:
+        """Deterministic SB3 prediction per context, ``[B]``."""
+        return self._act(contexts.obs, deterministic=True)
