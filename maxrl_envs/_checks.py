@@ -11,7 +11,9 @@ def check_choice(name: str, value: Any, allowed: Iterable[Any]) -> Any:
     """Return ``value`` if it is one of ``allowed``, else raise ``ValueError``."""
     allowed = tuple(allowed)
     if value not in allowed:
-        raise ValueError(f"{name}={value!r} is not supported; allowed: {', '.join(map(repr, allowed))}")
+        raise ValueError(
+            f"{name}={value!r} is not supported; allowed: {', '.join(map(repr, allowed))}"
+        )
     return value
 
 
@@ -39,9 +41,7 @@ def check_nonnegative(name: str, value: Any) -> float:
 
 def check_int(name: str, value: Any, minimum: int, maximum: int | None = None) -> int:
     """Return ``value`` if it is an integer in ``[minimum, maximum]``, else raise ``ValueError``."""
-    if isinstance(value, bool) or not isinstance(value, (int,)) and not (
-        hasattr(value, "__index__")
-    ):
+    if isinstance(value, bool) or not hasattr(value, "__index__"):
         raise ValueError(f"{name}={value!r} must be an integer >= {minimum}")
     number = int(value)
     if number < minimum or (maximum is not None and number > maximum):
@@ -57,3 +57,14 @@ def check_fraction(name: str, value: Any, upper_exclusive: bool = True) -> float
         bound = "[0, 1)" if upper_exclusive else "[0, 1]"
         raise ValueError(f"{name}={value!r} must lie in {bound}")
     return number
+
+
+def check_known_kwargs(owner: str, kwargs: dict[str, Any], allowed: Iterable[str]) -> None:
+    """Raise ``ValueError`` naming every keyword of ``kwargs`` that ``owner`` does not accept."""
+    allowed = tuple(allowed)
+    unknown = [f"{key}={value!r}" for key, value in kwargs.items() if key not in allowed]
+    if unknown:
+        raise ValueError(
+            f"unknown keyword argument(s) {', '.join(unknown)} for {owner}; "
+            f"allowed: {', '.join(allowed)}"
+        )

@@ -21,10 +21,10 @@ import torch
 from maxrl_envs._checks import (
     check_choice,
     check_fraction,
-    check_int,
     check_nonnegative,
     check_positive,
 )
+from maxrl_envs._threads import serial_on_cpu
 from maxrl_envs.heads import HEADS, LOG_LIKELIHOOD_FLOOR, score_head
 from maxrl_envs.noise import NOISE_FAMILIES, heteroscedastic_scales, unit_noise
 from maxrl_envs.tasks import (
@@ -142,7 +142,10 @@ class TaskCore:
             The contexts, on the core's device.
         """
         size = self.num_contexts(split)
-        ids = torch.as_tensor(ids, dtype=torch.long, device=self.device).reshape(-1)
+        ids = torch.as_tensor(ids, device=self.device)
+        if validate and (ids.is_floating_point() or ids.is_complex()):
+            raise ValueError(f"context_id values must be integers, got dtype {ids.dtype}")
+        ids = ids.to(torch.long).reshape(-1)
         if validate and ids.numel() and (int(ids.min()) < 0 or int(ids.max()) >= size):
             raise ValueError(
                 f"context_id values {ids.tolist()[:8]} out of range for split={split!r}, "
@@ -151,10 +154,10 @@ class TaskCore:
         pool = self._pools[split]
         return Contexts(
             ids=ids,
-            obs=pool["obs"][ids],
-            signal=pool["signal"][ids],
-            target=pool["target"][ids],
-            noise_scale=pool["noise_scale"][ids],
+            obs=pool["obs"].index_select(0, ids),
+            signal=pool["signal"].index_select(0, ids),
+            target=pool["target"].index_select(0, ids),
+            noise_scale=pool["noise_scale"].index_select(0, ids),
         )
 
     def all_contexts(self, split: str = "test") -> Contexts:
@@ -227,7 +230,7 @@ class RegressionCore(TaskCore):
         scales = self.base_noise_std * heteroscedastic_scales(x_all, self.heteroscedastic, rng)
         eps = unit_noise(self.noise, len(x_all), rng, self.student_df)
         start = 0
-        for split, size in zip(SPLITS, sizes):
+        for split, size in zip(SPLITS, sizes, strict=True):
             part = slice(start, start + size)
             start += size
             signal = data.signal[split]
@@ -247,19 +250,22 @@ class RegressionCore(TaskCore):
         """Inverse of ``action_to_prediction`` on the prediction range (clipped outside)."""
         return (prediction / self.prediction_range).clamp(-1.0, 1.0)
 
-    def score(self, contexts: Contexts, prediction: torch.Tensor) -> Scores:
+    def score(self, contexts: Contexts, prediction: torch.Tensor, validate: bool = True) -> Scores:
         """Score ``[B, R]`` predictions against the contexts' targets.
 
         Args:
             contexts: ``B`` contexts.
             prediction: Predictions in target units, ``[B, R]`` (or ``[B]`` for R = 1).
+            validate: Reject NaN or infinite predictions (a host sync on GPUs); skip only for
+                predictions already checked.
 
         Returns:
             Per-rollout scores, ``[B, R]``.
         """
-        prediction = _as_rollouts(prediction, contexts, torch.float32)
+        prediction = _as_rollouts(prediction, contexts, torch.float32, validate)
         target = contexts.target.unsqueeze(1)
-        out = score_head(self.head, self.head_scale, target, prediction)
+        with serial_on_cpu(self.device):
+            out = score_head(self.head, self.head_scale, target, prediction)
         return Scores(
             prediction=prediction,
             reward=out.reward,
@@ -303,7 +309,9 @@ class ClassificationCore(TaskCore):
         check_choice("task", task, CLASSIFICATION_TASKS)
         self.task = task
         self.label_noise = check_fraction("label_noise", label_noise)
-        data = classification_task(task, dim, num_classes, num_contexts, num_test_contexts, data_seed)
+        data = classification_task(
+            task, dim, num_classes, num_contexts, num_test_contexts, data_seed
+        )
         self.obs_dim = data.dim
         self.num_classes = data.num_classes
         rng = np.random.default_rng(np.random.SeedSequence([data_seed, 0x1AB31]))
@@ -320,10 +328,25 @@ class ClassificationCore(TaskCore):
                 noise_scale=np.full(len(clean), self.label_noise),
             )
 
-    def score(self, contexts: Contexts, prediction: torch.Tensor) -> Scores:
-        """Score ``[B, R]`` predicted classes against the observed labels."""
-        prediction = _as_rollouts(prediction, contexts, torch.long)
-        if prediction.numel() and (int(prediction.min()) < 0 or int(prediction.max()) >= self.num_classes):
+    def score(self, contexts: Contexts, prediction: torch.Tensor, validate: bool = True) -> Scores:
+        """Score ``[B, R]`` predicted classes against the observed labels.
+
+        Args:
+            contexts: ``B`` contexts.
+            prediction: Class ids, ``[B, R]`` (or ``[B]`` for R = 1), integers.
+            validate: Reject class ids outside ``[0, num_classes)`` (a host sync on GPUs);
+                skip only for ids already checked.
+
+        Returns:
+            Per-rollout scores, ``[B, R]``; the reward is 1 where the class is the observed
+            label, else 0.
+        """
+        prediction = _as_rollouts(prediction, contexts, torch.long, validate)
+        if (
+            validate
+            and prediction.numel()
+            and (int(prediction.min()) < 0 or int(prediction.max()) >= self.num_classes)
+        ):
             raise ValueError(
                 f"action values must be class ids in [0, {self.num_classes - 1}], "
                 f"got min {int(prediction.min())} and max {int(prediction.max())}"
@@ -340,7 +363,9 @@ class ClassificationCore(TaskCore):
         )
 
 
-def _as_rollouts(prediction: Any, contexts: Contexts, dtype: torch.dtype) -> torch.Tensor:
+def _as_rollouts(
+    prediction: Any, contexts: Contexts, dtype: torch.dtype, validate: bool = True
+) -> torch.Tensor:
     prediction = torch.as_tensor(prediction, device=contexts.ids.device)
     if prediction.dim() == 1:
         prediction = prediction.unsqueeze(1)
@@ -352,6 +377,6 @@ def _as_rollouts(prediction: Any, contexts: Contexts, dtype: torch.dtype) -> tor
     if prediction.is_floating_point() and dtype == torch.long:
         raise ValueError("prediction for a classification core must hold integer class ids")
     prediction = prediction.to(dtype)
-    if prediction.is_floating_point() and not bool(torch.isfinite(prediction).all()):
+    if validate and prediction.is_floating_point() and not bool(torch.isfinite(prediction).all()):
         raise ValueError("prediction contains NaN or infinite values; actions must be finite")
     return prediction

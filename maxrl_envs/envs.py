@@ -8,7 +8,15 @@ import gymnasium as gym
 import numpy as np
 import torch
 
-from maxrl_envs.engine import GroupEpisodes, build_core
+from maxrl_envs._checks import check_known_kwargs
+from maxrl_envs._threads import serial_on_cpu
+from maxrl_envs.engine import (
+    CODEC_KWARGS,
+    GroupEpisodes,
+    build_core,
+    core_kwarg_names,
+    generator_seed,
+)
 from maxrl_envs.tokens import TokenCodec
 
 
@@ -16,7 +24,7 @@ def split_shell_kwargs(kind: str, kwargs: dict[str, Any]) -> tuple[dict[str, Any
     """Separate token-codec keywords from core keywords."""
     core_kwargs = dict(kwargs)
     codec_kwargs = {}
-    for key in ("num_digits", "base"):
+    for key in CODEC_KWARGS:
         if key in core_kwargs:
             if kind != "tokens":
                 raise ValueError(f"{key}={core_kwargs[key]!r} is only accepted by MaxRLTokens-v0")
@@ -34,6 +42,8 @@ def make_episodes(
 ) -> GroupEpisodes:
     """Build the core (and codec) from env keywords and wrap them in ``GroupEpisodes``."""
     core_kwargs, codec_kwargs = split_shell_kwargs(kind, kwargs)
+    allowed = core_kwarg_names(kind) + (CODEC_KWARGS if kind == "tokens" else ())
+    check_known_kwargs(f"a {kind} environment", kwargs, allowed)
     core = build_core(kind, device=device, **core_kwargs)
     codec = None
     if kind == "tokens":
@@ -67,6 +77,7 @@ class MaxRLEnv(gym.Env):
         self.observation_space = self.episodes.observation_space()
         self.action_space = self.episodes.action_space()
         self._generator: torch.Generator | None = None
+        self._ended = True
 
     def reset(
         self, *, seed: int | None = None, options: dict[str, Any] | None = None
@@ -74,20 +85,33 @@ class MaxRLEnv(gym.Env):
         """Start an episode on a random context, or on ``options["context_id"]``."""
         super().reset(seed=seed)
         if seed is not None or self._generator is None:
-            self._generator = self.core.make_generator(int(self.np_random.integers(0, 2**62)))
+            self._generator = self.core.make_generator(generator_seed(self.np_random))
+        with serial_on_cpu(self.core.device):
+            return self._reset(options)
+
+    def _reset(self, options: dict[str, Any] | None) -> tuple[np.ndarray, dict[str, Any]]:
         options = options or {}
         if "context_id" in options:
-            ids = torch.tensor([int(options["context_id"])], device=self.core.device)
+            ids = torch.as_tensor(options["context_id"], device=self.core.device).reshape(-1)
+            if ids.numel() != 1:
+                raise ValueError(
+                    f"options['context_id']={options['context_id']!r} must be one integer id"
+                )
             obs = self.episodes.begin(ids)
         else:
             ids = self.core.sample_ids(1, self._generator, self.episodes.split)
             obs = self.episodes.begin(ids)
+        self._ended = False
         return self._obs(obs), {"context_id": int(ids[0])}
 
     def step(self, action: Any) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
         """Apply one action; the head scores the prediction when the episode ends."""
-        if self.episodes.contexts is None or self.episodes.position >= self.episodes.episode_length:
-            raise RuntimeError("call reset() before step(): the episode has ended")
+        with serial_on_cpu(self.core.device):
+            return self._step(action)
+
+    def _step(self, action: Any) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
+        if self._ended:
+            raise RuntimeError("call reset() before step(): no episode is running")
         if self.kind == "regression":
             array = np.asarray(action, dtype=np.float32)
             if array.size != 1:
@@ -99,9 +123,8 @@ class MaxRLEnv(gym.Env):
                 raise ValueError(f"action {action!r} is invalid; expected one integer")
             tensor = torch.as_tensor(array.reshape(1), device=self.core.device)
         reward, done, scores = self.episodes.advance(tensor)
-        info = {
-            key: _scalar(value[0]) for key, value in self.episodes.info_tensors(scores).items()
-        }
+        self._ended = done
+        info = {key: _scalar(value[0]) for key, value in self.episodes.info_tensors(scores).items()}
         obs = self._obs(self.episodes.observation())
         return obs, float(reward[0]), bool(done), False, info
 

@@ -38,7 +38,9 @@ class HeadOutput:
     is_success: torch.Tensor
 
 
-def score_head(head: str, scale: float, target: torch.Tensor, prediction: torch.Tensor) -> HeadOutput:
+def score_head(
+    head: str, scale: float, target: torch.Tensor, prediction: torch.Tensor
+) -> HeadOutput:
     """Score predictions against targets with a likelihood head.
 
     Args:
@@ -52,7 +54,12 @@ def score_head(head: str, scale: float, target: torch.Tensor, prediction: torch.
         log-likelihoods and success flags.
     """
     error = prediction - target
-    is_success = error.abs() <= scale
+    # The tolerance rule is decided in float64, where the difference of two float32 numbers of
+    # comparable magnitude is exact: |y - yhat| <= s then holds exactly as written, boundary
+    # included, for the float32 values reported in ``info`` and the Python float ``head_scale``
+    # (a float32 difference would round and could flip cases within an ulp of the boundary).
+    wide = torch.float32 if prediction.device.type == "mps" else torch.float64
+    is_success = (prediction.to(wide) - target.to(wide)).abs() <= scale
     if head == "gaussian":
         log_reward = -0.5 * (error / scale).square()
         log_likelihood = log_reward - math.log(scale * math.sqrt(2.0 * math.pi))

@@ -8,6 +8,7 @@ mean 0 and variance 1 over the whole pool, so the signal-to-noise ratio is 1 / V
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cache
 
 import numpy as np
 
@@ -45,7 +46,22 @@ def _split(x: np.ndarray, s: np.ndarray, rng: np.random.Generator) -> TaskData:
     order = rng.permutation(len(x))
     n_test = int(round(TEST_FRACTION * len(x)))
     test, train = order[:n_test], order[n_test:]
-    return TaskData(x={"train": x[train], "test": x[test]}, signal={"train": s[train], "test": s[test]})
+    return TaskData(
+        x={"train": x[train], "test": x[test]}, signal={"train": s[train], "test": s[test]}
+    )
+
+
+@cache
+def _load_dataset(name: str) -> tuple[np.ndarray, np.ndarray]:
+    """Features and targets of a scikit-learn data set, loaded once per process (read-only)."""
+    from sklearn import datasets
+
+    data = {"diabetes": datasets.load_diabetes, "digits": datasets.load_digits}[name]()
+    x = np.asarray(data.data, dtype=np.float64)
+    y = np.asarray(data.target)
+    x.setflags(write=False)
+    y.setflags(write=False)
+    return x, y
 
 
 def _resolve_dim(task: str, dim: int | None) -> int:
@@ -88,11 +104,9 @@ def regression_task(
     dim = _resolve_dim(task, dim)
     rng = np.random.default_rng(np.random.SeedSequence([data_seed, 0x5EED]))
     if task == "diabetes":
-        from sklearn.datasets import load_diabetes
-
-        data = load_diabetes()
-        x = _standardize_columns(np.asarray(data.data, dtype=np.float64))
-        f = np.asarray(data.target, dtype=np.float64)
+        features, target = _load_dataset("diabetes")
+        x = _standardize_columns(features)
+        f = target.astype(np.float64)
         f = (f - f.mean()) / f.std()
         return _split(x, f, rng)
     num_contexts = check_int("num_contexts", num_contexts, 1)
@@ -142,12 +156,11 @@ def classification_task(
     rng = np.random.default_rng(np.random.SeedSequence([data_seed, 0xC1A55]))
     if task == "digits":
         if num_classes not in (None, 10):
-            raise ValueError(f"num_classes={num_classes!r} does not match task='digits' (10 classes)")
-        from sklearn.datasets import load_digits
-
-        data = load_digits()
-        x = np.asarray(data.data, dtype=np.float64) / 16.0
-        data_split = _split(x, np.asarray(data.target, dtype=np.int64), rng)
+            raise ValueError(
+                f"num_classes={num_classes!r} does not match task='digits' (10 classes)"
+            )
+        features, labels = _load_dataset("digits")
+        data_split = _split(features / 16.0, labels.astype(np.int64), rng)
         return TaskData(data_split.x, data_split.signal, num_classes=10)
     num_classes = check_int("num_classes", 100 if num_classes is None else num_classes, 2, 65536)
     num_contexts = check_int("num_contexts", num_contexts, 1)

@@ -13,6 +13,10 @@ import torch
 
 from maxrl_envs._checks import check_int, check_positive
 
+#: Largest grid (base ** num_digits) whose points stay distinct as float32 predictions, so that
+#: ``encode(decode(tokens)) == tokens`` holds on the whole grid (checked exhaustively at 2^24).
+MAX_LEVELS = 2**24
+
 
 class TokenCodec:
     """Encode and decode predictions as digit sequences; build token-step observations.
@@ -27,9 +31,10 @@ class TokenCodec:
         self.num_digits = check_int("num_digits", num_digits, 1, 12)
         self.base = check_int("base", base, 2, 1024)
         self.prediction_range = check_positive("prediction_range", prediction_range)
-        if self.base**self.num_digits > 2**53:
+        if self.base**self.num_digits > MAX_LEVELS:
             raise ValueError(
-                f"base={base!r} and num_digits={num_digits!r} give more than 2^53 values; "
+                f"base={base!r} and num_digits={num_digits!r} give {self.base**self.num_digits} "
+                f"grid values, more than float32 predictions can tell apart ({MAX_LEVELS}); "
                 "choose fewer digits or a smaller base"
             )
         self.levels = self.base**self.num_digits

@@ -11,7 +11,8 @@ from gymnasium.vector import AutoresetMode, VectorEnv
 from gymnasium.vector.utils import batch_space
 
 from maxrl_envs._checks import check_int
-from maxrl_envs.engine import INFO_KEYS
+from maxrl_envs._threads import serial_on_cpu
+from maxrl_envs.engine import INFO_KEYS, generator_seed
 from maxrl_envs.envs import make_episodes
 
 
@@ -23,7 +24,15 @@ class MaxRLVectorEnv(VectorEnv):
     all sub-envs end together, and the env resets itself in the same step (SAME_STEP
     autoreset): the returned observations already belong to the next contexts, while
     ``info["final_obs"]`` and ``info["final_info"]`` hold the finished episodes' last
-    observations and infos (masks ``_final_obs``/``_final_info``).
+    observations and infos (masks ``_final_obs``/``_final_info``). The score keys
+    (``INFO_KEYS``) are also copied to the top level of ``info``, where they describe the
+    finished episodes; ``info["context_id"]`` always names the current (new) contexts and
+    ``info["final_info"]["context_id"]`` the finished ones.
+
+    A reset or step with the same seed and actions always gives the same result: all
+    sub-envs draw their contexts from one torch generator seeded from the env's ``np_random``
+    (``maxrl_envs.engine.generator_seed``), one id per group per episode, so ``num_envs=1``
+    replays the single env exactly.
 
     On a CPU device observations, rewards and flags are numpy arrays; on another device
     (``device="cuda"``) they are torch tensors on that device, so agents keep the step there.
@@ -37,6 +46,20 @@ class MaxRLVectorEnv(VectorEnv):
             length (1, or ``num_digits`` for tokens).
         render_mode: Only None.
         **kwargs: The single env's keyword arguments.
+
+    >>> import gymnasium, maxrl_envs
+    >>> envs = gymnasium.make_vec("MaxRLRegression-v0", num_envs=8, group_size=4)
+    >>> obs, info = envs.reset(seed=0)
+    >>> obs.shape, obs.dtype
+    ((8, 8), dtype('float32'))
+    >>> ids = info["context_id"].reshape(2, 4)  # one row per group of 4 sub-envs
+    >>> bool((ids == ids[:, :1]).all()), bool((obs[:4] == obs[0]).all())
+    (True, True)
+    >>> obs, reward, terminated, truncated, info = envs.step(envs.action_space.sample())
+    >>> reward.shape, bool(terminated.all()), bool(truncated.any())
+    ((8,), True, False)
+    >>> info["final_obs"].shape, sorted(info["final_info"])[:3]
+    ((8, 8), ['_context_id', '_is_success', '_log_likelihood'])
     """
 
     kind = "regression"
@@ -80,18 +103,39 @@ class MaxRLVectorEnv(VectorEnv):
         self.action_space = batch_space(self.single_action_space, num_envs)
         self._on_cpu = self.core.device.type == "cpu"
         self._generator: torch.Generator | None = None
+        # One read-only all-True mask serves every "_key" entry of the infos: all sub-envs
+        # always finish together, and building fresh masks per step costs more than the step.
         self._mask = np.ones(num_envs, dtype=bool)
+        self._mask.setflags(write=False)
+        self._final_masks = {f"_{key}": self._mask for key in ("context_id", *INFO_KEYS)}
 
     def reset(
         self, *, seed: int | list[int] | None = None, options: dict[str, Any] | None = None
     ) -> tuple[Any, dict[str, Any]]:
-        """Start episodes on fresh contexts, or on ``options["context_id"]`` (one per group)."""
+        """Start episodes on fresh contexts, or on ``options["context_id"]`` (one per group).
+
+        Args:
+            seed: Seed of the whole vector env (a list uses its first entry): every sub-env's
+                contexts come from one stream derived from it, so ``num_envs`` and
+                ``group_size`` together with the seed fix every context drawn.
+            options: ``{"context_id": i}`` replays context i in every group, or one id per
+                group ``[num_groups]``; the ids must lie in the split's pool.
+
+        Returns:
+            Observations ``[num_envs, obs_dim]`` and ``{"context_id": [num_envs]}``.
+        """
+        with serial_on_cpu(self.core.device):
+            return self._reset(seed, options)
+
+    def _reset(
+        self, seed: int | list[int] | None, options: dict[str, Any] | None
+    ) -> tuple[Any, dict[str, Any]]:
+        if isinstance(seed, (list, tuple)):
+            seed = seed[0] if len(seed) else None
         if seed is not None:
-            if isinstance(seed, (list, tuple)):
-                seed = int(seed[0])
-            self._np_random, self._np_random_seed = seeding.np_random(seed)
+            self._np_random, self._np_random_seed = seeding.np_random(int(seed))
         if seed is not None or self._generator is None:
-            self._generator = self.core.make_generator(int(self.np_random.integers(0, 2**62)))
+            self._generator = self.core.make_generator(generator_seed(self.np_random))
         options = options or {}
         if "context_id" in options:
             ids = torch.as_tensor(options["context_id"], device=self.core.device).reshape(-1)
@@ -104,43 +148,72 @@ class MaxRLVectorEnv(VectorEnv):
                 )
             obs = self.episodes.begin(ids)
         else:
-            obs = self.episodes.begin(self._sample())
-        info = {"context_id": self._out(self.episodes.info_tensors(None)["context_id"])}
-        return self._out(obs), info
+            obs = self.episodes.begin(self._sample(), validate=False)
+        return self._out(obs), {"context_id": self._out(self._context_ids())}
 
     def _sample(self) -> torch.Tensor:
         assert self._generator is not None
         return self.core.sample_ids(self.num_groups, self._generator, self.episodes.split)
 
+    def _context_ids(self) -> torch.Tensor:
+        assert self.episodes.contexts is not None
+        return self.episodes.per_rollout(self.episodes.contexts.ids)
+
     def step(self, actions: Any) -> tuple[Any, Any, Any, Any, dict[str, Any]]:
-        """Step every sub-env; finished episodes restart on new contexts in the same call."""
-        if self.episodes.contexts is None:
+        """Step every sub-env; finished episodes restart on new contexts in the same call.
+
+        Args:
+            actions: ``[num_envs, 1]`` (or ``[num_envs]``) floats for Box actions, values
+                outside [-1, 1] clipped; ``[num_envs]`` integers for Discrete actions.
+
+        Returns:
+            ``(obs, reward, terminated, truncated, info)``. When the episodes end, the scores
+            keys of ``info`` (``INFO_KEYS``) and ``info["final_info"]`` describe the finished
+            episodes, ``info["final_obs"]`` holds their last observations, while ``obs`` and
+            ``info["context_id"]`` already belong to the new episodes.
+        """
+        with serial_on_cpu(self.core.device):
+            return self._step(actions)
+
+    def _step(self, actions: Any) -> tuple[Any, Any, Any, Any, dict[str, Any]]:
+        episodes = self.episodes
+        if episodes.contexts is None:
             raise RuntimeError("call reset() before step()")
-        if self.episodes.kind == "regression":
+        if episodes.kind == "regression":
             tensor = torch.as_tensor(actions, dtype=torch.float32, device=self.core.device)
             if tensor.dim() == 1 and tensor.shape[0] == self.num_envs:
                 tensor = tensor.unsqueeze(1)
         else:
             tensor = torch.as_tensor(actions, device=self.core.device)
-        reward, done, scores = self.episodes.advance(tensor)
-        info_t = self.episodes.info_tensors(scores)
-        if done:
-            final_obs = self.episodes.observation()
-            final_info = {key: self._out(value) for key, value in info_t.items()}
-            final_info.update({f"_{key}": self._mask for key in info_t})
-            obs = self.episodes.begin(self._sample())
-            info: dict[str, Any] = dict(final_info)
+        reward, done, scores = episodes.advance(tensor)
+        if not done:
+            info: dict[str, Any] = {"context_id": self._out(self._context_ids())}
+            obs = episodes.observation()
+        else:
+            final_info = {
+                key: self._out(value) for key, value in episodes.info_tensors(scores).items()
+            }
+            final_info.update(self._final_masks)
+            final_obs = episodes.observation()
+            obs = episodes.begin(self._sample(), validate=False)
+            info = dict(final_info)
             info["final_obs"] = self._out(final_obs)
             info["_final_obs"] = self._mask
             info["final_info"] = final_info
             info["_final_info"] = self._mask
-            info["context_id"] = self._out(self.episodes.info_tensors(None)["context_id"])
-        else:
-            obs = self.episodes.observation()
-            info = {"context_id": self._out(info_t["context_id"])}
-        terminated = torch.full((self.num_envs,), done, device=self.core.device)
-        truncated = torch.zeros(self.num_envs, dtype=torch.bool, device=self.core.device)
-        return self._out(obs), self._out(reward), self._out(terminated), self._out(truncated), info
+            info["context_id"] = self._out(self._context_ids())
+        return (
+            self._out(obs),
+            self._out(reward),
+            self._flags(done),
+            self._flags(False),
+            info,
+        )
+
+    def _flags(self, value: bool) -> Any:
+        if self._on_cpu:
+            return np.full(self.num_envs, value)
+        return torch.full((self.num_envs,), value, device=self.core.device)
 
     def _out(self, value: torch.Tensor) -> Any:
         return value.numpy() if self._on_cpu else value
