@@ -140,8 +140,9 @@ def classification_task(
 
     Args:
         task: ``"digits"`` (scikit-learn's 8x8 digits, 10 classes, pixels scaled to [0, 1])
-            or ``"teacher-mlp"`` (argmax of a fixed random network over ``num_classes``
-            logits: many classes give a low initial pass rate).
+            or ``"teacher-mlp"`` (which of ``num_classes`` equal-frequency bins a fixed
+            random network's output falls in: balanced classes, so many classes give a low
+            initial pass rate).
         dim: Input dimension (``teacher-mlp`` only; digits has 64).
         num_classes: Class count for ``teacher-mlp`` (default 100); digits has 10.
         num_contexts: Train pool size for ``teacher-mlp``.
@@ -167,7 +168,11 @@ def classification_task(
     num_test_contexts = check_int("num_test_contexts", num_test_contexts, 1)
     n = num_contexts + num_test_contexts
     x = rng.standard_normal((n, dim))
-    labels = _teacher(x, rng, num_classes, hidden=64).argmax(axis=1).astype(np.int64)
+    # Equal-frequency bins of a fixed random network's output: balanced classes (so the
+    # initial pass rate of a uniform policy is 1 / num_classes) with a learnable structure.
+    score = _teacher(x, rng, 1, hidden=64)[:, 0]
+    edges = np.quantile(score, np.linspace(0.0, 1.0, num_classes + 1)[1:-1])
+    labels = np.searchsorted(edges, score, side="right").astype(np.int64)
     return TaskData(
         x={"train": x[:num_contexts], "test": x[num_contexts:]},
         signal={"train": labels[:num_contexts], "test": labels[num_contexts:]},
