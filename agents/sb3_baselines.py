@@ -1,0 +1,556 @@
+"""Stable-Baselines3 baselines on the native vector env, evaluated like our agents.
+
+``train_sb3`` trains one SB3 algorithm (PPO, A2C, SAC, TD3 on Box tasks; PPO, A2C, DQN on
+discrete ones) on ``maxrl_envs.sb3.make_sb3_vec_env`` with ``device="cpu"``, at a budget
+counted in rollouts: one finished episode of one sub-env is one rollout, which is one env
+step for the one-step tasks and ``num_digits`` env steps for ``MaxRLTokens-v0``. Every
+``eval_every`` rollouts a callback runs ``agents.evaluation.evaluate`` on a fresh task of the
+same id and kwargs and writes its metrics with ``agents.evaluation.log_metrics`` at
+x = rollouts consumed, the x-axis of our trainer, so ``tensorboard --logdir`` overlays both.
+SB3's own tags (``train/*``, ``rollout/*``, ``time/*``) go to the same run directory at its
+own x-axis, ``num_timesteps`` (env steps).
+
+Hyperparameters are "zoo-style" defaults, one fixed setting per algorithm
+(``SB3_DEFAULTS``), overridable per run with ``hyperparams``. The run directory
+``log_dir/run_name`` holds the TensorBoard events, an atomic checkpoint (``checkpoint/``:
+model, replay buffer for off-policy algorithms, state) written after every evaluation, and
+``final.json`` once the run is done. A rerun with ``resume=True`` returns ``final.json``
+without training, or continues from the checkpoint (the env restarts from a fresh seeded
+state, so a resumed run is not bitwise identical to an uninterrupted one).
+
+>>> config = SB3Config(env_id="MaxRLRegression-v0", algo="A2C", budget=2048)
+>>> validate_sb3_config(config)  # raises ValueError on a bad setting
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+import json
+import math
+import os
+import shutil
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+#: Algorithms and the action spaces they support.
+SB3_ALGORITHMS: dict[str, tuple[str, ...]] = {
+    "PPO": ("box", "discrete"),
+    "A2C": ("box", "discrete"),
+    "SAC": ("box",),
+    "TD3": ("box",),
+    "DQN": ("discrete",),
+}
+ON_POLICY = ("PPO", "A2C")
+
+#: Zoo-style defaults: sub-envs and constructor keyword arguments per algorithm. On-policy
+#: algorithms use 16 sub-envs; PPO collects 16 x 64 = 1024 rollouts per update with
+#: minibatches of 256 (rl-baselines3-zoo's setting for small MLP tasks), A2C keeps SB3's
+#: defaults (n_steps 5, RMSprop, lr 7e-4). Off-policy algorithms keep SB3's defaults; their
+#: replay buffer is capped at the budget (it then holds every transition, as 1e6 would).
+SB3_DEFAULTS: dict[str, dict[str, Any]] = {
+    "PPO": {
+        "num_envs": 16,
+        "hyperparams": {
+            "learning_rate": 3e-4,
+            "n_steps": 64,
+            "batch_size": 256,
+            "n_epochs": 10,
+            "gamma": 0.99,
+            "gae_lambda": 0.95,
+            "clip_range": 0.2,
+            "ent_coef": 0.0,
+        },
+    },
+    "A2C": {
+        "num_envs": 16,
+        "hyperparams": {"learning_rate": 7e-4, "n_steps": 5, "gamma": 0.99, "ent_coef": 0.0},
+    },
+    "SAC": {
+        "num_envs": 16,
+        "hyperparams": {
+            "learning_rate": 3e-4,
+            "batch_size": 256,
+            "learning_starts": 100,
+            "train_freq": 1,
+            "gradient_steps": 1,
+            "gamma": 0.99,
+        },
+    },
+    "TD3": {
+        "num_envs": 16,
+        "hyperparams": {
+            "learning_rate": 1e-3,
+            "batch_size": 256,
+            "learning_starts": 100,
+            "train_freq": 1,
+            "gradient_steps": 1,
+            "gamma": 0.99,
+        },
+    },
+    "DQN": {
+        "num_envs": 16,
+        "hyperparams": {
+            "learning_rate": 1e-4,
+            "batch_size": 32,
+            "learning_starts": 100,
+            "train_freq": 4,
+            "target_update_interval": 10_000,
+            "exploration_fraction": 0.1,
+            "exploration_final_eps": 0.05,
+            "gamma": 0.99,
+        },
+    },
+}
+
+#: Constructor arguments the runner sets itself and ``hyperparams`` may not override.
+_MANAGED = ("policy", "env", "device", "seed", "tensorboard_log", "verbose", "_init_setup_model")
+_SPLITS = ("train", "test")
+FINAL_FILE = "final.json"
+CHECKPOINT_DIR = "checkpoint"
+
+
+@dataclass
+class SB3Config:
+    """One SB3 baseline run.
+
+    Attributes:
+        env_id: A registered maxrl_envs id.
+        env_kwargs: Env keyword arguments (override the id's registered defaults).
+        algo: ``PPO``, ``A2C``, ``SAC``, ``TD3`` (Box actions) or ``PPO``, ``A2C``, ``DQN``
+            (discrete actions).
+        budget: Total rollouts (finished episodes over all sub-envs). SB3 checks it only
+            between collections (``num_envs * n_steps`` env steps on-policy,
+            ``num_envs * train_freq`` off-policy), so the run takes the budget rounded down
+            to whole collections; the result's ``rollouts`` says how many were used.
+        seed: Seed of the model and the env.
+        num_envs: Sub-envs; None uses ``SB3_DEFAULTS``.
+        hyperparams: Constructor keyword arguments merged over ``SB3_DEFAULTS``.
+        eval_every: Evaluate and checkpoint every this many rollouts (and always at 0 and
+            at the end; 0: only then).
+        eval_samples: Samples per context in evaluation (M).
+        pass_k: k of ``eval/pass@k``.
+        eval_split: ``test`` (report) or ``train`` (model selection).
+        eval_seed: Seed of the evaluation sampler; None uses ``seed``.
+        log_dir: Parent directory of the run directory.
+        run_name: Run directory name; None gives ``{env_id}__{algo}__{seed}``.
+        resume: Return a finished run's ``final.json`` or continue from its checkpoint.
+        progress: Show SB3's progress bar.
+        device: Torch device of the model; SB3 advises ``cpu`` for MLP policies.
+    """
+
+    env_id: str
+    env_kwargs: dict[str, Any] = field(default_factory=dict)
+    algo: str = "PPO"
+    budget: int = 100_000
+    seed: int = 0
+    num_envs: int | None = None
+    hyperparams: dict[str, Any] = field(default_factory=dict)
+    eval_every: int = 10_000
+    eval_samples: int = 64
+    pass_k: int = 16
+    eval_split: str = "test"
+    eval_seed: int | None = None
+    log_dir: str = "runs"
+    run_name: str | None = None
+    resume: bool = True
+    progress: bool = False
+    device: str = "cpu"
+
+    @property
+    def name(self) -> str:
+        """The run directory name."""
+        return self.run_name or f"{self.env_id}__{self.algo}__{self.seed}"
+
+
+def resolved_settings(config: SB3Config) -> tuple[int, dict[str, Any]]:
+    """Sub-env count and constructor keyword arguments after defaults and overrides."""
+    algo = _check_algo(config.algo)
+    defaults = SB3_DEFAULTS[algo]
+    num_envs = int(config.num_envs if config.num_envs is not None else defaults["num_envs"])
+    hyperparams = {**defaults["hyperparams"], **dict(config.hyperparams)}
+    return num_envs, hyperparams
+
+
+def _check_algo(algo: Any) -> str:
+    if algo not in SB3_ALGORITHMS:
+        raise ValueError(f"algo={algo!r} is not supported; allowed: {', '.join(SB3_ALGORITHMS)}")
+    return str(algo)
+
+
+def _algorithm_class(algo: str) -> type:
+    import stable_baselines3
+
+    return getattr(stable_baselines3, algo)
+
+
+@functools.lru_cache(maxsize=64)
+def _env_facts(env_id: str, kwargs_json: str) -> tuple[str, str, int]:
+    """(kind, action-space family, episode length) of an env id with kwargs."""
+    from gymnasium import spaces
+
+    import maxrl_envs
+
+    kind = maxrl_envs.env_kind(env_id)
+    task = maxrl_envs.make_task(env_id, 1, 1, "train", "cpu", **json.loads(kwargs_json))
+    space = task.action_space()
+    family = "box" if isinstance(space, spaces.Box) else "discrete"
+    return kind, family, int(task.episode_length)
+
+
+def env_facts(env_id: str, env_kwargs: dict[str, Any]) -> tuple[str, str, int]:
+    """Kind, action-space family (``box``/``discrete``) and episode length of an env.
+
+    Raises:
+        ValueError: Unknown env id or keyword argument.
+    """
+    return _env_facts(env_id, json.dumps(env_kwargs, sort_keys=True))
+
+
+def steps_per_collect(algo: str, num_envs: int, hyperparams: dict[str, Any]) -> int:
+    """Env steps SB3 collects between two checks of the budget (one update's worth).
+
+    On-policy: ``num_envs * n_steps``; off-policy: ``num_envs * train_freq`` (in steps).
+    """
+    if algo in ON_POLICY:
+        return num_envs * int(hyperparams.get("n_steps", 1))
+    freq = hyperparams.get("train_freq", 1)
+    steps = freq if isinstance(freq, int) else freq[0] if freq[-1] == "step" else 1
+    return num_envs * max(1, int(steps))
+
+
+def budget_steps(config: SB3Config) -> int:
+    """Env steps a run takes: the budget rounded down to whole collections.
+
+    SB3 stops only between collections, so like our trainer (which takes
+    floor(budget / rollouts per step) steps) a run never exceeds its budget.
+    """
+    num_envs, hyperparams = resolved_settings(config)
+    _, _, episode_length = env_facts(config.env_id, config.env_kwargs)
+    per_collect = steps_per_collect(config.algo, num_envs, hyperparams)
+    return (config.budget * episode_length // per_collect) * per_collect
+
+
+def _positive_int(name: str, value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f"{name}={value!r} must be an integer >= 1")
+    return value
+
+
+def validate_sb3_config(config: SB3Config) -> None:
+    """Check a config before anything runs.
+
+    Raises:
+        ValueError: Unknown algorithm, env id, env kwarg or hyperparameter; an algorithm
+            that does not support the env's action space (DQN on Box, SAC/TD3 on discrete);
+            a budget smaller than one update; bad evaluation settings.
+    """
+    algo = _check_algo(config.algo)
+    if not isinstance(config.env_kwargs, dict):
+        raise ValueError(f"env_kwargs={config.env_kwargs!r} must be a mapping")
+    kind, family, episode_length = env_facts(config.env_id, config.env_kwargs)
+    if family not in SB3_ALGORITHMS[algo]:
+        allowed = [a for a, fams in SB3_ALGORITHMS.items() if family in fams]
+        raise ValueError(
+            f"algo={algo!r} does not support the {family} action space of "
+            f"{config.env_id!r} ({kind}); allowed for it: {', '.join(allowed)}"
+        )
+    num_envs, hyperparams = resolved_settings(config)
+    _positive_int("num_envs", num_envs)
+    params = inspect.signature(_algorithm_class(algo).__init__).parameters
+    allowed_names = sorted(n for n in params if n not in (*_MANAGED, "self", "kwargs"))
+    for name in hyperparams:
+        if name in _MANAGED or name not in params:
+            raise ValueError(
+                f"hyperparams key {name!r} is not a {algo} argument the runner accepts; "
+                f"allowed: {', '.join(allowed_names)}"
+            )
+    _positive_int("budget", config.budget)
+    per_collect = steps_per_collect(algo, num_envs, hyperparams)
+    if config.budget * episode_length < per_collect:
+        what = "n_steps" if algo in ON_POLICY else "train_freq"
+        raise ValueError(
+            f"budget={config.budget!r} rollouts is smaller than one {algo} update of "
+            f"{per_collect} env steps ({num_envs} sub-envs x {what}="
+            f"{hyperparams.get(what, 1)}, {episode_length} step(s) per rollout); raise budget "
+            "or lower num_envs"
+        )
+    if (
+        isinstance(config.eval_every, bool)
+        or not isinstance(config.eval_every, int)
+        or (config.eval_every < 0)
+    ):
+        raise ValueError(
+            f"eval_every={config.eval_every!r} must be an integer >= 0 (0: at the end)"
+        )
+    _positive_int("eval_samples", config.eval_samples)
+    _positive_int("pass_k", config.pass_k)
+    if config.pass_k > config.eval_samples:
+        raise ValueError(
+            f"pass_k={config.pass_k!r} must be <= eval_samples={config.eval_samples!r}"
+        )
+    if config.eval_split not in _SPLITS:
+        raise ValueError(f"eval_split={config.eval_split!r} is not supported; allowed: train, test")
+    if config.device != "cpu" and not str(config.device).startswith("cuda"):
+        raise ValueError(f"device={config.device!r} is not supported; allowed: cpu, cuda[:i]")
+
+
+def _atomic_write_text(path: Path, text: str) -> None:
+    tmp = path.with_name(path.name + f".tmp{os.getpid()}")
+    with open(tmp, "w", encoding="utf-8") as handle:
+        handle.write(text)
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(tmp, path)
+
+
+class _Checkpoint:
+    """Model (and replay buffer) plus a state file, swapped in as one directory."""
+
+    def __init__(self, run_dir: Path) -> None:
+        self.path = run_dir / CHECKPOINT_DIR
+        # A save killed between its two renames leaves only the previous checkpoint aside.
+        for old in sorted(run_dir.glob(CHECKPOINT_DIR + ".old*")):
+            if not self.path.exists() and (old / "state.json").exists():
+                os.replace(old, self.path)
+            else:
+                shutil.rmtree(old, ignore_errors=True)
+        for tmp in run_dir.glob(CHECKPOINT_DIR + ".tmp*"):
+            shutil.rmtree(tmp, ignore_errors=True)
+
+    def exists(self) -> bool:
+        return (self.path / "state.json").exists() and (self.path / "model.zip").exists()
+
+    def save(self, model: Any, state: dict[str, Any], replay: bool) -> None:
+        tmp = self.path.with_name(CHECKPOINT_DIR + f".tmp{os.getpid()}")
+        shutil.rmtree(tmp, ignore_errors=True)
+        tmp.mkdir(parents=True)
+        model.save(tmp / "model.zip")
+        if replay:
+            model.save_replay_buffer(tmp / "replay.pkl")
+        _atomic_write_text(tmp / "state.json", json.dumps(state))
+        old = self.path.with_name(CHECKPOINT_DIR + f".old{os.getpid()}")
+        if self.path.exists():
+            os.replace(self.path, old)
+        os.replace(tmp, self.path)
+        shutil.rmtree(old, ignore_errors=True)
+
+    def state(self) -> dict[str, Any]:
+        return json.loads((self.path / "state.json").read_text(encoding="utf-8"))
+
+
+def _make_callback_class() -> type:
+    from stable_baselines3.common.callbacks import BaseCallback
+
+    class EvalCheckpointCallback(BaseCallback):
+        """Evaluate every ``eval_every`` rollouts, log at x = rollouts, then checkpoint."""
+
+        def __init__(self, run: _Run) -> None:
+            super().__init__(verbose=0)
+            self.run = run
+
+        def _on_training_start(self) -> None:
+            if not self.run.curve:
+                self.run.evaluate(self.model)
+
+        def _on_step(self) -> bool:
+            if self.run.rollouts(self.model) >= self.run.next_eval:
+                self.run.evaluate(self.model)
+                self.run.checkpoint(self.model)
+            return True
+
+    return EvalCheckpointCallback
+
+
+class _Run:
+    """State of one SB3 run: evaluation task, writer, curve and checkpoints."""
+
+    def __init__(self, config: SB3Config, run_dir: Path, episode_length: int) -> None:
+        from torch.utils.tensorboard import SummaryWriter
+
+        import maxrl_envs
+
+        self.config = config
+        self.run_dir = run_dir
+        self.episode_length = episode_length
+        self.task = maxrl_envs.make_task(
+            config.env_id, 1, 1, config.eval_split, "cpu", **config.env_kwargs
+        )
+        self.writer = SummaryWriter(log_dir=str(run_dir))
+        self.curve: list[list[Any]] = []
+        self.next_eval: float = 0
+        self.elapsed = 0.0
+        self.started = time.perf_counter()
+        self.store = _Checkpoint(run_dir)
+        self.off_policy = config.algo not in ON_POLICY
+
+    def rollouts(self, model: Any) -> int:
+        return int(model.num_timesteps) // self.episode_length
+
+    def evaluate(self, model: Any) -> dict[str, float]:
+        from agents.evaluation import SB3Policy, evaluate, log_metrics
+
+        step = self.rollouts(model)
+        was_training = model.policy.training
+        model.policy.set_training_mode(False)
+        metrics = evaluate(
+            self.task,
+            SB3Policy(model, self.task),
+            num_samples=self.config.eval_samples,
+            pass_k=self.config.pass_k,
+            seed=self.config.seed if self.config.eval_seed is None else self.config.eval_seed,
+            split=self.config.eval_split,
+        )
+        model.policy.set_training_mode(was_training)
+        log_metrics(self.writer, metrics, step)
+        self.writer.flush()
+        if self.curve and self.curve[-1][0] == step:
+            self.curve[-1] = [step, metrics]
+        else:
+            self.curve.append([step, metrics])
+        every = self.config.eval_every
+        self.next_eval = (step // every + 1) * every if every else math.inf
+        return metrics
+
+    def wall_time(self) -> float:
+        return self.elapsed + time.perf_counter() - self.started
+
+    def checkpoint(self, model: Any) -> None:
+        state = {
+            "num_timesteps": int(model.num_timesteps),
+            "curve": self.curve,
+            "next_eval": self.next_eval,
+            "wall_time": self.wall_time(),
+        }
+        self.store.save(model, state, replay=self.off_policy)
+
+    def restore(self, cls: type, env: Any) -> Any:
+        state = self.store.state()
+        model = cls.load(self.store.path / "model.zip", env=env, device=self.config.device)
+        if self.off_policy and (self.store.path / "replay.pkl").exists():
+            model.load_replay_buffer(self.store.path / "replay.pkl")
+        self.curve = [list(point) for point in state["curve"]]
+        self.next_eval = float(state["next_eval"])
+        self.elapsed = float(state["wall_time"])
+        return model
+
+
+def read_final(run_dir: str | os.PathLike[str]) -> dict[str, Any] | None:
+    """The ``final.json`` of a finished run directory, or None."""
+    path = Path(run_dir) / FINAL_FILE
+    if not path.exists():
+        return None
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
+def train_sb3(config: SB3Config) -> dict[str, float]:
+    """Train one SB3 baseline and return its final evaluation.
+
+    Args:
+        config: The run; validated first.
+
+    Returns:
+        The last evaluation's metrics keyed by TensorBoard tag (``eval/log_likelihood``,
+        ``eval/pass@1``, ...), plus ``rollouts`` (consumed) and ``wall_time`` (seconds,
+        summed over resumed segments).
+    """
+    validate_sb3_config(config)
+    run_dir = Path(config.log_dir) / config.name
+    if config.resume:
+        final = read_final(run_dir)
+        if final is not None:
+            return dict(final["metrics"])
+    elif run_dir.exists():
+        shutil.rmtree(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+
+    from stable_baselines3.common.logger import configure
+
+    from maxrl_envs.sb3 import make_sb3_vec_env
+
+    _, _, episode_length = env_facts(config.env_id, config.env_kwargs)
+    num_envs, hyperparams = resolved_settings(config)
+    if config.algo not in ON_POLICY:
+        hyperparams.setdefault(
+            "buffer_size", max(1, min(1_000_000, config.budget * episode_length))
+        )
+    env = make_sb3_vec_env(config.env_id, num_envs, config.seed, **config.env_kwargs)
+    cls = _algorithm_class(config.algo)
+    run = _Run(config, run_dir, episode_length)
+    try:
+        if config.resume and run.store.exists():
+            model = run.restore(cls, env)
+        else:
+            model = cls("MlpPolicy", env, device=config.device, seed=config.seed, **hyperparams)
+            settings = {**asdict(config), "num_envs": num_envs, "hyperparams": hyperparams}
+            text = json.dumps(_finite(settings), indent=2, sort_keys=True, default=str)
+            run.writer.add_text("config", f"```json\n{text}\n```", 0)
+        model.set_logger(configure(str(run_dir), ["tensorboard"]))
+        total = budget_steps(config)
+        remaining = max(0, total - int(model.num_timesteps))
+        callback = _make_callback_class()(run)
+        if remaining:
+            model.learn(
+                total_timesteps=remaining,
+                callback=callback,
+                reset_num_timesteps=False,
+                progress_bar=config.progress,
+                log_interval=_log_interval(config, total, num_envs, hyperparams),
+            )
+        if not run.curve or run.curve[-1][0] != run.rollouts(model):
+            run.evaluate(model)
+        metrics = dict(run.curve[-1][1])
+        metrics["rollouts"] = float(run.rollouts(model))
+        metrics["wall_time"] = run.wall_time()
+        record = {
+            "metrics": metrics,
+            "curve": run.curve,
+            "config": asdict(config),
+            "num_envs": num_envs,
+            "hyperparams": hyperparams,
+        }
+        _atomic_write_text(run_dir / FINAL_FILE, json.dumps(_finite(record)))
+        shutil.rmtree(run.store.path, ignore_errors=True)
+        return metrics
+    finally:
+        run.writer.close()
+        env.close()
+
+
+def _log_interval(
+    config: SB3Config, total_steps: int, num_envs: int, hyperparams: dict[str, Any]
+) -> int:
+    """SB3's own logging cadence (``learn(log_interval=...)``): about 100 logs per run.
+
+    On-policy algorithms count updates (A2C's default of 100 would log only a few times in
+    a short run); off-policy ones count episodes, which here end at every step of every
+    sub-env, so their default (4) would log at every step.
+    """
+    if config.algo in ON_POLICY:
+        updates = total_steps // steps_per_collect(config.algo, num_envs, hyperparams)
+        return max(1, updates // 100)
+    return max(1, config.budget // 100)
+
+
+def _finite(value: Any) -> Any:
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite(v) for v in value]
+    return value
+
+
+__all__ = [
+    "ON_POLICY",
+    "SB3_ALGORITHMS",
+    "SB3_DEFAULTS",
+    "SB3Config",
+    "read_final",
+    "resolved_settings",
+    "train_sb3",
+    "validate_sb3_config",
+]

@@ -1,0 +1,150 @@
+"""Executing one run in a worker and turning its outcome into a result row."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import platform
+import time
+import traceback
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from benchmarks.results import FAILED, OK
+
+#: Folder of a suite's output directory that holds the run directories.
+LOGS_DIR = "logs"
+#: Lines of traceback kept in a failed row.
+TRACEBACK_LINES = 25
+
+
+def run_dir(results_dir: str | os.PathLike[str], job: dict[str, Any]) -> Path:
+    """Run directory of a job: ``results_dir/logs/<experiment>/<run_id>``.
+
+    Experiments become folders, so ``tensorboard --logdir results_dir/logs`` groups the
+    runs of one report table together and overlays every agent's curves.
+    """
+    experiment = "".join(c if c.isalnum() or c in "-_." else "_" for c in job["experiment"])
+    return Path(results_dir) / LOGS_DIR / experiment / job["run_id"]
+
+
+def limit_threads(threads: int = 1) -> None:
+    """Pin torch (and BLAS via the environment) to ``threads`` threads in this process."""
+    for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
+        os.environ[var] = str(threads)
+    import torch
+
+    torch.set_num_threads(threads)
+    # Raises once set, or once parallel work has started in this process: keep the first.
+    with contextlib.suppress(RuntimeError):
+        torch.set_num_interop_threads(threads)
+
+
+def read_curve(path: str | os.PathLike[str], prefix: str = "eval/") -> list[list[Any]]:
+    """Evaluation curve from a run directory's TensorBoard events.
+
+    Args:
+        path: Run directory (all event files in it are read).
+        prefix: Tags to keep.
+
+    Returns:
+        ``[[rollouts, {tag: value}], ...]`` sorted by rollouts; for a step logged twice
+        (a resumed run) the latest value wins.
+    """
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    accumulator = EventAccumulator(str(path), size_guidance={"scalars": 0})
+    accumulator.Reload()
+    points: dict[int, dict[str, tuple[float, float]]] = {}
+    for tag in accumulator.Tags().get("scalars", []):
+        if not tag.startswith(prefix):
+            continue
+        for event in accumulator.Scalars(tag):
+            slot = points.setdefault(int(event.step), {})
+            if tag not in slot or event.wall_time >= slot[tag][0]:
+                slot[tag] = (event.wall_time, float(event.value))
+    return [
+        [step, {tag: value for tag, (_, value) in sorted(slot.items())}]
+        for step, slot in sorted(points.items())
+    ]
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+def execute_job(job: dict[str, Any], results_dir: str, threads: int = 1) -> dict[str, Any]:
+    """Run one job to completion and return its result row; never raises.
+
+    A finished run (``final.json`` in its run directory) is not retrained; an interrupted
+    one continues from its checkpoint. Any exception becomes a ``failed`` row carrying the
+    error and the end of its traceback.
+
+    Args:
+        job: ``Job.to_dict()``.
+        results_dir: The suite's output directory.
+        threads: Torch threads in this worker.
+
+    Returns:
+        The row: the job's fields plus ``status``, ``metrics``, ``curve``, ``rollouts``,
+        ``wall_time``, ``elapsed``, ``run_dir`` (relative to ``results_dir``), ``error``,
+        ``host`` and ``finished_at``.
+    """
+    started = time.perf_counter()
+    row: dict[str, Any] = dict(job)
+    directory = run_dir(results_dir, job)
+    row["run_dir"] = str(directory.relative_to(results_dir))
+    row["host"] = platform.node()
+    try:
+        limit_threads(threads)
+        metrics = _train(job, directory, threads)
+        row["status"] = OK
+        row["error"] = None
+        row["metrics"] = {k: float(v) for k, v in metrics.items()}
+        row["rollouts"] = float(metrics.get("rollouts", float("nan")))
+        row["wall_time"] = float(metrics.get("wall_time", float("nan")))
+        row["curve"] = read_curve(directory)
+    except BaseException as err:  # noqa: BLE001 - a crashed run is a row, the sweep goes on
+        if isinstance(err, KeyboardInterrupt):
+            raise
+        row["status"] = FAILED
+        row["error"] = f"{type(err).__name__}: {err}"
+        row["traceback"] = "".join(traceback.format_exc().splitlines(True)[-TRACEBACK_LINES:])
+        row["metrics"] = {}
+        row["curve"] = []
+    row["elapsed"] = time.perf_counter() - started
+    row["finished_at"] = _now()
+    return row
+
+
+def failed_row(job: dict[str, Any], results_dir: str, error: str) -> dict[str, Any]:
+    """The row of a job whose worker died before returning (no metrics)."""
+    row = dict(job)
+    row.update(
+        status=FAILED,
+        error=error,
+        metrics={},
+        curve=[],
+        run_dir=str(run_dir(results_dir, job).relative_to(results_dir)),
+        host=platform.node(),
+        elapsed=float("nan"),
+        finished_at=_now(),
+    )
+    return row
+
+
+def _train(job: dict[str, Any], directory: Path, threads: int) -> dict[str, float]:
+    directory.parent.mkdir(parents=True, exist_ok=True)
+    paths = {"log_dir": str(directory.parent), "run_name": directory.name}
+    if job["family"] == "sb3":
+        from agents.sb3_baselines import SB3Config, train_sb3
+
+        config = SB3Config(**job["config"], **paths, resume=True, progress=False)
+        return train_sb3(config)
+    from agents.trainer import train
+    from benchmarks.suite import train_config
+
+    runtime = {"resume": True, "progress": False, "checkpoint": True, "threads": threads}
+    config = train_config(job["config"], **paths, **runtime)
+    return train(config)

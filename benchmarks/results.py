@@ -1,0 +1,119 @@
+"""Result rows: one JSON line per finished (or failed) run, appended atomically.
+
+A results file is JSON lines. ``append_row`` writes one complete line with a single
+``os.write`` on a file descriptor opened with ``O_APPEND`` and then ``fsync``s it, so a
+process killed at any moment leaves either the whole row or none of it. A torn last line can
+still appear if the machine itself dies mid-write (or the file is truncated by hand);
+``read_rows`` ignores any line that does not parse, and the next append starts a new line
+so a torn tail never corrupts the following row.
+
+Several rows may share a ``run_id`` (a failed run that was retried later); ``latest_rows``
+keeps the last row of each run.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+#: Name of the results file inside a suite's output directory.
+RESULTS_FILE = "results.jsonl"
+#: Row status of a run that finished and reported its metrics.
+OK = "ok"
+#: Row status of a run that raised (the row carries ``error``).
+FAILED = "failed"
+
+
+def _json_safe(value: Any) -> Any:
+    """Replace non-finite floats by strings so every row is strict JSON."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)
+    if isinstance(value, dict):
+        return {str(k): _json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_json_safe(v) for v in value]
+    return value
+
+
+def encode_row(row: dict[str, Any]) -> bytes:
+    """Serialize a row as one UTF-8 JSON line (keys sorted, no embedded newline)."""
+    text = json.dumps(_json_safe(row), sort_keys=True, separators=(",", ":"), allow_nan=False)
+    return (text + "\n").encode("utf-8")
+
+
+def append_row(path: str | os.PathLike[str], row: dict[str, Any]) -> None:
+    """Append one row to a JSON-lines file atomically and durably.
+
+    The whole line goes out in one ``os.write`` on an ``O_APPEND`` descriptor (appends of a
+    regular file are not interleaved with other appenders), followed by ``fsync``. If the
+    file does not end with a newline (a torn tail), a newline is written first so the new
+    row stays parseable.
+
+    Args:
+        path: The results file; created with its parent directory if missing.
+        row: A JSON-serializable mapping.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    data = encode_row(row)
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    try:
+        size = os.fstat(fd).st_size
+        if size and _last_byte(path) != b"\n":
+            data = b"\n" + data
+        written = os.write(fd, data)
+        if written != len(data):  # pragma: no cover - regular files write fully or raise
+            raise OSError(f"short write to {path}: {written} of {len(data)} bytes")
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _last_byte(path: Path) -> bytes:
+    with open(path, "rb") as handle:
+        handle.seek(-1, os.SEEK_END)
+        return handle.read(1)
+
+
+def read_rows(path: str | os.PathLike[str]) -> list[dict[str, Any]]:
+    """Read every complete row of a JSON-lines file, in file order.
+
+    Lines that do not parse as a JSON object (a torn last line) are skipped. A missing file
+    reads as no rows.
+    """
+    path = Path(path)
+    if not path.exists():
+        return []
+    rows = []
+    with open(path, "rb") as handle:
+        for line in handle:
+            line = line.strip()
+            if not line:
+                continue
+            try:
+                row = json.loads(line)
+            except (json.JSONDecodeError, UnicodeDecodeError):
+                continue
+            if isinstance(row, dict):
+                rows.append(row)
+    return rows
+
+
+def latest_rows(rows: Iterable[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """The last row of each ``run_id`` (later rows replace earlier ones)."""
+    latest: dict[str, dict[str, Any]] = {}
+    for row in rows:
+        run_id = row.get("run_id")
+        if isinstance(run_id, str):
+            latest.pop(run_id, None)
+            latest[run_id] = row
+    return latest
+
+
+def finished_ids(path: str | os.PathLike[str]) -> set[str]:
+    """Run ids whose latest row has status ``ok``."""
+    return {rid for rid, row in latest_rows(read_rows(path)).items() if row.get("status") == OK}

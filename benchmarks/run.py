@@ -1,0 +1,407 @@
+"""Run a benchmark suite: ``python -m benchmarks.run SUITE`` (console script ``maxrl-bench``).
+
+The runner loads a suite (``benchmarks/suites/SUITE.toml`` or a path), validates every
+run's config before anything starts, then schedules the runs on a backend (a local process
+pool, or Ray with ``--backend ray``) and appends one row per finished run to
+``OUT/SUITE/results.jsonl``. Validation runs (learning-rate selection on the train split)
+go first; as soon as all of a cell's validation runs are in, its reported runs start at the
+chosen rate. Rerunning the same command skips runs that have an ``ok`` row, retries failed
+ones, and resumes interrupted ones from their checkpoints; a sweep killed at any moment
+loses at most the runs in flight. At the end the report (``benchmarks.report``) is written
+next to the runs and its main table printed.
+
+Examples::
+
+    python -m benchmarks.run quick                 # the demo: < 10 minutes on 2 CPU cores
+    python -m benchmarks.run low-snr --workers 8
+    python -m benchmarks.run full --backend ray --address auto
+    python -m benchmarks.run quick --dry-run       # validate and list the runs
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import shlex
+import sys
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from benchmarks.results import FAILED, OK, RESULTS_FILE, append_row, latest_rows, read_rows
+from benchmarks.suite import (
+    LOWER_IS_BETTER,
+    Cell,
+    Job,
+    Suite,
+    SuiteError,
+    available_suites,
+    load_suite,
+    validate_suite,
+)
+
+#: Written next to the results: the suite's identity and the command that ran it.
+SUITE_FILE = "suite.json"
+
+
+@dataclass
+class SweepSummary:
+    """What a sweep did.
+
+    Attributes:
+        results_dir: The suite's output directory.
+        total: Runs in the suite.
+        ran: Runs executed now (ok or failed).
+        skipped: Runs already finished before this sweep.
+        failed: Runs whose latest row is ``failed`` (including skipped cells).
+        chosen_lr: Cell key -> learning rate chosen on validation runs.
+        run_ids: Every run of the suite as it stands (done now or before), in order.
+        elapsed: Seconds.
+    """
+
+    results_dir: Path
+    total: int = 0
+    ran: int = 0
+    skipped: int = 0
+    failed: int = 0
+    chosen_lr: dict[str, float] = field(default_factory=dict)
+    run_ids: list[str] = field(default_factory=list)
+    elapsed: float = 0.0
+
+
+def choose_lr(cell: Cell, rows: Sequence[dict[str, Any]]) -> float | None:
+    """Learning rate with the best mean ``select_metric`` over a cell's validation rows.
+
+    Args:
+        cell: A tuned cell.
+        rows: Its validation rows (only ``ok`` rows with the metric count).
+
+    Returns:
+        The chosen rate (ties go to the earlier grid entry), or None if no row has the
+        metric.
+    """
+    metric = cell.select_metric
+    sign = -1.0 if metric in LOWER_IS_BETTER else 1.0
+    best: tuple[float, float] | None = None
+    for lr in cell.lr_grid:
+        values = [
+            float(r["metrics"][metric])
+            for r in rows
+            if r.get("status") == OK and r.get("lr") == lr and metric in r.get("metrics", {})
+        ]
+        values = [v for v in values if math.isfinite(v)]
+        if not values:
+            continue
+        score = sign * sum(values) / len(values)
+        if best is None or score > best[0]:
+            best = (score, lr)
+    return None if best is None else best[1]
+
+
+def _write_json_atomic(path: Path, data: Any) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    tmp.write_text(json.dumps(data, indent=2, sort_keys=True), encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def _summary_line(row: dict[str, Any], fresh: bool, shown: Sequence[str]) -> str:
+    lr = "default" if row.get("lr") is None else f"{row['lr']:g}"
+    head = (
+        f"[{row.get('status', '?'):>6}] {row['experiment']} | {row['env_label']} | "
+        f"{row['agent']} {row['phase']} lr={lr} seed={row['seed']}"
+    )
+    if row.get("status") != OK:
+        return f"{head} | {row.get('error')}"
+    metrics = row.get("metrics", {})
+    shown = [m for m in shown if m in metrics][:3]
+    values = " ".join(f"{m.removeprefix('eval/')}={metrics[m]:.4g}" for m in shown)
+    took = f"{row.get('elapsed', float('nan')):.1f}s" if fresh else "done earlier"
+    return f"{head} | {values} | {took}"
+
+
+def run_suite(
+    suite: Suite,
+    results_dir: str | os.PathLike[str],
+    backend: Any,
+    *,
+    command: str = "",
+    progress: bool = True,
+    retry_failed: bool = True,
+    echo: Callable[[str], None] | None = None,
+) -> SweepSummary:
+    """Run every run of a validated suite that has no ``ok`` row yet.
+
+    Args:
+        suite: The suite (validate it first with ``validate_suite``).
+        results_dir: Output directory of this suite (rows, run directories, report).
+        backend: A ``benchmarks.backends.Backend``.
+        command: The command line that started the sweep (recorded for the report).
+        progress: Show a tqdm bar over runs.
+        retry_failed: Rerun runs whose latest row is ``failed``.
+        echo: Where the one-line summaries go (default: through tqdm, or print).
+
+    Returns:
+        A summary of the sweep.
+    """
+    from tqdm.auto import tqdm
+
+    started = time.perf_counter()
+    results_dir = Path(results_dir)
+    results_dir.mkdir(parents=True, exist_ok=True)
+    results_path = results_dir / RESULTS_FILE
+    meta = {
+        "suite": suite.name,
+        "description": suite.description,
+        "source": suite.source,
+        "command": command,
+        "experiments": list(dict.fromkeys(c.experiment for c in suite.cells)),
+        "agents": list(dict.fromkeys(c.agent.name for c in suite.cells)),
+        # What the report keeps when the file also holds rows of an older suite version.
+        "cells": {c.key: {"seeds": list(c.settings["seeds"])} for c in suite.cells},
+    }
+    _write_json_atomic(results_dir / SUITE_FILE, meta)
+    latest = latest_rows(read_rows(results_path))
+    summary = SweepSummary(results_dir=results_dir, total=suite.total_runs())
+    bar = tqdm(
+        total=summary.total, unit="run", desc=suite.name, disable=not progress, dynamic_ncols=True
+    )
+    say = echo or (tqdm.write if progress else print)
+
+    tuned = {cell.key: cell for cell in suite.cells if cell.needs_tuning}
+    pending_tune: dict[str, set[str]] = {key: set() for key in tuned}
+    tune_rows: dict[str, list[dict[str, Any]]] = {key: [] for key in tuned}
+    queue: list[Job] = []
+    # SB3 runs first: they are the longest and need no validation, so the sweep ends on
+    # short runs and the workers finish together. Reported runs of a tuned cell jump the
+    # queue as soon as its validation runs are in.
+    initial = suite.initial_jobs()
+    for job in sorted(initial, key=lambda j: j.family != "sb3"):
+        if job.phase == "tune":
+            pending_tune[job.cell].add(job.run_id)
+        queue.append(job)
+    queue.reverse()  # pop() from the end
+
+    def finish(job: Job, row: dict[str, Any], fresh: bool) -> None:
+        summary.run_ids.append(job.run_id)
+        if fresh:
+            append_row(results_path, row)
+            summary.ran += 1
+        else:
+            summary.skipped += 1
+        if row.get("status") != OK:
+            summary.failed += 1
+        if fresh:
+            say(_summary_line(row, fresh, job.columns))
+        bar.update(1)
+        if job.phase == "tune":
+            pending_tune[job.cell].discard(job.run_id)
+            tune_rows[job.cell].append(row)
+            if not pending_tune[job.cell]:
+                release(tuned[job.cell])
+
+    def release(cell: Cell) -> None:
+        lr = choose_lr(cell, tune_rows[cell.key])
+        seeds = cell.settings["seeds"]
+        if lr is None:
+            say(
+                f"[  skip] {cell.experiment} | {cell.env.label} | {cell.agent.name}: no "
+                f"validation run succeeded, so its {len(seeds)} reported runs are skipped"
+            )
+            summary.failed += len(seeds)
+            bar.update(len(seeds))
+            return
+        summary.chosen_lr[cell.key] = lr
+        queue.extend(reversed(suite.final_jobs(cell, lr)))
+
+    def already_done(job: Job) -> dict[str, Any] | None:
+        row = latest.get(job.run_id)
+        if row is None:
+            return None
+        if row.get("status") == OK or (row.get("status") == FAILED and not retry_failed):
+            return row
+        return None
+
+    interrupted = False
+    try:
+        while queue or backend.in_flight:
+            while queue and backend.in_flight < backend.slots:
+                job = queue.pop()
+                row = already_done(job)
+                if row is not None:
+                    finish(job, row, fresh=False)
+                    continue
+                backend.submit(job.to_dict())
+            if backend.in_flight:
+                for job_dict, row in backend.wait():
+                    finish(_job(job_dict), row, fresh=True)
+    except BaseException:  # Ctrl-C, or the driver failing: stop the runs in flight too
+        interrupted = True
+        raise
+    finally:
+        bar.close()
+        backend.close(cancel=interrupted)
+        summary.elapsed = time.perf_counter() - started
+    _write_json_atomic(results_dir / SUITE_FILE, {**meta, "run_ids": summary.run_ids})
+    return summary
+
+
+def _job(data: dict[str, Any]) -> Job:
+    return Job(**data)
+
+
+def _parse_seeds(text: str) -> list[int]:
+    try:
+        seeds = [int(s) for s in text.split(",") if s.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"--seeds {text!r}: expected integers like 0,1,2"
+        ) from None
+    if not seeds or any(s < 0 for s in seeds):
+        raise argparse.ArgumentTypeError(f"--seeds {text!r}: expected integers >= 0 like 0,1,2")
+    return seeds
+
+
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} must be >= 1")
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The command-line interface."""
+    parser = argparse.ArgumentParser(
+        prog="maxrl-bench",
+        description="Run a maxrl-bench suite and write its results, logs and report.",
+    )
+    parser.add_argument("suite", nargs="?", help="suite name (see --list) or path to a .toml file")
+    parser.add_argument("--list", action="store_true", help="list the shipped suites and exit")
+    parser.add_argument("--out", default="runs", help="output root; results go to OUT/SUITE")
+    parser.add_argument("--backend", choices=("local", "ray"), default="local")
+    parser.add_argument("--address", default=None, help="Ray cluster address (--backend ray)")
+    parser.add_argument(
+        "--workers", type=_positive, default=None, help="parallel runs (default: CPUs available)"
+    )
+    parser.add_argument("--threads", type=_positive, default=1, help="torch threads per run")
+    parser.add_argument(
+        "--seeds", type=_parse_seeds, default=None, help="override the reported seeds, e.g. 0,1"
+    )
+    parser.add_argument("--budget", type=_positive, default=None, help="override rollouts per run")
+    parser.add_argument(
+        "--dry-run", action="store_true", help="validate and list runs, run nothing"
+    )
+    parser.add_argument("--skip-failed", action="store_true", help="do not retry failed runs")
+    parser.add_argument("--no-report", action="store_true", help="skip the report at the end")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    return parser
+
+
+def _command_line(argv: Sequence[str]) -> str:
+    program = sys.argv[0] if sys.argv else ""
+    prefix = "python -m benchmarks.run" if program.endswith(("run.py", "-m")) else "maxrl-bench"
+    return " ".join([prefix, *map(shlex.quote, argv)])
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of ``maxrl-bench`` / ``python -m benchmarks.run``.
+
+    Returns:
+        0 when every run finished, 1 when some failed, 2 on bad input (nothing ran),
+        130 when interrupted.
+    """
+    argv = list(sys.argv[1:] if argv is None else argv)
+    args = build_parser().parse_args(argv)
+    # The driver only validates and schedules; one thread avoids OpenMP spin-waits that
+    # slow it down badly while the workers keep every core busy.
+    from benchmarks.jobs import limit_threads
+
+    limit_threads(1)
+    if args.list or args.suite is None:
+        print("suites: " + ", ".join(available_suites()))
+        return 0 if args.list else 2
+    overrides: dict[str, Any] = {}
+    if args.seeds is not None:
+        overrides["seeds"] = args.seeds
+    if args.budget is not None:
+        overrides["budget"] = args.budget
+    try:
+        suite = load_suite(args.suite, overrides)
+        checked = validate_suite(suite)
+    except SuiteError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    results_dir = Path(args.out) / suite.name
+    print(
+        f"suite {suite.name!r}: {len(suite.cells)} cells, {suite.total_runs()} runs "
+        f"({checked} configs validated); results in {results_dir}"
+    )
+    if args.dry_run:
+        for job in suite.initial_jobs():
+            print(
+                f"  {job.phase:5} {job.experiment} | {job.env_label} | {job.agent} "
+                f"lr={'default' if job.lr is None else f'{job.lr:g}'} seed={job.seed}"
+            )
+        tuned = sum(len(c.settings["seeds"]) for c in suite.cells if c.needs_tuning)
+        if tuned:
+            print(f"  ... plus {tuned} reported runs at the learning rates chosen on validation")
+        return 0
+    from benchmarks.backends import import_ray, make_backend
+
+    if args.backend == "ray":
+        try:
+            import_ray()
+        except ImportError as err:
+            print(f"error: {err}", file=sys.stderr)
+            return 2
+    try:
+        backend = make_backend(
+            args.backend,
+            str(results_dir),
+            workers=args.workers,
+            address=args.address,
+            threads=args.threads,
+        )
+    except ValueError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    print(f"backend: {backend.describe()}")
+    command = _command_line(argv)
+    try:
+        summary = run_suite(
+            suite,
+            results_dir,
+            backend,
+            command=command,
+            progress=not args.no_progress,
+            retry_failed=not args.skip_failed,
+        )
+    except KeyboardInterrupt:
+        print(
+            f"\ninterrupted; finished runs are in {results_dir / RESULTS_FILE}. "
+            "Rerun the same command to resume.",
+            file=sys.stderr,
+        )
+        return 130
+    print(
+        f"{summary.ran} runs ran, {summary.skipped} were already done, {summary.failed} failed "
+        f"({summary.elapsed:.0f} s)"
+    )
+    if not args.no_report:
+        from benchmarks.report import write_report
+
+        report = write_report(results_dir, command=command)
+        print()
+        print(report.summary_text())
+    return 1 if summary.failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

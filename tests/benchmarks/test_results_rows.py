@@ -1,0 +1,81 @@
+"""Result rows: atomic appends, torn-line tolerance, latest row per run."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+from benchmarks.results import (
+    append_row,
+    encode_row,
+    finished_ids,
+    latest_rows,
+    read_rows,
+)
+
+
+def test_append_and_read_roundtrip(tmp_path: Path) -> None:
+    path = tmp_path / "sub" / "results.jsonl"
+    rows = [{"run_id": f"r{i}", "status": "ok", "metrics": {"eval/x": i / 3}} for i in range(3)]
+    for row in rows:
+        append_row(path, row)
+    assert read_rows(path) == rows
+    assert path.read_bytes().count(b"\n") == 3
+
+
+def test_one_line_per_row_even_with_newlines_in_values(tmp_path: Path) -> None:
+    path = tmp_path / "results.jsonl"
+    append_row(path, {"run_id": "a", "error": "line one\nline two", "status": "failed"})
+    assert len(path.read_bytes().splitlines()) == 1
+    assert read_rows(path)[0]["error"] == "line one\nline two"
+
+
+def test_non_finite_floats_are_strict_json(tmp_path: Path) -> None:
+    line = encode_row({"run_id": "a", "x": float("nan"), "y": [float("inf")]})
+    data = json.loads(line)  # would fail on NaN tokens with a strict parser
+    assert data["x"] == "nan" and data["y"] == ["inf"]
+    assert b"NaN" not in line
+
+
+def test_torn_last_line_is_ignored_and_next_append_is_clean(tmp_path: Path) -> None:
+    path = tmp_path / "results.jsonl"
+    append_row(path, {"run_id": "a", "status": "ok"})
+    append_row(path, {"run_id": "b", "status": "ok"})
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) - 7])  # cut the second row mid-line
+    assert [r["run_id"] for r in read_rows(path)] == ["a"]
+    append_row(path, {"run_id": "c", "status": "ok"})
+    assert [r["run_id"] for r in read_rows(path)] == ["a", "c"]
+
+
+def test_append_is_a_single_write_on_an_append_fd(tmp_path: Path, monkeypatch) -> None:
+    path = tmp_path / "results.jsonl"
+    calls: list[tuple[int, int]] = []
+    real_write, real_open = os.write, os.open
+    flags_seen: list[int] = []
+
+    def spy_open(file, flags, *args):
+        flags_seen.append(flags)
+        return real_open(file, flags, *args)
+
+    def spy_write(fd, data):
+        calls.append((fd, len(data)))
+        return real_write(fd, data)
+
+    monkeypatch.setattr(os, "open", spy_open)
+    monkeypatch.setattr(os, "write", spy_write)
+    append_row(path, {"run_id": "a", "payload": "x" * 10_000})
+    assert len(calls) == 1 and calls[0][1] == path.stat().st_size
+    assert flags_seen and flags_seen[0] & os.O_APPEND
+
+
+def test_latest_row_wins_and_finished_ids(tmp_path: Path) -> None:
+    path = tmp_path / "results.jsonl"
+    append_row(path, {"run_id": "a", "status": "failed", "error": "boom"})
+    append_row(path, {"run_id": "b", "status": "ok"})
+    append_row(path, {"run_id": "a", "status": "ok"})
+    latest = latest_rows(read_rows(path))
+    assert latest["a"]["status"] == "ok"
+    assert finished_ids(path) == {"a", "b"}
+    assert read_rows(tmp_path / "missing.jsonl") == []

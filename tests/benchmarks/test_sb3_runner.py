@@ -1,0 +1,132 @@
+"""The SB3 baseline runner: validation, budgets in rollouts, shared tags, checkpoints, resume."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from agents import sb3_baselines
+from agents.sb3_baselines import (
+    SB3Config,
+    budget_steps,
+    read_final,
+    train_sb3,
+    validate_sb3_config,
+)
+from benchmarks.jobs import read_curve
+
+SMALL = {"eval_samples": 8, "pass_k": 4, "num_envs": 8}
+REGRESSION = {"env_id": "MaxRLRegression-v0", "env_kwargs": {"num_contexts": 256}}
+
+
+@pytest.fixture(autouse=True)
+def _one_thread(single_thread) -> None:
+    """SB3 on one torch thread, as in the benchmark workers."""
+
+
+@pytest.mark.parametrize(
+    ("config", "message"),
+    [
+        ({"algo": "DQN", **REGRESSION}, "algo='DQN' does not support the box action space"),
+        ({"algo": "SAC", "env_id": "MaxRLClassification-v0"}, "does not support the discrete"),
+        ({"algo": "TD3", "env_id": "MaxRLTokens-v0"}, "does not support the discrete"),
+        ({"algo": "TRPO", **REGRESSION}, "algo='TRPO'"),
+        ({"algo": "PPO", **REGRESSION, "budget": 100}, "smaller than one PPO update of 1024"),
+        ({"algo": "A2C", **REGRESSION, "budget": 0}, "budget=0"),
+        ({"algo": "PPO", **REGRESSION, "hyperparams": {"n_stepz": 4}}, "n_stepz"),
+        ({"algo": "PPO", **REGRESSION, "hyperparams": {"seed": 4}}, "'seed'"),
+        ({"algo": "A2C", "env_id": "MaxRLRegression-v0", "env_kwargs": {"snrr": 1}}, "snrr"),
+        ({"algo": "A2C", "env_id": "Nope-v0"}, "Nope-v0"),
+        ({"algo": "A2C", **REGRESSION, "pass_k": 99}, "pass_k=99"),
+        ({"algo": "A2C", **REGRESSION, "eval_split": "val"}, "eval_split='val'"),
+    ],
+)
+def test_validation_errors(config: dict, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        validate_sb3_config(SB3Config(**config))
+
+
+def test_budget_rounds_down_to_whole_collections() -> None:
+    # A2C with 8 sub-envs and n_steps 5 collects 40 rollouts between budget checks.
+    config = SB3Config(
+        algo="A2C", budget=1000, num_envs=8, hyperparams={"n_steps": 5}, **REGRESSION
+    )
+    assert budget_steps(config) == 1000
+    assert budget_steps(SB3Config(**{**config.__dict__, "budget": 1030})) == 1000
+    tokens = SB3Config(env_id="MaxRLTokens-v0", algo="PPO", budget=1000, num_envs=8)
+    assert budget_steps(tokens) == (3000 // (8 * 64)) * 8 * 64  # 3 env steps per rollout
+
+
+def test_tokens_x_axis_counts_rollouts_not_env_steps(tmp_path: Path) -> None:
+    config = SB3Config(
+        env_id="MaxRLTokens-v0",
+        env_kwargs={"num_contexts": 256, "num_test_contexts": 64},
+        algo="DQN",
+        budget=512,
+        eval_every=256,
+        log_dir=str(tmp_path),
+        **SMALL,
+    )
+    metrics = train_sb3(config)
+    assert metrics["rollouts"] == 512
+    steps = [step for step, _ in read_curve(tmp_path / config.name)]
+    assert steps == [0, 256, 512]
+    assert {"eval/log_likelihood", "eval/excess_mse", "eval/pass@4"} <= set(metrics)
+
+
+def test_crash_resumes_from_the_checkpoint_and_finished_runs_are_not_retrained(
+    tmp_path: Path, monkeypatch
+) -> None:
+    config = SB3Config(
+        algo="A2C",
+        budget=2048,
+        eval_every=512,
+        hyperparams={"n_steps": 8},
+        log_dir=str(tmp_path),
+        **REGRESSION,
+        **SMALL,
+    )
+    evaluated: list[int] = []
+    crashed: list[bool] = []
+    real_evaluate = sb3_baselines._Run.evaluate
+
+    def crash_at_1024(self, model):
+        step = self.rollouts(model)
+        if step == 1024 and not crashed:
+            crashed.append(True)
+            raise RuntimeError("simulated crash")
+        evaluated.append(step)
+        return real_evaluate(self, model)
+
+    monkeypatch.setattr(sb3_baselines._Run, "evaluate", crash_at_1024)
+    with pytest.raises(RuntimeError, match="simulated crash"):
+        train_sb3(config)
+    run_dir = tmp_path / config.name
+    state = json.loads((run_dir / "checkpoint" / "state.json").read_text())
+    assert state["num_timesteps"] == 512 and read_final(run_dir) is None
+
+    evaluated.clear()
+    metrics = train_sb3(config)
+    # Resumed at 512: the points at 0 and 512 come from the checkpoint, not re-evaluated.
+    assert evaluated == [1024, 1536, 2048]
+    assert metrics["rollouts"] == 2048
+    assert [step for step, _ in read_final(run_dir)["curve"]] == [0, 512, 1024, 1536, 2048]
+    assert not (run_dir / "checkpoint").exists()
+
+    evaluated.clear()
+    assert train_sb3(config) == metrics
+    assert evaluated == []
+
+
+def test_interrupted_checkpoint_swap_is_recovered(tmp_path: Path) -> None:
+    run_dir = tmp_path / "run"
+    old = run_dir / "checkpoint.old123"
+    old.mkdir(parents=True)
+    (old / "state.json").write_text("{}")
+    (run_dir / "checkpoint.tmp456").mkdir()
+    store = sb3_baselines._Checkpoint(run_dir)
+    assert (run_dir / "checkpoint" / "state.json").exists()
+    assert not old.exists() and not (run_dir / "checkpoint.tmp456").exists()
+    assert store.path == run_dir / "checkpoint"

@@ -1,0 +1,243 @@
+"""Suites: parsing, expansion into runs, deterministic run ids, and errors before running."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from benchmarks.suite import (
+    TUNE_SEED_BASE,
+    SuiteError,
+    available_suites,
+    load_suite,
+    validate_suite,
+)
+
+SHIPPED = ("quick", "low-snr", "classification", "tokens", "rollout-scaling", "full")
+
+
+BASE_SETTINGS = {
+    "seeds": "[0]",
+    "budget": "1024",
+    "rollouts": "4",
+    "contexts": "8",
+    "lr_grid": "[1e-2]",
+}
+
+
+def suite_text(
+    agents: str = '["maxrl"]',
+    envs: str = '[{ id = "MaxRLRegression-v0" }]',
+    settings: str = "",
+    extra: str = "",
+) -> str:
+    """A one-experiment suite; ``settings`` lines ("key = value") replace the base ones."""
+    merged = dict(BASE_SETTINGS)
+    for line in filter(None, settings.splitlines()):
+        key, value = (part.strip() for part in line.split("=", 1))
+        merged[key] = value
+    lines = "\n".join(f"{k} = {v}" for k, v in merged.items())
+    return f"""
+name = "t"
+[settings]
+{lines}
+{extra}
+[[experiments]]
+name = "e"
+envs = {envs}
+agents = {agents}
+"""
+
+
+def write_suite(folder: Path, text: str, name: str = "t") -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{name}.toml"
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def load_text(tmp_path: Path, text: str):
+    return load_suite(str(write_suite(tmp_path, text)))
+
+
+def test_shipped_suites_are_listed() -> None:
+    assert set(SHIPPED) <= set(available_suites())
+
+
+@pytest.mark.parametrize("name", SHIPPED)
+def test_shipped_suites_load(name: str) -> None:
+    suite = load_suite(name)
+    assert suite.cells and suite.total_runs() >= len(suite.cells)
+    families = {cell.agent.family for cell in suite.cells}
+    assert families == {"ours", "sb3"}, name
+
+
+def test_quick_suite_validates_and_has_a_real_comparison() -> None:
+    suite = load_suite("quick")
+    assert validate_suite(suite) > 0
+    agents = {cell.agent.name for cell in suite.cells}
+    assert {"maxrl", "grpo", "reinforce", "supervised"} <= agents
+    assert agents & {"ppo", "a2c"}
+    assert len({cell.env.label for cell in suite.cells}) >= 2
+    assert len(suite.cells[0].settings["seeds"]) >= 2
+
+
+def test_full_includes_every_other_suite() -> None:
+    full = load_suite("full")
+    experiments = {cell.experiment.split("/")[0] for cell in full.cells}
+    assert experiments == set(SHIPPED) - {"full"}
+
+
+def test_low_snr_sweeps_snr_heads_and_heteroscedasticity() -> None:
+    suite = load_suite("low-snr")
+    snrs = {cell.sweep.get("snr") for cell in suite.cells}
+    heads = {cell.head for cell in suite.cells}
+    hetero = {cell.env.kwargs.get("heteroscedastic", 0.0) for cell in suite.cells}
+    assert len(snrs - {None}) >= 3
+    assert {"gaussian", "laplace", "verifier"} <= heads
+    assert len(hetero) >= 2
+    algos = {cell.agent.method for cell in suite.cells if cell.agent.family == "sb3"}
+    assert {"PPO", "A2C", "SAC", "TD3"} <= algos
+
+
+def test_rollout_scaling_spans_4_to_1024_and_sb3_runs_once_per_env() -> None:
+    suite = load_suite("rollout-scaling")
+    ns = {cell.settings["rollouts"] for cell in suite.cells if cell.agent.family == "ours"}
+    assert min(ns) == 4 and max(ns) == 1024
+    sb3 = [cell for cell in suite.cells if cell.agent.family == "sb3"]
+    keys = {(cell.experiment, cell.env.label, cell.agent.name) for cell in sb3}
+    assert len(sb3) == len(keys)  # the N sweep does not multiply SB3 cells
+    assert all("rollouts" not in cell.sweep for cell in sb3)
+
+
+def test_discrete_suites_use_discrete_sb3_algorithms() -> None:
+    for name in ("classification", "tokens"):
+        algos = {c.agent.method for c in load_suite(name).cells if c.agent.family == "sb3"}
+        assert algos == {"PPO", "A2C", "DQN"}, name
+
+
+def test_jobs_are_deterministic_and_distinct(tmp_path: Path, tiny_suite_text: str) -> None:
+    suite_a = load_suite(str(write_suite(tmp_path / "a", tiny_suite_text)))
+    suite_b = load_suite(str(write_suite(tmp_path / "b", tiny_suite_text)))
+    ids_a = [job.run_id for job in suite_a.initial_jobs()]
+    assert ids_a == [job.run_id for job in suite_b.initial_jobs()]
+    assert len(set(ids_a)) == len(ids_a)
+    tuned = [cell for cell in suite_a.cells if cell.needs_tuning]
+    assert len(tuned) == 1
+    tune = [job for job in suite_a.initial_jobs() if job.phase == "tune"]
+    assert {job.seed for job in tune} == {TUNE_SEED_BASE}
+    assert {job.config["eval_split"] for job in tune} == {"train"}
+    final = suite_a.final_jobs(tuned[0], 0.01)
+    assert [job.seed for job in final] == [0, 1]
+    assert {job.config["eval_split"] for job in final} == {"test"}
+    assert {job.lr for job in final} == {0.01}
+    other = suite_a.final_jobs(tuned[0], 0.03)
+    assert not {j.run_id for j in final} & {j.run_id for j in other}
+
+
+def test_changing_a_kwarg_changes_the_run_id(tmp_path: Path) -> None:
+    base = load_text(tmp_path / "a", suite_text())
+    changed = load_text(
+        tmp_path / "b", suite_text(envs='[{ id = "MaxRLRegression-v0", kwargs = { snr = 2.0 } }]')
+    )
+    assert base.initial_jobs()[0].run_id != changed.initial_jobs()[0].run_id
+
+
+def test_sweep_expands_env_kwargs_and_settings(tmp_path: Path) -> None:
+    text = (
+        suite_text(agents='["maxrl", "a2c"]')
+        + "sweep.env.snr = [1.0, 0.1]\nsweep.rollouts = [4, 8]\n"
+    )
+    suite = load_text(tmp_path, text)
+    ours = [c for c in suite.cells if c.agent.family == "ours"]
+    sb3 = [c for c in suite.cells if c.agent.family == "sb3"]
+    assert len(ours) == 4 and len(sb3) == 2
+    assert {(c.env.kwargs["snr"], c.settings["rollouts"]) for c in ours} == {
+        (1.0, 4),
+        (1.0, 8),
+        (0.1, 4),
+        (0.1, 8),
+    }
+    assert {c.env.label for c in sb3} == {"MaxRLRegression-v0 snr=1", "MaxRLRegression-v0 snr=0.1"}
+
+
+def test_rollouts_per_step_sets_contexts(tmp_path: Path) -> None:
+    text = suite_text(agents='["maxrl", "supervised"]', settings="rollouts_per_step = 64")
+    suite = load_text(tmp_path, text)
+    contexts = {c.agent.name: c.config(0, 0.01, "final")["contexts"] for c in suite.cells}
+    assert contexts == {"maxrl": 16, "supervised": 64}
+
+
+def test_custom_agent_overrides_trainconfig_fields(tmp_path: Path) -> None:
+    extra = '[agents.maxrl-t2]\nestimator = "maxrl"\norder = 2\nlr_grid = [0.1]\n'
+    suite = load_text(tmp_path, suite_text(agents='["maxrl-t2"]', extra=extra))
+    cell = suite.cells[0]
+    assert cell.lr_grid == [0.1] and cell.agent.role == "maxrl"
+    assert cell.config(0, 0.1, "final")["order"] == 2
+    assert validate_suite(suite) == 1
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"agents": '["nope"]'}, "agent 'nope' is unknown"),
+        ({"envs": '[{ id = "NoSuchEnv-v0" }]'}, "NoSuchEnv-v0"),
+        ({"envs": '[{ id = "MaxRLRegression-v0", kwargs = { snrr = 1.0 } }]'}, "snrr"),
+        ({"envs": '[{ id = "MaxRLRegression-v0", kwargs = { snr = -1.0 } }]'}, "snr=-1.0"),
+        ({"settings": "seeds = []"}, "seeds=[]"),
+        ({"settings": "tune_seeds = -1"}, "tune_seeds=-1"),
+        ({"settings": "lr_grid = [0.0]"}, "lr_grid"),
+        ({"settings": "bugdet = 10"}, "bugdet"),
+        ({"settings": "pass_k = 128"}, "pass_k=128"),
+        ({"extra": '[agents.x]\nsb3 = "PPO"\nestimator = "maxrl"'}, "exactly one"),
+        ({"extra": '[agents.x]\nsb3 = "TRPO"'}, "sb3='TRPO'"),
+        ({"extra": '[agents.x]\nestimator = "ppo"'}, "estimator='ppo'"),
+        ({"extra": '[agents.x]\nestimator = "maxrl"\nlog_dir = "/tmp"'}, "log_dir"),
+    ],
+)
+def test_bad_suites_fail_on_load(tmp_path: Path, kwargs: dict[str, str], message: str) -> None:
+    with pytest.raises(SuiteError, match=message.replace("[", r"\[").replace("]", r"\]")):
+        load_text(tmp_path, suite_text(**kwargs))
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        # An SB3 algorithm that does not support the action space.
+        ({"agents": '["dqn"]'}, "algo='DQN' does not support the box action space"),
+        (
+            {"agents": '["sac"]', "envs": '[{ id = "MaxRLClassification-v0" }]'},
+            "algo='SAC' does not support the discrete action space",
+        ),
+        (
+            {"agents": '["td3"]', "envs": '[{ id = "MaxRLTokens-v0" }]'},
+            "algo='TD3' does not support the discrete",
+        ),
+        # Budgets smaller than one step / one update.
+        ({"settings": "budget = 16"}, "budget=16"),
+        ({"agents": '["ppo"]', "settings": "budget = 512"}, "smaller than one PPO update"),
+        ({"agents": '["a2c"]', "settings": "budget = 8"}, "smaller than one A2C update"),
+        # A bad SB3 hyperparameter and a bad TrainConfig field value.
+        (
+            {"extra": '[agents.p]\nsb3 = "PPO"\nhyperparams = { n_stepz = 8 }', "agents": '["p"]'},
+            "n_stepz",
+        ),
+        ({"settings": 'device = "tpu"'}, "device='tpu'"),
+        ({"settings": "order = 9"}, "order=9"),
+    ],
+)
+def test_bad_runs_fail_validation(tmp_path: Path, kwargs: dict[str, str], message: str) -> None:
+    suite = load_text(tmp_path, suite_text(**kwargs))
+    with pytest.raises(SuiteError, match=message):
+        validate_suite(suite)
+
+
+def test_unknown_suite_lists_the_shipped_ones() -> None:
+    with pytest.raises(SuiteError, match="quick"):
+        load_suite("no-such-suite")
+
+
+def test_tiny_suite_text_is_valid(tmp_path: Path, tiny_suite_text: str) -> None:
+    suite = load_suite(str(write_suite(tmp_path, tiny_suite_text)))
+    assert validate_suite(suite) == 3  # maxrl: tune and final configs; a2c-small: one
