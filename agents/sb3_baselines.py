@@ -132,7 +132,7 @@ class SB3Config:
             at the end; 0: only then).
         eval_samples: Samples per context in evaluation (M).
         pass_k: k of ``eval/pass@k``.
-        eval_split: ``test`` (report) or ``train`` (model selection).
+        eval_split: ``test`` (report) or ``validation`` (model selection).
         eval_seed: Seed of the evaluation sampler; None uses ``seed``.
         log_dir: Parent directory of the run directory.
         run_name: Run directory name; None gives ``{env_id}__{algo}__{seed}``.

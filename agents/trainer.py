@@ -25,6 +25,7 @@ import json
 import math
 import os
 import time
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -111,7 +112,10 @@ class TrainConfig:
         metadata=_help("Continue from the run directory's checkpoint; False starts over."),
     )
     progress: bool = field(default=False, metadata=_help("Show a tqdm progress bar."))
-    eval_split: str = field(default="test", metadata=_help("Split evaluated: test or train."))
+    eval_split: str = field(
+        default="test",
+        metadata=_help("Split evaluated: test, validation (model selection) or train."),
+    )
     eval_contexts: int | None = field(
         default=None, metadata=_help("Evaluate on the first this many contexts (None: all).")
     )
@@ -238,8 +242,10 @@ def validate_config(config: TrainConfig) -> None:
             f"budget={c.budget!r} is smaller than one step; allowed: an integer >= "
             f"{c.rollouts_per_step} ({per_step} = rollouts consumed per step)"
         )
-    if isinstance(c.lr, bool) or not isinstance(c.lr, (int, float)) or not (
-        math.isfinite(c.lr) and c.lr > 0
+    if (
+        isinstance(c.lr, bool)
+        or not isinstance(c.lr, (int, float))
+        or not (math.isfinite(c.lr) and c.lr > 0)
     ):
         raise ValueError(f"lr={c.lr!r} is invalid; allowed: a finite number > 0")
     if not isinstance(c.hidden, (tuple, list)) or not all(_is_int(h) and h >= 1 for h in c.hidden):
@@ -268,8 +274,10 @@ def validate_config(config: TrainConfig) -> None:
     _require_int("bins", c.bins, 2)
     if c.threads is not None:
         _require_int("threads", c.threads, 1)
-    if isinstance(c.init_std, bool) or not isinstance(c.init_std, (int, float)) or not (
-        math.isfinite(c.init_std) and c.init_std > 0
+    if (
+        isinstance(c.init_std, bool)
+        or not isinstance(c.init_std, (int, float))
+        or not (math.isfinite(c.init_std) and c.init_std > 0)
     ):
         raise ValueError(f"init_std={c.init_std!r} is invalid; allowed: a finite number > 0")
     if not isinstance(c.env_kwargs, dict):
@@ -336,15 +344,23 @@ class Trainer:
         if c.threads is not None:
             torch.set_num_threads(c.threads)
         self.task = make_task(
-            c.env_id, c.contexts, max(c.rollouts, 1), split="train", device=str(self.device),
+            c.env_id,
+            c.contexts,
+            max(c.rollouts, 1),
+            split="train",
+            device=str(self.device),
             **c.env_kwargs,
         )
         self.core = self.task.core
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(c.seed)
             policy = make_policy(
-                self.task, tuple(c.hidden), kind=c.policy, init_std=float(c.init_std),
-                state_dependent_std=c.state_dependent_std, bins=c.bins,
+                self.task,
+                tuple(c.hidden),
+                kind=c.policy,
+                init_std=float(c.init_std),
+                state_dependent_std=c.state_dependent_std,
+                bins=c.bins,
             )
         self.policy: Policy = policy.to(self.device)
         self.agent = TaskPolicy(self.policy, self.task)
@@ -420,8 +436,13 @@ class Trainer:
         """Evaluate the current policy on the held-out split (fresh generator each time)."""
         c = self.config
         return evaluate(
-            self.task, self.agent, num_samples=c.eval_samples, pass_k=c.pass_k,
-            seed=self.eval_seed, split=c.eval_split, max_contexts=c.eval_contexts,
+            self.task,
+            self.agent,
+            num_samples=c.eval_samples,
+            pass_k=c.pass_k,
+            seed=self.eval_seed,
+            split=c.eval_split,
+            max_contexts=c.eval_contexts,
         )
 
     def state_dict(self) -> dict[str, Any]:
@@ -430,6 +451,7 @@ class Trainer:
             "policy": self.policy.state_dict(),
             "optimizer": self.optimizer.state_dict(),
             "generator": self.generator.get_state(),
+            "generator_device": self.device.type,
             "step": self.step,
             "rollouts": self.rollouts,
             "wall_time": self.wall_time,
@@ -440,7 +462,19 @@ class Trainer:
         """Restore a ``state_dict``."""
         self.policy.load_state_dict(state["policy"])
         self.optimizer.load_state_dict(state["optimizer"])
-        self.generator.set_state(state["generator"])
+        saved_on = state.get("generator_device", self.device.type)
+        if saved_on == self.device.type:
+            self.generator.set_state(state["generator"])
+        else:
+            # CPU and CUDA generators keep different states; continue with a fresh stream
+            # derived from the seed and step (the run stays reproducible, not bitwise equal
+            # to one that never changed device).
+            warnings.warn(
+                f"checkpoint was written on {saved_on!r}, resuming on {self.device.type!r}: "
+                "the sampling stream is re-seeded",
+                stacklevel=2,
+            )
+            self.generator.manual_seed(self.config.seed * 1_000_003 + int(state["step"]))
         self.step = int(state["step"])
         self.wall_time = float(state["wall_time"])
 
@@ -495,8 +529,11 @@ class Trainer:
             from tqdm.auto import tqdm
 
             progress = tqdm(
-                total=self.total_steps * per_step, initial=self.rollouts, unit="rollout",
-                desc=c.name, dynamic_ncols=True,
+                total=self.total_steps * per_step,
+                initial=self.rollouts,
+                unit="rollout",
+                desc=c.name,
+                dynamic_ncols=True,
             )
         log_time, log_rollouts = time.perf_counter(), self.rollouts
         try:

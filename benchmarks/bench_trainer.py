@@ -65,8 +65,13 @@ def main(argv: list[str] | None = None) -> None:
     for estimator in args.estimators:
         for contexts in args.contexts:
             config = TrainConfig(
-                env_id=args.env, estimator=estimator, contexts=contexts, rollouts=args.rollouts,
-                budget=10**12, device=args.device, log_dir=None,
+                env_id=args.env,
+                estimator=estimator,
+                contexts=contexts,
+                rollouts=args.rollouts,
+                budget=10**12,
+                device=args.device,
+                log_dir=None,
             )
             rates = sorted(measure(config, args.seconds, args.warmup, args.repeats))
             median, best = rates[len(rates) // 2], rates[-1]

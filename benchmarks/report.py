@@ -332,7 +332,7 @@ def _targets_text(points: list[Point]) -> str:
 
 
 def selection_table(rows: Iterable[dict[str, Any]]) -> str:
-    """Markdown table of the learning-rate selection (validation runs, train split)."""
+    """Markdown table of the learning-rate selection (validation runs, validation split)."""
     tune = [r for r in rows if r.get("phase") == "tune"]
     if not tune:
         return "No learning-rate selection (every agent had a single setting)."
@@ -344,7 +344,7 @@ def selection_table(rows: Iterable[dict[str, Any]]) -> str:
     for row in tune:
         groups[row["cell"]].append(row)
     lines = [
-        "| experiment | environment | agent | metric (train split) "
+        "| experiment | environment | agent | metric (validation split) "
         "| learning rates: mean | chosen |",
         "|---|---|---|---|---|---|",
     ]
@@ -672,8 +672,9 @@ def _markdown(report: Report, meta: dict[str, Any], rows: list[dict[str, Any]]) 
         "",
         "Final metrics are on the test split, mean ± 95% confidence half-width "
         "(t-distribution over seeds); the best mean per environment is in bold. Learning "
-        "rates of our agents were chosen on validation runs (separate seeds, train split); SB3 "
-        "agents use their fixed zoo-style defaults. Rollouts to target: first evaluation at "
+        "rates of our agents were chosen on validation runs (separate seeds, validation "
+        "split); SB3 agents use their fixed zoo-style defaults. Rollouts to target: first "
+        "evaluation at "
         "which the agent's mean curve reaches the target below (90% of the best baseline's "
         "improvement by default); vs best baseline: that divided by the fastest baseline's "
         "(REINFORCE, RLOO, GRPO, Dr. GRPO, SB3), < 1 is faster.",

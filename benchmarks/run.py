@@ -3,7 +3,7 @@
 The runner loads a suite (``benchmarks/suites/SUITE.toml`` or a path), validates every
 run's config before anything starts, then schedules the runs on a backend (a local process
 pool, or Ray with ``--backend ray``) and appends one row per finished run to
-``OUT/SUITE/results.jsonl``. Validation runs (learning-rate selection on the train split)
+``OUT/SUITE/results.jsonl``. Validation runs (learning-rate selection on the validation split)
 go first; as soon as all of a cell's validation runs are in, its reported runs start at the
 chosen rate. Rerunning the same command skips runs that have an ``ok`` row, retries failed
 ones, and resumes interrupted ones from their checkpoints; a sweep killed at any moment

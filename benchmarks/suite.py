@@ -76,7 +76,7 @@ SETTINGS: dict[str, Any] = {
     "budget": 100_000,  # rollouts per run (all agents)
     "lr_grid": [1e-3, 3e-3, 1e-2],  # ours: learning rates tried
     "tune_seeds": 1,  # ours: validation runs per learning rate
-    "tune_eval_contexts": 1024,  # ours: train contexts scored in validation runs
+    "tune_eval_contexts": 1024,  # ours: validation contexts scored in validation runs
     "eval_every": 10_000,  # rollouts between evaluations (all agents)
     "eval_samples": 64,  # samples per context in evaluation (all agents)
     "pass_k": 16,  # k of eval/pass@k
@@ -264,7 +264,7 @@ class Cell:
         Args:
             seed: Run seed.
             lr: Learning rate (ours) or None (SB3 default).
-            phase: ``tune`` (validation run, train split) or ``final`` (test split).
+            phase: ``tune`` (validation run, validation split) or ``final`` (test split).
         """
         config = self.config(seed, lr, phase)
         identity = {**self._identity(), "seed": seed, "lr": lr, "phase": phase, "config": config}
@@ -301,7 +301,7 @@ class Cell:
     def config(self, seed: int, lr: float | None, phase: str) -> dict[str, Any]:
         """Keyword arguments of ``TrainConfig`` / ``SB3Config`` (paths left to the runner)."""
         s = self.settings
-        split = "train" if phase == "tune" else "test"
+        split = "validation" if phase == "tune" else "test"
         common = {
             "env_id": self.env.id,
             "env_kwargs": dict(self.env.kwargs),

@@ -6,6 +6,8 @@ import math
 from collections.abc import Iterable
 from typing import Any
 
+import torch
+
 
 def check_choice(name: str, value: Any, allowed: Iterable[Any]) -> Any:
     """Return ``value`` if it is one of ``allowed``, else raise ``ValueError``."""
@@ -17,8 +19,41 @@ def check_choice(name: str, value: Any, allowed: Iterable[Any]) -> Any:
     return value
 
 
+def _is_number(value: Any) -> bool:
+    return not isinstance(value, (bool, str, bytes)) and hasattr(value, "__float__")
+
+
+def check_options(options: dict[str, Any] | None, allowed: Iterable[str]) -> dict[str, Any]:
+    """Return ``options`` (or ``{}``) after rejecting keys outside ``allowed``."""
+    options = {} if options is None else options
+    if not isinstance(options, dict):
+        raise ValueError(f"options={options!r} must be a dict or None")
+    allowed = tuple(allowed)
+    unknown = sorted(set(options) - set(allowed))
+    if unknown:
+        raise ValueError(
+            f"options keys {unknown!r} are not supported; allowed: {', '.join(map(repr, allowed))}"
+        )
+    return options
+
+
+def check_device(value: Any) -> torch.device:
+    """Return ``value`` as a torch device that exists on this machine, else raise ``ValueError``."""
+    try:
+        device = torch.device(value)
+    except (RuntimeError, TypeError):
+        raise ValueError(
+            f"device={value!r} is not a torch device; allowed: 'cpu', 'cuda', 'cuda:N'"
+        ) from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device={value!r} needs CUDA, which is not available here; use 'cpu'")
+    return device
+
+
 def check_positive(name: str, value: Any) -> float:
     """Return ``value`` as a float if it is a finite number > 0, else raise ``ValueError``."""
+    if not _is_number(value):
+        raise ValueError(f"{name}={value!r} must be a finite number > 0")
     try:
         number = float(value)
     except (TypeError, ValueError):
@@ -30,6 +65,8 @@ def check_positive(name: str, value: Any) -> float:
 
 def check_nonnegative(name: str, value: Any) -> float:
     """Return ``value`` as a float if it is a finite number >= 0, else raise ``ValueError``."""
+    if not _is_number(value):
+        raise ValueError(f"{name}={value!r} must be a finite number >= 0")
     try:
         number = float(value)
     except (TypeError, ValueError):

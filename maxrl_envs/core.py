@@ -1,12 +1,12 @@
 """Batched, device-aware task cores: the one implementation behind every door.
 
-A core holds a fixed pool of contexts per split (``"train"`` and ``"test"``) on a torch
-device, with for each context its observation x, clean signal f(x), noisy target y (drawn
-once per context, never per rollout) and noise scale. It samples context ids, looks
-contexts up, and scores ``[B, R]`` predictions (R rollouts for each of B contexts) with a
-likelihood head. The single Gymnasium env, the vector env, the Stable-Baselines3 adapter
-and the agents' fast path all call these methods, so the same seed gives the same contexts,
-targets and rewards everywhere.
+A core holds a fixed pool of contexts per split (``"train"``, ``"validation"`` and
+``"test"``) on a torch device, with for each context its observation x, clean signal f(x),
+noisy target y (drawn once per context, never per rollout) and noise scale. It samples
+context ids, looks contexts up, and scores ``[B, R]`` predictions (R rollouts for each of B
+contexts) with a likelihood head. The single Gymnasium env, the vector env, the
+Stable-Baselines3 adapter and the agents' fast path all call these methods, so the same seed
+gives the same contexts, targets and rewards everywhere.
 """
 
 from __future__ import annotations
@@ -20,22 +20,34 @@ import torch
 
 from maxrl_envs._checks import (
     check_choice,
+    check_device,
     check_fraction,
     check_nonnegative,
     check_positive,
 )
 from maxrl_envs._threads import serial_on_cpu
 from maxrl_envs.heads import HEADS, LOG_LIKELIHOOD_FLOOR, score_head
-from maxrl_envs.noise import NOISE_FAMILIES, heteroscedastic_scales, unit_noise
+from maxrl_envs.noise import (
+    MAX_HETEROSCEDASTIC_DECADES,
+    NOISE_FAMILIES,
+    heteroscedastic_scales,
+    unit_noise,
+)
 from maxrl_envs.tasks import (
+    _SPLIT_TAGS,
     CLASSIFICATION_TASKS,
     REGRESSION_TASKS,
     TaskData,
     classification_task,
     regression_task,
+    stream,
 )
 
-SPLITS = ("train", "test")
+#: Seed-stream tags of the targets (see ``tasks.stream``).
+_NOISE, _LABEL_NOISE = 20, 21
+
+#: Context pools: train for learning, validation for model selection, test for reporting.
+SPLITS = ("train", "test", "validation")
 
 
 @dataclass(frozen=True)
@@ -90,7 +102,7 @@ class TaskCore:
     obs_dim: int
 
     def __init__(self, device: str | torch.device = "cpu") -> None:
-        self.device = torch.device(device)
+        self.device = check_device(device)
         self._pools: dict[str, dict[str, torch.Tensor]] = {}
 
     def _store(self, split: str, **arrays: np.ndarray) -> None:
@@ -115,7 +127,7 @@ class TaskCore:
         Args:
             n: Number of ids.
             generator: Torch generator on this core's device (see ``make_generator``).
-            split: ``"train"`` or ``"test"``.
+            split: ``"train"``, ``"validation"`` or ``"test"``.
 
         Returns:
             Long tensor ``[n]`` on the core's device.
@@ -134,7 +146,7 @@ class TaskCore:
 
         Args:
             ids: Context ids, ``[B]``, each in ``[0, num_contexts(split))``.
-            split: ``"train"`` or ``"test"``.
+            split: ``"train"``, ``"validation"`` or ``"test"``.
             validate: Check the ids' range (a host sync on GPUs); skip for ids from
                 ``sample_ids``.
 
@@ -175,13 +187,15 @@ class RegressionCore(TaskCore):
         snr: Var(f(x)) / Var(noise), > 0 (e.g. 10 easy, 0.01 very noisy).
         noise: ``gaussian``, ``laplace`` or ``student-t`` (unit-variance families).
         student_df: Degrees of freedom of Student-t noise, > 2.
-        heteroscedastic: Decades spanned by per-context noise scales (0 = homogeneous).
+        heteroscedastic: Decades spanned by per-context noise scales, 0 (homogeneous) to 12.
         head: Likelihood head ``gaussian``, ``laplace`` or ``verifier``.
         head_scale: Head width s (> 0); None uses the base noise std 1/sqrt(snr).
         prediction_range: Actions in [-1, 1] map linearly to predictions in
             [-prediction_range, prediction_range].
-        num_contexts: Train pool size (synthetic tasks).
-        num_test_contexts: Held-out pool size (synthetic tasks).
+        num_contexts: Train pool size (synthetic tasks; None: 4096; data sets reject it).
+        num_test_contexts: Held-out test pool size (synthetic tasks; None: 1024).
+        num_validation_contexts: Validation pool size, for model selection (synthetic
+            tasks; data sets hold out 10% of their rows).
         data_seed: Seed of the data set (inputs, signal, targets); not the episode seed.
         device: Torch device of the pools and of scoring.
     """
@@ -199,8 +213,9 @@ class RegressionCore(TaskCore):
         head: str = "gaussian",
         head_scale: float | None = None,
         prediction_range: float = 4.0,
-        num_contexts: int = 4096,
-        num_test_contexts: int = 1024,
+        num_contexts: int | None = None,
+        num_test_contexts: int | None = None,
+        num_validation_contexts: int | None = None,
         data_seed: int = 0,
         device: str | torch.device = "cpu",
     ) -> None:
@@ -212,6 +227,11 @@ class RegressionCore(TaskCore):
         if noise == "student-t" and self.student_df <= 2:
             raise ValueError(f"student_df={student_df!r} must be > 2 so the noise has a variance")
         self.heteroscedastic = check_nonnegative("heteroscedastic", heteroscedastic)
+        if self.heteroscedastic > MAX_HETEROSCEDASTIC_DECADES:
+            raise ValueError(
+                f"heteroscedastic={heteroscedastic!r} is too large; allowed: 0 to "
+                f"{MAX_HETEROSCEDASTIC_DECADES:g} decades of noise-scale spread"
+            )
         self.head = check_choice("head", head, HEADS)
         self.base_noise_std = 1.0 / math.sqrt(self.snr)
         self.head_scale = (
@@ -219,27 +239,26 @@ class RegressionCore(TaskCore):
         )
         self.prediction_range = check_positive("prediction_range", prediction_range)
         self.task = task
-        data = regression_task(task, dim, num_contexts, num_test_contexts, data_seed)
+        data = regression_task(
+            task, dim, num_contexts, num_test_contexts, data_seed, num_validation_contexts
+        )
         self.obs_dim = data.dim
         self._build_targets(data, data_seed)
 
     def _build_targets(self, data: TaskData, data_seed: int) -> None:
-        rng = np.random.default_rng(np.random.SeedSequence([data_seed, 0x7A26E7]))
-        sizes = [len(data.x[s]) for s in SPLITS]
-        x_all = np.concatenate([data.x[s] for s in SPLITS])
-        scales = self.base_noise_std * heteroscedastic_scales(x_all, self.heteroscedastic, rng)
-        eps = unit_noise(self.noise, len(x_all), rng, self.student_df)
-        start = 0
-        for split, size in zip(SPLITS, sizes, strict=True):
-            part = slice(start, start + size)
-            start += size
+        for split in SPLITS:
+            rng = stream(data_seed, _NOISE, _SPLIT_TAGS[split])
             signal = data.signal[split]
+            scales = self.base_noise_std * heteroscedastic_scales(
+                data.difficulty[split], self.heteroscedastic
+            )
+            eps = unit_noise(self.noise, len(signal), rng, self.student_df)
             self._store(
                 split,
                 obs=data.x[split],
                 signal=signal,
-                target=signal + scales[part] * eps[part],
-                noise_scale=scales[part],
+                target=signal + scales * eps,
+                noise_scale=scales,
             )
 
     def action_to_prediction(self, action: torch.Tensor) -> torch.Tensor:
@@ -286,8 +305,10 @@ class ClassificationCore(TaskCore):
         num_classes: Class count for ``teacher-mlp`` (default 100).
         label_noise: Probability that a context's observed label is replaced, once, by a
             uniformly drawn different class; in [0, 1).
-        num_contexts: Train pool size (``teacher-mlp``).
-        num_test_contexts: Held-out pool size (``teacher-mlp``).
+        num_contexts: Train pool size (``teacher-mlp``; None: 4096).
+        num_test_contexts: Held-out test pool size (``teacher-mlp``; None: 1024).
+        num_validation_contexts: Validation pool size (``teacher-mlp``; digits holds out
+            10% of its rows).
         data_seed: Seed of the data set.
         device: Torch device.
     """
@@ -300,8 +321,9 @@ class ClassificationCore(TaskCore):
         dim: int | None = None,
         num_classes: int | None = None,
         label_noise: float = 0.0,
-        num_contexts: int = 4096,
-        num_test_contexts: int = 1024,
+        num_contexts: int | None = None,
+        num_test_contexts: int | None = None,
+        num_validation_contexts: int | None = None,
         data_seed: int = 0,
         device: str | torch.device = "cpu",
     ) -> None:
@@ -310,12 +332,18 @@ class ClassificationCore(TaskCore):
         self.task = task
         self.label_noise = check_fraction("label_noise", label_noise)
         data = classification_task(
-            task, dim, num_classes, num_contexts, num_test_contexts, data_seed
+            task,
+            dim,
+            num_classes,
+            num_contexts,
+            num_test_contexts,
+            data_seed,
+            num_validation_contexts,
         )
         self.obs_dim = data.dim
         self.num_classes = data.num_classes
-        rng = np.random.default_rng(np.random.SeedSequence([data_seed, 0x1AB31]))
         for split in SPLITS:
+            rng = stream(data_seed, _LABEL_NOISE, _SPLIT_TAGS[split])
             clean = data.signal[split]
             flip = rng.random(len(clean)) < self.label_noise
             shift = rng.integers(1, self.num_classes, len(clean))

@@ -150,7 +150,8 @@ class GroupEpisodes:
         """Current observations, float32 ``[num_rollouts, obs_dim]``."""
         assert self._obs_x is not None
         if self.codec is None:
-            return self._obs_x
+            # A copy: callers may keep or change it, and the next step reports it as final_obs.
+            return self._obs_x.clone()
         assert self._written is not None
         return torch.cat([self._obs_x, self.codec.step_features(self._written, self.position)], 1)
 
@@ -218,6 +219,8 @@ def _as_discrete(action: torch.Tensor, count: int, n: int) -> torch.Tensor:
         raise ValueError(
             f"action shape {tuple(action.shape)} is invalid; expected ({count},) integer actions"
         )
+    if action.dtype == torch.bool:
+        raise ValueError("action must hold integer class ids, got booleans")
     if action.is_floating_point() and not bool(
         (torch.isfinite(action) & (action == action.round())).all()
     ):

@@ -8,7 +8,7 @@ import gymnasium as gym
 import numpy as np
 import torch
 
-from maxrl_envs._checks import check_known_kwargs
+from maxrl_envs._checks import check_known_kwargs, check_options
 from maxrl_envs._threads import serial_on_cpu
 from maxrl_envs.engine import (
     CODEC_KWARGS,
@@ -90,7 +90,7 @@ class MaxRLEnv(gym.Env):
             return self._reset(options)
 
     def _reset(self, options: dict[str, Any] | None) -> tuple[np.ndarray, dict[str, Any]]:
-        options = options or {}
+        options = check_options(options, ("context_id",))
         if "context_id" in options:
             ids = torch.as_tensor(options["context_id"], device=self.core.device).reshape(-1)
             if ids.numel() != 1:
@@ -176,7 +176,8 @@ class RegressionEnv(MaxRLEnv):
     laplace, student-t), ``student_df``, ``heteroscedastic`` (decades of per-context noise
     scale spread), ``head`` (gaussian, laplace, verifier), ``head_scale`` (default: the base
     noise std), ``prediction_range``, ``num_contexts``, ``num_test_contexts``,
-    ``data_seed``, ``split`` (train, test), ``device``.
+    ``num_validation_contexts``, ``data_seed``, ``split`` (train, validation, test),
+    ``device``.
 
     >>> import gymnasium, maxrl_envs
     >>> env = gymnasium.make("MaxRLRegression-v0", snr=1.0, noise="laplace")
@@ -229,7 +230,8 @@ class ClassificationEnv(MaxRLEnv):
 
     ## Arguments
     ``task`` (digits, teacher-mlp), ``dim``, ``num_classes``, ``label_noise``,
-    ``num_contexts``, ``num_test_contexts``, ``data_seed``, ``split``, ``device``.
+    ``num_contexts``, ``num_test_contexts``, ``num_validation_contexts``, ``data_seed``,
+    ``split`` (train, validation, test), ``device``.
 
     >>> import gymnasium, maxrl_envs
     >>> env = gymnasium.make("MaxRLClassification-v0", label_noise=0.1)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import numpy as np
-from scipy.special import ndtr
 
 NOISE_FAMILIES = ("gaussian", "laplace", "student-t")
 
@@ -28,25 +27,28 @@ def unit_noise(family: str, size: int, rng: np.random.Generator, student_df: flo
     return rng.standard_t(student_df, size) * np.sqrt((student_df - 2.0) / student_df)
 
 
-def heteroscedastic_scales(x: np.ndarray, decades: float, rng: np.random.Generator) -> np.ndarray:
+MAX_HETEROSCEDASTIC_DECADES = 12.0
+
+
+def heteroscedastic_scales(difficulty: np.ndarray, decades: float) -> np.ndarray:
     """Per-context noise multipliers spread over ``decades`` orders of magnitude.
 
-    The multiplier is a smooth function of the context, h(x) = 10^(decades * (u(x) - 1/2))
-    with u(x) = Phi(v . x / std) for a fixed random direction v, so a model can in principle
-    learn which contexts are hard. Multipliers are normalized to a mean square of 1 over the
-    pool, so the average noise variance, and hence the SNR, is unchanged.
+    h(u) = 10^(decades * (u - 1/2)) / c, where u in [0, 1] is the context's difficulty
+    coordinate (a smooth function of x, uniform under the input distribution; see
+    ``tasks.TaskData``), so a model can in principle learn which contexts are hard. The
+    constant c = sqrt(E_u[10^(2 decades (u - 1/2))]) = sqrt((10^d - 10^-d) / (2 d ln 10))
+    makes the mean square multiplier 1 under the input distribution, so the average noise
+    variance, and hence the SNR, is unchanged; it does not depend on the pool.
 
     Args:
-        x: Contexts of every split stacked, ``[n, dim]``.
-        decades: log10 of the ratio between the largest and smallest multiplier; 0 gives 1s.
-        rng: Source of the direction v.
+        difficulty: Difficulty coordinates u, ``[n]``.
+        decades: log10 of the ratio between the largest and smallest multiplier, in
+            [0, MAX_HETEROSCEDASTIC_DECADES]; 0 gives 1s.
 
     Returns:
         Array ``[n]`` of positive multipliers.
     """
     if decades == 0:
-        return np.ones(len(x))
-    projection = x @ rng.standard_normal(x.shape[1])
-    projection = (projection - projection.mean()) / max(projection.std(), 1e-12)
-    h = 10.0 ** (decades * (ndtr(projection) - 0.5))
-    return h / np.sqrt(np.mean(h**2))
+        return np.ones(len(difficulty))
+    mean_square = (10.0**decades - 10.0**-decades) / (2.0 * decades * np.log(10.0))
+    return 10.0 ** (decades * (difficulty - 0.5)) / np.sqrt(mean_square)

@@ -1,16 +1,24 @@
 """Supervised tasks: contexts x and clean signals f(x), synthetic or from scikit-learn.
 
-Every task produces a fixed pool of contexts per split, generated from ``data_seed`` so the
-same data set is used whatever the environment seed. Regression signals are standardized to
-mean 0 and variance 1 over the whole pool, so the signal-to-noise ratio is 1 / Var(noise).
+Every task produces a fixed pool of contexts per split (train, test, validation), generated
+from ``data_seed`` so the same data set is used whatever the episode seed. Each random piece
+has its own seed stream: the function f (weights, teacher network, direction), each split's
+inputs, and the reference sample that standardizes f. So changing one pool's size changes
+neither f nor the other pools, and a larger pool extends a smaller one.
+
+Regression signals are standardized to mean 0 and variance 1 under the input distribution
+(estimated on a fixed reference sample of 2^16 inputs for synthetic tasks, on all rows for
+data sets), so the signal-to-noise ratio is 1 / Var(noise).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cache
 
 import numpy as np
+from scipy.special import ndtr
 
 from maxrl_envs._checks import check_choice, check_int
 
@@ -19,6 +27,11 @@ CLASSIFICATION_TASKS = ("digits", "teacher-mlp")
 SYNTHETIC_DEFAULT_DIM = 8
 DATASET_DIMS = {"diabetes": 10, "digits": 64}
 TEST_FRACTION = 0.2
+VALIDATION_FRACTION = 0.1
+REFERENCE_SIZE = 2**16
+#: Seed-stream tags: one independent stream per random piece of a data set.
+_FUNCTION, _REFERENCE, _DIFFICULTY, _PERMUTATION = 1, 2, 3, 4
+_SPLIT_TAGS = {"train": 10, "test": 11, "validation": 12}
 
 
 @dataclass(frozen=True)
@@ -29,11 +42,15 @@ class TaskData:
         x: Split name -> contexts, float64 array ``[n, dim]``.
         signal: Split name -> clean signal, ``[n]``: standardized f(x) (regression) or the
             clean class index (classification).
+        difficulty: Split name -> a smooth function of x, uniform on [0, 1] under the input
+            distribution (exactly for synthetic tasks), that places each context on the
+            easy-to-hard axis of heteroscedastic noise.
         num_classes: Number of classes (classification) or 0 (regression).
     """
 
     x: dict[str, np.ndarray]
     signal: dict[str, np.ndarray]
+    difficulty: dict[str, np.ndarray]
     num_classes: int = 0
 
     @property
@@ -42,13 +59,11 @@ class TaskData:
         return int(self.x["train"].shape[1])
 
 
-def _split(x: np.ndarray, s: np.ndarray, rng: np.random.Generator) -> TaskData:
-    order = rng.permutation(len(x))
-    n_test = int(round(TEST_FRACTION * len(x)))
-    test, train = order[:n_test], order[n_test:]
-    return TaskData(
-        x={"train": x[train], "test": x[test]}, signal={"train": s[train], "test": s[test]}
-    )
+def stream(data_seed: int, *tags: int) -> np.random.Generator:
+    """An independent random stream of a data set, named by ``tags``."""
+    if isinstance(data_seed, bool) or not isinstance(data_seed, (int, np.integer)) or data_seed < 0:
+        raise ValueError(f"data_seed={data_seed!r} must be an integer >= 0")
+    return np.random.default_rng(np.random.SeedSequence([int(data_seed), *tags]))
 
 
 @cache
@@ -77,66 +92,148 @@ def _resolve_dim(task: str, dim: int | None) -> int:
     return check_int("dim", dim, 1, 4096)
 
 
-def _teacher(x: np.ndarray, rng: np.random.Generator, outputs: int, hidden: int = 32) -> np.ndarray:
-    w1 = rng.standard_normal((x.shape[1], hidden)) / np.sqrt(x.shape[1])
+def _pool_sizes(
+    task: str,
+    num_contexts: int | None,
+    num_test_contexts: int | None,
+    num_validation_contexts: int | None,
+) -> dict[str, int]:
+    """Validated pool sizes of a synthetic task (defaults 4096 / 1024 / 512)."""
+    given = {
+        "num_contexts": num_contexts,
+        "num_test_contexts": num_test_contexts,
+        "num_validation_contexts": num_validation_contexts,
+    }
+    if task in DATASET_DIMS:
+        for name, value in given.items():
+            if value is not None:
+                raise ValueError(
+                    f"{name}={value!r} is not accepted with task={task!r}: a data set's pools "
+                    "are its own rows (70% train, 10% validation, 20% test); pass None"
+                )
+        return {}
+    defaults = {"num_contexts": 4096, "num_test_contexts": 1024, "num_validation_contexts": 512}
+    sizes = {
+        name: check_int(name, defaults[name] if value is None else value, 1)
+        for name, value in given.items()
+    }
+    return {
+        "train": sizes["num_contexts"],
+        "test": sizes["num_test_contexts"],
+        "validation": sizes["num_validation_contexts"],
+    }
+
+
+def _synthetic_inputs(data_seed: int, sizes: dict[str, int], dim: int) -> dict[str, np.ndarray]:
+    return {
+        split: stream(data_seed, _SPLIT_TAGS[split]).standard_normal((size, dim))
+        for split, size in sizes.items()
+    }
+
+
+def _split_rows(n: int, data_seed: int, *arrays: np.ndarray) -> tuple[dict[str, np.ndarray], ...]:
+    """Split rows of a data set: 20% test, 10% validation, the rest train (fixed by seed)."""
+    order = stream(data_seed, _PERMUTATION).permutation(n)
+    n_test = int(round(TEST_FRACTION * n))
+    n_val = int(round(VALIDATION_FRACTION * n))
+    parts = {
+        "train": order[n_test + n_val :],
+        "test": order[:n_test],
+        "validation": order[n_test : n_test + n_val],
+    }
+    return tuple({name: array[rows] for name, rows in parts.items()} for array in arrays)
+
+
+def _teacher(rng: np.random.Generator, dim: int, hidden: int) -> Callable[[np.ndarray], np.ndarray]:
+    w1 = rng.standard_normal((dim, hidden)) / np.sqrt(dim)
     b1 = 0.5 * rng.standard_normal(hidden)
-    w2 = rng.standard_normal((hidden, outputs)) / np.sqrt(hidden)
-    return np.tanh(x @ w1 + b1) @ w2
+    w2 = rng.standard_normal(hidden) / np.sqrt(hidden)
+    return lambda x: np.tanh(x @ w1 + b1) @ w2
+
+
+def _signal_function(task: str, dim: int, data_seed: int) -> Callable[[np.ndarray], np.ndarray]:
+    rng = stream(data_seed, _FUNCTION)
+    if task == "linear":
+        weights = rng.standard_normal(dim)
+        return lambda x: x @ weights
+    if task == "teacher-mlp":
+        return _teacher(rng, dim, hidden=32)
+    # sine: an oscillating ridge function along a random direction plus a weak linear trend
+    direction = rng.standard_normal(dim)
+    direction /= np.linalg.norm(direction)
+    trend = rng.standard_normal(dim)
+    return lambda x: np.sin(2.0 * (x @ direction)) + 0.3 * (x @ trend) / np.sqrt(dim)
+
+
+def _difficulty(
+    x: dict[str, np.ndarray], data_seed: int, reference: np.ndarray | None
+) -> dict[str, np.ndarray]:
+    """u(x) = Phi(v . x / scale) for a fixed random direction v (uniform under the inputs).
+
+    For standard-normal inputs v . x / |v| is exactly standard normal; for a data set the
+    projection is standardized over all of its rows (``reference``).
+    """
+    dim = next(iter(x.values())).shape[1]
+    direction = stream(data_seed, _DIFFICULTY).standard_normal(dim)
+    if reference is None:
+        center, scale = 0.0, float(np.linalg.norm(direction))
+    else:
+        projection = reference @ direction
+        center, scale = float(projection.mean()), max(float(projection.std()), 1e-12)
+    return {split: ndtr((rows @ direction - center) / scale) for split, rows in x.items()}
 
 
 def regression_task(
-    task: str, dim: int | None, num_contexts: int, num_test_contexts: int, data_seed: int
+    task: str,
+    dim: int | None,
+    num_contexts: int | None,
+    num_test_contexts: int | None,
+    data_seed: int,
+    num_validation_contexts: int | None = None,
 ) -> TaskData:
-    """Build a regression task's train and test pools.
+    """Build a regression task's train, test and validation pools.
 
     Args:
         task: One of ``REGRESSION_TASKS``.
         dim: Input dimension for synthetic tasks (default 8); must be None or the feature
             count for data sets.
-        num_contexts: Train pool size for synthetic tasks (data sets use their own rows).
-        num_test_contexts: Test pool size for synthetic tasks.
-        data_seed: Seed of the data set itself (inputs, teacher weights, split).
+        num_contexts: Train pool size for synthetic tasks (None: 4096). Data sets use
+            their own rows and reject sizes.
+        num_test_contexts: Test pool size for synthetic tasks (None: 1024).
+        data_seed: Seed of the data set itself (inputs, function, split), >= 0.
+        num_validation_contexts: Validation pool size for synthetic tasks (None: 512).
 
     Returns:
-        The pools, with signals standardized over train and test together.
+        The pools, with signals standardized under the input distribution.
     """
     check_choice("task", task, REGRESSION_TASKS)
     dim = _resolve_dim(task, dim)
-    rng = np.random.default_rng(np.random.SeedSequence([data_seed, 0x5EED]))
+    sizes = _pool_sizes(task, num_contexts, num_test_contexts, num_validation_contexts)
     if task == "diabetes":
         features, target = _load_dataset("diabetes")
-        x = _standardize_columns(features)
+        features = _standardize_columns(features)
         f = target.astype(np.float64)
         f = (f - f.mean()) / f.std()
-        return _split(x, f, rng)
-    num_contexts = check_int("num_contexts", num_contexts, 1)
-    num_test_contexts = check_int("num_test_contexts", num_test_contexts, 1)
-    n = num_contexts + num_test_contexts
-    x = rng.standard_normal((n, dim))
-    if task == "linear":
-        f = x @ rng.standard_normal(dim)
-    elif task == "teacher-mlp":
-        f = _teacher(x, rng, 1)[:, 0]
-    else:  # sine: an oscillating ridge function along a random direction
-        direction = rng.standard_normal(dim)
-        direction /= np.linalg.norm(direction)
-        f = np.sin(2.0 * (x @ direction)) + 0.3 * (x @ rng.standard_normal(dim)) / np.sqrt(dim)
-    f = (f - f.mean()) / f.std()
-    return TaskData(
-        x={"train": x[:num_contexts], "test": x[num_contexts:]},
-        signal={"train": f[:num_contexts], "test": f[num_contexts:]},
-    )
+        x, signal = _split_rows(len(f), data_seed, features, f)
+        return TaskData(x, signal, _difficulty(x, data_seed, features))
+    function = _signal_function(task, dim, data_seed)
+    reference = function(stream(data_seed, _REFERENCE).standard_normal((REFERENCE_SIZE, dim)))
+    mean, std = float(reference.mean()), float(reference.std())
+    x = _synthetic_inputs(data_seed, sizes, dim)
+    signal = {split: (function(rows) - mean) / std for split, rows in x.items()}
+    return TaskData(x, signal, _difficulty(x, data_seed, None))
 
 
 def classification_task(
     task: str,
     dim: int | None,
     num_classes: int | None,
-    num_contexts: int,
-    num_test_contexts: int,
+    num_contexts: int | None,
+    num_test_contexts: int | None,
     data_seed: int,
+    num_validation_contexts: int | None = None,
 ) -> TaskData:
-    """Build a classification task's pools.
+    """Build a classification task's train, test and validation pools.
 
     Args:
         task: ``"digits"`` (scikit-learn's 8x8 digits, 10 classes, pixels scaled to [0, 1])
@@ -144,40 +241,42 @@ def classification_task(
             random network's output falls in: balanced classes, so many classes give a low
             initial pass rate).
         dim: Input dimension (``teacher-mlp`` only; digits has 64).
-        num_classes: Class count for ``teacher-mlp`` (default 100); digits has 10.
-        num_contexts: Train pool size for ``teacher-mlp``.
-        num_test_contexts: Test pool size for ``teacher-mlp``.
-        data_seed: Seed of the data set.
+        num_classes: Class count for ``teacher-mlp`` (default 100), at most the train
+            pool size; digits has 10.
+        num_contexts: Train pool size for ``teacher-mlp`` (None: 4096).
+        num_test_contexts: Test pool size for ``teacher-mlp`` (None: 1024).
+        data_seed: Seed of the data set, >= 0.
+        num_validation_contexts: Validation pool size for ``teacher-mlp`` (None: 512).
 
     Returns:
         The pools; ``signal`` holds the clean labels.
     """
     check_choice("task", task, CLASSIFICATION_TASKS)
     dim = _resolve_dim(task, dim)
-    rng = np.random.default_rng(np.random.SeedSequence([data_seed, 0xC1A55]))
+    sizes = _pool_sizes(task, num_contexts, num_test_contexts, num_validation_contexts)
     if task == "digits":
         if num_classes not in (None, 10):
             raise ValueError(
                 f"num_classes={num_classes!r} does not match task='digits' (10 classes)"
             )
         features, labels = _load_dataset("digits")
-        data_split = _split(features / 16.0, labels.astype(np.int64), rng)
-        return TaskData(data_split.x, data_split.signal, num_classes=10)
-    num_classes = check_int("num_classes", 100 if num_classes is None else num_classes, 2, 65536)
-    num_contexts = check_int("num_contexts", num_contexts, 1)
-    num_test_contexts = check_int("num_test_contexts", num_test_contexts, 1)
-    n = num_contexts + num_test_contexts
-    x = rng.standard_normal((n, dim))
-    # Equal-frequency bins of a fixed random network's output: balanced classes (so the
-    # initial pass rate of a uniform policy is 1 / num_classes) with a learnable structure.
-    score = _teacher(x, rng, 1, hidden=64)[:, 0]
-    edges = np.quantile(score, np.linspace(0.0, 1.0, num_classes + 1)[1:-1])
-    labels = np.searchsorted(edges, score, side="right").astype(np.int64)
-    return TaskData(
-        x={"train": x[:num_contexts], "test": x[num_contexts:]},
-        signal={"train": labels[:num_contexts], "test": labels[num_contexts:]},
-        num_classes=num_classes,
+        x, signal = _split_rows(len(labels), data_seed, features / 16.0, labels.astype(np.int64))
+        return TaskData(x, signal, _difficulty(x, data_seed, features / 16.0), num_classes=10)
+    num_classes = check_int(
+        "num_classes", 100 if num_classes is None else num_classes, 2, sizes["train"]
     )
+    # Equal-frequency bins (edges from the reference sample) of a fixed random network's
+    # output: balanced classes, so a uniform policy passes 1 / num_classes of the time, and a
+    # learnable structure (neighbouring classes are neighbouring output ranges).
+    score = _teacher(stream(data_seed, _FUNCTION), dim, hidden=64)
+    reference = score(stream(data_seed, _REFERENCE).standard_normal((REFERENCE_SIZE, dim)))
+    edges = np.quantile(reference, np.linspace(0.0, 1.0, num_classes + 1)[1:-1])
+    x = _synthetic_inputs(data_seed, sizes, dim)
+    signal = {
+        split: np.searchsorted(edges, score(rows), side="right").astype(np.int64)
+        for split, rows in x.items()
+    }
+    return TaskData(x, signal, _difficulty(x, data_seed, None), num_classes=num_classes)
 
 
 def _standardize_columns(x: np.ndarray) -> np.ndarray:

@@ -10,7 +10,7 @@ from gymnasium.utils import seeding
 from gymnasium.vector import AutoresetMode, VectorEnv
 from gymnasium.vector.utils import batch_space
 
-from maxrl_envs._checks import check_int
+from maxrl_envs._checks import check_int, check_options
 from maxrl_envs._threads import serial_on_cpu
 from maxrl_envs.engine import INFO_KEYS, generator_seed
 from maxrl_envs.envs import make_episodes
@@ -136,7 +136,7 @@ class MaxRLVectorEnv(VectorEnv):
             self._np_random, self._np_random_seed = seeding.np_random(int(seed))
         if seed is not None or self._generator is None:
             self._generator = self.core.make_generator(generator_seed(self.np_random))
-        options = options or {}
+        options = check_options(options, ("context_id",))
         if "context_id" in options:
             ids = torch.as_tensor(options["context_id"], device=self.core.device).reshape(-1)
             if ids.numel() == 1:

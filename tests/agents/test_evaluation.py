@@ -87,9 +87,10 @@ def test_excess_mse_of_an_offset_predictor() -> None:
     task = maxrl_envs.make_task("MaxRLRegression-v0")
     metrics = evaluate(task, SignalPolicy(offset=0.5), num_samples=2, pass_k=1)
     assert metrics["eval/excess_mse"] == pytest.approx(0.25, rel=1e-6)
-    assert metrics["eval/log_likelihood"] < evaluate(task, SignalPolicy(), num_samples=2, pass_k=1)[
-        "eval/log_likelihood"
-    ]
+    assert (
+        metrics["eval/log_likelihood"]
+        < evaluate(task, SignalPolicy(), num_samples=2, pass_k=1)["eval/log_likelihood"]
+    )
 
 
 def test_classification_metrics_from_known_success_counts() -> None:
@@ -98,9 +99,7 @@ def test_classification_metrics_from_known_success_counts() -> None:
     metrics = evaluate(task, CountPolicy(10), num_samples=m, pass_k=k)
     ids = torch.arange(task.core.num_contexts("test"))
     counts = (ids % (m + 1)).tolist()
-    expected_ll = [
-        math.log(c / m) if c else evaluation_floor() for c in counts
-    ]
+    expected_ll = [math.log(c / m) if c else evaluation_floor() for c in counts]
     assert "eval/excess_mse" not in metrics
     assert metrics["eval/log_likelihood"] == pytest.approx(sum(expected_ll) / len(counts), abs=1e-9)
     assert metrics["eval/pass@1"] == pytest.approx(sum(c / m for c in counts) / len(counts))
@@ -132,8 +131,12 @@ def test_evaluation_is_reproducible_and_seeded() -> None:
     c = evaluate(task, agent, num_samples=16, pass_k=4, seed=2, max_contexts=100)
     assert a == b and a != c
     assert set(a) == {
-        "eval/log_likelihood", "eval/excess_mse", "eval/pass@1", "eval/pass@4",
-        "eval/success_rate", "eval/reward",
+        "eval/log_likelihood",
+        "eval/excess_mse",
+        "eval/pass@1",
+        "eval/pass@4",
+        "eval/success_rate",
+        "eval/reward",
     }
     assert a["eval/pass@4"] >= a["eval/pass@1"]
 

@@ -351,8 +351,12 @@ def test_load_policy_restores_the_trained_policy(tmp_path: Path) -> None:
     assert loaded == config
     assert_same_params(params(trainer), {k: v for k, v in agent.policy.state_dict().items()})
     again = trainer_module.evaluate(
-        agent.task, agent, num_samples=config.eval_samples, pass_k=config.pass_k,
-        seed=trainer.eval_seed, max_contexts=config.eval_contexts,
+        agent.task,
+        agent,
+        num_samples=config.eval_samples,
+        pass_k=config.pass_k,
+        seed=trainer.eval_seed,
+        max_contexts=config.eval_contexts,
     )
     assert again["eval/pass@1"] == metrics["eval/pass@1"]
 
@@ -370,22 +374,45 @@ def test_train_step_keeps_statistics_on_device() -> None:
 def test_parse_env_kwargs_json_and_pairs() -> None:
     assert parse_env_kwargs(['{"snr": 10, "task": "sine"}']) == {"snr": 10, "task": "sine"}
     assert parse_env_kwargs(["snr=0.1", "task=teacher-mlp", "dim=4"]) == {
-        "snr": 0.1, "task": "teacher-mlp", "dim": 4,
+        "snr": 0.1,
+        "task": "teacher-mlp",
+        "dim": 4,
     }
     with pytest.raises(ValueError, match="key=value"):
         parse_env_kwargs(["snr"])
 
 
 def test_cli_builds_config_from_flags() -> None:
-    config = config_from_args([
-        "--env", "MaxRLClassification-v0", "--estimator", "grpo", "--rollouts", "8",
-        "--env-kwargs", "label_noise=0.1", "--hidden", "32", "16", "--log-dir", "none",
-        "--no-checkpoint", "--eval-contexts", "100",
-    ])
+    config = config_from_args(
+        [
+            "--env",
+            "MaxRLClassification-v0",
+            "--estimator",
+            "grpo",
+            "--rollouts",
+            "8",
+            "--env-kwargs",
+            "label_noise=0.1",
+            "--hidden",
+            "32",
+            "16",
+            "--log-dir",
+            "none",
+            "--no-checkpoint",
+            "--eval-contexts",
+            "100",
+        ]
+    )
     assert config == TrainConfig(
-        env_id="MaxRLClassification-v0", estimator="grpo", rollouts=8,
-        env_kwargs={"label_noise": 0.1}, hidden=(32, 16), log_dir=None, checkpoint=False,
-        eval_contexts=100, progress=True,
+        env_id="MaxRLClassification-v0",
+        estimator="grpo",
+        rollouts=8,
+        env_kwargs={"label_noise": 0.1},
+        hidden=(32, 16),
+        log_dir=None,
+        checkpoint=False,
+        eval_contexts=100,
+        progress=True,
     )
 
 
@@ -397,11 +424,26 @@ def test_cli_rejects_bad_values_naming_the_field(capsys: pytest.CaptureFixture[s
 
 
 def test_cli_trains_and_prints_metrics(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    code = main([
-        "--env", "MaxRLRegression-v0", "--budget", "4096", "--device", "cpu",
-        "--log-dir", str(tmp_path), "--eval-contexts", "32", "--eval-samples", "8",
-        "--pass-k", "4", "--threads", "1",
-    ])
+    code = main(
+        [
+            "--env",
+            "MaxRLRegression-v0",
+            "--budget",
+            "4096",
+            "--device",
+            "cpu",
+            "--log-dir",
+            str(tmp_path),
+            "--eval-contexts",
+            "32",
+            "--eval-samples",
+            "8",
+            "--pass-k",
+            "4",
+            "--threads",
+            "1",
+        ]
+    )
     out = capsys.readouterr()
     assert code == 0
     metrics = json.loads(out.out)
@@ -419,8 +461,9 @@ def test_cli_trains_and_prints_metrics(tmp_path: Path, capsys: pytest.CaptureFix
     "env_id", ["MaxRLRegression-v0", "MaxRLClassification-v0", "MaxRLTokens-v0"]
 )
 def test_tiny_cuda_run(env_id: str, tmp_path: Path) -> None:
-    config = fast_config(env_id=env_id, device="cuda", budget=8192, log_dir=str(tmp_path),
-                         eval_every=4096)
+    config = fast_config(
+        env_id=env_id, device="cuda", budget=8192, log_dir=str(tmp_path), eval_every=4096
+    )
     trainer = Trainer(config)
     assert trainer.generator.device.type == "cuda"
     assert next(trainer.policy.parameters()).device.type == "cuda"
@@ -431,3 +474,21 @@ def test_tiny_cuda_run(env_id: str, tmp_path: Path) -> None:
     assert train(config) == metrics
     agent, _ = load_policy(tmp_path / config.name, device="cpu")
     assert next(agent.policy.parameters()).device.type == "cpu"
+
+
+def test_checkpoint_from_another_device_type_reseeds_instead_of_failing() -> None:
+    source = Trainer(fast_config(log_dir=None, device="cpu"))
+    source.train_step()
+    state = source.state_dict()
+    # A CUDA generator's state is 16 bytes; a CPU one cannot load it.
+    state["generator"] = torch.zeros(16, dtype=torch.uint8)
+    state["generator_device"] = "cuda"
+    target = Trainer(fast_config(log_dir=None, device="cpu"))
+    with pytest.warns(UserWarning, match="re-seeded"):
+        target.load_state_dict(state)
+    assert_same_params(params(source), params(target))
+    assert target.step == source.step
+    again = Trainer(fast_config(log_dir=None, device="cpu"))
+    with pytest.warns(UserWarning):
+        again.load_state_dict(state)
+    assert torch.equal(target.generator.get_state(), again.generator.get_state())

@@ -66,7 +66,7 @@ def test_tiny_suite_writes_one_ok_row_per_run(tiny_run: Path) -> None:
     best = max(tune, key=lambda r: r["metrics"]["eval/log_likelihood"])
     final_lrs = {r["lr"] for r in rows if r["phase"] == "final" and r["family"] == "ours"}
     assert final_lrs == {best["lr"]}
-    assert {r["config"]["eval_split"] for r in tune} == {"train"}
+    assert {r["config"]["eval_split"] for r in tune} == {"validation"}
     assert {r["config"]["eval_split"] for r in rows if r["phase"] == "final"} == {"test"}
 
 

@@ -127,7 +127,7 @@ def test_jobs_are_deterministic_and_distinct(tmp_path: Path, tiny_suite_text: st
     assert len(tuned) == 1
     tune = [job for job in suite_a.initial_jobs() if job.phase == "tune"]
     assert {job.seed for job in tune} == {TUNE_SEED_BASE}
-    assert {job.config["eval_split"] for job in tune} == {"train"}
+    assert {job.config["eval_split"] for job in tune} == {"validation"}
     final = suite_a.final_jobs(tuned[0], 0.01)
     assert [job.seed for job in final] == [0, 1]
     assert {job.config["eval_split"] for job in final} == {"test"}

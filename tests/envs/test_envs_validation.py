@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import re
+
 import gymnasium as gym
 import numpy as np
 import pytest
+import torch
 
 import maxrl_envs
 
@@ -168,3 +171,55 @@ def test_step_order_is_enforced():
     env.step(np.zeros(1, np.float32))
     with pytest.raises(RuntimeError, match="reset"):
         env.step(np.zeros(1, np.float32))
+
+
+@pytest.mark.parametrize(
+    "kwargs, pattern",
+    [
+        ({"snr": True}, "snr=True"),
+        ({"snr": "10"}, "snr='10'"),
+        ({"head_scale": True}, "head_scale=True"),
+        ({"heteroscedastic": 13.0}, "heteroscedastic=13.0"),
+        ({"device": "foo"}, "device='foo'"),
+        ({"data_seed": -1}, "data_seed=-1"),
+        ({"task": "diabetes", "num_contexts": 10}, "num_contexts=10"),
+    ],
+)
+def test_more_bad_core_kwargs_name_the_parameter(kwargs, pattern):
+    with pytest.raises(ValueError, match=re.escape(pattern)):
+        gym.make("MaxRLRegression-v0", **kwargs)
+
+
+def test_cuda_device_without_cuda_is_a_value_error():
+    if torch.cuda.is_available():
+        pytest.skip("CUDA is present")
+    with pytest.raises(ValueError, match="device='cuda'"):
+        gym.make("MaxRLRegression-v0", device="cuda")
+
+
+def test_too_many_classes_for_the_pool():
+    with pytest.raises(ValueError, match="num_classes=200"):
+        gym.make("MaxRLClassification-v0", task="teacher-mlp", num_classes=200, num_contexts=100)
+
+
+def test_unknown_reset_options_are_rejected():
+    with pytest.raises(ValueError, match="contxt_id"):
+        gym.make("MaxRLRegression-v0").reset(seed=0, options={"contxt_id": 3})
+    with pytest.raises(ValueError, match="contxt_id"):
+        gym.make_vec("MaxRLRegression-v0", num_envs=2).reset(seed=0, options={"contxt_id": 3})
+
+
+def test_boolean_class_actions_are_rejected():
+    envs = gym.make_vec("MaxRLClassification-v0", num_envs=2)
+    envs.reset(seed=0)
+    with pytest.raises(ValueError, match="boolean"):
+        envs.step(np.array([True, False]))
+
+
+def test_returned_obs_do_not_alias_final_obs():
+    envs = gym.make_vec("MaxRLRegression-v0", num_envs=3)
+    obs, _ = envs.reset(seed=0)
+    before = obs.copy()
+    obs[:] = 123.0
+    _, _, _, _, info = envs.step(np.zeros((3, 1), dtype=np.float32))
+    np.testing.assert_array_equal(info["final_obs"], before)

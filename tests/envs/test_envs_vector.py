@@ -107,26 +107,37 @@ def test_reset_context_id_out_of_range_or_wrong_count(bad):
         gym.make("MaxRLRegression-v0").reset(seed=0, options={"context_id": bad})
 
 
+def _rows(core, split):
+    return {row.tobytes() for row in core.all_contexts(split).obs.numpy()}
+
+
 @pytest.mark.parametrize("env_id", SYNTHETIC_IDS)
-def test_test_split_is_held_out(env_id):
+@pytest.mark.parametrize("split", ["test", "validation"])
+def test_held_out_splits_are_disjoint(env_id, split):
     core = maxrl_envs.make_task(env_id).core
-    train = {row.tobytes() for row in core.all_contexts("train").obs.numpy()}
-    test = {row.tobytes() for row in core.all_contexts("test").obs.numpy()}
-    assert len(test) == core.num_contexts("test") and not train & test
-    envs = gym.make_vec(env_id, num_envs=64, split="test")
+    pools = {name: _rows(core, name) for name in ("train", "test", "validation")}
+    held_out = pools[split]
+    others = set().union(*(rows for name, rows in pools.items() if name != split))
+    assert len(held_out) == core.num_contexts(split) and not held_out & others
+    envs = gym.make_vec(env_id, num_envs=64, split=split)
     obs, info = envs.reset(seed=0)
     seen = {row.tobytes() for row in obs[:, : core.obs_dim]}
-    assert seen <= test and not seen & train
-    assert info["context_id"].max() < core.num_contexts("test")
+    assert seen <= held_out and not seen & others
+    assert info["context_id"].max() < core.num_contexts(split)
 
 
-def test_test_split_of_datasets_partitions_the_rows():
-    for env_id, size in [("MaxRLClassification-v0", 1797)]:
-        core = maxrl_envs.make_task(env_id).core
-        assert core.num_contexts("train") + core.num_contexts("test") == size
-        assert core.num_contexts("test") == round(0.2 * size)
-    core = maxrl_envs.make_task("MaxRLRegression-v0", task="diabetes").core
-    assert core.num_contexts("train") + core.num_contexts("test") == 442
+def test_splits_of_datasets_partition_the_rows():
+    for env_id, kwargs, size in [
+        ("MaxRLClassification-v0", {}, 1797),
+        ("MaxRLRegression-v0", {"task": "diabetes"}, 442),
+    ]:
+        core = maxrl_envs.make_task(env_id, **kwargs).core
+        counts = {name: core.num_contexts(name) for name in ("train", "test", "validation")}
+        assert sum(counts.values()) == size
+        assert counts["test"] == round(0.2 * size)
+        assert counts["validation"] == round(0.1 * size)
+        pools = [_rows(core, name) for name in counts]
+        assert sum(map(len, pools)) == len(set().union(*pools))
 
 
 def test_tokens_groups_finish_together_and_autoreset():
