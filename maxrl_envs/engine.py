@@ -67,7 +67,7 @@ class GroupEpisodes:
         kind: ``regression``, ``classification`` or ``tokens``.
         num_groups: Contexts per step, G >= 1.
         group_size: Rollouts per context, N >= 1.
-        split: Context split to draw from, ``train`` or ``test``.
+        split: Context split to draw from, ``train``, ``validation`` or ``test``.
         codec: Token codec (``tokens`` kind only).
     """
 

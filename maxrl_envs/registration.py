@@ -117,7 +117,7 @@ def make_task(
         env_id: A registered id, e.g. ``"MaxRLRegression-v0"``.
         num_groups: Contexts per step.
         group_size: Rollouts per context.
-        split: ``train`` or ``test``.
+        split: ``train``, ``validation`` or ``test``.
         device: Torch device.
         **kwargs: Env keyword arguments, overriding the id's registered defaults.
 

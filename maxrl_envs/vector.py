@@ -40,7 +40,7 @@ class MaxRLVectorEnv(VectorEnv):
     Args:
         num_envs: Number of sub-envs, a multiple of ``group_size``.
         group_size: Rollouts per context N (default 1: every sub-env has its own context).
-        split: ``train`` or ``test``.
+        split: ``train``, ``validation`` or ``test``.
         device: Torch device of the core.
         max_episode_steps: Accepted for ``gymnasium.make_vec``; must be None or the episode
             length (1, or ``num_digits`` for tokens).

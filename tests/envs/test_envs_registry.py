@@ -157,7 +157,7 @@ def test_make_vec_modes(env_id, mode):
         envs.close()
 
 
-@pytest.mark.parametrize("env_id", ["MaxRLRegression-v0", "MaxRLTokens-v0"])
+@pytest.mark.parametrize("env_id", IDS)
 def test_make_vec_async(env_id):
     envs = gym.make_vec(env_id, num_envs=2, vectorization_mode="async")
     try:
