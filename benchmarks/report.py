@@ -416,6 +416,16 @@ def _colors(names: Iterable[str]) -> dict[str, Any]:
     return {name: cmap(i % 10) for i, name in enumerate(names)}
 
 
+def _save_figure(fig: Any, path: Path) -> Path:
+    """Write a figure as PNG (creating its folder) and release it."""
+    import matplotlib.pyplot as plt
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
 def plot_curves(
     experiment: str, points: list[Point], path: Path, metrics_per_point: int = 2
 ) -> Path | None:
@@ -468,10 +478,7 @@ def plot_curves(
     )
     fig.suptitle(f"{experiment}: learning curves (mean, 95% CI over seeds)", fontsize=11)
     fig.tight_layout(rect=(0, 0.06, 1, 0.97))
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return _save_figure(fig, path)
 
 
 def plot_sweep(experiment: str, points: list[Point], key: str, path: Path) -> Path | None:
@@ -527,10 +534,7 @@ def plot_sweep(experiment: str, points: list[Point], key: str, path: Path) -> Pa
         ax.axis("off")
     fig.suptitle(f"{experiment}: final metric against {_short(key)} (mean, 95% CI)", fontsize=11)
     fig.tight_layout(rect=(0, 0, 1, 0.95))
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return _save_figure(fig, path)
 
 
 @dataclass

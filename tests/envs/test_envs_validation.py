@@ -190,9 +190,8 @@ def test_more_bad_core_kwargs_name_the_parameter(kwargs, pattern):
         gym.make("MaxRLRegression-v0", **kwargs)
 
 
+@pytest.mark.skipif(torch.cuda.is_available(), reason="the error exists only without CUDA")
 def test_cuda_device_without_cuda_is_a_value_error():
-    if torch.cuda.is_available():
-        pytest.skip("CUDA is present")
     with pytest.raises(ValueError, match="device='cuda'"):
         gym.make("MaxRLRegression-v0", device="cuda")
 
