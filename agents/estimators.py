@@ -26,6 +26,8 @@ import functools
 import math
 import numbers
 from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import torch
@@ -35,13 +37,18 @@ from torch.nn.functional import pad
 __all__ = [
     "ESTIMATORS",
     "ESTIMATOR_NAMES",
+    "Estimator",
     "dr_grpo",
+    "estimator_names",
+    "get_estimator",
     "group_weights",
     "grpo",
     "maxrl_binary_weights",
     "maxrl_omega",
     "maxrl_weights",
+    "register_estimator",
     "reinforce",
+    "reinforce_mean",
     "rloo",
 ]
 
@@ -686,55 +693,203 @@ def dr_grpo(rewards: Tensor, *, validate: bool = True) -> Tensor:
     return (x - x.mean(-1, keepdim=True)).to(r.dtype)
 
 
-#: Estimator name -> function of a ``[B, N]`` rewards tensor (defaults for other arguments).
-ESTIMATORS: dict[str, Callable[..., Tensor]] = {
-    "maxrl": maxrl_weights,
-    "maxrl-binary": maxrl_binary_weights,
-    "reinforce": reinforce,
-    "rloo": rloo,
-    "grpo": grpo,
-    "dr-grpo": dr_grpo,
-}
-#: The allowed estimator names, in a fixed order.
-ESTIMATOR_NAMES: tuple[str, ...] = tuple(ESTIMATORS)
+def reinforce_mean(rewards: Tensor, *, validate: bool = True) -> Tensor:
+    """REINFORCE with the batch's mean reward as baseline: A = r - mean over all B x N rewards.
+
+    One baseline for the whole step, unlike Dr. GRPO's per-context mean. The baseline contains
+    r_j itself with weight 1/(BN), so the mean of the estimate is (1 - 1/(BN)) grad E[r]: the
+    REINFORCE direction, shrunk by a constant.
+
+    Args:
+        rewards: ``[B, N]`` finite rewards, N >= 1.
+        validate: Scan the values (one device-to-host sync on GPU); False skips the scan.
+
+    Returns:
+        ``[B, N]`` weights, same dtype and device as ``rewards``.
+
+    Raises:
+        TypeError: If ``rewards`` is not a tensor.
+        ValueError: For a non-2-D or non-float tensor, N = 0 or non-finite rewards.
+    """
+    r = _check_group_tensor(rewards, "rewards", 1, "reinforce-mean")
+    if validate:
+        _check_values(r, "rewards", "finite")
+    x = r.detach().to(_compute_dtype(r.dtype))
+    return (x - x.mean()).to(r.dtype)
+
+
+# --------------------------------------------------------------------------------------------
+# Registry
+# --------------------------------------------------------------------------------------------
+
+#: What an estimator reads: rewards in [0, 1] or likelihoods (passed as log-likelihoods with
+#: ``log_space=True``, so heads whose likelihoods underflow stay exact).
+INPUTS = ("reward", "likelihood")
+#: Roles in a report: MaxRL variants, and the baselines they are compared with.
+ROLES = ("maxrl", "baseline")
+
+
+@dataclass(frozen=True)
+class Estimator:
+    """A registry entry: everything a trainer, a CLI or a suite needs to use an estimator.
+
+    Attributes:
+        name: Name used by ``TrainConfig.estimator``, the CLI and suite files.
+        weights: ``weights(x, *, validate, **params) -> A``: per-rollout weights ``[B, N]``
+            from ``x`` ``[B, N]`` (estimators reading likelihoods also get ``log_space``).
+        input: ``reward`` or ``likelihood``.
+        min_group_size: Fewest rollouts N per context it accepts.
+        params: Keyword parameters beyond ``x`` that a run may set (e.g. ``("order",)``).
+        role: ``maxrl`` or ``baseline``.
+        summary: One line for help texts.
+    """
+
+    name: str
+    weights: Callable[..., Tensor]
+    input: str = "reward"
+    min_group_size: int = 2
+    params: tuple[str, ...] = ()
+    role: str = "baseline"
+    summary: str = ""
+
+    def __call__(self, x: Tensor, **kwargs: Any) -> Tensor:
+        """``weights(x, **kwargs)``."""
+        return self.weights(x, **kwargs)
+
+
+#: Estimator name -> registry entry. Add entries with ``register_estimator``.
+ESTIMATORS: dict[str, Estimator] = {}
+
+
+def register_estimator(estimator: Estimator) -> Estimator:
+    """Add an estimator to the registry, so runs and suites can use it by name.
+
+    Args:
+        estimator: The entry; its name must be new (re-registering the same entry is a no-op).
+
+    Returns:
+        The entry.
+
+    Raises:
+        ValueError: A name already taken by another entry, an unknown ``input`` or ``role``,
+            or ``min_group_size`` < 1.
+    """
+    if not isinstance(estimator, Estimator):
+        raise ValueError(f"estimator={estimator!r} must be an agents.estimators.Estimator")
+    if estimator.input not in INPUTS:
+        raise ValueError(f"input={estimator.input!r} is invalid; allowed: {', '.join(INPUTS)}")
+    if estimator.role not in ROLES:
+        raise ValueError(f"role={estimator.role!r} is invalid; allowed: {', '.join(ROLES)}")
+    if isinstance(estimator.min_group_size, bool) or not (
+        isinstance(estimator.min_group_size, int) and estimator.min_group_size >= 1
+    ):
+        raise ValueError(f"min_group_size={estimator.min_group_size!r} must be an integer >= 1")
+    existing = ESTIMATORS.get(estimator.name)
+    if existing is not None and existing != estimator:
+        raise ValueError(f"an estimator named {estimator.name!r} is already registered")
+    ESTIMATORS[estimator.name] = estimator
+    return estimator
+
+
+def estimator_names() -> tuple[str, ...]:
+    """The registered estimator names, in registration order."""
+    return tuple(ESTIMATORS)
+
+
+def get_estimator(name: str) -> Estimator:
+    """The registry entry called ``name``; ``ValueError`` listing the names otherwise."""
+    if not isinstance(name, str) or name not in ESTIMATORS:
+        raise ValueError(f"name must be one of {', '.join(ESTIMATORS)}; got {name!r}")
+    return ESTIMATORS[name]
+
+
+def check_params(estimator: Estimator, params: dict[str, Any]) -> None:
+    """Refuse parameters the estimator does not take, naming those that do take them.
+
+    Raises:
+        ValueError: ``order=3`` for an estimator without ``order``, and so on.
+    """
+    for key, value in params.items():
+        if value is None or key in estimator.params:
+            continue
+        takers = [e.name for e in ESTIMATORS.values() if key in e.params]
+        where = ", ".join(f"name={t!r}" for t in takers) or "no registered estimator"
+        raise ValueError(
+            f"{key} applies only to {where}; got {key}={value!r} with "
+            f"name={estimator.name!r}; allowed: None"
+        )
+
+
+_BUILT_IN = (
+    Estimator(
+        "maxrl",
+        functools.partial(maxrl_weights, baseline=1.0),
+        input="likelihood",
+        min_group_size=1,
+        params=("order",),
+        role="maxrl",
+        summary="generalized MaxRL of order T (default T = N), unbiased for grad J_T",
+    ),
+    Estimator(
+        "maxrl-binary",
+        maxrl_binary_weights,
+        role="maxrl",
+        summary="the paper's practical (r - mean) / mean, 0 for all-fail groups",
+    ),
+    Estimator("reinforce", reinforce, min_group_size=1, summary="REINFORCE, A = r"),
+    Estimator(
+        "reinforce-mean",
+        reinforce_mean,
+        min_group_size=1,
+        summary="REINFORCE with the batch's mean reward as baseline",
+    ),
+    Estimator("rloo", rloo, summary="REINFORCE with the leave-one-out group mean as baseline"),
+    Estimator("grpo", grpo, summary="GRPO, (r - group mean) / (group std + 1e-4)"),
+    Estimator("dr-grpo", dr_grpo, summary="Dr. GRPO, r - group mean"),
+)
+for _entry in _BUILT_IN:
+    register_estimator(_entry)
+
+#: The built-in estimator names, in a fixed order (``estimator_names()`` adds registered ones).
+ESTIMATOR_NAMES: tuple[str, ...] = tuple(entry.name for entry in _BUILT_IN)
 
 
 def group_weights(
     name: str,
     rewards: Tensor,
     *,
-    order: int | None = None,
     log_space: bool = False,
     validate: bool = True,
+    **params: Any,
 ) -> Tensor:
-    """Per-rollout weights ``[B, N]`` of the estimator called ``name``.
+    """Per-rollout weights ``[B, N]`` of the registered estimator called ``name``.
 
     Args:
-        name: One of :data:`ESTIMATOR_NAMES`.
-        rewards: ``[B, N]`` rewards; for ``maxrl`` the likelihoods (or log-likelihoods).
-        order: MaxRL order T (``maxrl`` only; None means N).
-        log_space: ``rewards`` are log-likelihoods (``maxrl`` only).
+        name: A registered estimator (``estimator_names()``).
+        rewards: ``[B, N]`` rewards; for estimators reading likelihoods, the likelihoods (or
+            log-likelihoods with ``log_space``).
+        log_space: ``rewards`` are log-likelihoods (estimators reading likelihoods only).
         validate: Scan the values (one device-to-host sync on GPU); False skips the scan.
+        **params: The estimator's parameters, e.g. ``order`` for ``maxrl`` (None means its
+            default and is accepted by every estimator).
 
     Returns:
         ``[B, N]`` weights with the estimator's default baseline.
 
     Raises:
-        ValueError: For an unknown name (the message lists the allowed names), ``order`` or
-            ``log_space`` given to an estimator that has none, or any error of the estimator.
+        ValueError: For an unknown name (the message lists the allowed names), a parameter
+            or ``log_space`` given to an estimator that has none, or any error of the
+            estimator.
     """
-    if name not in ESTIMATORS:
-        raise ValueError(f"name must be one of {', '.join(ESTIMATOR_NAMES)}; got {name!r}")
-    if name == "maxrl":
-        return maxrl_weights(rewards, order, log_space=log_space, validate=validate)
-    if order is not None:
+    estimator = get_estimator(name)
+    check_params(estimator, params)
+    kwargs = {k: v for k, v in params.items() if v is not None}
+    if estimator.input == "likelihood":
+        kwargs["log_space"] = log_space
+    elif log_space:
+        takers = ", ".join(f"name={e.name!r}" for e in ESTIMATORS.values() if e.input != "reward")
         raise ValueError(
-            f"order applies only to name='maxrl' (maxrl-binary is fixed at N - 1); got "
-            f"order={order!r} with name={name!r}; allowed: None"
-        )
-    if log_space:
-        raise ValueError(
-            f"log_space applies only to name='maxrl'; got log_space=True with name={name!r}; "
+            f"log_space applies only to {takers}; got log_space=True with name={name!r}; "
             "allowed: False"
         )
-    return ESTIMATORS[name](rewards, validate=validate)
+    return estimator.weights(rewards, validate=validate, **kwargs)

@@ -25,11 +25,23 @@ from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 import torch
+from gymnasium import spaces
 
 from maxrl_envs.core import Contexts
+from maxrl_envs.kinds import Task
 
 #: Rows (contexts x samples) scored at once; larger test sets are evaluated in chunks.
 MAX_ROWS = 1 << 17
+#: Metrics where lower is better (all others: higher is better).
+LOWER_IS_BETTER = ("eval/excess_mse",)
+
+
+def metric_tags(pass_k: int, numeric: bool = True) -> tuple[str, ...]:
+    """The ``eval/*`` tags ``evaluate`` returns for a ``pass_k`` (numeric tasks add errors)."""
+    tags = ["eval/log_likelihood", "eval/excess_mse", "eval/pass@1", f"eval/pass@{pass_k}"]
+    if not numeric:
+        tags.remove("eval/excess_mse")
+    return (*dict.fromkeys(tags), "eval/success_rate", "eval/reward")
 
 
 @runtime_checkable
@@ -88,7 +100,7 @@ def _chunk(contexts: Contexts, start: int, stop: int) -> Contexts:
 
 @torch.no_grad()
 def evaluate(
-    task: Any,
+    task: Task,
     policy: EvalPolicy,
     *,
     num_samples: int = 64,
@@ -100,8 +112,7 @@ def evaluate(
     """Evaluate a policy on a task's held-out contexts.
 
     Args:
-        task: ``GroupEpisodes`` from ``maxrl_envs.make_task`` (only ``core`` and ``kind`` are
-            used).
+        task: From ``maxrl_envs.make_task``.
         policy: Any ``EvalPolicy`` on the core's device.
         num_samples: Samples M per context (>= 1).
         pass_k: k of the ``eval/pass@{k}`` metric, in [1, M].
@@ -118,7 +129,7 @@ def evaluate(
         raise ValueError(f"num_samples={num_samples!r} must be an integer >= 1")
     table = pass_at_k_table(int(num_samples), int(pass_k))
     core = task.core
-    regression = task.kind != "classification"
+    numeric = task.kind.numeric
     contexts = _select_contexts(core, split, max_contexts)
     generator = core.make_generator(seed)
     table = table.to(core.device)
@@ -136,7 +147,7 @@ def evaluate(
         log_lik = torch.logsumexp(scores.log_likelihood.double(), dim=1) - log_m
         excess = (
             (point.double().reshape(-1) - part.signal.double()).square()
-            if regression
+            if numeric
             else torch.zeros_like(log_lik)
         )
         sums += torch.stack(
@@ -151,7 +162,7 @@ def evaluate(
         )
     means = (sums / max(count, 1)).tolist()
     metrics = {"eval/log_likelihood": means[0]}
-    if regression:
+    if numeric:
         metrics["eval/excess_mse"] = means[1]
     metrics["eval/pass@1"] = means[2]
     metrics[f"eval/pass@{pass_k}"] = means[3]
@@ -177,45 +188,44 @@ def log_metrics(writer: Any, metrics: dict[str, float], step: int) -> None:
 class SB3Policy:
     """``EvalPolicy`` for a Stable-Baselines3 model trained on a maxrl_envs environment.
 
-    Stochastic samples come from ``model.policy.predict(obs, deterministic=False)`` with the
-    observations repeated M times; Box actions (already clipped to [-1, 1] by SB3) are mapped
-    with ``core.action_to_prediction``; classes are used as they are; for tokens the policy is
-    rolled through ``num_digits`` steps with observations ``cat(x, codec.step_features)`` and
-    the written digits are decoded. ``point`` uses ``deterministic=True``. SB3 samples with
-    torch's global RNG; it is seeded from ``generator`` inside ``torch.random.fork_rng`` so
-    evaluations are reproducible and leave the global RNG untouched. Observation
-    normalization wrappers (VecNormalize) are not applied.
+    A rollout is written step by step, as the env does: at each of the task's
+    ``episode_length`` steps the observation is ``cat(x, task.step_features(written, t))``
+    (just x for one-step kinds), ``model.policy.predict`` gives that step's action, and the
+    finished rollout becomes a prediction through ``task.prediction``. Stochastic samples
+    repeat the observations M times (``deterministic=False``); ``point`` uses
+    ``deterministic=True``. SB3 samples with torch's global RNG; it is seeded from
+    ``generator`` inside ``torch.random.fork_rng`` so evaluations are reproducible and leave
+    the global RNG untouched. Observation normalization wrappers (VecNormalize) are not
+    applied.
 
     Args:
         model: A trained SB3 model (``model.policy`` is used).
-        task: The ``GroupEpisodes`` of the same env id and kwargs (``maxrl_envs.make_task``).
+        task: The task of the same env id and kwargs (``maxrl_envs.make_task``).
     """
 
-    def __init__(self, model: Any, task: Any) -> None:
+    def __init__(self, model: Any, task: Task) -> None:
         self.model = model
         self.task = task
         self.core = task.core
-        self.codec = task.codec
+        self._box = isinstance(task.step_action_space(), spaces.Box)
 
-    def _predict(self, obs: torch.Tensor, deterministic: bool) -> np.ndarray:
+    def _predict(self, obs: torch.Tensor, deterministic: bool) -> torch.Tensor:
         array = obs.detach().cpu().numpy().astype(np.float32, copy=False)
         actions, _ = self.model.policy.predict(array, deterministic=deterministic)
-        return np.asarray(actions)
-
-    def _to_prediction(self, actions: np.ndarray, rows: int) -> torch.Tensor:
-        if self.task.kind == "regression":
-            values = torch.as_tensor(actions.reshape(rows), dtype=torch.float32)
-            return self.core.action_to_prediction(values.to(self.core.device))
-        return torch.as_tensor(actions.reshape(rows), dtype=torch.long, device=self.core.device)
+        dtype = torch.float32 if self._box else torch.long
+        return torch.as_tensor(np.asarray(actions), dtype=dtype).reshape(obs.shape[0])
 
     def _act(self, x: torch.Tensor, deterministic: bool) -> torch.Tensor:
-        if self.task.kind != "tokens":
-            return self._to_prediction(self._predict(x, deterministic), x.shape[0])
-        written = torch.zeros(x.shape[0], self.codec.num_digits, dtype=torch.long, device=x.device)
-        for t in range(self.codec.num_digits):
-            obs = torch.cat([x, self.codec.step_features(written, t)], dim=1)
-            written[:, t] = self._to_prediction(self._predict(obs, deterministic), x.shape[0])
-        return self.codec.decode(written)
+        length = self.task.episode_length
+        if length == 1:
+            step = self._predict(x, deterministic).to(self.core.device)
+            return self.task.prediction(step)
+        dtype = torch.float32 if self._box else torch.long
+        written = torch.zeros(x.shape[0], length, dtype=dtype, device=x.device)
+        for t in range(length):
+            obs = torch.cat([x, self.task.step_features(written, t)], dim=1)
+            written[:, t] = self._predict(obs, deterministic).to(x.device)
+        return self.task.prediction(written)
 
     def sample(
         self, contexts: Contexts, num_samples: int, generator: torch.Generator

@@ -19,7 +19,8 @@ that runs are reproducible, on any device.
 
 ``TaskPolicy`` binds a policy to a task (``maxrl_envs.make_task``): it turns rollouts into
 predictions in target units (or class ids), builds supervised labels, and implements the
-``agents.evaluation.EvalPolicy`` protocol. ``make_policy`` picks the policy for a task.
+``agents.evaluation.EvalPolicy`` protocol. ``make_policy`` picks the policy for a task from
+the space of one rollout (``Task.rollout_space``), never from the task's kind name.
 """
 
 from __future__ import annotations
@@ -28,13 +29,14 @@ import math
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
 
 import torch
+from gymnasium import spaces
 from torch import nn
 from torch.nn import functional as nnf
 
 from maxrl_envs.core import Contexts
+from maxrl_envs.kinds import Task
 from maxrl_envs.tokens import TokenCodec
 
 POLICY_KINDS = ("auto", "gaussian", "binned")
@@ -86,13 +88,13 @@ class Policy(nn.Module, ABC):
 
     @abstractmethod
     def sample(
-        self, obs: torch.Tensor, num_samples: int, generator: torch.Generator | None = None
+        self, obs: torch.Tensor, group_size: int, generator: torch.Generator | None = None
     ) -> Rollouts:
-        """Draw ``num_samples`` rollouts for each observation.
+        """Draw ``group_size`` rollouts for each observation.
 
         Args:
             obs: Observations x, float32 ``[B, D]``.
-            num_samples: Rollouts per context, N >= 1.
+            group_size: Rollouts per context, N >= 1.
             generator: Torch generator on the policy's device (None: the global RNG).
 
         Returns:
@@ -152,12 +154,12 @@ class GaussianPolicy(Policy):
         return mean, log_std.clamp(*self.log_std_bounds)
 
     def sample(
-        self, obs: torch.Tensor, num_samples: int, generator: torch.Generator | None = None
+        self, obs: torch.Tensor, group_size: int, generator: torch.Generator | None = None
     ) -> Rollouts:
         """Draw ``[B, N]`` actions as mean + std * noise; see ``Policy.sample``."""
         mean, log_std = self.distribution_params(obs)
         noise = torch.randn(
-            (obs.shape[0], num_samples), generator=generator, device=obs.device, dtype=mean.dtype
+            (obs.shape[0], group_size), generator=generator, device=obs.device, dtype=mean.dtype
         )
         actions = (mean.unsqueeze(1) + log_std.exp().unsqueeze(1) * noise).detach()
         return Rollouts(
@@ -225,12 +227,12 @@ class CategoricalPolicy(Policy):
         return nnf.log_softmax(self.net(obs), dim=-1)
 
     def sample(
-        self, obs: torch.Tensor, num_samples: int, generator: torch.Generator | None = None
+        self, obs: torch.Tensor, group_size: int, generator: torch.Generator | None = None
     ) -> Rollouts:
         """Draw ``[B, N]`` classes with replacement; see ``Policy.sample``."""
         log_probs = self.log_probs(obs)
         probs = log_probs.detach().exp()
-        actions = torch.multinomial(probs, num_samples, replacement=True, generator=generator)
+        actions = torch.multinomial(probs, group_size, replacement=True, generator=generator)
         return Rollouts(
             actions=actions,
             log_prob=log_probs.gather(1, actions),
@@ -286,10 +288,10 @@ class TokenPolicy(Policy):
         return self._logits(self._x_part(obs), written, position)
 
     def sample(
-        self, obs: torch.Tensor, num_samples: int, generator: torch.Generator | None = None
+        self, obs: torch.Tensor, group_size: int, generator: torch.Generator | None = None
     ) -> Rollouts:
         """Draw ``[B, N, num_digits]`` tokens; log-probabilities summed over steps."""
-        b, n, d = obs.shape[0], num_samples, self.num_digits
+        b, n, d = obs.shape[0], group_size, self.num_digits
         x_part = self._x_part(obs)
         written = torch.zeros(b, d, dtype=torch.long, device=obs.device)
         # The first token sees the same observation in all N rollouts: one [B] forward.
@@ -337,8 +339,23 @@ def _entropy(log_probs: torch.Tensor) -> torch.Tensor:
     return -(log_probs.exp() * log_probs).sum(-1)
 
 
+def check_policy_choice(space: spaces.Space, kind: str) -> None:
+    """Refuse a ``policy`` choice that does not fit a task's rollout space.
+
+    Raises:
+        ValueError: ``binned`` or ``gaussian`` for a discrete rollout space, or an unknown
+            choice, naming what fits.
+    """
+    if kind not in POLICY_KINDS:
+        raise ValueError(f"policy={kind!r} is not supported; allowed: {', '.join(POLICY_KINDS)}")
+    if not isinstance(space, spaces.Box) and kind != "auto":
+        raise ValueError(f"policy={kind!r} does not fit the rollout space {space}; allowed: 'auto'")
+    if not isinstance(space, (spaces.Box, spaces.Discrete, spaces.MultiDiscrete)):
+        raise ValueError(f"no policy fits the rollout space {space}")
+
+
 def make_policy(
-    task: Any,
+    task: Task,
     hidden: Sequence[int] = (64, 64),
     *,
     kind: str = "auto",
@@ -346,14 +363,17 @@ def make_policy(
     state_dependent_std: bool = False,
     bins: int = 51,
 ) -> Policy:
-    """The policy for a task from ``maxrl_envs.make_task``.
+    """The policy for a task, chosen by the space of one rollout.
+
+    As SB3 picks a distribution from the action space, the rollout space decides.
 
     Args:
-        task: ``GroupEpisodes`` with ``kind`` regression, classification or tokens.
+        task: From ``maxrl_envs.make_task``.
         hidden: Hidden layer widths.
-        kind: ``auto`` (Gaussian for regression, categorical for classification, tokens for
-            tokens), ``gaussian``, or ``binned`` (a categorical over ``bins`` evenly spaced
-            predictions spanning [-prediction_range, prediction_range], regression only).
+        kind: ``auto`` (Gaussian for a Box rollout, categorical for a Discrete one, an
+            autoregressive token policy for a MultiDiscrete sequence), ``gaussian``, or
+            ``binned`` (a categorical over ``bins`` evenly spaced predictions spanning
+            [-prediction_range, prediction_range], Box rollouts only).
         init_std: Initial Gaussian sigma in action units.
         state_dependent_std: Gaussian log-std from the MLP instead of a shared parameter.
         bins: Number of prediction bins for ``kind="binned"`` (>= 2).
@@ -361,68 +381,60 @@ def make_policy(
     Returns:
         An untrained policy on the CPU (move it with ``.to(device)``).
     """
-    core = task.core
-    if kind not in POLICY_KINDS:
-        raise ValueError(f"policy={kind!r} is not supported; allowed: {', '.join(POLICY_KINDS)}")
-    if task.kind == "classification":
-        if kind not in ("auto",):
-            raise ValueError(f"policy={kind!r} does not fit a classification task; allowed: 'auto'")
-        return CategoricalPolicy(core.obs_dim, core.num_classes, hidden)
-    if task.kind == "tokens":
-        if kind not in ("auto",):
-            raise ValueError(f"policy={kind!r} does not fit a tokens task; allowed: 'auto'")
-        return TokenPolicy(core.obs_dim, task.codec, hidden)
+    space = task.rollout_space()
+    check_policy_choice(space, kind)
+    if isinstance(space, spaces.Discrete):
+        return CategoricalPolicy(task.obs_dim, int(space.n), hidden)
+    if isinstance(space, spaces.MultiDiscrete):
+        return TokenPolicy(task.obs_dim, task.codec, hidden)
     if kind == "binned":
-        values = torch.linspace(-core.prediction_range, core.prediction_range, int(bins))
-        return CategoricalPolicy(core.obs_dim, int(bins), hidden, values=values)
-    return GaussianPolicy(core.obs_dim, hidden, init_std, state_dependent_std)
+        limit = task.core.prediction_range  # type: ignore[attr-defined]
+        values = torch.linspace(-limit, limit, int(bins))
+        return CategoricalPolicy(task.obs_dim, int(bins), hidden, values=values)
+    return GaussianPolicy(task.obs_dim, hidden, init_std, state_dependent_std)
 
 
 class TaskPolicy:
     """A policy bound to a task: predictions from rollouts, labels for supervised training.
 
     Implements ``agents.evaluation.EvalPolicy``. The task and the policy must share a device.
+    The task's kind maps rollouts to predictions and targets to label rollouts; a binned
+    policy, whose samples are bins, maps them through its bin values.
 
     Args:
         policy: The policy.
-        task: ``GroupEpisodes`` from ``maxrl_envs.make_task``.
+        task: From ``maxrl_envs.make_task``.
     """
 
-    def __init__(self, policy: Policy, task: Any) -> None:
+    def __init__(self, policy: Policy, task: Task) -> None:
         self.policy = policy
         self.task = task
         self.core = task.core
+        self._values = getattr(policy, "values", None)
 
     def to_prediction(self, actions: torch.Tensor) -> torch.Tensor:
         """Rollouts -> predictions: target units (regression, tokens) or class ids."""
-        if isinstance(self.policy, TokenPolicy):
-            return self.policy.codec.decode(actions)
-        if isinstance(self.policy, CategoricalPolicy):
-            return actions if self.policy.values is None else self.policy.values[actions]
-        return self.core.action_to_prediction(actions)
+        if self._values is not None:
+            return self._values[actions]
+        return self.task.prediction(actions)
 
     def labels(self, contexts: Contexts) -> torch.Tensor:
         """The rollout that writes each observed target (for supervised training).
 
         Returns:
-            ``[B, 1]`` raw actions y / prediction_range (Gaussian, unclipped), ``[B, 1]``
-            classes (the observed label, or the nearest bin), or ``[B, 1, num_digits]``
-            tokens ``codec.encode(y)``.
+            ``[B, 1, ...]``: the kind's target rollout (y / prediction_range for a Gaussian
+            policy, the observed label, ``codec.encode(y)``), or the nearest bin.
         """
         target = contexts.target
-        if isinstance(self.policy, TokenPolicy):
-            return self.policy.codec.encode(target).unsqueeze(1)
-        if isinstance(self.policy, CategoricalPolicy):
-            if self.policy.values is None:
-                return target.long().unsqueeze(1)
-            return (target.unsqueeze(1) - self.policy.values).abs().argmin(-1, keepdim=True)
-        return (target / self.core.prediction_range).unsqueeze(1)
+        if self._values is not None:
+            return (target.unsqueeze(1) - self._values).abs().argmin(-1, keepdim=True)
+        return self.task.target_rollout(target).unsqueeze(1)
 
     def rollouts(
-        self, contexts: Contexts, num_samples: int, generator: torch.Generator | None = None
+        self, contexts: Contexts, group_size: int, generator: torch.Generator | None = None
     ) -> tuple[Rollouts, torch.Tensor]:
         """Rollouts ``[B, N]`` on contexts and their predictions ``[B, N]``."""
-        rollouts = self.policy.sample(contexts.obs, num_samples, generator)
+        rollouts = self.policy.sample(contexts.obs, group_size, generator)
         return rollouts, self.to_prediction(rollouts.actions)
 
     @torch.no_grad()

@@ -24,7 +24,6 @@ state, so a resumed run is not bitwise identical to an uninterrupted one).
 
 from __future__ import annotations
 
-import functools
 import inspect
 import json
 import math
@@ -34,6 +33,16 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
+
+from agents.runs import (
+    RunDirectory,
+    atomic_replace_dir,
+    atomic_write_text,
+    read_json,
+    recover_dir,
+)
+from maxrl_envs import validation as v
+from maxrl_envs.core import SPLITS
 
 #: Algorithms and the action spaces they support.
 SB3_ALGORITHMS: dict[str, tuple[str, ...]] = {
@@ -107,9 +116,17 @@ SB3_DEFAULTS: dict[str, dict[str, Any]] = {
 
 #: Constructor arguments the runner sets itself and ``hyperparams`` may not override.
 _MANAGED = ("policy", "env", "device", "seed", "tensorboard_log", "verbose", "_init_setup_model")
-_SPLITS = ("train", "test")
 FINAL_FILE = "final.json"
 CHECKPOINT_DIR = "checkpoint"
+#: Config fields that do not change what a run computes (not compared on resume).
+RUNTIME_FIELDS = ("log_dir", "run_name", "resume", "progress", "device")
+
+
+def _rule(check: v.Rule, default: Any = None, factory: Any = None) -> Any:
+    metadata = {"check": check}
+    if factory is not None:
+        return field(default_factory=factory, metadata=metadata)
+    return field(default=default, metadata=metadata)
 
 
 @dataclass
@@ -132,7 +149,7 @@ class SB3Config:
             at the end; 0: only then).
         eval_samples: Samples per context in evaluation (M).
         pass_k: k of ``eval/pass@k``.
-        eval_split: ``test`` (report) or ``validation`` (model selection).
+        eval_split: ``test`` (report), ``validation`` (model selection) or ``train``.
         eval_seed: Seed of the evaluation sampler; None uses ``seed``.
         log_dir: Parent directory of the run directory.
         run_name: Run directory name; None gives ``{env_id}__{algo}__{seed}``.
@@ -141,23 +158,23 @@ class SB3Config:
         device: Torch device of the model; SB3 advises ``cpu`` for MLP policies.
     """
 
-    env_id: str
-    env_kwargs: dict[str, Any] = field(default_factory=dict)
-    algo: str = "PPO"
-    budget: int = 100_000
-    seed: int = 0
-    num_envs: int | None = None
-    hyperparams: dict[str, Any] = field(default_factory=dict)
-    eval_every: int = 10_000
-    eval_samples: int = 64
-    pass_k: int = 16
-    eval_split: str = "test"
-    eval_seed: int | None = None
-    log_dir: str = "runs"
-    run_name: str | None = None
-    resume: bool = True
-    progress: bool = False
-    device: str = "cpu"
+    env_id: str = _rule(v.check_str, "MaxRLRegression-v0")
+    env_kwargs: dict[str, Any] = _rule(v.mapping(), factory=dict)
+    algo: str = _rule(v.choice(tuple(SB3_ALGORITHMS)), "PPO")
+    budget: int = _rule(v.integer(1), 100_000)
+    seed: int = _rule(v.integer(0, 2**32 - 1), 0)
+    num_envs: int | None = _rule(v.optional(v.integer(1)), None)
+    hyperparams: dict[str, Any] = _rule(v.mapping(), factory=dict)
+    eval_every: int = _rule(v.integer(0), 10_000)
+    eval_samples: int = _rule(v.integer(1), 64)
+    pass_k: int = _rule(v.integer(1), 16)
+    eval_split: str = _rule(v.choice(SPLITS), "test")
+    eval_seed: int | None = _rule(v.optional(v.integer(0, 2**63 - 1)), None)
+    log_dir: str = _rule(v.path(), "runs")
+    run_name: str | None = _rule(v.optional(v.file_name()), None)
+    resume: bool = _rule(v.boolean(), True)
+    progress: bool = _rule(v.boolean(), False)
+    device: str = _rule(v.device(allow_auto=False), "cpu")
 
     @property
     def name(self) -> str:
@@ -167,17 +184,11 @@ class SB3Config:
 
 def resolved_settings(config: SB3Config) -> tuple[int, dict[str, Any]]:
     """Sub-env count and constructor keyword arguments after defaults and overrides."""
-    algo = _check_algo(config.algo)
+    algo = v.check_choice("algo", config.algo, SB3_ALGORITHMS)
     defaults = SB3_DEFAULTS[algo]
     num_envs = int(config.num_envs if config.num_envs is not None else defaults["num_envs"])
     hyperparams = {**defaults["hyperparams"], **dict(config.hyperparams)}
     return num_envs, hyperparams
-
-
-def _check_algo(algo: Any) -> str:
-    if algo not in SB3_ALGORITHMS:
-        raise ValueError(f"algo={algo!r} is not supported; allowed: {', '.join(SB3_ALGORITHMS)}")
-    return str(algo)
 
 
 def _algorithm_class(algo: str) -> type:
@@ -186,27 +197,21 @@ def _algorithm_class(algo: str) -> type:
     return getattr(stable_baselines3, algo)
 
 
-@functools.lru_cache(maxsize=64)
-def _env_facts(env_id: str, kwargs_json: str) -> tuple[str, str, int]:
-    """(kind, action-space family, episode length) of an env id with kwargs."""
-    from gymnasium import spaces
-
-    import maxrl_envs
-
-    kind = maxrl_envs.env_kind(env_id)
-    task = maxrl_envs.make_task(env_id, 1, 1, "train", "cpu", **json.loads(kwargs_json))
-    space = task.action_space()
-    family = "box" if isinstance(space, spaces.Box) else "discrete"
-    return kind, family, int(task.episode_length)
-
-
 def env_facts(env_id: str, env_kwargs: dict[str, Any]) -> tuple[str, str, int]:
-    """Kind, action-space family (``box``/``discrete``) and episode length of an env.
+    """Kind name, action-space family (``box``/``discrete``) and episode length of an env.
+
+    Checked from the kind's keyword signature, without building the env's data.
 
     Raises:
         ValueError: Unknown env id or keyword argument.
     """
-    return _env_facts(env_id, json.dumps(env_kwargs, sort_keys=True))
+    from gymnasium import spaces
+
+    import maxrl_envs
+
+    info = maxrl_envs.describe_env(env_id, **env_kwargs)
+    family = "box" if isinstance(info.step_action_space, spaces.Box) else "discrete"
+    return info.kind.name, family, info.episode_length
 
 
 def steps_per_collect(algo: str, num_envs: int, hyperparams: dict[str, Any]) -> int:
@@ -233,12 +238,6 @@ def budget_steps(config: SB3Config) -> int:
     return (config.budget * episode_length // per_collect) * per_collect
 
 
-def _positive_int(name: str, value: Any) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"{name}={value!r} must be an integer >= 1")
-    return value
-
-
 def validate_sb3_config(config: SB3Config) -> None:
     """Check a config before anything runs.
 
@@ -247,9 +246,8 @@ def validate_sb3_config(config: SB3Config) -> None:
             that does not support the env's action space (DQN on Box, SAC/TD3 on discrete);
             a budget smaller than one update; bad evaluation settings.
     """
-    algo = _check_algo(config.algo)
-    if not isinstance(config.env_kwargs, dict):
-        raise ValueError(f"env_kwargs={config.env_kwargs!r} must be a mapping")
+    v.check_fields(config)
+    algo = config.algo
     kind, family, episode_length = env_facts(config.env_id, config.env_kwargs)
     if family not in SB3_ALGORITHMS[algo]:
         allowed = [a for a, fams in SB3_ALGORITHMS.items() if family in fams]
@@ -258,7 +256,7 @@ def validate_sb3_config(config: SB3Config) -> None:
             f"{config.env_id!r} ({kind}); allowed for it: {', '.join(allowed)}"
         )
     num_envs, hyperparams = resolved_settings(config)
-    _positive_int("num_envs", num_envs)
+    v.check_int("num_envs", num_envs, 1)
     params = inspect.signature(_algorithm_class(algo).__init__).parameters
     allowed_names = sorted(n for n in params if n not in (*_MANAGED, "self", "kwargs"))
     for name in hyperparams:
@@ -267,7 +265,6 @@ def validate_sb3_config(config: SB3Config) -> None:
                 f"hyperparams key {name!r} is not a {algo} argument the runner accepts; "
                 f"allowed: {', '.join(allowed_names)}"
             )
-    _positive_int("budget", config.budget)
     per_collect = steps_per_collect(algo, num_envs, hyperparams)
     if config.budget * episode_length < per_collect:
         what = "n_steps" if algo in ON_POLICY else "train_freq"
@@ -277,33 +274,11 @@ def validate_sb3_config(config: SB3Config) -> None:
             f"{hyperparams.get(what, 1)}, {episode_length} step(s) per rollout); raise budget "
             "or lower num_envs"
         )
-    if (
-        isinstance(config.eval_every, bool)
-        or not isinstance(config.eval_every, int)
-        or (config.eval_every < 0)
-    ):
-        raise ValueError(
-            f"eval_every={config.eval_every!r} must be an integer >= 0 (0: at the end)"
-        )
-    _positive_int("eval_samples", config.eval_samples)
-    _positive_int("pass_k", config.pass_k)
     if config.pass_k > config.eval_samples:
         raise ValueError(
-            f"pass_k={config.pass_k!r} must be <= eval_samples={config.eval_samples!r}"
+            f"pass_k={config.pass_k!r} is invalid; allowed: an integer in [1, "
+            f"{config.eval_samples}] (eval_samples={config.eval_samples})"
         )
-    if config.eval_split not in _SPLITS:
-        raise ValueError(f"eval_split={config.eval_split!r} is not supported; allowed: train, test")
-    if config.device != "cpu" and not str(config.device).startswith("cuda"):
-        raise ValueError(f"device={config.device!r} is not supported; allowed: cpu, cuda[:i]")
-
-
-def _atomic_write_text(path: Path, text: str) -> None:
-    tmp = path.with_name(path.name + f".tmp{os.getpid()}")
-    with open(tmp, "w", encoding="utf-8") as handle:
-        handle.write(text)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(tmp, path)
 
 
 class _Checkpoint:
@@ -312,33 +287,31 @@ class _Checkpoint:
     def __init__(self, run_dir: Path) -> None:
         self.path = run_dir / CHECKPOINT_DIR
         # A save killed between its two renames leaves only the previous checkpoint aside.
-        for old in sorted(run_dir.glob(CHECKPOINT_DIR + ".old*")):
-            if not self.path.exists() and (old / "state.json").exists():
-                os.replace(old, self.path)
-            else:
-                shutil.rmtree(old, ignore_errors=True)
-        for tmp in run_dir.glob(CHECKPOINT_DIR + ".tmp*"):
-            shutil.rmtree(tmp, ignore_errors=True)
+        recover_dir(self.path, lambda folder: (folder / "state.json").exists())
 
     def exists(self) -> bool:
         return (self.path / "state.json").exists() and (self.path / "model.zip").exists()
 
     def save(self, model: Any, state: dict[str, Any], replay: bool) -> None:
-        tmp = self.path.with_name(CHECKPOINT_DIR + f".tmp{os.getpid()}")
-        shutil.rmtree(tmp, ignore_errors=True)
-        tmp.mkdir(parents=True)
-        model.save(tmp / "model.zip")
-        if replay:
-            model.save_replay_buffer(tmp / "replay.pkl")
-        _atomic_write_text(tmp / "state.json", json.dumps(state))
-        old = self.path.with_name(CHECKPOINT_DIR + f".old{os.getpid()}")
-        if self.path.exists():
-            os.replace(self.path, old)
-        os.replace(tmp, self.path)
-        shutil.rmtree(old, ignore_errors=True)
+        def fill(folder: Path) -> None:
+            model.save(folder / "model.zip")
+            if replay:
+                model.save_replay_buffer(folder / "replay.pkl")
+            atomic_write_text(folder / "state.json", json.dumps(state))
+
+        atomic_replace_dir(self.path, fill)
 
     def state(self) -> dict[str, Any]:
-        return json.loads((self.path / "state.json").read_text(encoding="utf-8"))
+        return read_json(self.path / "state.json")
+
+
+def checkpoint_config(path: Path) -> dict[str, Any] | None:
+    """The config an SB3 checkpoint folder carries (for resuming without ``config.json``)."""
+    state_path = path / "state.json"
+    if not state_path.exists():
+        return None
+    config = read_json(state_path).get("config")
+    return config if isinstance(config, dict) else None
 
 
 def _make_callback_class() -> type:
@@ -367,7 +340,9 @@ def _make_callback_class() -> type:
 class _Run:
     """State of one SB3 run: evaluation task, writer, curve and checkpoints."""
 
-    def __init__(self, config: SB3Config, run_dir: Path, episode_length: int) -> None:
+    def __init__(
+        self, config: SB3Config, run_dir: Path, episode_length: int, settings: dict[str, Any]
+    ) -> None:
         from torch.utils.tensorboard import SummaryWriter
 
         import maxrl_envs
@@ -375,9 +350,8 @@ class _Run:
         self.config = config
         self.run_dir = run_dir
         self.episode_length = episode_length
-        self.task = maxrl_envs.make_task(
-            config.env_id, 1, 1, config.eval_split, "cpu", **config.env_kwargs
-        )
+        self.settings = settings
+        self.task = maxrl_envs.make_task(config.env_id, device="cpu", **config.env_kwargs)
         self.writer = SummaryWriter(log_dir=str(run_dir))
         self.curve: list[list[Any]] = []
         self.next_eval: float = 0
@@ -423,6 +397,7 @@ class _Run:
             "curve": self.curve,
             "next_eval": self.next_eval,
             "wall_time": self.wall_time(),
+            "config": self.settings,
         }
         self.store.save(model, state, replay=self.off_policy)
 
@@ -440,13 +415,26 @@ class _Run:
 def read_final(run_dir: str | os.PathLike[str]) -> dict[str, Any] | None:
     """The ``final.json`` of a finished run directory, or None."""
     path = Path(run_dir) / FINAL_FILE
-    if not path.exists():
-        return None
-    return json.loads(path.read_text(encoding="utf-8"))
+    return read_json(path) if path.exists() else None
+
+
+def run_settings(config: SB3Config) -> dict[str, Any]:
+    """What a run computes: the config with its resolved sub-envs and hyperparameters."""
+    num_envs, hyperparams = resolved_settings(config)
+    _, _, episode_length = env_facts(config.env_id, config.env_kwargs)
+    if config.algo not in ON_POLICY:
+        hyperparams.setdefault(
+            "buffer_size", max(1, min(1_000_000, config.budget * episode_length))
+        )
+    return {**asdict(config), "num_envs": num_envs, "hyperparams": hyperparams}
 
 
 def train_sb3(config: SB3Config) -> dict[str, float]:
     """Train one SB3 baseline and return its final evaluation.
+
+    The run directory follows ``agents.runs.RunDirectory``: a stored run with other settings
+    (budget, env kwargs, hyperparameters, ...) is refused, a finished one is returned
+    without training, an interrupted one continues from its checkpoint.
 
     Args:
         config: The run; validated first.
@@ -457,35 +445,34 @@ def train_sb3(config: SB3Config) -> dict[str, float]:
         summed over resumed segments).
     """
     validate_sb3_config(config)
-    run_dir = Path(config.log_dir) / config.name
-    if config.resume:
-        final = read_final(run_dir)
-        if final is not None:
-            return dict(final["metrics"])
-    elif run_dir.exists():
-        shutil.rmtree(run_dir)
-    run_dir.mkdir(parents=True, exist_ok=True)
+    settings = run_settings(config)
+    directory = RunDirectory(
+        Path(config.log_dir) / config.name,
+        settings,
+        ignore=RUNTIME_FIELDS,
+        checkpoint=CHECKPOINT_DIR,
+        checkpoint_config=checkpoint_config,
+    )
+    record = directory.prepare(config.resume)
+    if record is not None:
+        return dict(record["metrics"])
+    run_dir = directory.path
 
     from stable_baselines3.common.logger import configure
 
     from maxrl_envs.sb3 import make_sb3_vec_env
 
     _, _, episode_length = env_facts(config.env_id, config.env_kwargs)
-    num_envs, hyperparams = resolved_settings(config)
-    if config.algo not in ON_POLICY:
-        hyperparams.setdefault(
-            "buffer_size", max(1, min(1_000_000, config.budget * episode_length))
-        )
+    num_envs, hyperparams = settings["num_envs"], dict(settings["hyperparams"])
     env = make_sb3_vec_env(config.env_id, num_envs, config.seed, **config.env_kwargs)
     cls = _algorithm_class(config.algo)
-    run = _Run(config, run_dir, episode_length)
+    run = _Run(config, run_dir, episode_length, directory.config)
     try:
         if config.resume and run.store.exists():
             model = run.restore(cls, env)
         else:
             model = cls("MlpPolicy", env, device=config.device, seed=config.seed, **hyperparams)
-            settings = {**asdict(config), "num_envs": num_envs, "hyperparams": hyperparams}
-            text = json.dumps(_finite(settings), indent=2, sort_keys=True, default=str)
+            text = json.dumps(directory.config, indent=2, sort_keys=True)
             run.writer.add_text("config", f"```json\n{text}\n```", 0)
         model.set_logger(configure(str(run_dir), ["tensorboard"]))
         total = budget_steps(config)
@@ -504,14 +491,7 @@ def train_sb3(config: SB3Config) -> dict[str, float]:
         metrics = dict(run.curve[-1][1])
         metrics["rollouts"] = float(run.rollouts(model))
         metrics["wall_time"] = run.wall_time()
-        record = {
-            "metrics": metrics,
-            "curve": run.curve,
-            "config": asdict(config),
-            "num_envs": num_envs,
-            "hyperparams": hyperparams,
-        }
-        _atomic_write_text(run_dir / FINAL_FILE, json.dumps(_finite(record)))
+        directory.write_final({"metrics": metrics, "curve": run.curve})
         shutil.rmtree(run.store.path, ignore_errors=True)
         return metrics
     finally:
@@ -532,16 +512,6 @@ def _log_interval(
         updates = total_steps // steps_per_collect(config.algo, num_envs, hyperparams)
         return max(1, updates // 100)
     return max(1, config.budget // 100)
-
-
-def _finite(value: Any) -> Any:
-    if isinstance(value, float) and not math.isfinite(value):
-        return str(value)
-    if isinstance(value, dict):
-        return {k: _finite(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_finite(v) for v in value]
-    return value
 
 
 __all__ = [

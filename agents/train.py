@@ -2,7 +2,7 @@ r"""Command line for one training run: ``python -m agents.train`` or ``maxrl-tra
 
 Every ``TrainConfig`` field is a flag (``env_id`` is ``--env``, underscores become dashes)::
 
-    python -m agents.train --env MaxRLRegression-v0 --estimator maxrl --rollouts 16 \\
+    python -m agents.train --env MaxRLRegression-v0 --estimator maxrl --group-size 16 \\
         --env-kwargs snr=10 task=linear --budget 200000 --seed 0
     python -m agents.train --env MaxRLClassification-v0 --estimator grpo \\
         --env-kwargs '{"label_noise": 0.1}' --hidden 128 128 --no-progress
@@ -25,6 +25,8 @@ from typing import Any
 from agents.trainer import TrainConfig, train, validate_config
 
 FLAG_NAMES = {"env_id": "env"}
+#: Older flag names kept as aliases.
+FLAG_ALIASES = {"group_size": ("--rollouts",), "num_groups": ("--contexts",)}
 
 
 def parse_env_kwargs(values: Sequence[str]) -> dict[str, Any]:
@@ -93,7 +95,7 @@ def build_parser() -> argparse.ArgumentParser:
                 "type": _optional(convert) if type(None) in args else convert,
                 "default": default,
             }
-        parser.add_argument(flag, **kwargs)
+        parser.add_argument(flag, *FLAG_ALIASES.get(f.name, ()), **kwargs)
     return parser
 
 

@@ -23,6 +23,7 @@ import os
 import threading
 import time
 from abc import ABC, abstractmethod
+from collections.abc import Sequence
 from concurrent.futures.process import BrokenProcessPool
 from typing import Any
 
@@ -93,9 +94,15 @@ class LocalBackend(Backend):
     """
 
     def __init__(
-        self, results_dir: str, workers: int | None = None, threads: int = 1, retries: int = 1
+        self,
+        results_dir: str,
+        workers: int | None = None,
+        threads: int = 1,
+        retries: int = 1,
+        imports: Sequence[str] = (),
     ) -> None:
         self.results_dir = str(results_dir)
+        self.imports = tuple(imports)
         self.slots = int(workers or default_workers())
         if self.slots < 1:
             raise ValueError(f"workers={workers!r} must be >= 1")
@@ -113,7 +120,7 @@ class LocalBackend(Backend):
         )
 
     def _submit(self, job: dict[str, Any], attempt: int) -> None:
-        future = self._pool.submit(execute_job, job, self.results_dir, self.threads)
+        future = self._pool.submit(execute_job, job, self.results_dir, self.threads, self.imports)
         self._futures[future] = (job, attempt)
 
     def submit(self, job: dict[str, Any]) -> None:
@@ -182,6 +189,7 @@ class RayBackend(Backend):
         workers: CPUs of a local instance started here (None: all).
         threads: Torch threads per task.
         retries: Ray ``max_retries`` of each task (worker process deaths).
+        imports: The suite's plugin modules, imported by each task first.
     """
 
     def __init__(
@@ -191,10 +199,12 @@ class RayBackend(Backend):
         workers: int | None = None,
         threads: int = 1,
         retries: int = 2,
+        imports: Sequence[str] = (),
     ) -> None:
         ray = import_ray()
         self.ray = ray
         self.results_dir = str(results_dir)
+        self.imports = tuple(imports)
         self.threads = threads
         if not ray.is_initialized():
             kwargs: dict[str, Any] = {"include_dashboard": False, "log_to_driver": False}
@@ -210,7 +220,7 @@ class RayBackend(Backend):
 
     def submit(self, job: dict[str, Any]) -> None:
         """Start a Ray task for the job."""
-        ref = self._remote.remote(job, self.results_dir, self.threads)
+        ref = self._remote.remote(job, self.results_dir, self.threads, self.imports)
         self._refs[ref] = job
 
     @property
@@ -264,12 +274,15 @@ def make_backend(
     workers: int | None = None,
     address: str | None = None,
     threads: int = 1,
+    imports: Sequence[str] = (),
 ) -> Backend:
     """Build a backend by name (``local`` or ``ray``)."""
     if name == "local":
         if address is not None:
             raise ValueError("--address is only used with --backend ray")
-        return LocalBackend(results_dir, workers=workers, threads=threads)
+        return LocalBackend(results_dir, workers=workers, threads=threads, imports=imports)
     if name == "ray":
-        return RayBackend(results_dir, address=address, workers=workers, threads=threads)
+        return RayBackend(
+            results_dir, address=address, workers=workers, threads=threads, imports=imports
+        )
     raise ValueError(f"backend={name!r} is not supported; allowed: {', '.join(BACKENDS)}")

@@ -7,6 +7,7 @@ import os
 import platform
 import time
 import traceback
+from collections.abc import Sequence
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -74,7 +75,9 @@ def _now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
 
-def execute_job(job: dict[str, Any], results_dir: str, threads: int = 1) -> dict[str, Any]:
+def execute_job(
+    job: dict[str, Any], results_dir: str, threads: int = 1, imports: Sequence[str] = ()
+) -> dict[str, Any]:
     """Run one job to completion and return its result row; never raises.
 
     A finished run (``final.json`` in its run directory) is not retrained; an interrupted
@@ -85,6 +88,8 @@ def execute_job(job: dict[str, Any], results_dir: str, threads: int = 1) -> dict
         job: ``Job.to_dict()``.
         results_dir: The suite's output directory.
         threads: Torch threads in this worker.
+        imports: The suite's plugin modules, imported first (they register estimators,
+            task kinds or env ids that the job may name).
 
     Returns:
         The row: the job's fields plus ``status``, ``metrics``, ``curve``, ``rollouts``,
@@ -98,6 +103,10 @@ def execute_job(job: dict[str, Any], results_dir: str, threads: int = 1) -> dict
     row["host"] = platform.node()
     try:
         limit_threads(threads)
+        if imports:
+            from benchmarks.suite import import_plugins
+
+            import_plugins(imports)
         metrics = _train(job, directory, threads)
         row["status"] = OK
         row["error"] = None

@@ -27,7 +27,6 @@ import argparse
 import json
 import math
 import os
-import re
 import sys
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
@@ -36,11 +35,11 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from benchmarks.results import OK, RESULTS_FILE, latest_rows, read_rows
+from agents.evaluation import LOWER_IS_BETTER
+from benchmarks.results import OK, RESULTS_FILE, latest_rows, read_rows, slug
 
 REPORT_FILE = "report.md"
 PLOTS_DIR = "plots"
-LOWER_IS_BETTER = ("eval/excess_mse",)
 
 
 def mean_ci(values: Sequence[float], confidence: float = 0.95) -> tuple[float, float]:
@@ -133,7 +132,7 @@ class Point:
 
 
 def _short(key: str) -> str:
-    return {"rollouts": "N", "contexts": "B"}.get(key, key)
+    return {"group_size": "N", "num_groups": "B", "rollouts": "N", "contexts": "B"}.get(key, key)
 
 
 def _fmt_value(value: Any) -> str:
@@ -378,10 +377,6 @@ def selection_table(rows: Iterable[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
-def _slug(text: str) -> str:
-    return re.sub(r"[^A-Za-z0-9.=+-]+", "_", text).strip("_") or "x"
-
-
 def _mean_curve(rows: list[dict[str, Any]], metric: str) -> tuple[Any, Any, Any] | None:
     import numpy as np
 
@@ -600,13 +595,18 @@ def write_report(results_dir: str | os.PathLike[str], command: str | None = None
             compute_targets(point)
         tables[experiment] = experiment_table(points)
         targets[experiment] = _targets_text(points)
-        curve_plot = plot_curves(experiment, points, plots_dir / f"curves_{_slug(experiment)}.png")
+        curve_plot = plot_curves(
+            experiment, points, plots_dir / f"curves_{slug(experiment, None)}.png"
+        )
         if curve_plot:
             plots.append(curve_plot)
         keys = dict.fromkeys(k for p in points for k in p.sweep)
         for key in keys:
             sweep_plot = plot_sweep(
-                experiment, points, key, plots_dir / f"sweep_{_slug(experiment)}_{_slug(key)}.png"
+                experiment,
+                points,
+                key,
+                plots_dir / f"sweep_{slug(experiment, None)}_{slug(key, None)}.png",
             )
             if sweep_plot:
                 plots.append(sweep_plot)
@@ -688,7 +688,7 @@ def _markdown(report: Report, meta: dict[str, Any], rows: list[dict[str, Any]]) 
         lines += [f"## {experiment}", "", table, "", "Targets:", "", report.targets[experiment], ""]
         for plot in report.plots:
             if plot.name.startswith(
-                (f"curves_{_slug(experiment)}.", f"sweep_{_slug(experiment)}_")
+                (f"curves_{slug(experiment, None)}.", f"sweep_{slug(experiment, None)}_")
             ):
                 lines += [f"![{plot.stem}]({plot.relative_to(results_dir)})", ""]
     lines += ["## Learning-rate selection", "", selection_table(rows), ""]

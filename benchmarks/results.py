@@ -14,11 +14,13 @@ keeps the last row of each run.
 from __future__ import annotations
 
 import json
-import math
 import os
+import re
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
+
+from agents.runs import json_safe
 
 #: Name of the results file inside a suite's output directory.
 RESULTS_FILE = "results.jsonl"
@@ -28,20 +30,14 @@ OK = "ok"
 FAILED = "failed"
 
 
-def _json_safe(value: Any) -> Any:
-    """Replace non-finite floats by strings so every row is strict JSON."""
-    if isinstance(value, float) and not math.isfinite(value):
-        return str(value)
-    if isinstance(value, dict):
-        return {str(k): _json_safe(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_json_safe(v) for v in value]
-    return value
+def slug(text: str, limit: int | None = 60) -> str:
+    """A file-name-safe form of a label (letters, digits and ``.=+-``; others become ``_``)."""
+    return re.sub(r"[^A-Za-z0-9.=+-]+", "_", text).strip("_")[:limit] or "x"
 
 
 def encode_row(row: dict[str, Any]) -> bytes:
     """Serialize a row as one UTF-8 JSON line (keys sorted, no embedded newline)."""
-    text = json.dumps(_json_safe(row), sort_keys=True, separators=(",", ":"), allow_nan=False)
+    text = json.dumps(json_safe(row), sort_keys=True, separators=(",", ":"), allow_nan=False)
     return (text + "\n").encode("utf-8")
 
 

@@ -21,7 +21,6 @@ Examples::
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import os
 import shlex
@@ -32,9 +31,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from agents.evaluation import LOWER_IS_BETTER
+from agents.runs import atomic_write_json
 from benchmarks.results import FAILED, OK, RESULTS_FILE, append_row, latest_rows, read_rows
 from benchmarks.suite import (
-    LOWER_IS_BETTER,
     Cell,
     Job,
     Suite,
@@ -102,13 +102,6 @@ def choose_lr(cell: Cell, rows: Sequence[dict[str, Any]]) -> float | None:
     return None if best is None else best[1]
 
 
-def _write_json_atomic(path: Path, data: Any) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    tmp.write_text(json.dumps(data, indent=2, sort_keys=True), encoding="utf-8")
-    os.replace(tmp, path)
-
-
 def _summary_line(row: dict[str, Any], fresh: bool, shown: Sequence[str]) -> str:
     lr = "default" if row.get("lr") is None else f"{row['lr']:g}"
     head = (
@@ -122,6 +115,94 @@ def _summary_line(row: dict[str, Any], fresh: bool, shown: Sequence[str]) -> str
     values = " ".join(f"{m.removeprefix('eval/')}={metrics[m]:.4g}" for m in shown)
     took = f"{row.get('elapsed', float('nan')):.1f}s" if fresh else "done earlier"
     return f"{head} | {values} | {took}"
+
+
+class Sweep:
+    """One pass over a suite: the queue of runs, what finished, and the cells' chosen rates.
+
+    Validation runs go first (SB3 runs, which need none and are the longest, start with
+    them); as soon as all of a tuned cell's validation runs are in, ``release`` queues its
+    reported runs at the chosen rate. Rows are appended by this process only.
+
+    Args:
+        suite: The suite (validated).
+        results_dir: Its output directory.
+        retry_failed: Rerun runs whose latest row is ``failed``.
+        say: Where one-line summaries go.
+        advance: Called with the number of runs accounted for (a progress bar's update).
+    """
+
+    def __init__(
+        self,
+        suite: Suite,
+        results_dir: Path,
+        *,
+        retry_failed: bool,
+        say: Callable[[str], None],
+        advance: Callable[[int], None],
+    ) -> None:
+        self.suite = suite
+        self.results_path = results_dir / RESULTS_FILE
+        self.retry_failed = retry_failed
+        self.say = say
+        self.advance = advance
+        self.latest = latest_rows(read_rows(self.results_path))
+        self.summary = SweepSummary(results_dir=results_dir, total=suite.total_runs())
+        self.tuned = {cell.key: cell for cell in suite.cells if cell.needs_tuning}
+        self.pending_tune: dict[str, set[str]] = {key: set() for key in self.tuned}
+        self.tune_rows: dict[str, list[dict[str, Any]]] = {key: [] for key in self.tuned}
+        initial = sorted(suite.initial_jobs(), key=lambda j: j.family != "sb3")
+        for job in initial:
+            if job.phase == "tune":
+                self.pending_tune[job.cell].add(job.run_id)
+        self.queue = list(reversed(initial))  # pop() from the end
+
+    def next_job(self) -> Job | None:
+        """The next run to submit, accounting at once for runs that are already done."""
+        while self.queue:
+            job = self.queue.pop()
+            row = self.latest.get(job.run_id)
+            done = row is not None and (
+                row.get("status") == OK or (row.get("status") == FAILED and not self.retry_failed)
+            )
+            if not done:
+                return job
+            self.finish(job, row, fresh=False)  # type: ignore[arg-type]
+        return None
+
+    def finish(self, job: Job, row: dict[str, Any], fresh: bool) -> None:
+        """Record a finished run (appending its row if it ran now); release tuned cells."""
+        summary = self.summary
+        summary.run_ids.append(job.run_id)
+        if fresh:
+            append_row(self.results_path, row)
+            summary.ran += 1
+            self.say(_summary_line(row, fresh, job.columns))
+        else:
+            summary.skipped += 1
+        if row.get("status") != OK:
+            summary.failed += 1
+        self.advance(1)
+        if job.phase == "tune":
+            self.pending_tune[job.cell].discard(job.run_id)
+            self.tune_rows[job.cell].append(row)
+            if not self.pending_tune[job.cell]:
+                self.release(self.tuned[job.cell])
+
+    def release(self, cell: Cell) -> None:
+        """Queue a tuned cell's reported runs at the rate its validation runs chose."""
+        lr = choose_lr(cell, self.tune_rows[cell.key])
+        seeds = cell.settings["seeds"]
+        if lr is None:
+            self.say(
+                f"[  skip] {cell.experiment} | {cell.env.label} | {cell.agent.name}: no "
+                f"validation run succeeded, so its {len(seeds)} reported runs are skipped"
+            )
+            self.summary.failed += len(seeds)
+            self.advance(len(seeds))
+            return
+        self.summary.chosen_lr[cell.key] = lr
+        self.queue.extend(reversed(self.suite.final_jobs(cell, lr)))
 
 
 def run_suite(
@@ -153,105 +234,57 @@ def run_suite(
     started = time.perf_counter()
     results_dir = Path(results_dir)
     results_dir.mkdir(parents=True, exist_ok=True)
-    results_path = results_dir / RESULTS_FILE
-    meta = {
-        "suite": suite.name,
-        "description": suite.description,
-        "source": suite.source,
-        "command": command,
-        "experiments": list(dict.fromkeys(c.experiment for c in suite.cells)),
-        "agents": list(dict.fromkeys(c.agent.name for c in suite.cells)),
-        # What the report keeps when the file also holds rows of an older suite version.
-        "cells": {c.key: {"seeds": list(c.settings["seeds"])} for c in suite.cells},
-    }
-    _write_json_atomic(results_dir / SUITE_FILE, meta)
-    latest = latest_rows(read_rows(results_path))
-    summary = SweepSummary(results_dir=results_dir, total=suite.total_runs())
+    meta = suite_meta(suite, command)
+    atomic_write_json(results_dir / SUITE_FILE, meta)
     bar = tqdm(
-        total=summary.total, unit="run", desc=suite.name, disable=not progress, dynamic_ncols=True
+        total=suite.total_runs(),
+        unit="run",
+        desc=suite.name,
+        disable=not progress,
+        dynamic_ncols=True,
     )
-    say = echo or (tqdm.write if progress else print)
-
-    tuned = {cell.key: cell for cell in suite.cells if cell.needs_tuning}
-    pending_tune: dict[str, set[str]] = {key: set() for key in tuned}
-    tune_rows: dict[str, list[dict[str, Any]]] = {key: [] for key in tuned}
-    queue: list[Job] = []
-    # SB3 runs first: they are the longest and need no validation, so the sweep ends on
-    # short runs and the workers finish together. Reported runs of a tuned cell jump the
-    # queue as soon as its validation runs are in.
-    initial = suite.initial_jobs()
-    for job in sorted(initial, key=lambda j: j.family != "sb3"):
-        if job.phase == "tune":
-            pending_tune[job.cell].add(job.run_id)
-        queue.append(job)
-    queue.reverse()  # pop() from the end
-
-    def finish(job: Job, row: dict[str, Any], fresh: bool) -> None:
-        summary.run_ids.append(job.run_id)
-        if fresh:
-            append_row(results_path, row)
-            summary.ran += 1
-        else:
-            summary.skipped += 1
-        if row.get("status") != OK:
-            summary.failed += 1
-        if fresh:
-            say(_summary_line(row, fresh, job.columns))
-        bar.update(1)
-        if job.phase == "tune":
-            pending_tune[job.cell].discard(job.run_id)
-            tune_rows[job.cell].append(row)
-            if not pending_tune[job.cell]:
-                release(tuned[job.cell])
-
-    def release(cell: Cell) -> None:
-        lr = choose_lr(cell, tune_rows[cell.key])
-        seeds = cell.settings["seeds"]
-        if lr is None:
-            say(
-                f"[  skip] {cell.experiment} | {cell.env.label} | {cell.agent.name}: no "
-                f"validation run succeeded, so its {len(seeds)} reported runs are skipped"
-            )
-            summary.failed += len(seeds)
-            bar.update(len(seeds))
-            return
-        summary.chosen_lr[cell.key] = lr
-        queue.extend(reversed(suite.final_jobs(cell, lr)))
-
-    def already_done(job: Job) -> dict[str, Any] | None:
-        row = latest.get(job.run_id)
-        if row is None:
-            return None
-        if row.get("status") == OK or (row.get("status") == FAILED and not retry_failed):
-            return row
-        return None
-
+    sweep = Sweep(
+        suite,
+        results_dir,
+        retry_failed=retry_failed,
+        say=echo or (tqdm.write if progress else print),
+        advance=bar.update,
+    )
     interrupted = False
     try:
-        while queue or backend.in_flight:
-            while queue and backend.in_flight < backend.slots:
-                job = queue.pop()
-                row = already_done(job)
-                if row is not None:
-                    finish(job, row, fresh=False)
-                    continue
+        while sweep.queue or backend.in_flight:
+            while backend.in_flight < backend.slots:
+                job = sweep.next_job()
+                if job is None:
+                    break
                 backend.submit(job.to_dict())
             if backend.in_flight:
                 for job_dict, row in backend.wait():
-                    finish(_job(job_dict), row, fresh=True)
+                    sweep.finish(Job(**job_dict), row, fresh=True)
     except BaseException:  # Ctrl-C, or the driver failing: stop the runs in flight too
         interrupted = True
         raise
     finally:
         bar.close()
         backend.close(cancel=interrupted)
-        summary.elapsed = time.perf_counter() - started
-    _write_json_atomic(results_dir / SUITE_FILE, {**meta, "run_ids": summary.run_ids})
-    return summary
+        sweep.summary.elapsed = time.perf_counter() - started
+    atomic_write_json(results_dir / SUITE_FILE, {**meta, "run_ids": sweep.summary.run_ids})
+    return sweep.summary
 
 
-def _job(data: dict[str, Any]) -> Job:
-    return Job(**data)
+def suite_meta(suite: Suite, command: str) -> dict[str, Any]:
+    """What ``suite.json`` records: the suite's identity and the command that ran it."""
+    return {
+        "suite": suite.name,
+        "description": suite.description,
+        "source": suite.source,
+        "command": command,
+        "imports": suite.imports,
+        "experiments": list(dict.fromkeys(c.experiment for c in suite.cells)),
+        "agents": list(dict.fromkeys(c.agent.name for c in suite.cells)),
+        # What the report keeps when the file also holds rows of an older suite version.
+        "cells": {c.key: {"seeds": list(c.settings["seeds"])} for c in suite.cells},
+    }
 
 
 def _parse_seeds(text: str) -> list[int]:
@@ -368,6 +401,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             workers=args.workers,
             address=args.address,
             threads=args.threads,
+            imports=suite.imports,
         )
     except ValueError as err:
         print(f"error: {err}", file=sys.stderr)

@@ -6,12 +6,15 @@ A suite file (``benchmarks/suites/NAME.toml``) has four parts::
     description = "What it shows."
     include = []                  # other suites whose experiments this one runs too
 
+    imports = []                  # optional: modules to import first (plugins that
+                                  # register estimators, task kinds or env ids)
+
     [settings]                    # run settings shared by every experiment (see SETTINGS)
     seeds = [0, 1, 2]
     budget = 100_000              # rollouts per run, for every agent
     lr_grid = [1e-3, 3e-3, 1e-2]  # our agents' learning rates, chosen on validation runs
 
-    [agents.maxrl-t4]             # optional: agents beyond the built-in ones (AGENTS)
+    [agents.maxrl-t4]             # optional: agents beyond the built-in ones (agent_table)
     estimator = "maxrl"
     order = 4
 
@@ -20,15 +23,19 @@ A suite file (``benchmarks/suites/NAME.toml``) has four parts::
     envs = [{ id = "MaxRLRegression-v0", kwargs = { task = "teacher-mlp", snr = 1.0 } }]
     agents = ["maxrl", "grpo", "reinforce", "supervised", "a2c"]
     sweep.env.snr = [10.0, 1.0]   # optional: env kwargs swept (cartesian product) ...
-    sweep.rollouts = [4, 16]      # ... and run settings swept
+    sweep.group_size = [4, 16]    # ... and run settings swept
     budget = 50_000               # optional: any [settings] key, for this experiment only
+
+Built-in agents: every registered estimator (``agents.estimators``) and ``supervised`` run on
+our trainer under their own name; ``ppo``, ``a2c``, ``sac``, ``td3`` and ``dqn`` are SB3's.
+N is ``group_size`` and B ``num_groups``, as everywhere; the older keys ``rollouts`` and
+``contexts`` are read as aliases.
 
 Every (experiment, env, sweep point, agent) is a *cell*. An SB3 agent runs its zoo-style
 defaults once per seed. Each of our agents with more than one learning rate first runs
-every rate on ``tune_seeds`` separate seeds (10_000, 10_001, ...), evaluated on the *train*
-split (the envs have no third split, so the test split is never used to choose); the rate
-with the best mean ``select_metric`` then runs on the reported ``seeds``, evaluated on the
-test split.
+every rate on ``tune_seeds`` separate seeds (10_000, 10_001, ...), evaluated on the
+validation split (the test split is never used to choose); the rate with the best mean
+``select_metric`` then runs on the reported ``seeds``, evaluated on the test split.
 """
 
 from __future__ import annotations
@@ -36,10 +43,9 @@ from __future__ import annotations
 import copy
 import dataclasses
 import hashlib
+import importlib
 import itertools
 import json
-import math
-import re
 import sys
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -47,64 +53,49 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from agents.evaluation import metric_tags
+from benchmarks.results import slug
+from maxrl_envs import validation as v
+
 if sys.version_info >= (3, 11):
     import tomllib
 else:  # pragma: no cover - exercised on Python 3.10 only
     import tomli as tomllib
 
-#: Built-in agents: name -> spec. ``estimator`` runs ``agents.trainer``; ``sb3`` runs
-#: ``agents.sb3_baselines``.
-AGENTS: dict[str, dict[str, Any]] = {
-    "maxrl": {"estimator": "maxrl"},
-    "maxrl-binary": {"estimator": "maxrl-binary"},
-    "reinforce": {"estimator": "reinforce"},
-    "rloo": {"estimator": "rloo"},
-    "grpo": {"estimator": "grpo"},
-    "dr-grpo": {"estimator": "dr-grpo"},
-    "supervised": {"estimator": "supervised"},
-    "ppo": {"sb3": "PPO"},
-    "a2c": {"sb3": "A2C"},
-    "sac": {"sb3": "SAC"},
-    "td3": {"sb3": "TD3"},
-    "dqn": {"sb3": "DQN"},
-}
+#: SB3 algorithms available as built-in agents, by agent name.
+SB3_AGENTS = {"ppo": "PPO", "a2c": "A2C", "sac": "SAC", "td3": "TD3", "dqn": "DQN"}
+#: Older names of settings, read as aliases (the report labels both N and B).
+SETTING_ALIASES = {"rollouts": "group_size", "contexts": "num_groups"}
 
-#: Run settings and their defaults; any of them may be set in ``[settings]`` or in one
-#: experiment. Those marked "ours" apply to our agents only.
-SETTINGS: dict[str, Any] = {
+#: Settings that belong to the suite (how runs are chosen and reported), with defaults.
+SUITE_SETTINGS: dict[str, Any] = {
     "seeds": [0, 1, 2],  # reported seeds
-    "budget": 100_000,  # rollouts per run (all agents)
     "lr_grid": [1e-3, 3e-3, 1e-2],  # ours: learning rates tried
     "tune_seeds": 1,  # ours: validation runs per learning rate
     "tune_eval_contexts": 1024,  # ours: validation contexts scored in validation runs
-    "eval_every": 10_000,  # rollouts between evaluations (all agents)
-    "eval_samples": 64,  # samples per context in evaluation (all agents)
-    "pass_k": 16,  # k of eval/pass@k
-    "rollouts": 16,  # ours: rollouts N per context
-    "contexts": 64,  # ours: contexts per step (ignored when rollouts_per_step is set)
-    "rollouts_per_step": None,  # ours: contexts = max(1, rollouts_per_step // N)
-    "order": None,  # ours: MaxRL order T (None: T = N)
-    "hidden": [64, 64],  # ours: policy hidden widths
-    "device": "auto",  # ours: torch device (SB3 runs on cpu)
+    "rollouts_per_step": None,  # ours: num_groups = max(1, rollouts_per_step // N)
     "select_metric": None,  # metric that picks the learning rate (None: by env, see below)
     "metrics": None,  # report columns (None: by env, see below)
     "target_fraction": 0.9,  # report: target = initial + fraction * (best final - initial)
 }
+#: Settings passed to every run (our TrainConfig fields of the same name; those SB3Config
+#: also has apply to SB3 runs too), with the suite's defaults. Their rules are the fields'.
+RUN_SETTINGS: dict[str, Any] = {
+    "budget": 100_000,  # rollouts per run (all agents)
+    "eval_every": 10_000,  # rollouts between evaluations (all agents)
+    "eval_samples": 64,  # samples per context in evaluation (all agents)
+    "pass_k": 16,  # k of eval/pass@k
+    "group_size": 16,  # ours: rollouts N per context
+    "num_groups": 64,  # ours: contexts B per step (ignored when rollouts_per_step is set)
+    "order": None,  # ours: MaxRL order T (None: T = N)
+    "hidden": [64, 64],  # ours: policy hidden widths
+    "device": "auto",  # ours: torch device (SB3 runs on cpu)
+}
+#: Every setting and its default; any of them may be set in ``[settings]`` or in one
+#: experiment.
+SETTINGS: dict[str, Any] = {**SUITE_SETTINGS, **RUN_SETTINGS}
 #: Settings that ``sweep`` may vary (besides env kwargs under ``sweep.env``).
-SWEEPABLE = ("rollouts", "contexts", "rollouts_per_step", "budget", "order", "hidden")
-#: Settings that only concern our agents (an SB3 cell ignores them, so sweeping them does
-#: not multiply SB3 runs).
-OURS_ONLY = (
-    "lr_grid",
-    "tune_seeds",
-    "tune_eval_contexts",
-    "rollouts",
-    "contexts",
-    "rollouts_per_step",
-    "order",
-    "hidden",
-    "device",
-)
+SWEEPABLE = ("group_size", "num_groups", "rollouts_per_step", "budget", "order", "hidden")
 #: TrainConfig fields the runner sets itself (not allowed in an agent table).
 MANAGED_FIELDS = (
     "env_id",
@@ -112,27 +103,37 @@ MANAGED_FIELDS = (
     "estimator",
     "seed",
     "lr",
-    "budget",
     "log_dir",
     "run_name",
     "checkpoint",
     "resume",
     "progress",
     "eval_split",
-    "eval_every",
-    "eval_samples",
-    "pass_k",
     "eval_contexts",
     "threads",
+    *RUN_SETTINGS,
 )
+
+
+def _ours_only() -> tuple[str, ...]:
+    """Settings that concern only our agents.
+
+    The suite's tuning settings and the run settings SB3Config does not have: an SB3 cell
+    ignores them, so sweeping them does not multiply SB3 runs.
+    """
+    from agents.sb3_baselines import SB3Config
+
+    sb3 = {f.name for f in dataclasses.fields(SB3Config)} - {"device"}
+    tuning = ("lr_grid", "tune_seeds", "tune_eval_contexts", "rollouts_per_step")
+    return (*tuning, *(name for name in RUN_SETTINGS if name not in sb3))
+
+
 #: Seeds of validation runs start here, far from any reported seed.
 TUNE_SEED_BASE = 10_000
-#: Metrics where lower is better.
-LOWER_IS_BETTER = ("eval/excess_mse",)
 #: Roles: how the report groups agents (ratio columns compare to the best "baseline").
 ROLES = ("maxrl", "baseline", "reference")
 
-_SUITE_KEYS = ("name", "description", "include", "settings", "agents", "experiments")
+_SUITE_KEYS = ("name", "description", "include", "imports", "settings", "agents", "experiments")
 _EXPERIMENT_KEYS = ("name", "description", "envs", "agents", "sweep")
 _ENV_KEYS = ("id", "kwargs", "label")
 
@@ -192,9 +193,10 @@ class Cell:
         agent: The agent.
         settings: Resolved settings (defaults < suite < experiment < sweep point).
         sweep: The sweep point's values that apply to this agent, e.g. ``{"snr": 0.1}``.
-        kind: Env kind (``regression``, ``classification``, ``tokens``).
-        head: Likelihood head of regression-type envs (``gaussian``, ``laplace``,
-            ``verifier``), else None.
+        kind: Env kind name (``regression``, ``classification``, ``tokens``, ...).
+        head: Likelihood head of numeric envs (``gaussian``, ``laplace``, ``verifier``),
+            else None.
+        numeric: Whether predictions are numbers (regression metrics apply).
     """
 
     suite: str
@@ -205,6 +207,7 @@ class Cell:
     sweep: dict[str, Any]
     kind: str
     head: str | None
+    numeric: bool = True
 
     @property
     def key(self) -> str:
@@ -218,7 +221,7 @@ class Cell:
         relevant = {
             k: v
             for k, v in self.settings.items()
-            if k not in ignored and (self.agent.family == "ours" or k not in OURS_ONLY)
+            if k not in ignored and (self.agent.family == "ours" or k not in _ours_only())
         }
         agent = self.agent
         return {
@@ -271,7 +274,7 @@ class Cell:
         digest = _digest(identity)
         lr_part = f"lr{lr:g}" if lr is not None else "default"
         run_id = "__".join(
-            [_slug(self.env.label), _slug(self.agent.name), phase, lr_part, f"s{seed}", digest[:10]]
+            [slug(self.env.label), slug(self.agent.name), phase, lr_part, f"s{seed}", digest[:10]]
         )
         return Job(
             run_id=run_id,
@@ -299,35 +302,41 @@ class Cell:
         )
 
     def config(self, seed: int, lr: float | None, phase: str) -> dict[str, Any]:
-        """Keyword arguments of ``TrainConfig`` / ``SB3Config`` (paths left to the runner)."""
+        """Keyword arguments of ``TrainConfig`` / ``SB3Config`` (paths left to the runner).
+
+        The run settings (``RUN_SETTINGS``) pass through by name: all of them to our trainer,
+        those ``SB3Config`` has to SB3.
+        """
         s = self.settings
         split = "validation" if phase == "tune" else "test"
         common = {
             "env_id": self.env.id,
             "env_kwargs": dict(self.env.kwargs),
-            "budget": int(s["budget"]),
             "seed": int(seed),
-            "eval_every": int(s["eval_every"]),
-            "eval_samples": int(s["eval_samples"]),
-            "pass_k": int(s["pass_k"]),
             "eval_split": split,
         }
         if self.agent.family == "sb3":
-            return {**common, "algo": self.agent.method, **copy.deepcopy(self.agent.params)}
-        rollouts = int(s["rollouts"])
-        contexts = int(s["contexts"])
+            shared = {k: s[k] for k in RUN_SETTINGS if k not in _ours_only()}
+            return {
+                **common,
+                **shared,
+                "algo": self.agent.method,
+                **copy.deepcopy(self.agent.params),
+            }
+        from agents.objectives import get_objective
+
+        objective = get_objective(self.agent.method)
+        run = {k: copy.deepcopy(s[k]) for k in RUN_SETTINGS}
         if s["rollouts_per_step"] is not None:
-            per_context = 1 if self.agent.method == "supervised" else rollouts
-            contexts = max(1, int(s["rollouts_per_step"]) // per_context)
+            per_context = objective.rollouts_per_context(int(run["group_size"]))
+            run["num_groups"] = max(1, int(s["rollouts_per_step"]) // per_context)
+        if "order" not in objective.params:
+            run["order"] = None
         config = {
             **common,
+            **run,
             "estimator": self.agent.method,
             "lr": float(lr) if lr is not None else None,
-            "rollouts": rollouts,
-            "contexts": contexts,
-            "order": s["order"] if self.agent.method == "maxrl" else None,
-            "hidden": [int(h) for h in s["hidden"]],
-            "device": s["device"],
             "eval_contexts": int(s["tune_eval_contexts"]) if phase == "tune" else None,
         }
         config.update(copy.deepcopy(self.agent.params))
@@ -380,12 +389,14 @@ class Suite:
         description: What the suite shows.
         cells: Every cell, in file order.
         source: Path of the suite file.
+        imports: Modules imported before anything runs (in the driver and every worker).
     """
 
     name: str
     description: str
     cells: list[Cell]
     source: str
+    imports: list[str] = field(default_factory=list)
 
     def initial_jobs(self) -> list[Job]:
         """Validation runs of tuned cells and the reported runs of every other cell."""
@@ -421,10 +432,6 @@ def _digest(data: Any) -> str:
     return hashlib.sha1(text.encode("utf-8")).hexdigest()
 
 
-def _slug(text: str) -> str:
-    return re.sub(r"[^A-Za-z0-9.=+-]+", "_", text).strip("_")[:60] or "x"
-
-
 def default_metrics(cell: Cell) -> list[str]:
     """Report metrics by env, the first one also selecting the learning rate.
 
@@ -435,7 +442,7 @@ def default_metrics(cell: Cell) -> list[str]:
     """
     k = int(cell.settings["pass_k"])
     pass_k = [f"eval/pass@{k}"] if k > 1 else []
-    if cell.kind == "classification":
+    if not cell.numeric:
         return ["eval/pass@1", *pass_k, "eval/log_likelihood"]
     if cell.head == "verifier":
         return ["eval/pass@1", *pass_k, "eval/log_likelihood", "eval/excess_mse"]
@@ -453,7 +460,14 @@ def _suite_text(name_or_path: str) -> tuple[str, str]:
     if name_or_path.endswith(".toml") or path.is_file():
         if not path.is_file():
             raise SuiteError(f"suite file {name_or_path!r} does not exist")
-        return path.read_text(encoding="utf-8"), str(path)
+        try:
+            return path.read_text(encoding="utf-8"), str(path)
+        except UnicodeDecodeError:
+            raise SuiteError(
+                f"suite file {name_or_path!r} is not UTF-8 text; allowed: a TOML file"
+            ) from None
+        except OSError as err:
+            raise SuiteError(f"suite file {name_or_path!r} cannot be read: {err}") from None
     resource = resources.files("benchmarks") / "suites" / f"{name_or_path}.toml"
     if not resource.is_file():
         raise SuiteError(
@@ -487,10 +501,20 @@ def load_suite(
     except tomllib.TOMLDecodeError as err:
         raise SuiteError(f"suite file {source} is not valid TOML: {err}") from None
     name = data.get("name", Path(source).stem)
+    try:
+        v.check_file_name("name", name)
+    except ValueError as err:
+        raise SuiteError(
+            f"suite file {source}: {err} (the name is the results folder inside --out)"
+        ) from None
     where = f"suite {name!r} ({source})"
     _check_keys(data, _SUITE_KEYS, where)
     if name in _stack:
         raise SuiteError(f"{where} includes itself through {' -> '.join(_stack)}")
+    imports = data.get("imports", [])
+    if not isinstance(imports, list) or not all(isinstance(m, str) and m for m in imports):
+        raise SuiteError(f"{where}: imports={imports!r} must be a list of module names")
+    import_plugins(imports, where)
     settings = _merge_settings(dict(SETTINGS), data.get("settings", {}), f"{where} [settings]")
     agents = _agent_table(data.get("agents", {}), where)
     cells: list[Cell] = []
@@ -499,6 +523,7 @@ def load_suite(
         raise SuiteError(f"{where}: include={includes!r} must be a list of suite names")
     for included in includes:
         sub = load_suite(included, overrides, (*_stack, name))
+        imports = [*imports, *sub.imports]
         for cell in sub.cells:
             cell.suite = name
             cell.experiment = f"{sub.name}/{cell.experiment}"
@@ -510,14 +535,35 @@ def load_suite(
         raise SuiteError(f"{where} has no [[experiments]] and no include")
     names = set()
     for index, experiment in enumerate(experiments):
+        if not isinstance(experiment, dict):
+            raise SuiteError(f"{where}: [[experiments]] entry #{index} must be a table")
         label = experiment.get("name", f"#{index}")
         if label in names:
             raise SuiteError(f"{where}: two experiments are named {label!r}")
         names.add(label)
         cells += _experiment_cells(name, experiment, settings, agents, overrides or {}, where)
     return Suite(
-        name=name, description=str(data.get("description", "")), cells=cells, source=source
+        name=name,
+        description=str(data.get("description", "")),
+        cells=cells,
+        source=source,
+        imports=list(dict.fromkeys(imports)),
     )
+
+
+def import_plugins(modules: Iterable[str], where: str = "imports") -> None:
+    """Import modules that register estimators, task kinds or env ids (a suite's ``imports``).
+
+    Raises:
+        SuiteError: A module that cannot be imported, with the import error.
+    """
+    for module in modules:
+        try:
+            importlib.import_module(module)
+        except Exception as err:  # noqa: BLE001 - any failure of a plugin is the suite's error
+            raise SuiteError(
+                f"{where}: cannot import {module!r}: {type(err).__name__}: {err}"
+            ) from None
 
 
 def _check_keys(table: Any, allowed: Iterable[str], where: str) -> None:
@@ -529,71 +575,80 @@ def _check_keys(table: Any, allowed: Iterable[str], where: str) -> None:
         raise SuiteError(f"{where}: unknown key(s) {unknown}; allowed: {', '.join(allowed)}")
 
 
+def _canonical(table: dict[str, Any]) -> dict[str, Any]:
+    """Rename alias keys (``rollouts``, ``contexts``) to their canonical names."""
+    out = {}
+    for key, value in table.items():
+        name = SETTING_ALIASES.get(key, key)
+        if name in out:
+            raise SuiteError(f"both {key!r} and its canonical name {name!r} are set")
+        out[name] = value
+    return out
+
+
 def _merge_settings(base: dict[str, Any], update: dict[str, Any], where: str) -> dict[str, Any]:
-    _check_keys(update, SETTINGS, where)
+    if not isinstance(update, dict):
+        raise SuiteError(f"{where} must be a table, got {update!r}")
+    try:
+        update = _canonical(update)
+    except SuiteError as err:
+        raise SuiteError(f"{where}: {err}") from None
+    _check_keys(update, [*SETTINGS, *SETTING_ALIASES], where)
     merged = {**base, **copy.deepcopy(update)}
     _check_settings(merged, where)
     return merged
 
 
-def _is_int(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
 def _check_settings(s: dict[str, Any], where: str) -> None:
+    """Check merged settings.
+
+    Run settings by the ``TrainConfig`` field rules, suite settings here, and the rules that
+    tie them together.
+    """
+    from agents.trainer import TrainConfig
+
     def fail(key: str, allowed: str) -> None:
         raise SuiteError(f"{where}: {key}={s[key]!r} is invalid; allowed: {allowed}")
 
+    for key in RUN_SETTINGS:
+        rule = v.field_rule(TrainConfig, key)
+        try:
+            if rule is not None:
+                rule(key, s[key])
+        except ValueError as err:
+            raise SuiteError(f"{where}: {err}") from None
     seeds = s["seeds"]
-    if not isinstance(seeds, list) or not seeds or not all(_is_int(x) and x >= 0 for x in seeds):
+    if not isinstance(seeds, list) or not seeds or not all(v.is_int(x) and x >= 0 for x in seeds):
         fail("seeds", "a non-empty list of integers >= 0")
     if len(set(seeds)) != len(seeds):
         fail("seeds", "distinct seeds")
     grid = s["lr_grid"]
-    if (
-        not isinstance(grid, list)
-        or not grid
-        or not all(
-            isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x) and x > 0
-            for x in grid
-        )
-    ):
+    if not isinstance(grid, list) or not grid:
         fail("lr_grid", "a non-empty list of numbers > 0")
-    for key, minimum in [
-        ("budget", 1),
-        ("tune_seeds", 0),
-        ("tune_eval_contexts", 1),
-        ("eval_every", 0),
-        ("eval_samples", 1),
-        ("pass_k", 1),
-        ("rollouts", 1),
-        ("contexts", 1),
-    ]:
-        if not _is_int(s[key]) or s[key] < minimum:
-            fail(key, f"an integer >= {minimum}")
+    for lr in grid:
+        try:
+            v.check_positive("lr_grid entry", lr)
+        except ValueError:
+            fail("lr_grid", "a non-empty list of finite numbers > 0")
+    # A grid of several rates needs validation runs to choose from; one rate needs none.
+    minimum_tune = 1 if len(grid) > 1 else 0
+    for key, minimum in [("tune_seeds", minimum_tune), ("tune_eval_contexts", 1)]:
+        if not v.is_int(s[key]) or s[key] < minimum:
+            why = " (a learning-rate grid is chosen on validation runs)" if minimum else ""
+            fail(key, f"an integer >= {minimum}{why}")
     if s["pass_k"] > s["eval_samples"]:
         fail("pass_k", f"an integer <= eval_samples ({s['eval_samples']})")
     if s["rollouts_per_step"] is not None and (
-        not _is_int(s["rollouts_per_step"]) or s["rollouts_per_step"] < 1
+        not v.is_int(s["rollouts_per_step"]) or s["rollouts_per_step"] < 1
     ):
         fail("rollouts_per_step", "an integer >= 1 or absent")
-    if s["order"] is not None and (not _is_int(s["order"]) or s["order"] < 1):
-        fail("order", "an integer >= 1 or absent")
-    hidden = s["hidden"]
-    if not isinstance(hidden, list) or not all(_is_int(h) and h >= 1 for h in hidden):
-        fail("hidden", "a list of integers >= 1")
-    if not isinstance(s["device"], str):
-        fail("device", "a device string such as 'auto' or 'cpu'")
-    if s["select_metric"] is not None and not (
-        isinstance(s["select_metric"], str) and s["select_metric"].startswith("eval/")
-    ):
-        fail("select_metric", "an eval/* tag such as 'eval/log_likelihood'")
+    known = metric_tags(s["pass_k"])
+    if s["select_metric"] is not None and s["select_metric"] not in known:
+        fail("select_metric", f"one of {', '.join(known)}")
     if s["metrics"] is not None and not (
-        isinstance(s["metrics"], list)
-        and s["metrics"]
-        and all(isinstance(m, str) and m.startswith("eval/") for m in s["metrics"])
+        isinstance(s["metrics"], list) and s["metrics"] and all(m in known for m in s["metrics"])
     ):
-        fail("metrics", "a non-empty list of eval/* tags")
+        fail("metrics", f"a non-empty list of {', '.join(known)}")
     fraction = s["target_fraction"]
     if (
         isinstance(fraction, bool)
@@ -603,8 +658,16 @@ def _check_settings(s: dict[str, Any], where: str) -> None:
         fail("target_fraction", "a number in (0, 1]")
 
 
+def builtin_agents() -> dict[str, dict[str, Any]]:
+    """Agents every suite knows: each registered objective (our trainer) and SB3's."""
+    from agents.objectives import objective_names
+
+    ours = {name: {"estimator": name} for name in objective_names()}
+    return {**ours, **{name: {"sb3": algo} for name, algo in SB3_AGENTS.items()}}
+
+
 def _agent_table(table: Any, where: str) -> dict[str, AgentSpec]:
-    specs = {name: _agent_spec(name, dict(spec), where) for name, spec in AGENTS.items()}
+    specs = {name: _agent_spec(name, dict(spec), where) for name, spec in builtin_agents().items()}
     _check_keys(table, list(table) if isinstance(table, dict) else [], f"{where} [agents]")
     for name, spec in table.items():
         if not isinstance(spec, dict):
@@ -630,13 +693,14 @@ def _agent_spec(name: str, spec: dict[str, Any], where: str) -> AgentSpec:
             )
         _check_keys(spec, ("num_envs", "hyperparams"), here)
         return AgentSpec(name, "sb3", algo, spec, role or "baseline")
-    from agents.trainer import ESTIMATOR_NAMES, TrainConfig
+    from agents.objectives import get_objective
+    from agents.trainer import TrainConfig
 
     estimator = spec.pop("estimator")
-    if estimator not in ESTIMATOR_NAMES:
-        raise SuiteError(
-            f"{here}: estimator={estimator!r} is invalid; allowed: {', '.join(ESTIMATOR_NAMES)}"
-        )
+    try:
+        objective = get_objective(estimator)
+    except ValueError as err:
+        raise SuiteError(f"{here}: {err}") from None
     lr_grid = spec.pop("lr_grid", None)
     if lr_grid is not None:
         if (
@@ -648,16 +712,10 @@ def _agent_spec(name: str, spec: dict[str, Any], where: str) -> AgentSpec:
         ):
             raise SuiteError(f"{here}: lr_grid={lr_grid!r} is invalid; allowed: numbers > 0")
         lr_grid = tuple(float(x) for x in lr_grid)
+    spec = _canonical(spec)
     allowed = [f.name for f in dataclasses.fields(TrainConfig) if f.name not in MANAGED_FIELDS]
-    _check_keys(spec, [*allowed, "lr_grid", "role"], here)
-    default_role = (
-        "maxrl"
-        if estimator.startswith("maxrl")
-        else "reference"
-        if estimator == "supervised"
-        else "baseline"
-    )
-    return AgentSpec(name, "ours", estimator, spec, role or default_role, lr_grid)
+    _check_keys(spec, [*allowed, "lr_grid", "role", *RUN_SETTINGS], here)
+    return AgentSpec(name, "ours", estimator, spec, role or objective.role, lr_grid)
 
 
 def _parse_env(entry: Any, where: str) -> EnvSpec:
@@ -682,29 +740,15 @@ def _env_label(env: EnvSpec, extra: dict[str, Any]) -> str:
     return " ".join([env.base, *parts])
 
 
-def _env_facts(env_id: str, kwargs: dict[str, Any], where: str) -> tuple[str, str | None]:
-    key = json.dumps([env_id, kwargs], sort_keys=True, default=str)
-    if key not in _ENV_FACTS:
-        _ENV_FACTS[key] = _build_env_facts(env_id, kwargs, where)
-    return _ENV_FACTS[key]
-
-
-_ENV_FACTS: dict[str, tuple[str, str | None]] = {}
-
-
-def _build_env_facts(env_id: str, kwargs: dict[str, Any], where: str) -> tuple[str, str | None]:
-    from gymnasium.envs.registration import registry
-
+def _env_facts(env_id: str, kwargs: dict[str, Any], where: str) -> tuple[str, str | None, bool]:
+    """(kind name, head, numeric) of an env, checked without building its data."""
     import maxrl_envs
 
     try:
-        kind = maxrl_envs.env_kind(env_id)
-        maxrl_envs.make_task(env_id, 1, 1, "train", "cpu", **kwargs)
+        info = maxrl_envs.describe_env(env_id, **kwargs)
     except (TypeError, ValueError) as err:
         raise SuiteError(f"{where}: env {env_id!r} with kwargs {kwargs!r}: {err}") from None
-    merged = {**registry[env_id.split(":")[-1]].kwargs, **kwargs}
-    head = None if kind == "classification" else str(merged.get("head", "gaussian"))
-    return kind, head
+    return info.kind.name, info.head, info.kind.numeric
 
 
 def _experiment_cells(
@@ -719,8 +763,7 @@ def _experiment_cells(
         raise SuiteError(f"{where}: each [[experiments]] entry needs a name")
     name = str(experiment["name"])
     here = f"{where} experiment {name!r}"
-    local = {k: v for k, v in experiment.items() if k not in _EXPERIMENT_KEYS}
-    _check_keys(local, SETTINGS, here)
+    local = {key: value for key, value in experiment.items() if key not in _EXPERIMENT_KEYS}
     resolved = _merge_settings(settings, {**local, **overrides}, here)
     envs = experiment.get("envs")
     if not isinstance(envs, list) or not envs:
@@ -735,11 +778,11 @@ def _experiment_cells(
                 "(or define it under [agents.NAME])"
             )
     sweep = experiment.get("sweep", {})
-    _check_keys(sweep, ("env", *SWEEPABLE), f"{here} sweep")
+    _check_keys(sweep, ("env", *SWEEPABLE, *SETTING_ALIASES), f"{here} sweep")
     env_sweep = sweep.get("env", {})
     if not isinstance(env_sweep, dict):
         raise SuiteError(f"{here}: sweep.env must be a table of env kwarg -> list of values")
-    setting_sweep = {k: v for k, v in sweep.items() if k != "env"}
+    setting_sweep = _canonical({key: values for key, values in sweep.items() if key != "env"})
     for key, values in [*env_sweep.items(), *setting_sweep.items()]:
         if not isinstance(values, list) or not values:
             raise SuiteError(f"{here}: sweep value for {key!r} must be a non-empty list")
@@ -753,7 +796,7 @@ def _experiment_cells(
         env = _parse_env(entry, here)
         for env_point in env_points:
             kwargs = {**env.kwargs, **env_point}
-            kind, head = _env_facts(env.id, kwargs, here)
+            kind, head, numeric = _env_facts(env.id, kwargs, here)
             spec = EnvSpec(env.id, kwargs, _env_label(env, env_point), env.base)
             for setting_point in setting_points:
                 point_settings = _merge_settings(resolved, setting_point, here)
@@ -762,7 +805,7 @@ def _experiment_cells(
                     applied = {
                         k: v
                         for k, v in setting_point.items()
-                        if agent.family == "ours" or k not in OURS_ONLY
+                        if agent.family == "ours" or k not in _ours_only()
                     }
                     cells.append(
                         Cell(
@@ -774,6 +817,7 @@ def _experiment_cells(
                             sweep={**env_point, **applied},
                             kind=kind,
                             head=head,
+                            numeric=numeric,
                         )
                     )
     return _unique_cells(cells)
@@ -835,6 +879,10 @@ def train_config(config: dict[str, Any], **paths: Any) -> Any:
     """A ``TrainConfig`` from a job's config dict (lists become tuples where needed)."""
     from agents.trainer import TrainConfig
 
-    data = {k: v for k, v in config.items() if v is not None or k in ("order", "eval_contexts")}
+    data = {
+        key: value
+        for key, value in config.items()
+        if value is not None or key in ("order", "eval_contexts")
+    }
     data.update(paths)
     return TrainConfig.from_dict(data)

@@ -3,7 +3,7 @@
 A core holds a fixed pool of contexts per split (``"train"``, ``"validation"`` and
 ``"test"``) on a torch device, with for each context its observation x, clean signal f(x),
 noisy target y (drawn once per context, never per rollout) and noise scale. It samples
-context ids, looks contexts up, and scores ``[B, R]`` predictions (R rollouts for each of B
+context ids, looks contexts up, and scores ``[B, N]`` predictions (N rollouts for each of B
 contexts) with a likelihood head. The single Gymnasium env, the vector env, the
 Stable-Baselines3 adapter and the agents' fast path all call these methods, so the same seed
 gives the same contexts, targets and rewards everywhere.
@@ -11,21 +11,27 @@ gives the same contexts, targets and rewards everywhere.
 
 from __future__ import annotations
 
+import functools
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 import numpy as np
 import torch
 
-from maxrl_envs._checks import (
-    check_choice,
-    check_device,
-    check_fraction,
-    check_nonnegative,
-    check_positive,
-)
 from maxrl_envs._threads import serial_on_cpu
+from maxrl_envs.datasets import (
+    _SPLIT_TAGS,
+    CLASSIFICATION_DATASETS,
+    REGRESSION_DATASETS,
+    Dataset,
+    DatasetShape,
+    classification_dataset,
+    classification_shape,
+    regression_dataset,
+    regression_shape,
+    stream,
+)
 from maxrl_envs.heads import HEADS, LOG_LIKELIHOOD_FLOOR, score_head
 from maxrl_envs.noise import (
     MAX_HETEROSCEDASTIC_DECADES,
@@ -33,14 +39,14 @@ from maxrl_envs.noise import (
     heteroscedastic_scales,
     unit_noise,
 )
-from maxrl_envs.tasks import (
-    _SPLIT_TAGS,
-    CLASSIFICATION_TASKS,
-    REGRESSION_TASKS,
-    TaskData,
-    classification_task,
-    regression_task,
-    stream,
+from maxrl_envs.validation import (
+    check_choice,
+    check_device,
+    check_fraction,
+    check_known_kwargs,
+    check_nonnegative,
+    check_number,
+    check_positive,
 )
 
 #: Seed-stream tags of the targets (see ``tasks.stream``).
@@ -72,7 +78,7 @@ class Contexts:
 
 @dataclass(frozen=True)
 class Scores:
-    """Scores of ``[B, R]`` rollouts; every tensor is ``[B, R]``.
+    """Scores of ``[B, N]`` rollouts; every tensor is ``[B, N]``.
 
     Attributes:
         prediction: The prediction each rollout made (float32, or long class ids).
@@ -96,9 +102,13 @@ class Scores:
 
 
 class TaskCore:
-    """Shared machinery of the cores: pools, context sampling and lookup."""
+    """Shared machinery of the cores: pools, context sampling and lookup.
 
-    kind: str
+    A core class names its keyword arguments in a ``Spec`` dataclass, whose construction
+    checks them without building data (``maxrl_envs.kinds`` reads it to check env keywords).
+    """
+
+    Spec: type
     obs_dim: int
 
     def __init__(self, device: str | torch.device = "cpu") -> None:
@@ -177,75 +187,122 @@ class TaskCore:
         return self.contexts(torch.arange(self.num_contexts(split), device=self.device), split)
 
 
+#: Accepted ranges of the numeric keywords whose extremes would overflow or cancel in the
+#: float32 pools and scores (targets, rewards and log-likelihoods stay finite inside them;
+#: ``tests/envs/test_envs_numerics.py`` checks every registered id at both ends).
+SNR_RANGE = (1e-6, 1e6)
+HEAD_SCALE_RANGE = (1e-6, 1e6)
+PREDICTION_RANGE_MAX = 1e6
+STUDENT_DF_MAX = 1e6
+
+
+def _in_range(name: str, value: Any, low: float, high: float, low_open: bool = False) -> float:
+    return check_number(name, value, minimum=low, maximum=high, strict_minimum=low_open)
+
+
+@dataclass(frozen=True)
+class RegressionSpec:
+    """The keyword arguments of a regression core, validated without building any data.
+
+    Args:
+        task: Data set: ``linear``, ``teacher-mlp``, ``sine`` (synthetic, standardized) or
+            ``diabetes`` (scikit-learn).
+        dim: Input dimension of synthetic data sets (default 8); None or 10 for diabetes.
+        snr: Var(f(x)) / Var(noise), in [1e-6, 1e6] (e.g. 10 easy, 0.01 very noisy).
+        noise: ``gaussian``, ``laplace`` or ``student-t`` (unit-variance families).
+        student_df: Degrees of freedom of Student-t noise, in (2, 1e6].
+        heteroscedastic: Decades spanned by per-context noise scales, 0 (homogeneous) to 12.
+        head: Likelihood head ``gaussian``, ``laplace`` or ``verifier``.
+        head_scale: Head width s in [1e-6, 1e6]; None uses the base noise std 1/sqrt(snr).
+        prediction_range: Actions in [-1, 1] map linearly to predictions in
+            [-prediction_range, prediction_range]; in (0, 1e6].
+        num_contexts: Train pool size (synthetic data sets; None: 4096; data sets reject it).
+        num_test_contexts: Held-out test pool size (synthetic data sets; None: 1024).
+        num_validation_contexts: Validation pool size, for model selection (synthetic
+            data sets; scikit-learn ones hold out 10% of their rows).
+        data_seed: Seed of the data set (inputs, signal, targets); not the episode seed.
+    """
+
+    task: str = "linear"
+    dim: int | None = None
+    snr: float = 10.0
+    noise: str = "gaussian"
+    student_df: float = 3.0
+    heteroscedastic: float = 0.0
+    head: str = "gaussian"
+    head_scale: float | None = None
+    prediction_range: float = 4.0
+    num_contexts: int | None = None
+    num_test_contexts: int | None = None
+    num_validation_contexts: int | None = None
+    data_seed: int = 0
+
+    def __post_init__(self) -> None:
+        check_choice("task", self.task, REGRESSION_DATASETS)
+        set_ = functools.partial(object.__setattr__, self)
+        set_("snr", _in_range("snr", self.snr, *SNR_RANGE))
+        set_("noise", check_choice("noise", self.noise, NOISE_FAMILIES))
+        set_("student_df", check_positive("student_df", self.student_df, STUDENT_DF_MAX))
+        if self.noise == "student-t" and self.student_df <= 2:
+            raise ValueError(
+                f"student_df={self.student_df!r} must be > 2 so the noise has a variance"
+            )
+        set_(
+            "heteroscedastic",
+            check_nonnegative("heteroscedastic", self.heteroscedastic, MAX_HETEROSCEDASTIC_DECADES),
+        )
+        set_("head", check_choice("head", self.head, HEADS))
+        if self.head_scale is not None:
+            set_("head_scale", _in_range("head_scale", self.head_scale, *HEAD_SCALE_RANGE))
+        set_(
+            "prediction_range",
+            check_positive("prediction_range", self.prediction_range, PREDICTION_RANGE_MAX),
+        )
+        shape = regression_shape(
+            self.task,
+            self.dim,
+            self.num_contexts,
+            self.num_test_contexts,
+            self.num_validation_contexts,
+            self.data_seed,
+        )
+        set_("shape", shape)
+
+    shape: DatasetShape = field(init=False, repr=False, compare=False)
+
+    @property
+    def base_noise_std(self) -> float:
+        """The noise std 1/sqrt(snr) of a homogeneous task (the mean over contexts)."""
+        return 1.0 / math.sqrt(self.snr)
+
+
 class RegressionCore(TaskCore):
     """Noisy regression: y = f(x) + noise_scale(x) * eps, scored by a likelihood head.
 
     Args:
-        task: Signal: ``linear``, ``teacher-mlp``, ``sine`` (synthetic, standardized) or
-            ``diabetes`` (scikit-learn).
-        dim: Input dimension of synthetic tasks (default 8); None or 10 for diabetes.
-        snr: Var(f(x)) / Var(noise), > 0 (e.g. 10 easy, 0.01 very noisy).
-        noise: ``gaussian``, ``laplace`` or ``student-t`` (unit-variance families).
-        student_df: Degrees of freedom of Student-t noise, > 2.
-        heteroscedastic: Decades spanned by per-context noise scales, 0 (homogeneous) to 12.
-        head: Likelihood head ``gaussian``, ``laplace`` or ``verifier``.
-        head_scale: Head width s (> 0); None uses the base noise std 1/sqrt(snr).
-        prediction_range: Actions in [-1, 1] map linearly to predictions in
-            [-prediction_range, prediction_range].
-        num_contexts: Train pool size (synthetic tasks; None: 4096; data sets reject it).
-        num_test_contexts: Held-out test pool size (synthetic tasks; None: 1024).
-        num_validation_contexts: Validation pool size, for model selection (synthetic
-            tasks; data sets hold out 10% of their rows).
-        data_seed: Seed of the data set (inputs, signal, targets); not the episode seed.
         device: Torch device of the pools and of scoring.
+        **kwargs: The fields of ``RegressionSpec`` (task, snr, noise, head, ...).
     """
 
-    kind = "regression"
+    Spec = RegressionSpec
 
-    def __init__(
-        self,
-        task: str = "linear",
-        dim: int | None = None,
-        snr: float = 10.0,
-        noise: str = "gaussian",
-        student_df: float = 3.0,
-        heteroscedastic: float = 0.0,
-        head: str = "gaussian",
-        head_scale: float | None = None,
-        prediction_range: float = 4.0,
-        num_contexts: int | None = None,
-        num_test_contexts: int | None = None,
-        num_validation_contexts: int | None = None,
-        data_seed: int = 0,
-        device: str | torch.device = "cpu",
-    ) -> None:
+    def __init__(self, device: str | torch.device = "cpu", **kwargs: Any) -> None:
         super().__init__(device)
-        check_choice("task", task, REGRESSION_TASKS)
-        self.snr = check_positive("snr", snr)
-        self.noise = check_choice("noise", noise, NOISE_FAMILIES)
-        self.student_df = check_positive("student_df", student_df)
-        if noise == "student-t" and self.student_df <= 2:
-            raise ValueError(f"student_df={student_df!r} must be > 2 so the noise has a variance")
-        self.heteroscedastic = check_nonnegative("heteroscedastic", heteroscedastic)
-        if self.heteroscedastic > MAX_HETEROSCEDASTIC_DECADES:
-            raise ValueError(
-                f"heteroscedastic={heteroscedastic!r} is too large; allowed: 0 to "
-                f"{MAX_HETEROSCEDASTIC_DECADES:g} decades of noise-scale spread"
-            )
-        self.head = check_choice("head", head, HEADS)
-        self.base_noise_std = 1.0 / math.sqrt(self.snr)
-        self.head_scale = (
-            self.base_noise_std if head_scale is None else check_positive("head_scale", head_scale)
-        )
-        self.prediction_range = check_positive("prediction_range", prediction_range)
-        self.task = task
-        data = regression_task(
-            task, dim, num_contexts, num_test_contexts, data_seed, num_validation_contexts
-        )
-        self.obs_dim = data.dim
-        self._build_targets(data, data_seed)
+        spec = _spec(RegressionSpec, "a regression core", kwargs)
+        self.spec = spec
+        self.task = spec.task
+        self.snr = spec.snr
+        self.noise = spec.noise
+        self.student_df = spec.student_df
+        self.heteroscedastic = spec.heteroscedastic
+        self.head = spec.head
+        self.base_noise_std = spec.base_noise_std
+        self.head_scale = self.base_noise_std if spec.head_scale is None else spec.head_scale
+        self.prediction_range = spec.prediction_range
+        self.obs_dim = spec.shape.dim
+        self._build_targets(regression_dataset(spec.shape), spec.data_seed)
 
-    def _build_targets(self, data: TaskData, data_seed: int) -> None:
+    def _build_targets(self, data: Dataset, data_seed: int) -> None:
         for split in SPLITS:
             rng = stream(data_seed, _NOISE, _SPLIT_TAGS[split])
             signal = data.signal[split]
@@ -270,16 +327,16 @@ class RegressionCore(TaskCore):
         return (prediction / self.prediction_range).clamp(-1.0, 1.0)
 
     def score(self, contexts: Contexts, prediction: torch.Tensor, validate: bool = True) -> Scores:
-        """Score ``[B, R]`` predictions against the contexts' targets.
+        """Score ``[B, N]`` predictions against the contexts' targets.
 
         Args:
             contexts: ``B`` contexts.
-            prediction: Predictions in target units, ``[B, R]`` (or ``[B]`` for R = 1).
+            prediction: Predictions in target units, ``[B, N]`` (or ``[B]`` for N = 1).
             validate: Reject NaN or infinite predictions (a host sync on GPUs); skip only for
                 predictions already checked.
 
         Returns:
-            Per-rollout scores, ``[B, R]``.
+            Per-rollout scores, ``[B, N]``.
         """
         prediction = _as_rollouts(prediction, contexts, torch.float32, validate)
         target = contexts.target.unsqueeze(1)
@@ -295,8 +352,9 @@ class RegressionCore(TaskCore):
         )
 
 
-class ClassificationCore(TaskCore):
-    """Classification as RL: the action is a class, the reward 1 for the observed label.
+@dataclass(frozen=True)
+class ClassificationSpec:
+    """The keyword arguments of a classification core, validated without building any data.
 
     Args:
         task: ``digits`` (scikit-learn, 10 classes) or ``teacher-mlp`` (synthetic, many
@@ -310,40 +368,55 @@ class ClassificationCore(TaskCore):
         num_validation_contexts: Validation pool size (``teacher-mlp``; digits holds out
             10% of its rows).
         data_seed: Seed of the data set.
-        device: Torch device.
     """
 
-    kind = "classification"
+    task: str = "digits"
+    dim: int | None = None
+    num_classes: int | None = None
+    label_noise: float = 0.0
+    num_contexts: int | None = None
+    num_test_contexts: int | None = None
+    num_validation_contexts: int | None = None
+    data_seed: int = 0
 
-    def __init__(
-        self,
-        task: str = "digits",
-        dim: int | None = None,
-        num_classes: int | None = None,
-        label_noise: float = 0.0,
-        num_contexts: int | None = None,
-        num_test_contexts: int | None = None,
-        num_validation_contexts: int | None = None,
-        data_seed: int = 0,
-        device: str | torch.device = "cpu",
-    ) -> None:
-        super().__init__(device)
-        check_choice("task", task, CLASSIFICATION_TASKS)
-        self.task = task
-        self.label_noise = check_fraction("label_noise", label_noise)
-        data = classification_task(
-            task,
-            dim,
-            num_classes,
-            num_contexts,
-            num_test_contexts,
-            data_seed,
-            num_validation_contexts,
+    def __post_init__(self) -> None:
+        check_choice("task", self.task, CLASSIFICATION_DATASETS)
+        object.__setattr__(self, "label_noise", check_fraction("label_noise", self.label_noise))
+        shape = classification_shape(
+            self.task,
+            self.dim,
+            self.num_classes,
+            self.num_contexts,
+            self.num_test_contexts,
+            self.num_validation_contexts,
+            self.data_seed,
         )
-        self.obs_dim = data.dim
-        self.num_classes = data.num_classes
+        object.__setattr__(self, "shape", shape)
+
+    shape: DatasetShape = field(init=False, repr=False, compare=False)
+
+
+class ClassificationCore(TaskCore):
+    """Classification as RL: the action is a class, the reward 1 for the observed label.
+
+    Args:
+        device: Torch device.
+        **kwargs: The fields of ``ClassificationSpec`` (task, num_classes, label_noise, ...).
+    """
+
+    Spec = ClassificationSpec
+
+    def __init__(self, device: str | torch.device = "cpu", **kwargs: Any) -> None:
+        super().__init__(device)
+        spec = _spec(ClassificationSpec, "a classification core", kwargs)
+        self.spec = spec
+        self.task = spec.task
+        self.label_noise = spec.label_noise
+        self.obs_dim = spec.shape.dim
+        self.num_classes = spec.shape.num_classes
+        data = classification_dataset(spec.shape)
         for split in SPLITS:
-            rng = stream(data_seed, _LABEL_NOISE, _SPLIT_TAGS[split])
+            rng = stream(spec.data_seed, _LABEL_NOISE, _SPLIT_TAGS[split])
             clean = data.signal[split]
             flip = rng.random(len(clean)) < self.label_noise
             shift = rng.integers(1, self.num_classes, len(clean))
@@ -357,16 +430,16 @@ class ClassificationCore(TaskCore):
             )
 
     def score(self, contexts: Contexts, prediction: torch.Tensor, validate: bool = True) -> Scores:
-        """Score ``[B, R]`` predicted classes against the observed labels.
+        """Score ``[B, N]`` predicted classes against the observed labels.
 
         Args:
             contexts: ``B`` contexts.
-            prediction: Class ids, ``[B, R]`` (or ``[B]`` for R = 1), integers.
+            prediction: Class ids, ``[B, N]`` (or ``[B]`` for N = 1), integers.
             validate: Reject class ids outside ``[0, num_classes)`` (a host sync on GPUs);
                 skip only for ids already checked.
 
         Returns:
-            Per-rollout scores, ``[B, R]``; the reward is 1 where the class is the observed
+            Per-rollout scores, ``[B, N]``; the reward is 1 where the class is the observed
             label, else 0.
         """
         prediction = _as_rollouts(prediction, contexts, torch.long, validate)
@@ -391,6 +464,13 @@ class ClassificationCore(TaskCore):
         )
 
 
+def _spec(cls: type, owner: str, kwargs: dict[str, Any]) -> Any:
+    """Build a spec dataclass from keyword arguments, naming unknown ones."""
+    allowed = [f.name for f in fields(cls) if f.init]
+    check_known_kwargs(owner, kwargs, allowed)
+    return cls(**kwargs)
+
+
 def _as_rollouts(
     prediction: Any, contexts: Contexts, dtype: torch.dtype, validate: bool = True
 ) -> torch.Tensor:
@@ -400,7 +480,7 @@ def _as_rollouts(
     if prediction.dim() != 2 or prediction.shape[0] != contexts.ids.shape[0]:
         raise ValueError(
             f"prediction shape {tuple(prediction.shape)} does not fit {contexts.ids.shape[0]} "
-            "contexts; expected [B, R] or [B]"
+            "contexts; expected [B, N] or [B]"
         )
     if prediction.is_floating_point() and dtype == torch.long:
         raise ValueError("prediction for a classification core must hold integer class ids")

@@ -50,5 +50,8 @@ def heteroscedastic_scales(difficulty: np.ndarray, decades: float) -> np.ndarray
     """
     if decades == 0:
         return np.ones(len(difficulty))
-    mean_square = (10.0**decades - 10.0**-decades) / (2.0 * decades * np.log(10.0))
+    # (10^d - 10^-d) / (2 d ln 10) = sinh(x) / x with x = d ln 10: the sinh form does not
+    # cancel for tiny d (the difference form rounds to 0 below d ~ 1e-16).
+    x = decades * np.log(10.0)
+    mean_square = 1.0 + x * x / 6.0 if x < 1e-4 else np.sinh(x) / x
     return 10.0 ** (decades * (difficulty - 0.5)) / np.sqrt(mean_square)

@@ -34,9 +34,9 @@ from stable_baselines3.common.vec_env.base_vec_env import (
     VecEnvStepReturn,
 )
 
-from maxrl_envs._checks import check_int
-from maxrl_envs.engine import INFO_KEYS
+from maxrl_envs.episodes import INFO_KEYS
 from maxrl_envs.registration import env_kind
+from maxrl_envs.validation import check_int
 from maxrl_envs.vector import MaxRLVectorEnv
 
 #: Keys copied from the native env's final infos into each finished sub-env's SB3 info.

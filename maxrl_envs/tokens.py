@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import torch
 
-from maxrl_envs._checks import check_int, check_positive
+from maxrl_envs.validation import check_int, check_positive
 
 #: Largest grid (base ** num_digits) whose points stay distinct as float32 predictions, so that
 #: ``encode(decode(tokens)) == tokens`` holds on the whole grid (checked exhaustively at 2^24).

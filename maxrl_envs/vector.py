@@ -10,17 +10,18 @@ from gymnasium.utils import seeding
 from gymnasium.vector import AutoresetMode, VectorEnv
 from gymnasium.vector.utils import batch_space
 
-from maxrl_envs._checks import check_int, check_options
 from maxrl_envs._threads import serial_on_cpu
-from maxrl_envs.engine import INFO_KEYS, generator_seed
 from maxrl_envs.envs import make_episodes
+from maxrl_envs.episodes import INFO_KEYS, action_tensor, context_ids, generator_seed
+from maxrl_envs.kinds import TaskKind, get_kind
+from maxrl_envs.validation import check_int, check_options
 
 
 class MaxRLVectorEnv(VectorEnv):
     """Batched twin of the single envs, with groups of sub-envs that share a context.
 
-    ``num_envs = G * group_size``; sub-envs ``[g * N, (g + 1) * N)`` form group g and see the
-    same context and target, so a step yields N rollouts for each of G contexts. Episodes of
+    ``num_envs = B * group_size``; sub-envs ``[g * N, (g + 1) * N)`` form group g and see the
+    same context and target, so a step yields N rollouts for each of B contexts. Episodes of
     all sub-envs end together, and the env resets itself in the same step (SAME_STEP
     autoreset): the returned observations already belong to the next contexts, while
     ``info["final_obs"]`` and ``info["final_info"]`` hold the finished episodes' last
@@ -31,13 +32,14 @@ class MaxRLVectorEnv(VectorEnv):
 
     A reset or step with the same seed and actions always gives the same result: all
     sub-envs draw their contexts from one torch generator seeded from the env's ``np_random``
-    (``maxrl_envs.engine.generator_seed``), one id per group per episode, so ``num_envs=1``
+    (``maxrl_envs.episodes.generator_seed``), one id per group per episode, so ``num_envs=1``
     replays the single env exactly.
 
     On a CPU device observations, rewards and flags are numpy arrays; on another device
     (``device="cuda"``) they are torch tensors on that device, so agents keep the step there.
 
     Args:
+        kind: Task kind name (registered ids pass it; see ``maxrl_envs.kinds``).
         num_envs: Number of sub-envs, a multiple of ``group_size``.
         group_size: Rollouts per context N (default 1: every sub-env has its own context).
         split: ``train``, ``validation`` or ``test``.
@@ -62,10 +64,9 @@ class MaxRLVectorEnv(VectorEnv):
     ((8, 8), ['_context_id', '_is_success', '_log_likelihood'])
     """
 
-    kind = "regression"
-
     def __init__(
         self,
+        kind: str | TaskKind = "regression",
         num_envs: int = 1,
         group_size: int = 1,
         split: str = "train",
@@ -79,10 +80,11 @@ class MaxRLVectorEnv(VectorEnv):
         if num_envs % group_size:
             raise ValueError(
                 f"group_size={group_size!r} does not divide num_envs={num_envs!r}; "
-                "num_envs must be a multiple of group_size (num_envs = contexts * group_size)"
+                "num_envs must be a multiple of group_size (num_envs = num_groups * group_size)"
             )
         if render_mode is not None:
             raise ValueError(f"render_mode={render_mode!r} is not supported; allowed: None")
+        self.kind = get_kind(kind)
         self.episodes = make_episodes(
             self.kind, num_envs // group_size, group_size, split, device, kwargs
         )
@@ -91,6 +93,7 @@ class MaxRLVectorEnv(VectorEnv):
                 f"max_episode_steps={max_episode_steps!r} is not supported; episodes always "
                 f"last {self.episodes.episode_length} step(s), so pass None"
             )
+        self.task = self.episodes.task
         self.core = self.episodes.core
         self.num_envs = num_envs
         self.group_size = group_size
@@ -130,23 +133,15 @@ class MaxRLVectorEnv(VectorEnv):
     def _reset(
         self, seed: int | list[int] | None, options: dict[str, Any] | None
     ) -> tuple[Any, dict[str, Any]]:
-        if isinstance(seed, (list, tuple)):
-            seed = seed[0] if len(seed) else None
+        seed = _check_seed(seed)
         if seed is not None:
-            self._np_random, self._np_random_seed = seeding.np_random(int(seed))
+            self._np_random, self._np_random_seed = seeding.np_random(seed)
         if seed is not None or self._generator is None:
             self._generator = self.core.make_generator(generator_seed(self.np_random))
         options = check_options(options, ("context_id",))
         if "context_id" in options:
-            ids = torch.as_tensor(options["context_id"], device=self.core.device).reshape(-1)
-            if ids.numel() == 1:
-                ids = ids.expand(self.num_groups)
-            if ids.numel() != self.num_groups:
-                raise ValueError(
-                    f"options['context_id'] has {ids.numel()} ids; expected 1 or one per "
-                    f"group ({self.num_groups})"
-                )
-            obs = self.episodes.begin(ids)
+            ids = context_ids(options["context_id"], (1, self.num_groups), self.core.device)
+            obs = self.episodes.begin(ids.expand(self.num_groups))
         else:
             obs = self.episodes.begin(self._sample(), validate=False)
         return self._out(obs), {"context_id": self._out(self._context_ids())}
@@ -179,12 +174,7 @@ class MaxRLVectorEnv(VectorEnv):
         episodes = self.episodes
         if episodes.contexts is None:
             raise RuntimeError("call reset() before step()")
-        if episodes.kind == "regression":
-            tensor = torch.as_tensor(actions, dtype=torch.float32, device=self.core.device)
-            if tensor.dim() == 1 and tensor.shape[0] == self.num_envs:
-                tensor = tensor.unsqueeze(1)
-        else:
-            tensor = torch.as_tensor(actions, device=self.core.device)
+        tensor = action_tensor(self.single_action_space, actions, self.num_envs, self.core.device)
         reward, done, scores = episodes.advance(tensor)
         if not done:
             info: dict[str, Any] = {"context_id": self._out(self._context_ids())}
@@ -219,28 +209,17 @@ class MaxRLVectorEnv(VectorEnv):
         return value.numpy() if self._on_cpu else value
 
 
-class RegressionVectorEnv(MaxRLVectorEnv):
-    """Native vector env of ``MaxRLRegression-v0`` and ``MaxRLVerifier-v0``."""
-
-    kind = "regression"
-
-
-class ClassificationVectorEnv(MaxRLVectorEnv):
-    """Native vector env of ``MaxRLClassification-v0``."""
-
-    kind = "classification"
-
-
-class TokensVectorEnv(MaxRLVectorEnv):
-    """Native vector env of ``MaxRLTokens-v0``."""
-
-    kind = "tokens"
+def _check_seed(seed: Any) -> int | None:
+    """A vector env's seed: None, an integer >= 0, or a non-empty list whose first entry is."""
+    value = seed[0] if isinstance(seed, (list, tuple)) and len(seed) else seed
+    if value is None and not isinstance(seed, (list, tuple)):
+        return None
+    if isinstance(value, bool) or not hasattr(value, "__index__") or int(value) < 0:
+        raise ValueError(
+            f"seed={seed!r} is invalid; allowed: None, an integer >= 0, or a non-empty list "
+            "of such integers (the first one seeds every sub-env)"
+        )
+    return int(value)
 
 
-__all__ = [
-    "INFO_KEYS",
-    "ClassificationVectorEnv",
-    "MaxRLVectorEnv",
-    "RegressionVectorEnv",
-    "TokensVectorEnv",
-]
+__all__ = ["INFO_KEYS", "MaxRLVectorEnv"]

@@ -502,7 +502,15 @@ def test_output_dtype_shape_device(dtype):
 
 
 def test_registry_dispatches_to_functions():
-    assert ESTIMATOR_NAMES == ("maxrl", "maxrl-binary", "reinforce", "rloo", "grpo", "dr-grpo")
+    assert ESTIMATOR_NAMES == (
+        "maxrl",
+        "maxrl-binary",
+        "reinforce",
+        "reinforce-mean",
+        "rloo",
+        "grpo",
+        "dr-grpo",
+    )
     lik = _likelihood_rows(3, 6, seed=1)
     binary = (lik > 0.5).to(F64)
     torch.testing.assert_close(group_weights("maxrl", lik), maxrl_weights(lik))
@@ -590,7 +598,8 @@ def _with(value: float, fill: float = 0.5) -> torch.Tensor:
         (lambda: grpo(GOOD, eps=-1.0), r"eps must be a finite real number >= 0.*-1\.0"),
         (
             lambda: group_weights("ppo", GOOD),
-            r"name must be one of maxrl, maxrl-binary, reinforce, rloo, grpo, dr-grpo; got 'ppo'",
+            r"name must be one of maxrl, maxrl-binary, reinforce, reinforce-mean, rloo, grpo, "
+            r"dr-grpo; got .ppo.",
         ),
         (lambda: group_weights("rloo", GOOD, order=2), r"order applies only to name='maxrl'"),
         (lambda: group_weights("maxrl-binary", GOOD, order=3), r"order applies only"),

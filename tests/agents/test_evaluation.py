@@ -203,15 +203,15 @@ def test_sb3_policy_shapes_seeding_and_metrics(env_id: str, kwargs: dict) -> Non
     assert a.shape == (10, 6) and torch.equal(a, b) and not torch.equal(a, c)
     point = policy.point(contexts)
     assert point.shape == (10,) and torch.equal(point, policy.point(contexts))
-    if task.kind == "classification":
+    if task.kind.name == "classification":
         assert a.dtype == torch.long and int(a.min()) >= 0 and int(a.max()) < 10
     else:
         assert a.abs().max() <= task.core.prediction_range + 1e-6
-    if task.kind == "tokens":
+    if task.kind.name == "tokens":
         # Decoded predictions lie on the token grid.
         assert torch.equal(task.codec.decode(task.codec.encode(a)), a)
     metrics = evaluate(task, policy, num_samples=6, pass_k=2, max_contexts=20)
-    assert ("eval/excess_mse" in metrics) == (task.kind != "classification")
+    assert ("eval/excess_mse" in metrics) == (task.kind.name != "classification")
     assert 0.0 <= metrics["eval/pass@1"] <= metrics["eval/pass@2"] <= 1.0
 
 

@@ -15,8 +15,8 @@ from agents.trainer import TrainConfig, Trainer, load_policy, train, validate_co
 
 # A CI-sized run: 64 contexts x 16 rollouts per step, small evaluations.
 FAST = {
-    "contexts": 64,
-    "rollouts": 16,
+    "num_groups": 64,
+    "group_size": 16,
     "eval_contexts": 256,
     "eval_samples": 32,
     "pass_k": 8,
@@ -55,13 +55,13 @@ def assert_same_params(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -
     ("overrides", "message"),
     [
         ({"estimator": "ppo"}, "estimator='ppo'"),
-        ({"estimator": "maxrl", "rollouts": 1}, "rollouts=1"),
-        ({"estimator": "grpo", "rollouts": 1}, "rollouts=1"),
-        ({"estimator": "rloo", "rollouts": 1}, "rollouts=1"),
-        ({"rollouts": 8, "order": 9}, "order=9"),
-        ({"rollouts": 8, "order": 0}, "order=0"),
+        ({"estimator": "maxrl-binary", "group_size": 1}, "group_size=1"),
+        ({"estimator": "grpo", "group_size": 1}, "group_size=1"),
+        ({"estimator": "rloo", "group_size": 1}, "group_size=1"),
+        ({"group_size": 8, "order": 9}, "order=9"),
+        ({"group_size": 8, "order": 0}, "order=0"),
         ({"estimator": "grpo", "order": 4}, "order=4"),
-        ({"contexts": 64, "rollouts": 16, "budget": 1000}, "budget=1000"),
+        ({"num_groups": 64, "group_size": 16, "budget": 1000}, "budget=1000"),
         ({"env_id": "NoSuchEnv-v0"}, "env_id='NoSuchEnv-v0'"),
         ({"env_kwargs": {"snrr": 1.0}}, "snrr"),
         ({"env_kwargs": {"snr": -1.0}}, "snr=-1.0"),
@@ -71,7 +71,7 @@ def assert_same_params(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -
         ({"hidden": (64, 0)}, "hidden=(64, 0)"),
         ({"eval_samples": 8, "pass_k": 16}, "pass_k=16"),
         ({"eval_split": "valid"}, "eval_split='valid'"),
-        ({"contexts": 0}, "contexts=0"),
+        ({"num_groups": 0}, "num_groups=0"),
         ({"run_name": "a/b"}, "run_name='a/b'"),
         ({"policy": "binned", "env_id": "MaxRLClassification-v0"}, "policy='binned'"),
         ({"seed": -1}, "seed=-1"),
@@ -85,9 +85,9 @@ def test_validate_config_names_field_value_and_allowed(overrides: dict, message:
 
 
 def test_validate_config_accepts_edge_cases() -> None:
-    validate_config(TrainConfig(estimator="reinforce", rollouts=1, budget=64))
-    validate_config(TrainConfig(estimator="supervised", rollouts=1, contexts=8, budget=8))
-    validate_config(TrainConfig(rollouts=4, order=4, budget=256))
+    validate_config(TrainConfig(estimator="reinforce", group_size=1, budget=64))
+    validate_config(TrainConfig(estimator="supervised", group_size=1, num_groups=8, budget=8))
+    validate_config(TrainConfig(group_size=4, order=4, budget=256))
     validate_config(TrainConfig(env_id="MaxRLTokens-v0", env_kwargs={"num_digits": 2}))
 
 
@@ -254,7 +254,7 @@ def test_tensorboard_run_has_documented_tags_and_hparams(tmp_path: Path) -> None
     start = plugin_data_pb2.HParamsPluginData.FromString(content["_hparams_/session_start_info"])
     hparams = start.session_start_info.hparams
     assert hparams["estimator"].string_value == "maxrl"
-    assert hparams["rollouts"].number_value == 16
+    assert hparams["group_size"].number_value == 16
     assert json.loads(hparams["env_kwargs"].string_value) == {}
     assert "config/text_summary" in events.Tags()["tensors"]
     stored = json.loads((run_dir / "config.json").read_text())
@@ -291,7 +291,7 @@ def test_interrupted_run_resumes_bitwise(tmp_path: Path, monkeypatch: pytest.Mon
     calls = []
 
     def crash_on_third_eval(self, writer):
-        calls.append(self.rollouts)
+        calls.append(self.rollouts_done)
         if len(calls) == 3:  # evaluations at 0, 2048, then die at 4096
             raise CrashError
         return original(self, writer)
@@ -365,7 +365,7 @@ def test_train_step_keeps_statistics_on_device() -> None:
     trainer = Trainer(fast_config(budget=4096))
     stats = trainer.train_step()
     assert all(isinstance(v, torch.Tensor) and v.dim() == 0 for v in stats.values())
-    assert trainer.step == 1 and trainer.rollouts == 1024
+    assert trainer.step == 1 and trainer.rollouts_done == 1024
 
 
 # --- CLI -----------------------------------------------------------------------------------
@@ -406,7 +406,7 @@ def test_cli_builds_config_from_flags() -> None:
     assert config == TrainConfig(
         env_id="MaxRLClassification-v0",
         estimator="grpo",
-        rollouts=8,
+        group_size=8,
         env_kwargs={"label_noise": 0.1},
         hidden=(32, 16),
         log_dir=None,

@@ -24,8 +24,8 @@ budget = 2048
 eval_every = 1024
 eval_samples = 8
 pass_k = 4
-rollouts = 8
-contexts = 16
+group_size = 8
+num_groups = 16
 lr_grid = [1e-2, 3e-2]
 tune_eval_contexts = 128
 

@@ -20,8 +20,8 @@ SHIPPED = ("quick", "low-snr", "classification", "tokens", "rollout-scaling", "f
 BASE_SETTINGS = {
     "seeds": "[0]",
     "budget": "1024",
-    "rollouts": "4",
-    "contexts": "8",
+    "group_size": "4",
+    "num_groups": "8",
     "lr_grid": "[1e-2]",
 }
 
@@ -103,12 +103,12 @@ def test_low_snr_sweeps_snr_heads_and_heteroscedasticity() -> None:
 
 def test_rollout_scaling_spans_4_to_1024_and_sb3_runs_once_per_env() -> None:
     suite = load_suite("rollout-scaling")
-    ns = {cell.settings["rollouts"] for cell in suite.cells if cell.agent.family == "ours"}
+    ns = {cell.settings["group_size"] for cell in suite.cells if cell.agent.family == "ours"}
     assert min(ns) == 4 and max(ns) == 1024
     sb3 = [cell for cell in suite.cells if cell.agent.family == "sb3"]
     keys = {(cell.experiment, cell.env.label, cell.agent.name) for cell in sb3}
     assert len(sb3) == len(keys)  # the N sweep does not multiply SB3 cells
-    assert all("rollouts" not in cell.sweep for cell in sb3)
+    assert all("group_size" not in cell.sweep for cell in sb3)
 
 
 def test_discrete_suites_use_discrete_sb3_algorithms() -> None:
@@ -147,13 +147,13 @@ def test_changing_a_kwarg_changes_the_run_id(tmp_path: Path) -> None:
 def test_sweep_expands_env_kwargs_and_settings(tmp_path: Path) -> None:
     text = (
         suite_text(agents='["maxrl", "a2c"]')
-        + "sweep.env.snr = [1.0, 0.1]\nsweep.rollouts = [4, 8]\n"
+        + "sweep.env.snr = [1.0, 0.1]\nsweep.rollouts = [4, 8]\n"  # the old name of group_size
     )
     suite = load_text(tmp_path, text)
     ours = [c for c in suite.cells if c.agent.family == "ours"]
     sb3 = [c for c in suite.cells if c.agent.family == "sb3"]
     assert len(ours) == 4 and len(sb3) == 2
-    assert {(c.env.kwargs["snr"], c.settings["rollouts"]) for c in ours} == {
+    assert {(c.env.kwargs["snr"], c.settings["group_size"]) for c in ours} == {
         (1.0, 4),
         (1.0, 8),
         (0.1, 4),
@@ -162,10 +162,10 @@ def test_sweep_expands_env_kwargs_and_settings(tmp_path: Path) -> None:
     assert {c.env.label for c in sb3} == {"MaxRLRegression-v0 snr=1", "MaxRLRegression-v0 snr=0.1"}
 
 
-def test_rollouts_per_step_sets_contexts(tmp_path: Path) -> None:
+def test_rollouts_per_step_sets_num_groups(tmp_path: Path) -> None:
     text = suite_text(agents='["maxrl", "supervised"]', settings="rollouts_per_step = 64")
     suite = load_text(tmp_path, text)
-    contexts = {c.agent.name: c.config(0, 0.01, "final")["contexts"] for c in suite.cells}
+    contexts = {c.agent.name: c.config(0, 0.01, "final")["num_groups"] for c in suite.cells}
     assert contexts == {"maxrl": 16, "supervised": 64}
 
 
@@ -228,9 +228,8 @@ def test_bad_suites_fail_on_load(tmp_path: Path, kwargs: dict[str, str], message
     ],
 )
 def test_bad_runs_fail_validation(tmp_path: Path, kwargs: dict[str, str], message: str) -> None:
-    suite = load_text(tmp_path, suite_text(**kwargs))
-    with pytest.raises(SuiteError, match=message):
-        validate_suite(suite)
+    with pytest.raises(SuiteError, match=message):  # when loading, or when validating
+        validate_suite(load_text(tmp_path, suite_text(**kwargs)))
 
 
 def test_unknown_suite_lists_the_shipped_ones() -> None:

@@ -7,10 +7,11 @@ import doctest
 import pytest
 
 import maxrl_envs.envs
+import maxrl_envs.kinds
 import maxrl_envs.sb3
 import maxrl_envs.vector
 
-MODULES = [maxrl_envs.envs, maxrl_envs.vector, maxrl_envs.sb3]
+MODULES = [maxrl_envs.envs, maxrl_envs.kinds, maxrl_envs.vector, maxrl_envs.sb3]
 
 
 @pytest.mark.parametrize("module", MODULES, ids=lambda m: m.__name__)
@@ -20,11 +21,11 @@ def test_docstring_examples(module):
     assert results.failed == 0
 
 
-def test_every_registered_env_class_has_an_example():
+def test_every_registered_kind_and_env_class_has_an_example():
+    kinds = [type(kind) for kind in maxrl_envs.kinds.TASK_KINDS.values()]
     for cls in (
-        maxrl_envs.envs.RegressionEnv,
-        maxrl_envs.envs.ClassificationEnv,
-        maxrl_envs.envs.TokensEnv,
+        *kinds,
+        maxrl_envs.envs.MaxRLEnv,
         maxrl_envs.vector.MaxRLVectorEnv,
         maxrl_envs.sb3.SB3VecEnv,
     ):

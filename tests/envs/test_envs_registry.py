@@ -14,7 +14,7 @@ from gymnasium.utils.env_checker import check_env as gym_check_env
 from stable_baselines3.common.env_checker import check_env as sb3_check_env
 
 import maxrl_envs
-from maxrl_envs.engine import generator_seed
+from maxrl_envs.episodes import generator_seed
 from maxrl_envs.vector import MaxRLVectorEnv
 
 IDS = maxrl_envs.all_ids()
@@ -96,9 +96,9 @@ def test_python_types_and_float32_observations(env_id):
         assert type(reward) is float and 0.0 <= reward <= 1.0
         assert type(terminated) is bool and type(truncated) is bool and truncated is False
         done = terminated
-    assert set(info) == {"context_id", *maxrl_envs.engine.INFO_KEYS}
+    assert set(info) == {"context_id", *maxrl_envs.episodes.INFO_KEYS}
     assert type(info["is_success"]) is bool
-    if env.unwrapped.kind == "classification":
+    if env.unwrapped.kind.name == "classification":
         assert (reward == 1.0) == info["is_success"]
 
 
@@ -175,9 +175,9 @@ def test_make_vec_async(env_id):
 
 def core_prediction(task, actions: list) -> torch.Tensor:
     """What the core predicts from one episode's actions, ``[1, 1]``."""
-    if task.kind == "regression":
+    if task.kind.name == "regression":
         return task.core.action_to_prediction(torch.as_tensor(actions[0]).reshape(1, 1))
-    if task.kind == "classification":
+    if task.kind.name == "classification":
         return torch.as_tensor(actions[0]).reshape(1, 1)
     tokens = torch.as_tensor(np.stack(actions)).reshape(1, -1)
     return task.codec.decode(tokens).reshape(1, 1)
@@ -207,7 +207,7 @@ def test_single_vector_and_core_agree(env_id):
         np.testing.assert_array_equal(obs, v_obs[0])
         actions = []
         for _ in range(task.episode_length):
-            if task.kind == "regression":
+            if task.kind.name == "regression":
                 action = rng.uniform(-2.0, 2.0, size=(1,)).astype(np.float32)
             else:
                 action = env.action_space.sample()
@@ -218,7 +218,7 @@ def test_single_vector_and_core_agree(env_id):
         final = v_info["final_info"]
         scores = core.score(context, core_prediction(task, actions))
         assert reward == float(scores.reward[0, 0])
-        for key in maxrl_envs.engine.INFO_KEYS:
+        for key in maxrl_envs.episodes.INFO_KEYS:
             expected = getattr(scores, key, None)
             expected = expected if expected is not None else getattr(context, key)
             assert info[key] == expected.reshape(-1)[0].item() == final[key][0].item(), key

@@ -21,7 +21,7 @@ def make_vector(env_id, **kwargs):
 
 
 def make_task(env_id, **kwargs):
-    return maxrl_envs.make_task(env_id, num_groups=2, group_size=2, **kwargs)
+    return maxrl_envs.make_task(env_id, **kwargs)
 
 
 FACTORIES = [make_single, make_vector, make_task]

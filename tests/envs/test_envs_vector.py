@@ -33,7 +33,7 @@ def random_actions(envs, steps: int, seed: int) -> list[np.ndarray]:
 def test_groups_share_context_and_target(env_id):
     groups, size = 5, 4
     envs = gym.make_vec(env_id, num_envs=groups * size, group_size=size)
-    task = maxrl_envs.make_task(env_id, num_groups=groups, group_size=size)
+    task = maxrl_envs.make_task(env_id)
     obs, info = envs.reset(seed=1)
     ids = info["context_id"].reshape(groups, size)
     assert (ids == ids[:, :1]).all()
@@ -50,9 +50,9 @@ def test_groups_share_context_and_target(env_id):
     np.testing.assert_array_equal(final["context_id"].reshape(groups, size), ids)
     # The core scores the same [G, N] predictions against the same contexts.
     context = task.core.contexts(torch.as_tensor(ids[:, 0]))
-    if task.kind == "regression":
+    if task.kind.name == "regression":
         prediction = task.core.action_to_prediction(torch.as_tensor(actions[0]))
-    elif task.kind == "classification":
+    elif task.kind.name == "classification":
         prediction = torch.as_tensor(actions[0])
     else:
         prediction = task.codec.decode(torch.as_tensor(np.stack(actions, axis=1)))

@@ -1,9 +1,10 @@
-"""Supervised tasks: contexts x and clean signals f(x), synthetic or from scikit-learn.
+"""Data sets: contexts x and clean signals f(x), synthetic or from scikit-learn.
 
-Every task produces a fixed pool of contexts per split (train, test, validation), generated
-from ``data_seed`` so the same data set is used whatever the episode seed. Each random piece
-has its own seed stream: the function f (weights, teacher network, direction), each split's
-inputs, and the reference sample that standardizes f. So changing one pool's size changes
+The env keyword ``task`` names one of them. Every data set produces a fixed pool of contexts
+per split (train, test, validation), generated from ``data_seed`` so the same data set is
+used whatever the episode seed. Each random piece has its own seed stream: the function f
+(weights, teacher network, direction), each split's inputs, and the reference sample that
+standardizes f. So changing one pool's size changes
 neither f nor the other pools, and a larger pool extends a smaller one.
 
 Regression signals are standardized to mean 0 and variance 1 under the input distribution
@@ -20,23 +21,26 @@ from functools import cache
 import numpy as np
 from scipy.special import ndtr
 
-from maxrl_envs._checks import check_choice, check_int
+from maxrl_envs.validation import check_choice, check_int
 
-REGRESSION_TASKS = ("linear", "teacher-mlp", "sine", "diabetes")
-CLASSIFICATION_TASKS = ("digits", "teacher-mlp")
+REGRESSION_DATASETS = ("linear", "teacher-mlp", "sine", "diabetes")
+CLASSIFICATION_DATASETS = ("digits", "teacher-mlp")
 SYNTHETIC_DEFAULT_DIM = 8
 DATASET_DIMS = {"diabetes": 10, "digits": 64}
 TEST_FRACTION = 0.2
 VALIDATION_FRACTION = 0.1
 REFERENCE_SIZE = 2**16
+#: Largest pool of a synthetic data set (a pool of dim 4096 at this size is 512 GiB: the
+#: bound only keeps absurd sizes from reaching numpy unnamed).
+MAX_POOL_SIZE = 2**24
 #: Seed-stream tags: one independent stream per random piece of a data set.
 _FUNCTION, _REFERENCE, _DIFFICULTY, _PERMUTATION = 1, 2, 3, 4
 _SPLIT_TAGS = {"train": 10, "test": 11, "validation": 12}
 
 
 @dataclass(frozen=True)
-class TaskData:
-    """A task's context pools.
+class Dataset:
+    """A data set's context pools.
 
     Attributes:
         x: Split name -> contexts, float64 array ``[n, dim]``.
@@ -114,7 +118,7 @@ def _pool_sizes(
         return {}
     defaults = {"num_contexts": 4096, "num_test_contexts": 1024, "num_validation_contexts": 512}
     sizes = {
-        name: check_int(name, defaults[name] if value is None else value, 1)
+        name: check_int(name, defaults[name] if value is None else value, 1, MAX_POOL_SIZE)
         for name, value in given.items()
     }
     return {
@@ -183,57 +187,69 @@ def _difficulty(
     return {split: ndtr((rows @ direction - center) / scale) for split, rows in x.items()}
 
 
-def regression_task(
+@dataclass(frozen=True)
+class DatasetShape:
+    """A data set's validated arguments: enough to know its spaces without building it.
+
+    Attributes:
+        name: The data set (the env keyword ``task``).
+        dim: Input dimension.
+        sizes: Split -> pool size for synthetic data sets; empty for scikit-learn ones,
+            whose pools are their own rows.
+        num_classes: Class count (classification) or 0 (regression).
+        data_seed: Seed of the data set.
+    """
+
+    name: str
+    dim: int
+    sizes: dict[str, int]
+    num_classes: int
+    data_seed: int
+
+
+def regression_shape(
     task: str,
     dim: int | None,
     num_contexts: int | None,
     num_test_contexts: int | None,
+    num_validation_contexts: int | None,
     data_seed: int,
-    num_validation_contexts: int | None = None,
-) -> TaskData:
-    """Build a regression task's train, test and validation pools.
+) -> DatasetShape:
+    """Check a regression data set's arguments (no data is generated).
 
     Args:
-        task: One of ``REGRESSION_TASKS``.
+        task: One of ``REGRESSION_DATASETS``.
         dim: Input dimension for synthetic tasks (default 8); must be None or the feature
             count for data sets.
         num_contexts: Train pool size for synthetic tasks (None: 4096). Data sets use
             their own rows and reject sizes.
         num_test_contexts: Test pool size for synthetic tasks (None: 1024).
-        data_seed: Seed of the data set itself (inputs, function, split), >= 0.
         num_validation_contexts: Validation pool size for synthetic tasks (None: 512).
+        data_seed: Seed of the data set itself (inputs, function, split), >= 0.
 
     Returns:
-        The pools, with signals standardized under the input distribution.
+        The validated shape.
     """
-    check_choice("task", task, REGRESSION_TASKS)
-    dim = _resolve_dim(task, dim)
-    sizes = _pool_sizes(task, num_contexts, num_test_contexts, num_validation_contexts)
-    if task == "diabetes":
-        features, target = _load_dataset("diabetes")
-        features = _standardize_columns(features)
-        f = target.astype(np.float64)
-        f = (f - f.mean()) / f.std()
-        x, signal = _split_rows(len(f), data_seed, features, f)
-        return TaskData(x, signal, _difficulty(x, data_seed, features))
-    function = _signal_function(task, dim, data_seed)
-    reference = function(stream(data_seed, _REFERENCE).standard_normal((REFERENCE_SIZE, dim)))
-    mean, std = float(reference.mean()), float(reference.std())
-    x = _synthetic_inputs(data_seed, sizes, dim)
-    signal = {split: (function(rows) - mean) / std for split, rows in x.items()}
-    return TaskData(x, signal, _difficulty(x, data_seed, None))
+    check_choice("task", task, REGRESSION_DATASETS)
+    return DatasetShape(
+        name=task,
+        dim=_resolve_dim(task, dim),
+        sizes=_pool_sizes(task, num_contexts, num_test_contexts, num_validation_contexts),
+        num_classes=0,
+        data_seed=check_int("data_seed", data_seed, 0, 2**63 - 1),
+    )
 
 
-def classification_task(
+def classification_shape(
     task: str,
     dim: int | None,
     num_classes: int | None,
     num_contexts: int | None,
     num_test_contexts: int | None,
+    num_validation_contexts: int | None,
     data_seed: int,
-    num_validation_contexts: int | None = None,
-) -> TaskData:
-    """Build a classification task's train, test and validation pools.
+) -> DatasetShape:
+    """Check a classification data set's arguments (no data is generated).
 
     Args:
         task: ``"digits"`` (scikit-learn's 8x8 digits, 10 classes, pixels scaled to [0, 1])
@@ -245,38 +261,81 @@ def classification_task(
             pool size; digits has 10.
         num_contexts: Train pool size for ``teacher-mlp`` (None: 4096).
         num_test_contexts: Test pool size for ``teacher-mlp`` (None: 1024).
-        data_seed: Seed of the data set, >= 0.
         num_validation_contexts: Validation pool size for ``teacher-mlp`` (None: 512).
+        data_seed: Seed of the data set, >= 0.
 
     Returns:
-        The pools; ``signal`` holds the clean labels.
+        The validated shape.
     """
-    check_choice("task", task, CLASSIFICATION_TASKS)
+    check_choice("task", task, CLASSIFICATION_DATASETS)
     dim = _resolve_dim(task, dim)
     sizes = _pool_sizes(task, num_contexts, num_test_contexts, num_validation_contexts)
     if task == "digits":
         if num_classes not in (None, 10):
             raise ValueError(
-                f"num_classes={num_classes!r} does not match task='digits' (10 classes)"
+                f"num_classes={num_classes!r} does not match task='digits' (10 classes); "
+                "pass None or 10"
             )
+        classes = 10
+    else:
+        classes = check_int(
+            "num_classes", 100 if num_classes is None else num_classes, 2, sizes["train"]
+        )
+    seed = check_int("data_seed", data_seed, 0, 2**63 - 1)
+    return DatasetShape(name=task, dim=dim, sizes=sizes, num_classes=classes, data_seed=seed)
+
+
+def regression_dataset(shape: DatasetShape) -> Dataset:
+    """Build a regression data set's train, test and validation pools.
+
+    Args:
+        shape: From ``regression_shape``.
+
+    Returns:
+        The pools, with signals standardized under the input distribution.
+    """
+    task, dim, data_seed = shape.name, shape.dim, shape.data_seed
+    if task == "diabetes":
+        features, target = _load_dataset("diabetes")
+        features = _standardize_columns(features)
+        f = target.astype(np.float64)
+        f = (f - f.mean()) / f.std()
+        x, signal = _split_rows(len(f), data_seed, features, f)
+        return Dataset(x, signal, _difficulty(x, data_seed, features))
+    function = _signal_function(task, dim, data_seed)
+    reference = function(stream(data_seed, _REFERENCE).standard_normal((REFERENCE_SIZE, dim)))
+    mean, std = float(reference.mean()), float(reference.std())
+    x = _synthetic_inputs(data_seed, shape.sizes, dim)
+    signal = {split: (function(rows) - mean) / std for split, rows in x.items()}
+    return Dataset(x, signal, _difficulty(x, data_seed, None))
+
+
+def classification_dataset(shape: DatasetShape) -> Dataset:
+    """Build a classification data set's train, test and validation pools.
+
+    Args:
+        shape: From ``classification_shape``.
+
+    Returns:
+        The pools; ``signal`` holds the clean labels.
+    """
+    task, dim, data_seed, num_classes = shape.name, shape.dim, shape.data_seed, shape.num_classes
+    if task == "digits":
         features, labels = _load_dataset("digits")
         x, signal = _split_rows(len(labels), data_seed, features / 16.0, labels.astype(np.int64))
-        return TaskData(x, signal, _difficulty(x, data_seed, features / 16.0), num_classes=10)
-    num_classes = check_int(
-        "num_classes", 100 if num_classes is None else num_classes, 2, sizes["train"]
-    )
+        return Dataset(x, signal, _difficulty(x, data_seed, features / 16.0), num_classes=10)
     # Equal-frequency bins (edges from the reference sample) of a fixed random network's
     # output: balanced classes, so a uniform policy passes 1 / num_classes of the time, and a
     # learnable structure (neighbouring classes are neighbouring output ranges).
     score = _teacher(stream(data_seed, _FUNCTION), dim, hidden=64)
     reference = score(stream(data_seed, _REFERENCE).standard_normal((REFERENCE_SIZE, dim)))
     edges = np.quantile(reference, np.linspace(0.0, 1.0, num_classes + 1)[1:-1])
-    x = _synthetic_inputs(data_seed, sizes, dim)
+    x = _synthetic_inputs(data_seed, shape.sizes, dim)
     signal = {
         split: np.searchsorted(edges, score(rows), side="right").astype(np.int64)
         for split, rows in x.items()
     }
-    return TaskData(x, signal, _difficulty(x, data_seed, None), num_classes=num_classes)
+    return Dataset(x, signal, _difficulty(x, data_seed, None), num_classes=num_classes)
 
 
 def _standardize_columns(x: np.ndarray) -> np.ndarray:

@@ -1,0 +1,175 @@
+"""What one training step optimizes: a policy-gradient estimator, or supervised likelihood.
+
+The trainer runs one loop for every objective; an objective turns a batch of contexts into a
+loss. ``PolicyGradient`` samples N rollouts per context, scores them with the task's core and
+weights their log-probabilities with a registered estimator (``agents.estimators``);
+``Supervised`` maximizes the log-probability of the rollout that writes the observed target
+(the "labels seen directly" reference). ``get_objective(name)`` resolves a
+``TrainConfig.estimator`` name: every registered estimator, plus ``supervised``.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+
+from agents import estimators
+from agents.policies import TaskPolicy
+from maxrl_envs.core import Contexts
+
+SUPERVISED = "supervised"
+
+
+@dataclass
+class StepInputs:
+    """What an objective sees of one step.
+
+    Attributes:
+        agent: The policy bound to its task.
+        contexts: The step's B contexts.
+        group_size: Rollouts N per context (policy-gradient objectives).
+        generator: The run's generator (all training randomness).
+        params: The estimator's parameters (e.g. ``{"order": 4}``).
+        validate: Check values on this step (a host sync; the trainer does it once).
+        with_stats: Also return the logged statistics.
+    """
+
+    agent: TaskPolicy
+    contexts: Contexts
+    group_size: int
+    generator: torch.Generator
+    params: dict[str, Any] = field(default_factory=dict)
+    validate: bool = False
+    with_stats: bool = False
+
+
+class Objective(ABC):
+    """A training objective.
+
+    Attributes:
+        name: Its ``TrainConfig.estimator`` name.
+        role: ``maxrl``, ``baseline`` or ``reference`` (how reports group agents).
+        min_group_size: Fewest rollouts N per context it accepts.
+        params: Estimator parameters a run may set.
+    """
+
+    name: str
+    role: str
+    min_group_size: int = 1
+    params: tuple[str, ...] = ()
+
+    @abstractmethod
+    def rollouts_per_context(self, group_size: int) -> int:
+        """Rollouts (budget units) one context costs per step."""
+
+    def check_params(self, params: dict[str, Any]) -> None:
+        """Refuse parameters this objective does not take (None values always pass).
+
+        Raises:
+            ValueError: Naming the parameter and the estimators that take it.
+        """
+        given = {k: val for k, val in params.items() if val is not None}
+        if given:
+            key, value = next(iter(given.items()))
+            raise ValueError(
+                f"{key}={value!r} is not used by estimator={self.name!r}; allowed: None"
+            )
+
+    @abstractmethod
+    def loss(self, step: StepInputs) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """The step's loss and, when ``step.with_stats``, detached statistics by tag."""
+
+
+class PolicyGradient(Objective):
+    """Sample N rollouts per context and weight their scores with an estimator.
+
+    Args:
+        estimator: A registry entry of ``agents.estimators``.
+    """
+
+    def __init__(self, estimator: estimators.Estimator) -> None:
+        self.estimator = estimator
+        self.name = estimator.name
+        self.role = estimator.role
+        self.min_group_size = estimator.min_group_size
+        self.params = estimator.params
+
+    def rollouts_per_context(self, group_size: int) -> int:
+        """N."""
+        return group_size
+
+    def check_params(self, params: dict[str, Any]) -> None:
+        """The estimator's own check (see ``agents.estimators.check_params``)."""
+        estimators.check_params(self.estimator, params)
+
+    def loss(self, step: StepInputs) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """-(A.detach() * log m(z | x)).mean() with A from the estimator."""
+        agent = step.agent
+        rollouts, prediction = agent.rollouts(step.contexts, step.group_size, step.generator)
+        # Input checks are host syncs: the policy's outputs are checked on the first step.
+        scores = agent.core.score(step.contexts, prediction, validate=step.validate)
+        params = {k: v for k, v in step.params.items() if v is not None}
+        if self.estimator.input == "likelihood":
+            # Log-space keeps Gaussian-head likelihoods that underflow float32 distinct.
+            weights = self.estimator.weights(
+                scores.log_reward, log_space=True, validate=step.validate, **params
+            )
+        else:
+            weights = self.estimator.weights(scores.reward, validate=step.validate, **params)
+        loss = -(weights.detach() * rollouts.log_prob).mean()
+        stats: dict[str, torch.Tensor] = {}
+        if step.with_stats:
+            log_reward = scores.log_reward
+            stats["rollout/ep_rew_mean"] = scores.reward.mean()
+            stats["train/entropy"] = rollouts.entropy.mean()
+            stats["estimator/weight_mean"] = weights.mean()
+            stats["estimator/weight_std"] = weights.std(unbiased=False)
+            stats["estimator/no_signal_frac"] = (
+                (log_reward.amax(1) == log_reward.amin(1)).float().mean()
+            )
+        return loss, stats
+
+
+class Supervised(Objective):
+    """Maximize log m(z* | x) of the rollout z* that writes the observed target.
+
+    Gaussian NLL of y / prediction_range, cross-entropy on the label, or on the target's
+    digits; one label per context, so a step costs B rollouts of budget.
+    """
+
+    name = SUPERVISED
+    role = "reference"
+
+    def rollouts_per_context(self, group_size: int) -> int:
+        """1: one label per context."""
+        return 1
+
+    def loss(self, step: StepInputs) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """Mean negative log-likelihood of the label rollouts."""
+        agent = step.agent
+        labels = agent.labels(step.contexts)
+        return -agent.policy.log_prob(step.contexts.obs, labels).mean(), {}
+
+
+def objective_names() -> tuple[str, ...]:
+    """Every name ``get_objective`` resolves: the registered estimators, then supervised."""
+    return (*estimators.estimator_names(), SUPERVISED)
+
+
+def get_objective(name: str) -> Objective:
+    """The objective called ``name``.
+
+    Raises:
+        ValueError: An unknown name, listing the allowed ones.
+    """
+    if name == SUPERVISED:
+        return Supervised()
+    if not isinstance(name, str) or name not in estimators.ESTIMATORS:
+        raise ValueError(
+            f"estimator={name!r} is invalid; allowed: {', '.join(objective_names())} "
+            "(add one with agents.estimators.register_estimator)"
+        )
+    return PolicyGradient(estimators.get_estimator(name))

@@ -1,0 +1,292 @@
+"""One run-directory lifecycle for every agent, and the project's atomic file writes.
+
+A run directory ``log_dir/run_name`` holds a run's TensorBoard events, ``config.json`` (the
+settings that decide what it computes), a checkpoint written atomically at every evaluation,
+and ``final.json`` once the run is done. Our trainer (``agents.trainer``) and the
+Stable-Baselines3 runner (``agents.sb3_baselines``) both go through ``RunDirectory``:
+
+- ``prepare(resume)`` starts over (``resume=False``), or checks that the stored run was made
+  with the same settings, from ``config.json`` or, when that file is gone, from the config
+  the checkpoint carries; a mismatch is refused with the fields that differ. A finished run's
+  metrics are returned without training again.
+- ``save_checkpoint`` and ``write_final`` replace their files atomically, so a run killed at
+  any moment leaves the previous checkpoint or the new one, never half of one.
+
+Atomic writes: ``atomic_write`` writes a temporary file in the same directory, flushes and
+fsyncs it, then ``os.replace``s it over the target (a directory variant swaps a whole
+folder). Every file this project writes goes through one of them.
+"""
+
+from __future__ import annotations
+
+import errno
+import json
+import math
+import os
+import shutil
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import Any
+
+CONFIG = "config.json"
+FINAL = "final.json"
+
+
+# --------------------------------------------------------------------------------------------
+# Atomic writes and safe JSON
+# --------------------------------------------------------------------------------------------
+
+
+def json_safe(value: Any) -> Any:
+    """Replace non-finite floats by their strings (``"nan"``, ``"inf"``) so JSON stays strict."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)
+    if isinstance(value, dict):
+        return {str(k): json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [json_safe(v) for v in value]
+    return value
+
+
+def _explain(err: OSError, path: Path) -> OSError:
+    """The same error with the path and, for a full disk, a plain statement."""
+    if err.errno == errno.ENOSPC:
+        return OSError(err.errno, f"no space left on device while writing {path}")
+    if err.errno in (errno.EACCES, errno.EROFS, errno.EPERM):
+        return OSError(err.errno, f"{path} is not writable ({os.strerror(err.errno)})")
+    return err
+
+
+def atomic_write(path: str | os.PathLike[str], write: Callable[[Path], None]) -> None:
+    """Write ``path`` atomically: ``write(tmp)`` fills a temporary file, which then replaces it.
+
+    The temporary file sits in the same directory (so the rename is atomic), is fsynced
+    before the rename, and is removed if anything fails. A full disk raises
+    ``OSError`` saying "no space left"; the previous file is untouched.
+    """
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    try:
+        write(tmp)
+        with open(tmp, "rb+") as handle:
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except OSError as err:
+        raise _explain(err, path) from err
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+
+
+def atomic_write_text(path: str | os.PathLike[str], text: str) -> None:
+    """Write a UTF-8 text file atomically."""
+    atomic_write(path, lambda tmp: tmp.write_text(text, encoding="utf-8"))
+
+
+def atomic_write_json(path: str | os.PathLike[str], data: Any) -> None:
+    """Write strict JSON (non-finite floats as strings) atomically, keys sorted."""
+    text = json.dumps(json_safe(data), indent=2, sort_keys=True, allow_nan=False, default=str)
+    atomic_write_text(path, text + "\n")
+
+
+def atomic_replace_dir(path: str | os.PathLike[str], fill: Callable[[Path], None]) -> None:
+    """Replace directory ``path`` by one that ``fill(tmp_dir)`` writes.
+
+    As atomically as POSIX allows: the old directory is renamed aside, the new one renamed
+    in, the old one removed.
+
+    A process killed between the two renames leaves only the aside copy;
+    ``recover_dir(path)`` (called before reading) moves it back.
+    """
+    path = Path(path)
+    tmp = path.with_name(f"{path.name}.tmp{os.getpid()}")
+    old = path.with_name(f"{path.name}.old{os.getpid()}")
+    shutil.rmtree(tmp, ignore_errors=True)
+    try:
+        tmp.mkdir(parents=True)
+        fill(tmp)
+        if path.exists():
+            os.replace(path, old)
+        os.replace(tmp, path)
+    except OSError as err:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise _explain(err, path) from err
+    shutil.rmtree(old, ignore_errors=True)
+
+
+def recover_dir(path: str | os.PathLike[str], complete: Callable[[Path], bool]) -> None:
+    """Undo a directory swap cut between its renames; drop leftover temporary copies.
+
+    Args:
+        path: The directory ``atomic_replace_dir`` writes.
+        complete: Whether a candidate directory holds a whole copy.
+    """
+    path = Path(path)
+    for old in sorted(path.parent.glob(path.name + ".old*")):
+        if not path.exists() and complete(old):
+            os.replace(old, path)
+        else:
+            shutil.rmtree(old, ignore_errors=True)
+    for tmp in path.parent.glob(path.name + ".tmp*"):
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+class CorruptFileError(ValueError):
+    """A run file exists but cannot be read (truncated, empty or not what it should be)."""
+
+    def __init__(self, path: Path, problem: str) -> None:
+        super().__init__(f"{path} is corrupt ({problem})")
+        self.path = path
+
+
+def read_json(path: str | os.PathLike[str], expect: type = dict) -> Any:
+    """Read a JSON file written by this project.
+
+    Raises:
+        CorruptFileError: The file is empty, truncated, not JSON, or not of type ``expect``,
+            naming the file and the problem.
+        FileNotFoundError: The file does not exist.
+    """
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as err:
+        raise CorruptFileError(path, f"not UTF-8 text: {err.reason}") from None
+    if not text.strip():
+        raise CorruptFileError(path, "empty file")
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as err:
+        raise CorruptFileError(path, f"not valid JSON: {err.msg} at line {err.lineno}") from None
+    if not isinstance(data, expect):
+        raise CorruptFileError(path, f"expected a JSON {expect.__name__}")
+    return data
+
+
+def set_aside(path: str | os.PathLike[str]) -> Path:
+    """Rename a corrupt file or folder to ``<name>.corrupt[-k]`` (kept for inspection)."""
+    path = Path(path)
+    target = path.with_name(path.name + ".corrupt")
+    k = 1
+    while target.exists():
+        k += 1
+        target = path.with_name(f"{path.name}.corrupt-{k}")
+    os.replace(path, target)
+    return target
+
+
+# --------------------------------------------------------------------------------------------
+# The run directory
+# --------------------------------------------------------------------------------------------
+
+
+class RunDirectory:
+    """The lifecycle of one run directory, shared by every agent.
+
+    Args:
+        path: ``log_dir/run_name``.
+        config: The run's settings as plain JSON data (what ``config.json`` holds).
+        ignore: Config keys that do not change what the run computes (paths, progress bars,
+            devices, threads): not compared when a stored run is resumed.
+        checkpoint: Name of the checkpoint file or folder inside the directory.
+        checkpoint_config: Reads the config the checkpoint carries (None if it carries none
+            or there is no checkpoint); used when ``config.json`` is missing.
+        restart_hint: How the user starts over, for the mismatch message (e.g. the CLI flag
+            ``--no-resume``, or ``resume=False``).
+    """
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        config: dict[str, Any],
+        *,
+        ignore: Iterable[str] = (),
+        checkpoint: str = "checkpoint.pt",
+        checkpoint_config: Callable[[Path], dict[str, Any] | None] | None = None,
+        restart_hint: str = "resume=False",
+    ) -> None:
+        self.path = Path(path)
+        self.config = json.loads(json.dumps(json_safe(config), default=str))  # as stored
+        self.ignore = tuple(ignore)
+        self.checkpoint = self.path / checkpoint
+        self.checkpoint_config = checkpoint_config
+        self.restart_hint = restart_hint
+
+    @property
+    def config_path(self) -> Path:
+        """``config.json``."""
+        return self.path / CONFIG
+
+    @property
+    def final_path(self) -> Path:
+        """``final.json``."""
+        return self.path / FINAL
+
+    def _comparable(self, config: dict[str, Any]) -> dict[str, Any]:
+        return {k: v for k, v in config.items() if k not in self.ignore}
+
+    def clear(self) -> None:
+        """Delete the run's files: checkpoint, ``final.json``, ``config.json``, events."""
+        for path in (self.final_path, self.config_path):
+            path.unlink(missing_ok=True)
+        if self.checkpoint.is_dir():
+            shutil.rmtree(self.checkpoint)
+        else:
+            self.checkpoint.unlink(missing_ok=True)
+        for path in self.path.glob("events.out.tfevents.*"):
+            path.unlink()
+
+    def stored_config(self) -> tuple[dict[str, Any] | None, str]:
+        """The config of the run stored here, and where it came from (None, "" if none)."""
+        if self.config_path.exists():
+            return read_json(self.config_path), str(self.config_path)
+        if self.checkpoint_config is not None and self.checkpoint.exists():
+            stored = self.checkpoint_config(self.checkpoint)
+            if stored is not None:
+                return stored, f"the config inside {self.checkpoint}"
+        return None, ""
+
+    def prepare(self, resume: bool) -> dict[str, Any] | None:
+        """Make the directory ready for this config.
+
+        Args:
+            resume: Continue a stored run (and return a finished one's result); False
+                deletes the run's files first.
+
+        Returns:
+            The ``final.json`` record of a finished run (when resuming), else None.
+
+        Raises:
+            ValueError: The directory holds a run with different settings (naming them).
+            CorruptFileError: ``config.json`` or ``final.json`` cannot be read.
+        """
+        try:
+            self.path.mkdir(parents=True, exist_ok=True)
+        except OSError as err:
+            raise _explain(err, self.path) from err
+        if not resume:
+            self.clear()
+        stored, source = self.stored_config()
+        if stored is not None:
+            old, new = self._comparable(stored), self._comparable(self.config)
+            differ = sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
+            if differ:
+                shown = "; ".join(f"{k}: {old.get(k)!r} -> {new.get(k)!r}" for k in differ[:6])
+                raise ValueError(
+                    f"run directory {self.path} holds a run with different settings "
+                    f"(from {source}: {shown}); use the same settings, another run name, or "
+                    f"{self.restart_hint} to start over"
+                )
+        if not self.config_path.exists():
+            atomic_write_json(self.config_path, self.config)
+        if resume and self.final_path.exists():
+            record = read_json(self.final_path)
+            if not isinstance(record.get("metrics"), dict):
+                raise CorruptFileError(self.final_path, "no 'metrics' object")
+            return record
+        return None
+
+    def write_final(self, record: dict[str, Any]) -> None:
+        """Write ``final.json`` (metrics, config, anything else) atomically."""
+        atomic_write_json(self.final_path, {**record, "config": self.config})
