@@ -11,7 +11,7 @@ SB3's own tags (``train/*``, ``rollout/*``, ``time/*``) go to the same run direc
 own x-axis, ``num_timesteps`` (env steps).
 
 Hyperparameters are "zoo-style" defaults, one fixed setting per algorithm
-(``SB3_DEFAULTS``), overridable per run with ``hyperparams``. The run directory
+(``SB3_BASELINES``), overridable per run with ``hyperparams``. The run directory
 ``log_dir/run_name`` holds the TensorBoard events, an atomic checkpoint (``checkpoint/``:
 model, replay buffer for off-policy algorithms, state) written after every evaluation, and
 ``final.json`` once the run is done. A rerun with ``resume=True`` returns ``final.json``
@@ -44,25 +44,66 @@ from agents.runs import (
 from maxrl_envs import validation as v
 from maxrl_envs.core import SPLITS
 
-#: Algorithms and the action spaces they support.
-SB3_ALGORITHMS: dict[str, tuple[str, ...]] = {
-    "PPO": ("box", "discrete"),
-    "A2C": ("box", "discrete"),
-    "SAC": ("box",),
-    "TD3": ("box",),
-    "DQN": ("discrete",),
-}
-ON_POLICY = ("PPO", "A2C")
 
-#: Zoo-style defaults: sub-envs and constructor keyword arguments per algorithm. On-policy
-#: algorithms use 16 sub-envs; PPO collects 16 x 64 = 1024 rollouts per update with
-#: minibatches of 256 (rl-baselines3-zoo's setting for small MLP tasks), A2C keeps SB3's
-#: defaults (n_steps 5, RMSprop, lr 7e-4). Off-policy algorithms keep SB3's defaults; their
-#: replay buffer is capped at the budget (it then holds every transition, as 1e6 would).
-SB3_DEFAULTS: dict[str, dict[str, Any]] = {
-    "PPO": {
-        "num_envs": 16,
-        "hyperparams": {
+@dataclass(frozen=True)
+class SB3Baseline:
+    """A registered SB3 baseline: the algorithm and the project's settings for it.
+
+    Attributes:
+        algo: Name (the SB3 class name, e.g. ``PPO``); suites call the agent ``algo.lower()``.
+        families: Action spaces it supports: ``box`` and/or ``discrete``.
+        on_policy: Collects ``n_steps`` per sub-env between updates (else a replay buffer).
+        num_envs: Sub-envs.
+        hyperparams: Constructor keyword arguments (overridable per run).
+        algorithm: The class (None: ``getattr(stable_baselines3, algo)``).
+    """
+
+    algo: str
+    families: tuple[str, ...]
+    on_policy: bool
+    num_envs: int = 16
+    hyperparams: dict[str, Any] = field(default_factory=dict)
+    algorithm: type | None = None
+
+    def algorithm_class(self) -> type:
+        """The SB3 algorithm class."""
+        if self.algorithm is not None:
+            return self.algorithm
+        import stable_baselines3
+
+        return getattr(stable_baselines3, self.algo)
+
+
+#: Algorithm name -> baseline. ``register_sb3_baseline`` adds to it.
+SB3_BASELINES: dict[str, SB3Baseline] = {}
+
+
+def register_sb3_baseline(baseline: SB3Baseline) -> SB3Baseline:
+    """Add an SB3 baseline for runs (``SB3Config.algo``) and suites (agent ``algo.lower()``).
+
+    Raises:
+        ValueError: A taken name or an unknown action-space family.
+    """
+    if not set(baseline.families) <= {"box", "discrete"} or not baseline.families:
+        raise ValueError(f"families={baseline.families!r} must be 'box' and/or 'discrete'")
+    existing = SB3_BASELINES.get(baseline.algo)
+    if existing is not None and existing != baseline:
+        raise ValueError(f"an SB3 baseline named {baseline.algo!r} is already registered")
+    SB3_BASELINES[baseline.algo] = baseline
+    return baseline
+
+
+# Zoo-style defaults. On-policy algorithms use 16 sub-envs; PPO collects 16 x 64 = 1024
+# rollouts per update with minibatches of 256 (rl-baselines3-zoo's setting for small MLP
+# tasks), A2C keeps SB3's defaults (n_steps 5, RMSprop, lr 7e-4). Off-policy algorithms keep
+# SB3's defaults; their replay buffer is capped at the budget (it then holds every
+# transition, as 1e6 would).
+for _baseline in (
+    SB3Baseline(
+        "PPO",
+        ("box", "discrete"),
+        on_policy=True,
+        hyperparams={
             "learning_rate": 3e-4,
             "n_steps": 64,
             "batch_size": 256,
@@ -72,14 +113,18 @@ SB3_DEFAULTS: dict[str, dict[str, Any]] = {
             "clip_range": 0.2,
             "ent_coef": 0.0,
         },
-    },
-    "A2C": {
-        "num_envs": 16,
-        "hyperparams": {"learning_rate": 7e-4, "n_steps": 5, "gamma": 0.99, "ent_coef": 0.0},
-    },
-    "SAC": {
-        "num_envs": 16,
-        "hyperparams": {
+    ),
+    SB3Baseline(
+        "A2C",
+        ("box", "discrete"),
+        on_policy=True,
+        hyperparams={"learning_rate": 7e-4, "n_steps": 5, "gamma": 0.99, "ent_coef": 0.0},
+    ),
+    SB3Baseline(
+        "SAC",
+        ("box",),
+        on_policy=False,
+        hyperparams={
             "learning_rate": 3e-4,
             "batch_size": 256,
             "learning_starts": 100,
@@ -87,10 +132,12 @@ SB3_DEFAULTS: dict[str, dict[str, Any]] = {
             "gradient_steps": 1,
             "gamma": 0.99,
         },
-    },
-    "TD3": {
-        "num_envs": 16,
-        "hyperparams": {
+    ),
+    SB3Baseline(
+        "TD3",
+        ("box",),
+        on_policy=False,
+        hyperparams={
             "learning_rate": 1e-3,
             "batch_size": 256,
             "learning_starts": 100,
@@ -98,10 +145,12 @@ SB3_DEFAULTS: dict[str, dict[str, Any]] = {
             "gradient_steps": 1,
             "gamma": 0.99,
         },
-    },
-    "DQN": {
-        "num_envs": 16,
-        "hyperparams": {
+    ),
+    SB3Baseline(
+        "DQN",
+        ("discrete",),
+        on_policy=False,
+        hyperparams={
             "learning_rate": 1e-4,
             "batch_size": 32,
             "learning_starts": 100,
@@ -111,8 +160,16 @@ SB3_DEFAULTS: dict[str, dict[str, Any]] = {
             "exploration_final_eps": 0.05,
             "gamma": 0.99,
         },
-    },
-}
+    ),
+):
+    register_sb3_baseline(_baseline)
+
+
+def get_baseline(algo: Any) -> SB3Baseline:
+    """The registered baseline called ``algo``; ``ValueError`` listing the names otherwise."""
+    v.check_choice("algo", algo, SB3_BASELINES)
+    return SB3_BASELINES[algo]
+
 
 #: Constructor arguments the runner sets itself and ``hyperparams`` may not override.
 _MANAGED = ("policy", "env", "device", "seed", "tensorboard_log", "verbose", "_init_setup_model")
@@ -143,8 +200,8 @@ class SB3Config:
             ``num_envs * train_freq`` off-policy), so the run takes the budget rounded down
             to whole collections; the result's ``rollouts`` says how many were used.
         seed: Seed of the model and the env.
-        num_envs: Sub-envs; None uses ``SB3_DEFAULTS``.
-        hyperparams: Constructor keyword arguments merged over ``SB3_DEFAULTS``.
+        num_envs: Sub-envs; None uses the baseline's (``SB3_BASELINES``).
+        hyperparams: Constructor keyword arguments merged over the baseline's.
         eval_every: Evaluate and checkpoint every this many rollouts (and always at 0 and
             at the end; 0: only then).
         eval_samples: Samples per context in evaluation (M).
@@ -160,7 +217,7 @@ class SB3Config:
 
     env_id: str = _rule(v.check_str, "MaxRLRegression-v0")
     env_kwargs: dict[str, Any] = _rule(v.mapping(), factory=dict)
-    algo: str = _rule(v.choice(tuple(SB3_ALGORITHMS)), "PPO")
+    algo: str = _rule(v.choice(lambda: tuple(SB3_BASELINES)), "PPO")
     budget: int = _rule(v.integer(1), 100_000)
     seed: int = _rule(v.integer(0, 2**32 - 1), 0)
     num_envs: int | None = _rule(v.optional(v.integer(1)), None)
@@ -184,17 +241,10 @@ class SB3Config:
 
 def resolved_settings(config: SB3Config) -> tuple[int, dict[str, Any]]:
     """Sub-env count and constructor keyword arguments after defaults and overrides."""
-    algo = v.check_choice("algo", config.algo, SB3_ALGORITHMS)
-    defaults = SB3_DEFAULTS[algo]
-    num_envs = int(config.num_envs if config.num_envs is not None else defaults["num_envs"])
-    hyperparams = {**defaults["hyperparams"], **dict(config.hyperparams)}
+    baseline = get_baseline(config.algo)
+    num_envs = int(config.num_envs if config.num_envs is not None else baseline.num_envs)
+    hyperparams = {**baseline.hyperparams, **dict(config.hyperparams)}
     return num_envs, hyperparams
-
-
-def _algorithm_class(algo: str) -> type:
-    import stable_baselines3
-
-    return getattr(stable_baselines3, algo)
 
 
 def env_facts(env_id: str, env_kwargs: dict[str, Any]) -> tuple[str, str, int]:
@@ -219,7 +269,7 @@ def steps_per_collect(algo: str, num_envs: int, hyperparams: dict[str, Any]) -> 
 
     On-policy: ``num_envs * n_steps``; off-policy: ``num_envs * train_freq`` (in steps).
     """
-    if algo in ON_POLICY:
+    if get_baseline(algo).on_policy:
         return num_envs * int(hyperparams.get("n_steps", 1))
     freq = hyperparams.get("train_freq", 1)
     steps = freq if isinstance(freq, int) else freq[0] if freq[-1] == "step" else 1
@@ -249,15 +299,15 @@ def validate_sb3_config(config: SB3Config) -> None:
     v.check_fields(config)
     algo = config.algo
     kind, family, episode_length = env_facts(config.env_id, config.env_kwargs)
-    if family not in SB3_ALGORITHMS[algo]:
-        allowed = [a for a, fams in SB3_ALGORITHMS.items() if family in fams]
+    if family not in get_baseline(algo).families:
+        allowed = [b.algo for b in SB3_BASELINES.values() if family in b.families]
         raise ValueError(
             f"algo={algo!r} does not support the {family} action space of "
             f"{config.env_id!r} ({kind}); allowed for it: {', '.join(allowed)}"
         )
     num_envs, hyperparams = resolved_settings(config)
     v.check_int("num_envs", num_envs, 1)
-    params = inspect.signature(_algorithm_class(algo).__init__).parameters
+    params = inspect.signature(get_baseline(algo).algorithm_class().__init__).parameters
     allowed_names = sorted(n for n in params if n not in (*_MANAGED, "self", "kwargs"))
     for name in hyperparams:
         if name in _MANAGED or name not in params:
@@ -267,7 +317,7 @@ def validate_sb3_config(config: SB3Config) -> None:
             )
     per_collect = steps_per_collect(algo, num_envs, hyperparams)
     if config.budget * episode_length < per_collect:
-        what = "n_steps" if algo in ON_POLICY else "train_freq"
+        what = "n_steps" if get_baseline(algo).on_policy else "train_freq"
         raise ValueError(
             f"budget={config.budget!r} rollouts is smaller than one {algo} update of "
             f"{per_collect} env steps ({num_envs} sub-envs x {what}="
@@ -358,7 +408,7 @@ class _Run:
         self.elapsed = 0.0
         self.started = time.perf_counter()
         self.store = _Checkpoint(run_dir)
-        self.off_policy = config.algo not in ON_POLICY
+        self.off_policy = not get_baseline(config.algo).on_policy
 
     def rollouts(self, model: Any) -> int:
         return int(model.num_timesteps) // self.episode_length
@@ -422,7 +472,7 @@ def run_settings(config: SB3Config) -> dict[str, Any]:
     """What a run computes: the config with its resolved sub-envs and hyperparameters."""
     num_envs, hyperparams = resolved_settings(config)
     _, _, episode_length = env_facts(config.env_id, config.env_kwargs)
-    if config.algo not in ON_POLICY:
+    if not get_baseline(config.algo).on_policy:
         hyperparams.setdefault(
             "buffer_size", max(1, min(1_000_000, config.budget * episode_length))
         )
@@ -465,7 +515,7 @@ def train_sb3(config: SB3Config) -> dict[str, float]:
     _, _, episode_length = env_facts(config.env_id, config.env_kwargs)
     num_envs, hyperparams = settings["num_envs"], dict(settings["hyperparams"])
     env = make_sb3_vec_env(config.env_id, num_envs, config.seed, **config.env_kwargs)
-    cls = _algorithm_class(config.algo)
+    cls = get_baseline(config.algo).algorithm_class()
     run = _Run(config, run_dir, episode_length, directory.config)
     try:
         if config.resume and run.store.exists():
@@ -508,18 +558,19 @@ def _log_interval(
     a short run); off-policy ones count episodes, which here end at every step of every
     sub-env, so their default (4) would log at every step.
     """
-    if config.algo in ON_POLICY:
+    if get_baseline(config.algo).on_policy:
         updates = total_steps // steps_per_collect(config.algo, num_envs, hyperparams)
         return max(1, updates // 100)
     return max(1, config.budget // 100)
 
 
 __all__ = [
-    "ON_POLICY",
-    "SB3_ALGORITHMS",
-    "SB3_DEFAULTS",
+    "SB3_BASELINES",
+    "SB3Baseline",
     "SB3Config",
+    "get_baseline",
     "read_final",
+    "register_sb3_baseline",
     "resolved_settings",
     "train_sb3",
     "validate_sb3_config",

@@ -62,8 +62,6 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover - exercised on Python 3.10 only
     import tomli as tomllib
 
-#: SB3 algorithms available as built-in agents, by agent name.
-SB3_AGENTS = {"ppo": "PPO", "a2c": "A2C", "sac": "SAC", "td3": "TD3", "dqn": "DQN"}
 #: Older names of settings, read as aliases (the report labels both N and B).
 SETTING_ALIASES = {"rollouts": "group_size", "contexts": "num_groups"}
 
@@ -659,11 +657,16 @@ def _check_settings(s: dict[str, Any], where: str) -> None:
 
 
 def builtin_agents() -> dict[str, dict[str, Any]]:
-    """Agents every suite knows: each registered objective (our trainer) and SB3's."""
+    """Agents every suite knows: each registered objective and SB3 baseline.
+
+    Objectives run on our trainer under their own name; SB3 baselines are named in lower
+    case (``ppo``, ``a2c``, ...).
+    """
     from agents.objectives import objective_names
+    from agents.sb3_baselines import SB3_BASELINES
 
     ours = {name: {"estimator": name} for name in objective_names()}
-    return {**ours, **{name: {"sb3": algo} for name, algo in SB3_AGENTS.items()}}
+    return {**ours, **{algo.lower(): {"sb3": algo} for algo in SB3_BASELINES}}
 
 
 def _agent_table(table: Any, where: str) -> dict[str, AgentSpec]:
@@ -684,12 +687,12 @@ def _agent_spec(name: str, spec: dict[str, Any], where: str) -> AgentSpec:
     if ("estimator" in spec) == ("sb3" in spec):
         raise SuiteError(f"{here}: set exactly one of estimator (our trainer) or sb3 (algorithm)")
     if "sb3" in spec:
-        from agents.sb3_baselines import SB3_ALGORITHMS
+        from agents.sb3_baselines import SB3_BASELINES
 
         algo = spec.pop("sb3")
-        if algo not in SB3_ALGORITHMS:
+        if algo not in SB3_BASELINES:
             raise SuiteError(
-                f"{here}: sb3={algo!r} is invalid; allowed: {', '.join(SB3_ALGORITHMS)}"
+                f"{here}: sb3={algo!r} is invalid; allowed: {', '.join(SB3_BASELINES)}"
             )
         _check_keys(spec, ("num_envs", "hyperparams"), here)
         return AgentSpec(name, "sb3", algo, spec, role or "baseline")

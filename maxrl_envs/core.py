@@ -23,12 +23,12 @@ from maxrl_envs._threads import serial_on_cpu
 from maxrl_envs.datasets import (
     _SPLIT_TAGS,
     CLASSIFICATION_DATASETS,
-    REGRESSION_DATASETS,
     Dataset,
     DatasetShape,
     classification_dataset,
     classification_shape,
     regression_dataset,
+    regression_datasets,
     regression_shape,
     stream,
 )
@@ -238,7 +238,7 @@ class RegressionSpec:
     data_seed: int = 0
 
     def __post_init__(self) -> None:
-        check_choice("task", self.task, REGRESSION_DATASETS)
+        check_choice("task", self.task, regression_datasets())
         set_ = functools.partial(object.__setattr__, self)
         set_("snr", _in_range("snr", self.snr, *SNR_RANGE))
         set_("noise", check_choice("noise", self.noise, NOISE_FAMILIES))

@@ -23,6 +23,7 @@ from scipy.special import ndtr
 
 from maxrl_envs.validation import check_choice, check_int
 
+#: The built-in regression data sets (``regression_datasets()`` adds registered signals).
 REGRESSION_DATASETS = ("linear", "teacher-mlp", "sine", "diabetes")
 CLASSIFICATION_DATASETS = ("digits", "teacher-mlp")
 SYNTHETIC_DEFAULT_DIM = 8
@@ -155,18 +156,50 @@ def _teacher(rng: np.random.Generator, dim: int, hidden: int) -> Callable[[np.nd
     return lambda x: np.tanh(x @ w1 + b1) @ w2
 
 
-def _signal_function(task: str, dim: int, data_seed: int) -> Callable[[np.ndarray], np.ndarray]:
-    rng = stream(data_seed, _FUNCTION)
-    if task == "linear":
-        weights = rng.standard_normal(dim)
-        return lambda x: x @ weights
-    if task == "teacher-mlp":
-        return _teacher(rng, dim, hidden=32)
-    # sine: an oscillating ridge function along a random direction plus a weak linear trend
+def _linear(rng: np.random.Generator, dim: int) -> Callable[[np.ndarray], np.ndarray]:
+    weights = rng.standard_normal(dim)
+    return lambda x: x @ weights
+
+
+def _sine(rng: np.random.Generator, dim: int) -> Callable[[np.ndarray], np.ndarray]:
+    # An oscillating ridge function along a random direction plus a weak linear trend.
     direction = rng.standard_normal(dim)
     direction /= np.linalg.norm(direction)
     trend = rng.standard_normal(dim)
     return lambda x: np.sin(2.0 * (x @ direction)) + 0.3 * (x @ trend) / np.sqrt(dim)
+
+
+#: A synthetic regression signal: ``make(rng, dim)`` draws a function f of ``[n, dim]``
+#: standard-normal inputs (the data set standardizes it, so its scale does not matter).
+SignalMaker = Callable[[np.random.Generator, int], Callable[[np.ndarray], np.ndarray]]
+#: Synthetic regression signals by name (the env keyword ``task``).
+SIGNALS: dict[str, SignalMaker] = {
+    "linear": _linear,
+    "teacher-mlp": lambda rng, dim: _teacher(rng, dim, hidden=32),
+    "sine": _sine,
+}
+
+
+def register_signal(name: str, make: SignalMaker) -> None:
+    """Add a synthetic regression data set: ``task=name`` then draws f from ``make(rng, dim)``.
+
+    Raises:
+        ValueError: The name is taken (by a signal or a scikit-learn data set).
+    """
+    if not isinstance(name, str) or not name:
+        raise ValueError(f"name={name!r} must be a non-empty string")
+    if name in DATASET_DIMS or (name in SIGNALS and SIGNALS[name] is not make):
+        raise ValueError(f"a regression data set named {name!r} already exists")
+    SIGNALS[name] = make
+
+
+def regression_datasets() -> tuple[str, ...]:
+    """Names of the regression data sets: the synthetic signals, then scikit-learn's."""
+    return (*SIGNALS, "diabetes")
+
+
+def _signal_function(task: str, dim: int, data_seed: int) -> Callable[[np.ndarray], np.ndarray]:
+    return SIGNALS[task](stream(data_seed, _FUNCTION), dim)
 
 
 def _difficulty(
@@ -230,7 +263,7 @@ def regression_shape(
     Returns:
         The validated shape.
     """
-    check_choice("task", task, REGRESSION_DATASETS)
+    check_choice("task", task, regression_datasets())
     return DatasetShape(
         name=task,
         dim=_resolve_dim(task, dim),

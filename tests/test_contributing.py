@@ -1,0 +1,143 @@
+"""The worked examples of docs/contributing.md run: a plugin registered from outside the
+package (estimator, task kind, data set, preset, SB3 baseline) works everywhere by name.
+"""
+
+from __future__ import annotations
+
+import importlib
+import re
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import gymnasium as gym
+import numpy as np
+import pytest
+import torch
+from gymnasium.envs.registration import registry
+from gymnasium.utils.env_checker import check_env as gym_check_env
+from stable_baselines3.common.env_checker import check_env as sb3_check_env
+
+from agents import estimators
+from agents.sb3_baselines import SB3_BASELINES, SB3Config, train_sb3
+from agents.trainer import TrainConfig, train
+from benchmarks.run import main as bench_main
+from benchmarks.suite import load_suite, validate_suite
+from maxrl_envs import TASK_KINDS, make_task
+from maxrl_envs.datasets import SIGNALS
+
+DOC = Path(__file__).resolve().parents[1] / "docs" / "contributing.md"
+
+
+def code_blocks(name: str) -> str:
+    """The code blocks of contributing.md whose info string names ``name``, joined."""
+    pattern = re.compile(r"^```\w+ " + re.escape(name) + r"\n(.*?)^```", re.M | re.S)
+    blocks = pattern.findall(DOC.read_text(encoding="utf-8"))
+    assert blocks, f"no code block for {name} in {DOC}"
+    return "\n\n".join(blocks)
+
+
+@pytest.fixture(scope="module")
+def plugin(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """Write the doc's plugin to a folder on sys.path, import it; unregister afterwards."""
+    folder = tmp_path_factory.mktemp("plugin")
+    (folder / "my_plugin.py").write_text(code_blocks("my_plugin.py"), encoding="utf-8")
+    (folder / "my-suite.toml").write_text(code_blocks("my-suite.toml"), encoding="utf-8")
+    sys.path.insert(0, str(folder))
+    try:
+        importlib.import_module("my_plugin")
+        yield folder
+    finally:
+        sys.path.remove(str(folder))
+        sys.modules.pop("my_plugin", None)
+        estimators.ESTIMATORS.pop("half-baseline", None)
+        TASK_KINDS.pop("toy-sign", None)
+        SIGNALS.pop("cubic", None)
+        SB3_BASELINES.pop("DDPG", None)
+        for env_id in ("ToySign-v0", "CubicLowSNR-v0"):
+            registry.pop(env_id, None)
+
+
+def test_plugin_estimator_trains_by_name(plugin: Path, tmp_path: Path) -> None:
+    config = TrainConfig(
+        env_id="MaxRLVerifier-v0",
+        estimator="half-baseline",
+        group_size=4,
+        num_groups=16,
+        budget=256,
+        eval_every=0,
+        eval_samples=4,
+        pass_k=2,
+        log_dir=str(tmp_path),
+        device="cpu",
+    )
+    metrics = train(config)
+    assert metrics["rollouts"] == 256 and np.isfinite(metrics["eval/pass@1"])
+    weights = estimators.group_weights("half-baseline", torch.ones(2, 3))
+    assert torch.equal(weights, torch.full((2, 3), 0.5))
+
+
+def test_plugin_kind_passes_check_env_and_trains_one_step(plugin: Path, tmp_path: Path) -> None:
+    env = gym.make("ToySign-v0")
+    gym_check_env(env.unwrapped, skip_render_check=True)
+    sb3_check_env(env.unwrapped, warn=True)
+    assert env.action_space == gym.spaces.Discrete(2)
+    env.reset(seed=0)
+    _, reward, terminated, _, info = env.step(1)
+    assert terminated and info["prediction"] in (-1.0, 1.0) and 0.0 <= reward <= 1.0
+    vector = gym.make_vec("ToySign-v0", num_envs=8, group_size=4)
+    vector.reset(seed=0)
+    _, rewards, *_ = vector.step(np.array([0, 1] * 4))
+    assert rewards.shape == (8,)
+    task = make_task("ToySign-v0")
+    label = task.target_rollout(task.core.all_contexts("test").target)
+    assert set(label.unique().tolist()) <= {0, 1}
+    for estimator in ("maxrl", "supervised"):
+        config = TrainConfig(
+            env_id="ToySign-v0",
+            estimator=estimator,
+            group_size=4,
+            num_groups=8,
+            budget=32,
+            eval_every=0,
+            eval_samples=4,
+            pass_k=2,
+            log_dir=str(tmp_path),
+            device="cpu",
+        )
+        assert train(config)["rollouts"] == 32  # maxrl: 1 step of 8 x 4; supervised: 4 of 8
+    assert info["prediction"] == 1.0
+
+
+def test_plugin_data_set_preset_and_sb3_baseline(plugin: Path, tmp_path: Path) -> None:
+    core = make_task("CubicLowSNR-v0").core
+    assert core.task == "cubic" and core.snr == pytest.approx(0.1)
+    signal = core.all_contexts("train").signal.double()
+    assert abs(float(signal.mean())) < 0.2 and float(signal.std()) == pytest.approx(1.0, abs=0.2)
+    config = SB3Config(
+        env_id="CubicLowSNR-v0",
+        env_kwargs={"num_contexts": 256},
+        algo="DDPG",
+        budget=256,
+        eval_every=0,
+        eval_samples=4,
+        pass_k=2,
+        log_dir=str(tmp_path),
+    )
+    metrics = train_sb3(config)
+    assert metrics["rollouts"] == 256 and np.isfinite(metrics["eval/log_likelihood"])
+
+
+def test_plugin_suite_validates_and_runs_in_worker_processes(plugin: Path, tmp_path: Path) -> None:
+    suite_path = plugin / "my-suite.toml"
+    suite = load_suite(str(suite_path))
+    assert suite.imports == ["my_plugin"]
+    assert {c.agent.name for c in suite.cells} == {"half-baseline", "maxrl", "ddpg"}
+    assert validate_suite(suite) == 4
+    # Spawned workers import the plugin themselves (the suite's ``imports``).
+    code = bench_main(
+        [str(suite_path), "--out", str(tmp_path), "--workers", "2", "--no-progress", "--no-report"]
+    )
+    assert code == 0
+    rows = (tmp_path / "my-suite" / "results.jsonl").read_text().splitlines()
+    assert len(rows) == 4 and all('"status":"ok"' in row for row in rows)
