@@ -36,6 +36,27 @@ MAX_ROWS = 1 << 17
 LOWER_IS_BETTER = ("eval/excess_mse",)
 
 
+def default_metrics(numeric: bool, head: str | None, pass_k: int) -> list[str]:
+    """Report metrics of a task; the first one also selects models (rates, checkpoints).
+
+    Numeric tasks with a Gaussian or Laplace head: ``eval/log_likelihood`` (the held-out
+    marginal log-likelihood, a proper score of the whole predictive distribution) and
+    ``eval/excess_mse`` (of the point prediction). Verifier heads and classification:
+    ``eval/pass@1`` and ``eval/pass@k``, then the log-likelihood.
+    """
+    pass_at_k = [f"eval/pass@{pass_k}"] if pass_k > 1 else []
+    if not numeric:
+        return ["eval/pass@1", *pass_at_k, "eval/log_likelihood"]
+    if head == "verifier":
+        return ["eval/pass@1", *pass_at_k, "eval/log_likelihood", "eval/excess_mse"]
+    return ["eval/log_likelihood", "eval/excess_mse", "eval/pass@1"]
+
+
+def better(metric: str, a: float, b: float) -> bool:
+    """Whether value ``a`` is better than ``b`` for ``metric`` (NaN is never better)."""
+    return a < b if metric in LOWER_IS_BETTER else a > b
+
+
 def metric_tags(pass_k: int, numeric: bool = True) -> tuple[str, ...]:
     """The ``eval/*`` tags ``evaluate`` returns for a ``pass_k`` (numeric tasks add errors)."""
     tags = ["eval/log_likelihood", "eval/excess_mse", "eval/pass@1", f"eval/pass@{pass_k}"]

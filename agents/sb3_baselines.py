@@ -208,6 +208,11 @@ class SB3Config:
         pass_k: k of ``eval/pass@k``.
         eval_split: ``test`` (report), ``validation`` (model selection) or ``train``.
         eval_seed: Seed of the evaluation sampler; None uses ``seed``.
+        early_stopping: Report the checkpoint with the best ``select_metric`` on the
+            validation split (checked at every evaluation) instead of the last one, as our
+            trainer does.
+        select_metric: The ``eval/*`` tag that selects checkpoints (None: the task's default).
+        select_contexts: Validation contexts scored for the selection (None: all).
         log_dir: Parent directory of the run directory.
         run_name: Run directory name; None gives ``{env_id}__{algo}__{seed}``.
         resume: Return a finished run's ``final.json`` or continue from its checkpoint.
@@ -227,6 +232,9 @@ class SB3Config:
     pass_k: int = _rule(v.integer(1), 16)
     eval_split: str = _rule(v.choice(SPLITS), "test")
     eval_seed: int | None = _rule(v.optional(v.integer(0, 2**63 - 1)), None)
+    early_stopping: bool = _rule(v.boolean(), False)
+    select_metric: str | None = _rule(v.optional(v.check_str), None)
+    select_contexts: int | None = _rule(v.optional(v.integer(1)), 1024)
     log_dir: str = _rule(v.path(), "runs")
     run_name: str | None = _rule(v.optional(v.file_name()), None)
     resume: bool = _rule(v.boolean(), True)
@@ -329,6 +337,15 @@ def validate_sb3_config(config: SB3Config) -> None:
             f"pass_k={config.pass_k!r} is invalid; allowed: an integer in [1, "
             f"{config.eval_samples}] (eval_samples={config.eval_samples})"
         )
+    if config.select_metric is not None:
+        from agents.evaluation import metric_tags
+        from maxrl_envs import get_kind
+
+        v.check_choice(
+            "select_metric",
+            config.select_metric,
+            metric_tags(config.pass_k, get_kind(kind).numeric),
+        )
 
 
 class _Checkpoint:
@@ -342,11 +359,17 @@ class _Checkpoint:
     def exists(self) -> bool:
         return (self.path / "state.json").exists() and (self.path / "model.zip").exists()
 
-    def save(self, model: Any, state: dict[str, Any], replay: bool) -> None:
+    def save(
+        self, model: Any, state: dict[str, Any], replay: bool, best: dict[str, Any] | None = None
+    ) -> None:
         def fill(folder: Path) -> None:
             model.save(folder / "model.zip")
             if replay:
                 model.save_replay_buffer(folder / "replay.pkl")
+            if best is not None:
+                import torch
+
+                torch.save(best, folder / "best.pt")
             atomic_write_text(folder / "state.json", json.dumps(state))
 
         atomic_replace_dir(self.path, fill)
@@ -409,14 +432,16 @@ class _Run:
         self.started = time.perf_counter()
         self.store = _Checkpoint(run_dir)
         self.off_policy = not get_baseline(config.algo).on_policy
+        self.select_metric = _select_metric(config, self.task)
+        #: Early stopping: (validation value, rollouts, policy state) of the best evaluation.
+        self.best: tuple[float, int, dict[str, Any]] | None = None
 
     def rollouts(self, model: Any) -> int:
         return int(model.num_timesteps) // self.episode_length
 
-    def evaluate(self, model: Any) -> dict[str, float]:
-        from agents.evaluation import SB3Policy, evaluate, log_metrics
+    def score(self, model: Any, split: str, max_contexts: int | None) -> dict[str, float]:
+        from agents.evaluation import SB3Policy, evaluate
 
-        step = self.rollouts(model)
         was_training = model.policy.training
         model.policy.set_training_mode(False)
         metrics = evaluate(
@@ -425,10 +450,27 @@ class _Run:
             num_samples=self.config.eval_samples,
             pass_k=self.config.pass_k,
             seed=self.config.seed if self.config.eval_seed is None else self.config.eval_seed,
-            split=self.config.eval_split,
+            split=split,
+            max_contexts=max_contexts,
         )
         model.policy.set_training_mode(was_training)
+        return metrics
+
+    def evaluate(self, model: Any) -> dict[str, float]:
+        from agents.evaluation import better, log_metrics
+
+        step = self.rollouts(model)
+        metrics = self.score(model, self.config.eval_split, None)
         log_metrics(self.writer, metrics, step)
+        if self.config.early_stopping:
+            value = self.score(model, "validation", self.config.select_contexts)[self.select_metric]
+            tag = "select/" + self.select_metric.removeprefix("eval/")
+            self.writer.add_scalar(tag, value, step)
+            if math.isfinite(value) and (
+                self.best is None or better(self.select_metric, value, self.best[0])
+            ):
+                state = {k: t.detach().clone() for k, t in model.policy.state_dict().items()}
+                self.best = (value, step, state)
         self.writer.flush()
         if self.curve and self.curve[-1][0] == step:
             self.curve[-1] = [step, metrics]
@@ -448,8 +490,10 @@ class _Run:
             "next_eval": self.next_eval,
             "wall_time": self.wall_time(),
             "config": self.settings,
+            "best": None if self.best is None else list(self.best[:2]),
         }
-        self.store.save(model, state, replay=self.off_policy)
+        best = None if self.best is None else self.best[2]
+        self.store.save(model, state, replay=self.off_policy, best=best)
 
     def restore(self, cls: type, env: Any) -> Any:
         state = self.store.state()
@@ -459,7 +503,36 @@ class _Run:
         self.curve = [list(point) for point in state["curve"]]
         self.next_eval = float(state["next_eval"])
         self.elapsed = float(state["wall_time"])
+        if state.get("best") is not None:
+            import torch
+
+            policy = torch.load(self.store.path / "best.pt", map_location="cpu", weights_only=True)
+            self.best = (float(state["best"][0]), int(state["best"][1]), policy)
         return model
+
+    def selected_metrics(self, model: Any) -> dict[str, float]:
+        """Test metrics of the best checkpoint on validation (early stopping), or {}."""
+        if not self.config.early_stopping or self.best is None:
+            return {}
+        last = {k: t.detach().clone() for k, t in model.policy.state_dict().items()}
+        model.policy.load_state_dict(self.best[2])
+        metrics = self.score(model, self.config.eval_split, None)
+        model.policy.load_state_dict(last)
+        return {
+            **metrics,
+            "selected_rollouts": float(self.best[1]),
+            "selected_value": self.best[0],
+        }
+
+
+def _select_metric(config: SB3Config, task: Any) -> str:
+    """The metric that selects checkpoints: ``config.select_metric`` or the task's default."""
+    from agents.evaluation import default_metrics
+
+    if config.select_metric is not None:
+        return config.select_metric
+    head = getattr(task.core, "head", None) if task.kind.numeric else None
+    return default_metrics(task.kind.numeric, head, config.pass_k)[0]
 
 
 def read_final(run_dir: str | os.PathLike[str]) -> dict[str, Any] | None:
@@ -539,6 +612,7 @@ def train_sb3(config: SB3Config) -> dict[str, float]:
         if not run.curve or run.curve[-1][0] != run.rollouts(model):
             run.evaluate(model)
         metrics = dict(run.curve[-1][1])
+        metrics.update(run.selected_metrics(model))
         metrics["rollouts"] = float(run.rollouts(model))
         metrics["wall_time"] = run.wall_time()
         directory.write_final({"metrics": metrics, "curve": run.curve})

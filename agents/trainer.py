@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import time
 import warnings
 from dataclasses import dataclass, field
@@ -30,7 +31,7 @@ from typing import Any
 
 import torch
 
-from agents.evaluation import evaluate, log_metrics
+from agents.evaluation import better, default_metrics, evaluate, log_metrics, metric_tags
 from agents.objectives import Objective, StepInputs, get_objective, objective_names
 from agents.policies import (
     POLICY_KINDS,
@@ -43,6 +44,7 @@ from agents.policies import (
 from agents.runs import CorruptFileError, RunDirectory, atomic_write
 from maxrl_envs import validation as v
 from maxrl_envs.core import SPLITS
+from maxrl_envs.kinds import Task
 from maxrl_envs.registration import describe_env, make_task, register_envs
 
 # Idempotent; makes the ids available even where ``maxrl_envs`` was imported without its
@@ -133,6 +135,23 @@ class TrainConfig:
     )
     eval_contexts: int | None = _field(
         None, "Evaluate on the first this many contexts (None: all).", v.optional(v.integer(1))
+    )
+    early_stopping: bool = _field(
+        False,
+        "Report the checkpoint with the best select_metric on the validation split (checked "
+        "at every evaluation) instead of the last one.",
+        v.boolean(),
+    )
+    select_metric: str | None = _field(
+        None,
+        "eval/* tag that selects checkpoints; None: the task's default (log-likelihood for "
+        "Gaussian and Laplace heads, pass@1 otherwise).",
+        v.optional(v.check_str),
+    )
+    select_contexts: int | None = _field(
+        1024,
+        "Validation contexts scored to select checkpoints (None: all).",
+        v.optional(v.integer(1)),
     )
     log_every: int = _field(10, "Log training scalars every this many steps.", v.integer(1))
     policy: str = _field(
@@ -238,6 +257,8 @@ def validate_config(config: TrainConfig) -> None:
             f"pass_k={c.pass_k!r} is invalid; allowed: an integer in [1, {c.eval_samples}] "
             f"(eval_samples={c.eval_samples})"
         )
+    if c.select_metric is not None:
+        v.check_choice("select_metric", c.select_metric, metric_tags(c.pass_k))
     reserved = sorted(set(RESERVED_ENV_KWARGS) & set(c.env_kwargs))
     if reserved:
         raise ValueError(
@@ -251,6 +272,21 @@ def validate_config(config: TrainConfig) -> None:
             f"env_kwargs={c.env_kwargs!r} is invalid for env_id={c.env_id!r}: {err}"
         ) from None
     check_policy_choice(info.rollout_space, c.policy)
+    if c.select_metric is not None and c.select_metric not in metric_tags(
+        c.pass_k, info.kind.numeric
+    ):
+        raise ValueError(
+            f"select_metric={c.select_metric!r} is not reported for env_id={c.env_id!r}; "
+            f"allowed: {', '.join(metric_tags(c.pass_k, info.kind.numeric))}"
+        )
+
+
+def select_metric(config: TrainConfig, task: Task) -> str:
+    """The metric that selects checkpoints: ``config.select_metric`` or the task's default."""
+    if config.select_metric is not None:
+        return config.select_metric
+    head = getattr(task.core, "head", None) if task.kind.numeric else None
+    return default_metrics(task.kind.numeric, head, config.pass_k)[0]
 
 
 class Trainer:
@@ -296,6 +332,9 @@ class Trainer:
         self.step = 0
         self.wall_time = 0.0
         self.total_steps = c.budget // c.rollouts_per_step
+        self.select_metric = select_metric(c, self.task)
+        #: Early stopping: (validation value, rollouts, policy state) of the best evaluation.
+        self.best: tuple[float, int, dict[str, torch.Tensor]] | None = None
 
     @property
     def rollouts_done(self) -> int:
@@ -337,8 +376,15 @@ class Trainer:
                 stats["train/std"] = self.policy.std()
         return stats
 
-    def evaluate(self) -> dict[str, float]:
-        """Evaluate the current policy on the held-out split (fresh generator each time)."""
+    def evaluate(
+        self, split: str | None = None, max_contexts: int | None | str = "config"
+    ) -> dict[str, float]:
+        """Evaluate the current policy (fresh generator each time).
+
+        Args:
+            split: Split to score; default ``eval_split``.
+            max_contexts: Contexts to score; default ``eval_contexts``.
+        """
         c = self.config
         return evaluate(
             self.task,
@@ -346,9 +392,33 @@ class Trainer:
             num_samples=c.eval_samples,
             pass_k=c.pass_k,
             seed=self.eval_seed,
-            split=c.eval_split,
-            max_contexts=c.eval_contexts,
+            split=c.eval_split if split is None else split,
+            max_contexts=c.eval_contexts if max_contexts == "config" else max_contexts,
         )
+
+    def track_best(self, metrics: dict[str, float]) -> float | None:
+        """Early stopping: score the policy on validation; keep it if it is the best so far.
+
+        Args:
+            metrics: This evaluation's metrics on ``eval_split`` (reused when that split is
+                the validation split scored on the same contexts).
+
+        Returns:
+            The validation value of ``select_metric`` (None without early stopping).
+        """
+        c = self.config
+        if not c.early_stopping:
+            return None
+        if c.eval_split == "validation" and c.eval_contexts == c.select_contexts:
+            value = metrics[self.select_metric]
+        else:
+            value = self.evaluate("validation", c.select_contexts)[self.select_metric]
+        if math.isfinite(value) and (
+            self.best is None or better(self.select_metric, value, self.best[0])
+        ):
+            state = {k: t.detach().clone() for k, t in self.policy.state_dict().items()}
+            self.best = (value, self.rollouts_done, state)
+        return value
 
     def state_dict(self) -> dict[str, Any]:
         """Everything needed to continue bitwise: parameters, optimizer, RNG, counters, config."""
@@ -361,6 +431,9 @@ class Trainer:
             "rollouts": self.rollouts_done,
             "wall_time": self.wall_time,
             "config": json.dumps(self.config.to_dict(), sort_keys=True),
+            "best": None
+            if self.best is None
+            else {"value": self.best[0], "rollouts": self.best[1], "policy": self.best[2]},
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -382,6 +455,9 @@ class Trainer:
             self.generator.manual_seed(self.config.seed * 1_000_003 + int(state["step"]))
         self.step = int(state["step"])
         self.wall_time = float(state["wall_time"])
+        best = state.get("best")
+        if best is not None:
+            self.best = (float(best["value"]), int(best["rollouts"]), dict(best["policy"]))
 
     def save_checkpoint(self, path: Path) -> None:
         """Write the state atomically (temp file + ``os.replace``)."""
@@ -490,8 +566,20 @@ class Trainer:
                 progress.close()
         if last_eval != self.rollouts_done:
             metrics = self._eval_and_log(writer)
+        selected: dict[str, float] = {}
+        if c.early_stopping and self.best is not None:
+            last = {k: t.detach().clone() for k, t in self.policy.state_dict().items()}
+            self.policy.load_state_dict(self.best[2])
+            metrics = self.evaluate()
+            self.policy.load_state_dict(last)
+            selected = {"selected_rollouts": float(self.best[1]), "selected_value": self.best[0]}
         self.wall_time = wall_start + time.perf_counter() - start
-        result = {**metrics, "rollouts": float(self.rollouts_done), "wall_time": self.wall_time}
+        result = {
+            **metrics,
+            **selected,
+            "rollouts": float(self.rollouts_done),
+            "wall_time": self.wall_time,
+        }
         if checkpointing:
             self.save_checkpoint(directory.checkpoint)  # type: ignore[union-attr]
             directory.write_final({"metrics": result})  # type: ignore[union-attr]
@@ -499,8 +587,12 @@ class Trainer:
 
     def _eval_and_log(self, writer: Any) -> dict[str, float]:
         metrics = self.evaluate()
+        value = self.track_best(metrics)
         if writer is not None:
             log_metrics(writer, metrics, self.rollouts_done)
+            if value is not None:
+                tag = "select/" + self.select_metric.removeprefix("eval/")
+                writer.add_scalar(tag, value, self.rollouts_done)
             writer.flush()
         return metrics
 

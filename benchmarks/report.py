@@ -35,7 +35,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from agents.evaluation import LOWER_IS_BETTER
+from agents.evaluation import LOWER_IS_BETTER, better
 from benchmarks.results import OK, RESULTS_FILE, latest_rows, read_rows, slug
 
 REPORT_FILE = "report.md"
@@ -63,11 +63,6 @@ def mean_ci(values: Sequence[float], confidence: float = 0.95) -> tuple[float, f
 
     sd = math.sqrt(sum((v - mean) ** 2 for v in clean) / (n - 1))
     return mean, float(stats.t.ppf(0.5 + confidence / 2, n - 1)) * sd / math.sqrt(n)
-
-
-def better(metric: str, a: float, b: float) -> bool:
-    """Whether value ``a`` is better than ``b`` for ``metric``."""
-    return a < b if metric in LOWER_IS_BETTER else a > b
 
 
 def reached(metric: str, value: float, target: float) -> bool:

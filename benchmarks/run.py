@@ -76,30 +76,39 @@ class SweepSummary:
 def choose_lr(cell: Cell, rows: Sequence[dict[str, Any]]) -> float | None:
     """Learning rate with the best mean ``select_metric`` over a cell's validation rows.
 
+    A rate is eligible only when every one of its validation runs finished with a finite
+    value: a rate that failed or diverged (NaN, inf) on any tuning seed is never chosen, even
+    if its other seeds score best (a single lucky seed must not pick a rate that diverges).
+
     Args:
         cell: A tuned cell.
-        rows: Its validation rows (only ``ok`` rows with the metric count).
+        rows: Its validation rows.
 
     Returns:
-        The chosen rate (ties go to the earlier grid entry), or None if no row has the
-        metric.
+        The chosen rate (ties go to the earlier grid entry), or None if no rate is eligible.
     """
     metric = cell.select_metric
     sign = -1.0 if metric in LOWER_IS_BETTER else 1.0
     best: tuple[float, float] | None = None
     for lr in cell.lr_grid:
-        values = [
-            float(r["metrics"][metric])
-            for r in rows
-            if r.get("status") == OK and r.get("lr") == lr and metric in r.get("metrics", {})
-        ]
-        values = [v for v in values if math.isfinite(v)]
-        if not values:
+        mine = [r for r in rows if r.get("lr") == lr]
+        values = [metric_value(r, metric) for r in mine]
+        if not mine or not all(value is not None and math.isfinite(value) for value in values):
             continue
-        score = sign * sum(values) / len(values)
+        score = sign * sum(values) / len(values)  # type: ignore[arg-type]
         if best is None or score > best[0]:
             best = (score, lr)
     return None if best is None else best[1]
+
+
+def metric_value(row: dict[str, Any], metric: str) -> float | None:
+    """A row's value of a metric (non-finite ones as floats), or None if failed or absent."""
+    if row.get("status") != OK or metric not in row.get("metrics", {}):
+        return None
+    try:
+        return float(row["metrics"][metric])
+    except (TypeError, ValueError):
+        return None
 
 
 def _summary_line(row: dict[str, Any], fresh: bool, shown: Sequence[str]) -> str:

@@ -46,6 +46,7 @@ import hashlib
 import importlib
 import itertools
 import json
+import math
 import sys
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -53,6 +54,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from agents.evaluation import default_metrics as _default_metrics
 from agents.evaluation import metric_tags
 from benchmarks.results import slug
 from maxrl_envs import validation as v
@@ -67,10 +69,15 @@ SETTING_ALIASES = {"rollouts": "group_size", "contexts": "num_groups"}
 
 #: Settings that belong to the suite (how runs are chosen and reported), with defaults.
 SUITE_SETTINGS: dict[str, Any] = {
-    "seeds": [0, 1, 2],  # reported seeds
-    "lr_grid": [1e-3, 3e-3, 1e-2],  # ours: learning rates tried
-    "tune_seeds": 1,  # ours: validation runs per learning rate
-    "tune_eval_contexts": 1024,  # ours: validation contexts scored in validation runs
+    "seeds": [0, 1, 2, 3, 4],  # reported seeds
+    "lr_points": 3,  # learning rates tried per agent, centred on its usual value ...
+    "lr_ratio": 3.0,  # ... spaced by this factor: usual * ratio^(i - (points - 1) / 2)
+    "lr_grid": None,  # ours: an explicit list of rates instead (e.g. one shared rate)
+    "tune_seeds": 2,  # validation runs per learning rate (every agent)
+    "tune_budget": None,  # rollouts of a validation run (None: budget)
+    "tune_eval_contexts": 1024,  # validation contexts scored (tuning and early stopping)
+    "framing": "rollouts",  # "rollouts": equal rollouts; "steps": equal optimizer steps
+    "steps": None,  # optimizer steps of a "steps" framing (None: budget // (B * N))
     "rollouts_per_step": None,  # ours: num_groups = max(1, rollouts_per_step // N)
     "select_metric": None,  # metric that picks the learning rate (None: by env, see below)
     "metrics": None,  # report columns (None: by env, see below)
@@ -87,13 +94,26 @@ RUN_SETTINGS: dict[str, Any] = {
     "num_groups": 64,  # ours: contexts B per step (ignored when rollouts_per_step is set)
     "order": None,  # ours: MaxRL order T (None: T = N)
     "hidden": [64, 64],  # ours: policy hidden widths
+    "state_dependent_std": False,  # ours: Gaussian log-std from the network
     "device": "auto",  # ours: torch device (SB3 runs on cpu)
+    "early_stopping": True,  # report the validation-best checkpoint (every agent)
 }
+#: Framings of "equal": the same rollouts per run, or the same optimizer steps.
+FRAMINGS = ("rollouts", "steps")
 #: Every setting and its default; any of them may be set in ``[settings]`` or in one
 #: experiment.
 SETTINGS: dict[str, Any] = {**SUITE_SETTINGS, **RUN_SETTINGS}
 #: Settings that ``sweep`` may vary (besides env kwargs under ``sweep.env``).
-SWEEPABLE = ("group_size", "num_groups", "rollouts_per_step", "budget", "order", "hidden")
+SWEEPABLE = (
+    "group_size",
+    "num_groups",
+    "rollouts_per_step",
+    "budget",
+    "steps",
+    "order",
+    "hidden",
+    "state_dependent_std",
+)
 #: TrainConfig fields the runner sets itself (not allowed in an agent table).
 MANAGED_FIELDS = (
     "env_id",
@@ -108,6 +128,8 @@ MANAGED_FIELDS = (
     "progress",
     "eval_split",
     "eval_contexts",
+    "select_metric",
+    "select_contexts",
     "threads",
     *RUN_SETTINGS,
 )
@@ -122,7 +144,7 @@ def _ours_only() -> tuple[str, ...]:
     from agents.sb3_baselines import SB3Config
 
     sb3 = {f.name for f in dataclasses.fields(SB3Config)} - {"device"}
-    tuning = ("lr_grid", "tune_seeds", "tune_eval_contexts", "rollouts_per_step")
+    tuning = ("lr_grid", "rollouts_per_step")
     return (*tuning, *(name for name in RUN_SETTINGS if name not in sb3))
 
 
@@ -151,6 +173,8 @@ class AgentSpec:
         params: Extra TrainConfig fields (ours) or ``num_envs``/``hyperparams`` (SB3).
         role: ``maxrl``, ``baseline`` or ``reference`` (the supervised ceiling).
         lr_grid: Learning rates (ours), overriding the settings' grid when set.
+        framing: ``rollouts`` or ``steps`` for this agent, overriding the experiment's
+            (e.g. the supervised reference at equal optimizer steps).
     """
 
     name: str
@@ -159,6 +183,23 @@ class AgentSpec:
     params: dict[str, Any] = field(default_factory=dict)
     role: str = "baseline"
     lr_grid: tuple[float, ...] | None = None
+    framing: str | None = None
+
+    @property
+    def usual_lr(self) -> float:
+        """The learning rate the agent's grid is centred on.
+
+        Its own ``lr``, else the SB3 baseline's default, else ``TrainConfig``'s.
+        """
+        if "lr" in self.params:
+            return float(self.params["lr"])
+        if self.family == "sb3":
+            from agents.sb3_baselines import get_baseline
+
+            return float(get_baseline(self.method).hyperparams.get("learning_rate", 3e-4))
+        from agents.trainer import TrainConfig
+
+        return float(TrainConfig().lr)
 
 
 @dataclass(frozen=True)
@@ -215,7 +256,17 @@ class Cell:
     def _identity(self) -> dict[str, Any]:
         # Settings that only choose which runs exist, or how they are reported, stay out:
         # a run's id changes only with what it computes.
-        ignored = ("seeds", "lr_grid", "tune_seeds", "select_metric", "metrics", "target_fraction")
+        ignored = (
+            "seeds",
+            "lr_grid",
+            "lr_points",
+            "lr_ratio",
+            "tune_seeds",
+            "tune_budget",
+            "select_metric",
+            "metrics",
+            "target_fraction",
+        )
         relevant = {
             k: v
             for k, v in self.settings.items()
@@ -238,11 +289,24 @@ class Cell:
 
     @property
     def lr_grid(self) -> list[float]:
-        """Learning rates of this cell (ours); empty for SB3 (it keeps its default)."""
-        if self.agent.family == "sb3":
-            return []
-        grid = self.agent.lr_grid if self.agent.lr_grid is not None else self.settings["lr_grid"]
-        return [float(lr) for lr in grid]
+        """Learning rates of this cell.
+
+        Every agent, ours and SB3, gets ``lr_points`` rates around its usual value spaced by
+        ``lr_ratio`` (the same protocol); an explicit ``lr_grid`` (the agent's, or the
+        settings') replaces that for our agents.
+        """
+        if self.agent.family == "ours":
+            grid = self.agent.lr_grid or self.settings["lr_grid"]
+            if grid:
+                return [float(lr) for lr in grid]
+        points, ratio = int(self.settings["lr_points"]), float(self.settings["lr_ratio"])
+        usual = self.agent.usual_lr
+        return [float(f"{usual * ratio ** (i - (points - 1) / 2):.6g}") for i in range(points)]
+
+    @property
+    def framing(self) -> str:
+        """``rollouts`` (equal rollouts per run) or ``steps`` (equal optimizer steps)."""
+        return self.agent.framing or str(self.settings["framing"])
 
     @property
     def needs_tuning(self) -> bool:
@@ -306,39 +370,70 @@ class Cell:
         those ``SB3Config`` has to SB3.
         """
         s = self.settings
-        split = "validation" if phase == "tune" else "test"
+        tune = phase == "tune"
         common = {
             "env_id": self.env.id,
             "env_kwargs": dict(self.env.kwargs),
             "seed": int(seed),
-            "eval_split": split,
+            "eval_split": "validation" if tune else "test",
+            "select_metric": self.select_metric,
+            "select_contexts": int(s["tune_eval_contexts"]),
         }
+        rl_steps = self.rl_steps()
         if self.agent.family == "sb3":
-            shared = {k: s[k] for k in RUN_SETTINGS if k not in _ours_only()}
-            return {
-                **common,
-                **shared,
-                "algo": self.agent.method,
-                **copy.deepcopy(self.agent.params),
-            }
+            shared = {k: copy.deepcopy(s[k]) for k in RUN_SETTINGS if k not in _ours_only()}
+            params = copy.deepcopy(self.agent.params)
+            params.pop("lr", None)
+            if self.framing == "steps":  # the rollouts of our RL agents at this cell's B, N
+                shared["budget"] = rl_steps * self.rl_rollouts_per_step()
+            if tune and s["tune_budget"] is not None:
+                shared["budget"] = int(s["tune_budget"])
+            if lr is not None:
+                hyper = dict(params.get("hyperparams", {}))
+                hyper["learning_rate"] = float(lr)
+                params["hyperparams"] = hyper
+            return {**common, **shared, "algo": self.agent.method, **params}
         from agents.objectives import get_objective
 
         objective = get_objective(self.agent.method)
         run = {k: copy.deepcopy(s[k]) for k in RUN_SETTINGS}
+        per_context = objective.rollouts_per_context(int(run["group_size"]))
         if s["rollouts_per_step"] is not None:
-            per_context = objective.rollouts_per_context(int(run["group_size"]))
             run["num_groups"] = max(1, int(s["rollouts_per_step"]) // per_context)
         if "order" not in objective.params:
             run["order"] = None
+        if self.framing == "steps":
+            run["budget"] = rl_steps * int(run["num_groups"]) * per_context
+        if tune and s["tune_budget"] is not None:
+            run["budget"] = int(s["tune_budget"])
         config = {
             **common,
             **run,
             "estimator": self.agent.method,
             "lr": float(lr) if lr is not None else None,
-            "eval_contexts": int(s["tune_eval_contexts"]) if phase == "tune" else None,
+            "eval_contexts": int(s["tune_eval_contexts"]) if tune else None,
         }
-        config.update(copy.deepcopy(self.agent.params))
+        params = copy.deepcopy(self.agent.params)
+        params.pop("lr", None)
+        config.update(params)
         return config
+
+    def rl_rollouts_per_step(self) -> int:
+        """Rollouts one step of a policy-gradient agent takes at this cell's B and N."""
+        s = self.settings
+        if s["rollouts_per_step"] is not None:
+            n = int(s["group_size"])
+            return max(1, int(s["rollouts_per_step"]) // n) * n
+        return int(s["num_groups"]) * int(s["group_size"])
+
+    def rl_steps(self) -> int:
+        """Optimizer steps of the "steps" framing.
+
+        ``steps`` when set, else a policy-gradient agent's steps at this cell's budget.
+        """
+        if self.settings["steps"] is not None:
+            return int(self.settings["steps"])
+        return max(1, int(self.settings["budget"]) // self.rl_rollouts_per_step())
 
 
 @dataclass(frozen=True)
@@ -404,7 +499,7 @@ class Suite:
                 tune = [TUNE_SEED_BASE + i for i in range(int(cell.settings["tune_seeds"]))]
                 jobs += [cell.job(seed, lr, "tune") for lr in cell.lr_grid for seed in tune]
             else:
-                lr = cell.lr_grid[0] if cell.lr_grid else None
+                lr = cell.lr_grid[0]
                 jobs += [cell.job(seed, lr, "final") for seed in cell.settings["seeds"]]
         return _unique(jobs)
 
@@ -431,20 +526,8 @@ def _digest(data: Any) -> str:
 
 
 def default_metrics(cell: Cell) -> list[str]:
-    """Report metrics by env, the first one also selecting the learning rate.
-
-    Regression-type envs with a Gaussian or Laplace head: ``eval/log_likelihood`` (the
-    held-out marginal log-likelihood, a proper score of the whole predictive distribution)
-    and ``eval/excess_mse`` (of the point prediction). Verifier heads and classification:
-    ``eval/pass@1`` and ``eval/pass@k``, then the log-likelihood.
-    """
-    k = int(cell.settings["pass_k"])
-    pass_k = [f"eval/pass@{k}"] if k > 1 else []
-    if not cell.numeric:
-        return ["eval/pass@1", *pass_k, "eval/log_likelihood"]
-    if cell.head == "verifier":
-        return ["eval/pass@1", *pass_k, "eval/log_likelihood", "eval/excess_mse"]
-    return ["eval/log_likelihood", "eval/excess_mse", "eval/pass@1"]
+    """Report metrics of a cell's env (``agents.evaluation.default_metrics``)."""
+    return _default_metrics(cell.numeric, cell.head, int(cell.settings["pass_k"]))
 
 
 def available_suites() -> list[str]:
@@ -621,15 +704,29 @@ def _check_settings(s: dict[str, Any], where: str) -> None:
     if len(set(seeds)) != len(seeds):
         fail("seeds", "distinct seeds")
     grid = s["lr_grid"]
-    if not isinstance(grid, list) or not grid:
-        fail("lr_grid", "a non-empty list of numbers > 0")
-    for lr in grid:
-        try:
-            v.check_positive("lr_grid entry", lr)
-        except ValueError:
-            fail("lr_grid", "a non-empty list of finite numbers > 0")
+    if grid is not None:
+        if not isinstance(grid, list) or not grid:
+            fail("lr_grid", "a non-empty list of numbers > 0, or absent")
+        for lr in grid:
+            try:
+                v.check_positive("lr_grid entry", lr)
+            except ValueError:
+                fail("lr_grid", "a non-empty list of finite numbers > 0, or absent")
+    if not v.is_int(s["lr_points"]) or s["lr_points"] < 1:
+        fail("lr_points", "an integer >= 1")
+    if (
+        isinstance(s["lr_ratio"], bool)
+        or not isinstance(s["lr_ratio"], (int, float))
+        or not (math.isfinite(s["lr_ratio"]) and s["lr_ratio"] > 1)
+    ):
+        fail("lr_ratio", "a finite number > 1")
+    for key in ("tune_budget", "steps"):
+        if s[key] is not None and (not v.is_int(s[key]) or s[key] < 1):
+            fail(key, "an integer >= 1, or absent")
+    if s["framing"] not in FRAMINGS:
+        fail("framing", " or ".join(map(repr, FRAMINGS)))
     # A grid of several rates needs validation runs to choose from; one rate needs none.
-    minimum_tune = 1 if len(grid) > 1 else 0
+    minimum_tune = 1 if s["lr_points"] > 1 or len(grid or []) > 1 else 0
     for key, minimum in [("tune_seeds", minimum_tune), ("tune_eval_contexts", 1)]:
         if not v.is_int(s[key]) or s[key] < minimum:
             why = " (a learning-rate grid is chosen on validation runs)" if minimum else ""
@@ -665,7 +762,9 @@ def builtin_agents() -> dict[str, dict[str, Any]]:
     from agents.objectives import objective_names
     from agents.sb3_baselines import SB3_BASELINES
 
-    ours = {name: {"estimator": name} for name in objective_names()}
+    ours: dict[str, dict[str, Any]] = {name: {"estimator": name} for name in objective_names()}
+    # The supervised reference at the optimizer steps of the policy-gradient agents.
+    ours["supervised-steps"] = {"estimator": "supervised", "framing": "steps"}
     return {**ours, **{algo.lower(): {"sb3": algo} for algo in SB3_BASELINES}}
 
 
@@ -684,6 +783,18 @@ def _agent_spec(name: str, spec: dict[str, Any], where: str) -> AgentSpec:
     role = spec.pop("role", None)
     if role is not None and role not in ROLES:
         raise SuiteError(f"{here}: role={role!r} is invalid; allowed: {', '.join(ROLES)}")
+    framing = spec.pop("framing", None)
+    if framing is not None and framing not in FRAMINGS:
+        raise SuiteError(
+            f"{here}: framing={framing!r} is invalid; allowed: {', '.join(map(repr, FRAMINGS))}"
+        )
+    if "lr" in spec:
+        try:
+            v.check_positive("lr", spec["lr"])
+        except ValueError as err:
+            raise SuiteError(
+                f"{here}: {err} (the centre of the agent's learning-rate grid)"
+            ) from None
     if ("estimator" in spec) == ("sb3" in spec):
         raise SuiteError(f"{here}: set exactly one of estimator (our trainer) or sb3 (algorithm)")
     if "sb3" in spec:
@@ -694,8 +805,8 @@ def _agent_spec(name: str, spec: dict[str, Any], where: str) -> AgentSpec:
             raise SuiteError(
                 f"{here}: sb3={algo!r} is invalid; allowed: {', '.join(SB3_BASELINES)}"
             )
-        _check_keys(spec, ("num_envs", "hyperparams"), here)
-        return AgentSpec(name, "sb3", algo, spec, role or "baseline")
+        _check_keys(spec, ("num_envs", "hyperparams", "lr"), here)
+        return AgentSpec(name, "sb3", algo, spec, role or "baseline", framing=framing)
     from agents.objectives import get_objective
     from agents.trainer import TrainConfig
 
@@ -717,8 +828,10 @@ def _agent_spec(name: str, spec: dict[str, Any], where: str) -> AgentSpec:
         lr_grid = tuple(float(x) for x in lr_grid)
     spec = _canonical(spec)
     allowed = [f.name for f in dataclasses.fields(TrainConfig) if f.name not in MANAGED_FIELDS]
-    _check_keys(spec, [*allowed, "lr_grid", "role", *RUN_SETTINGS], here)
-    return AgentSpec(name, "ours", estimator, spec, role or objective.role, lr_grid)
+    _check_keys(spec, [*allowed, "lr", "lr_grid", "role", *RUN_SETTINGS], here)
+    return AgentSpec(
+        name, "ours", estimator, spec, role or objective.role, lr_grid, framing=framing
+    )
 
 
 def _parse_env(entry: Any, where: str) -> EnvSpec:

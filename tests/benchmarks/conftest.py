@@ -26,7 +26,9 @@ eval_samples = 8
 pass_k = 4
 group_size = 8
 num_groups = 16
-lr_grid = [1e-2, 3e-2]
+lr_grid = [1e-2, 3e-2]      # our agent: an explicit grid, chosen on validation runs
+lr_points = 1               # SB3: its usual rate only, so no validation runs
+tune_seeds = 1
 tune_eval_contexts = 128
 
 [agents.a2c-small]
