@@ -1002,3 +1002,45 @@ def train_config(config: dict[str, Any], **paths: Any) -> Any:
     }
     data.update(paths)
     return TrainConfig.from_dict(data)
+
+
+#: Rough single-thread costs of one run on the project's 2-core CPU (measured on the quick
+#: suite): our trainer's seconds per optimizer step and per rollout, and SB3's env steps per
+#: second. Only the ETA and ``--list`` use them; they say "rough" wherever they are shown.
+OURS_STEP_SECONDS = 1.2e-3
+OURS_ROLLOUT_SECONDS = 1.5e-6
+SB3_STEPS_PER_SECOND = {"PPO": 3500.0, "A2C": 6000.0, "SAC": 300.0, "TD3": 400.0, "DQN": 1500.0}
+#: Evaluations: seconds per scored sample (contexts x samples), with early stopping's
+#: validation scoring counted in.
+EVAL_SAMPLE_SECONDS = 2e-7
+
+
+def estimate_seconds(job: Job) -> float:
+    """A rough CPU-seconds estimate of one run (for ETAs and ``--list``), not a promise."""
+    config = job.config
+    budget = int(config["budget"])
+    evals = 2 + (budget // int(config["eval_every"]) if config.get("eval_every") else 0)
+    samples = (
+        1500 * int(config.get("eval_samples", 64)) * (2 if config.get("early_stopping") else 1)
+    )
+    evaluation = evals * samples * EVAL_SAMPLE_SECONDS
+    if job.family == "sb3":
+        rate = SB3_STEPS_PER_SECOND.get(job.method, 1000.0)
+        steps = budget * (3 if job.kind == "tokens" else 1)
+        return steps / rate + 20 * evaluation
+    per_step = int(config["num_groups"]) * (
+        1 if job.method == "supervised" else int(config["group_size"])
+    )
+    steps = budget // max(per_step, 1)
+    tokens = 4.0 if job.kind == "tokens" else 1.0
+    return tokens * (steps * OURS_STEP_SECONDS + budget * OURS_ROLLOUT_SECONDS) + evaluation
+
+
+def estimate_suite_seconds(suite: Suite) -> float:
+    """Rough CPU-seconds of a whole suite (validation runs and reported runs)."""
+    total = sum(estimate_seconds(job) for job in suite.initial_jobs())
+    for cell in suite.cells:
+        if cell.needs_tuning:
+            job = cell.job(int(cell.settings["seeds"][0]), cell.lr_grid[0], "final")
+            total += len(cell.settings["seeds"]) * estimate_seconds(job)
+    return total
