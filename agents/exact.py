@@ -1,0 +1,195 @@
+"""Exact log p(y|x) of a policy on contexts, where the policy's prediction law is tractable.
+
+``agents.evaluation.evaluate`` reports ``eval/log_likelihood`` as a Monte-Carlo estimate
+log((1/M) Σ_m l(y, ŷ_m)), biased low for finite M and floored at -100 for binary misses.
+``exact_log_likelihood`` computes log p(y|x) = log E_{ŷ ~ policy}[l(y, ŷ)] exactly instead:
+
+- ``GaussianPolicy``: actions a ~ N(μ, σ²) are clipped to [-1, 1] and scaled by R =
+  ``prediction_range``, so ŷ is a censored normal with mean Rμ, std Rσ and atoms at ±R
+  (``maxrl_envs.exact.log_expected_likelihood_normal``, closed form for every head);
+- ``CategoricalPolicy`` with ``values`` (binned regression): a finite sum over the bins;
+- ``CategoricalPolicy`` without ``values`` (classification): log m(y|x), the policy's
+  log-probability of the observed label, i.e. minus the cross-entropy;
+- ``TokenPolicy``: the law over all base**num_digits sequences, enumerated level by level
+  with one batched forward per token position (``token_sequence_log_probs``), then a finite
+  sum over the decoded grid; refused (None) above ``max_sequences`` sequences.
+
+Anything else (e.g. a Stable-Baselines3 model) returns None: use the Monte-Carlo metric.
+Log-probabilities are recomputed in float64 from the network's float32 outputs and
+renormalized there; predictions are the env's float32 values (bins, decoded grid points) so
+verifier decisions match ``core.score`` exactly. A verifier miss everywhere gives -inf.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+
+from agents.policies import CategoricalPolicy, GaussianPolicy, Policy, TokenPolicy
+from maxrl_envs.core import Contexts
+from maxrl_envs.exact import log_expected_likelihood_discrete, log_expected_likelihood_normal
+
+#: Largest number of token sequences enumerated per context by default.
+MAX_SEQUENCES = 2**16
+#: Rows (contexts x sequences) per chunk of the token enumeration.
+MAX_TOKEN_ROWS = 2**18
+
+
+def _float64_device(device: torch.device) -> torch.device:
+    return torch.device("cpu") if device.type == "mps" else device
+
+
+def _renormalized(log_probs: torch.Tensor) -> torch.Tensor:
+    """Float64 log-probabilities over the last dimension that sum exactly to 1."""
+    log_probs = log_probs.to(_float64_device(log_probs.device), torch.float64)
+    return log_probs - torch.logsumexp(log_probs, dim=-1, keepdim=True)
+
+
+def all_token_sequences(num_digits: int, base: int, device: Any = "cpu") -> torch.Tensor:
+    """Every token sequence in enumeration order: row n spells n in base ``base``.
+
+    Args:
+        num_digits: Tokens per sequence.
+        base: Vocabulary size.
+        device: Torch device.
+
+    Returns:
+        Long ``[base**num_digits, num_digits]``, first token most significant (the order of
+        ``token_sequence_log_probs`` and of ``TokenCodec.decode``'s integer n).
+    """
+    n = torch.arange(base**num_digits, device=device)
+    powers = base ** torch.arange(num_digits - 1, -1, -1, device=device)
+    return (n.unsqueeze(1) // powers) % base
+
+
+@torch.no_grad()
+def token_sequence_log_probs(policy: TokenPolicy, obs: torch.Tensor) -> torch.Tensor:
+    """Log-probabilities of every token sequence for each context, by batched enumeration.
+
+    Level t holds the base**t prefixes of all contexts; one ``step_logits`` forward on
+    ``[B * base**t, ...]`` rows extends them all by one token. There is a Python loop over
+    the ``num_digits`` positions only.
+
+    Args:
+        policy: The token policy.
+        obs: Observations x ``[B, D]`` (without step features).
+
+    Returns:
+        Float64 ``[B, base**num_digits]``: column n is the sequence spelling n
+        (``all_token_sequences``); each row sums to 1 in probability.
+    """
+    b, base, digits = obs.shape[0], policy.base, policy.num_digits
+    device = obs.device
+    log_p = torch.zeros(b, 1, dtype=torch.float64, device=_float64_device(device))
+    prefixes = torch.zeros(1, digits, dtype=torch.long, device=device)
+    for t in range(digits):
+        count = prefixes.shape[0]
+        rows = obs.repeat_interleave(count, dim=0)
+        written = prefixes.repeat(b, 1)
+        step = _renormalized(policy.step_logits(rows, written, t).reshape(b, count, base))
+        log_p = (log_p.unsqueeze(-1) + step).reshape(b, count * base)
+        prefixes = prefixes.repeat_interleave(base, dim=0)
+        prefixes[:, t] = torch.arange(base, device=device).repeat(count)
+    return log_p
+
+
+def _token_log_likelihood(
+    policy: TokenPolicy, core: Any, contexts: Contexts, max_rows: int
+) -> torch.Tensor:
+    codec = policy.codec
+    sequences = all_token_sequences(policy.num_digits, policy.base, contexts.obs.device)
+    values = codec.decode(sequences)
+    count = contexts.obs.shape[0]
+    chunk = max(1, max_rows // sequences.shape[0])
+    parts = []
+    for start in range(0, count, chunk):
+        log_probs = token_sequence_log_probs(policy, contexts.obs[start : start + chunk])
+        target = contexts.target[start : start + chunk]
+        parts.append(
+            log_expected_likelihood_discrete(core.head, core.head_scale, target, values, log_probs)
+        )
+    if not parts:
+        return torch.zeros(0, dtype=torch.float64, device=_float64_device(contexts.obs.device))
+    return torch.cat(parts)
+
+
+@torch.no_grad()
+def exact_log_likelihood(
+    policy: Policy | Any,
+    core: Any,
+    contexts: Contexts,
+    *,
+    max_sequences: int = MAX_SEQUENCES,
+    max_rows: int = MAX_TOKEN_ROWS,
+) -> torch.Tensor | None:
+    """Exact log p(y|x) = log E_{ŷ ~ policy(x)} l(y, ŷ) for each context, or None.
+
+    Args:
+        policy: A ``GaussianPolicy``, ``CategoricalPolicy`` or ``TokenPolicy`` (or an object
+            with such a policy as its ``policy`` attribute, e.g. ``TaskPolicy``), on the
+            core's device.
+        core: The task core (``head``, ``head_scale``, ``prediction_range``; a
+            classification core for a ``CategoricalPolicy`` without values).
+        contexts: ``B`` contexts (``obs`` and ``target`` are used).
+        max_sequences: Largest token tree (base**num_digits) enumerated; above it the
+            result is None.
+        max_rows: Contexts x sequences evaluated per chunk of the token enumeration.
+
+    Returns:
+        Float64 ``[B]`` of log p(y|x) (the normalized density for gaussian and laplace
+        heads, a probability for the verifier and classification; -inf where it is 0), or
+        None when there is no exact form for this policy (unknown class, token tree larger
+        than ``max_sequences``).
+
+    Raises:
+        ValueError: For a plain ``CategoricalPolicy`` on a regression core.
+    """
+    if not isinstance(policy, Policy) and isinstance(getattr(policy, "policy", None), Policy):
+        policy = policy.policy
+    obs, target = contexts.obs, contexts.target
+    if isinstance(policy, GaussianPolicy):
+        mean, log_std = policy.distribution_params(obs)
+        scale = float(core.prediction_range)
+        device = _float64_device(mean.device)
+        mean = mean.to(device, torch.float64) * scale
+        std = log_std.to(device, torch.float64).exp() * scale
+        return log_expected_likelihood_normal(
+            core.head, core.head_scale, target, mean, std, -scale, scale
+        )
+    if isinstance(policy, CategoricalPolicy):
+        log_probs = _renormalized(policy.log_probs(obs))
+        if policy.values is None:
+            if not hasattr(core, "num_classes"):
+                raise ValueError(
+                    "a CategoricalPolicy without values predicts classes; it needs a "
+                    "classification core"
+                )
+            labels = target.to(log_probs.device, torch.long).unsqueeze(1)
+            return log_probs.gather(1, labels)[:, 0]
+        return log_expected_likelihood_discrete(
+            core.head, core.head_scale, target, policy.values, log_probs
+        )
+    if isinstance(policy, TokenPolicy):
+        if policy.base**policy.num_digits > max_sequences:
+            return None
+        return _token_log_likelihood(policy, core, contexts, max_rows)
+    return None
+
+
+def exact_mean_log_likelihood(policy: Policy | Any, core: Any, contexts: Contexts) -> float | None:
+    """Mean over contexts of ``exact_log_likelihood`` (the exact ``eval/log_likelihood``).
+
+    Args:
+        policy: As for ``exact_log_likelihood``.
+        core: The task core.
+        contexts: The contexts to average over.
+
+    Returns:
+        The mean as a Python float (-inf if any context has p = 0), or None when there is no
+        exact form.
+    """
+    values = exact_log_likelihood(policy, core, contexts)
+    if values is None:
+        return None
+    return float(values.mean()) if values.numel() else float("nan")

@@ -1,0 +1,214 @@
+"""Exact reference levels of the ``eval/*`` metrics for each environment and split.
+
+``reference_levels`` scores three fixed predictors on every context of a split, exactly
+(closed forms and finite sums from ``maxrl_envs.exact``, no sampling):
+
+- ``random``: the uniform policy over the action space: Uniform[-R, R] for a Box env,
+  uniform over the classes, or uniform over the token grid (the decoded values of every
+  token sequence). Its point prediction (for ``eval/excess_mse``) is the centre 0.
+- ``bayes_point``: the deterministic predictor f(x), the clean signal (snapped to the
+  nearest grid point for tokens; the clean label for classification).
+- ``bayes_sampler``: draws ŷ from the true law of y given x: f(x) + noise_scale(x)·ε with
+  the env's unit-variance noise family (snapped to the grid for tokens, so that a token
+  policy can produce it); for classification the clean class with probability 1 - ε_l and
+  each other class with probability ε_l / (K - 1). Its point prediction is f(x).
+
+For each, the metrics of ``agents.evaluation.evaluate`` in their exact form:
+
+- ``eval/log_likelihood``: mean over contexts of log p(y|x), p = E_ŷ l(y, ŷ). With a
+  verifier head (or classification) a predictor that misses a context has p = 0 there and
+  the mean is ``-inf``; it is kept as ``-inf`` (not the Monte-Carlo metric's -100 floor).
+- ``eval/pass@1``: mean of p1 = P(success); ``eval/pass@{k}``: mean of 1 - (1 - p1)^k
+  (k independent draws).
+- ``eval/excess_mse`` (regression and tokens): mean (point prediction - f(x))².
+
+Neither Bayes reference dominates: with a head as wide as the noise (the default
+head_scale = noise std, Gaussian head and noise) the point predictor f(x) is the
+log-likelihood optimum over all prediction laws (the law convolved with the head must match
+the noise law, and N(0, σ² - s²) is a point mass at s = σ), while the sampler wins on
+pass@k for k > 1 because its draws spread over the noise. ``best_reference`` picks the
+better per metric. Box-env references are not clipped to the prediction range: f(x) and the
+sampler's draws can leave [-R, R], where no Box policy can follow.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import torch
+
+from maxrl_envs.exact import (
+    grid_log_probs_noise,
+    log_expected_likelihood_discrete,
+    log_expected_likelihood_noise,
+    log_expected_likelihood_uniform,
+    log_likelihood_head,
+    pass_probability_noise,
+)
+from maxrl_envs.tokens import TokenCodec
+
+REFERENCES = ("random", "bayes_point", "bayes_sampler")
+#: Contexts x grid values evaluated at once for token grids.
+_MAX_GRID_ELEMENTS = 1 << 22
+
+
+def _f64(t: torch.Tensor) -> torch.Tensor:
+    device = torch.device("cpu") if t.device.type == "mps" else t.device
+    return t.to(device, torch.float64)
+
+
+def _pass_at_k(p1: torch.Tensor, k: int) -> torch.Tensor:
+    """1 - (1 - p1)^k per context, computed without cancellation."""
+    return -torch.expm1(k * torch.log1p(-p1.clamp(0.0, 1.0)))
+
+
+def _summary(
+    log_p: torch.Tensor, p1: torch.Tensor, pass_k: int, sq_error: torch.Tensor | None
+) -> dict[str, float]:
+    out = {"eval/log_likelihood": float(log_p.mean())}
+    if sq_error is not None:
+        out["eval/excess_mse"] = float(sq_error.mean())
+    out["eval/pass@1"] = float(p1.mean())
+    out[f"eval/pass@{pass_k}"] = float(_pass_at_k(p1, pass_k).mean())
+    return out
+
+
+def grid_values(codec: TokenCodec, device: Any = "cpu") -> torch.Tensor:
+    """Every prediction a token policy can make: ``codec.decode`` of every sequence, ``[L]``.
+
+    Float32 (the env's values), increasing, L = base**num_digits.
+    """
+    n = torch.arange(codec.levels, device=device)
+    powers = codec.base ** torch.arange(codec.num_digits - 1, -1, -1, device=device)
+    return codec.decode((n.unsqueeze(1) // powers) % codec.base)
+
+
+def _chunks(count: int, width: int) -> list[slice]:
+    step = max(1, _MAX_GRID_ELEMENTS // max(width, 1))
+    return [slice(i, min(count, i + step)) for i in range(0, count, step)]
+
+
+def _regression_levels(
+    core: Any, contexts: Any, pass_k: int, codec: TokenCodec | None
+) -> dict[str, dict[str, float]]:
+    head, s, r = core.head, float(core.head_scale), float(core.prediction_range)
+    y, f, sigma = (_f64(t) for t in (contexts.target, contexts.signal, contexts.noise_scale))
+    noise, df = core.noise, float(core.student_df)
+    levels: dict[str, dict[str, float]] = {}
+
+    if codec is None:
+        log_p = log_expected_likelihood_uniform(head, s, y, -r, r)
+        p1 = log_expected_likelihood_uniform("verifier", s, y, -r, r).exp()
+    else:
+        grid = _f64(grid_values(codec, contexts.target.device))
+        flat = torch.full_like(grid, -math.log(grid.numel()))
+        log_p = log_expected_likelihood_discrete(head, s, y, grid, flat)
+        p1 = log_expected_likelihood_discrete("verifier", s, y, grid, flat).exp()
+    levels["random"] = _summary(log_p, p1, pass_k, f.square())
+
+    if codec is None:
+        point = f
+    else:
+        snapped = codec.decode(codec.encode(contexts.signal))
+        point = _f64(snapped)
+    log_p = log_likelihood_head(head, s, y, point)
+    p1 = ((y - point).abs() <= s).to(torch.float64)
+    levels["bayes_point"] = _summary(log_p, p1, pass_k, (point - f).square())
+
+    if codec is None:
+        log_p = log_expected_likelihood_noise(head, s, y, f, sigma, noise, df)
+        p1 = pass_probability_noise(s, y, f, sigma, noise, df)
+    else:
+        log_parts, p1_parts = [], []
+        for part in _chunks(y.numel(), grid.numel()):
+            law = grid_log_probs_noise(grid, f[part], sigma[part], noise, df)
+            log_parts.append(log_expected_likelihood_discrete(head, s, y[part], grid, law))
+            p1_parts.append(
+                log_expected_likelihood_discrete("verifier", s, y[part], grid, law).exp()
+            )
+        log_p, p1 = torch.cat(log_parts), torch.cat(p1_parts)
+    levels["bayes_sampler"] = _summary(log_p, p1, pass_k, (point - f).square())
+    return levels
+
+
+def _classification_levels(core: Any, contexts: Any, pass_k: int) -> dict[str, dict[str, float]]:
+    k, eps = int(core.num_classes), float(core.label_noise)
+    clean = (contexts.signal == contexts.target).to(torch.float64)
+    clean = _f64(clean)
+    levels: dict[str, dict[str, float]] = {}
+    uniform = torch.full_like(clean, 1.0 / k)
+    levels["random"] = _summary(uniform.log(), uniform, pass_k, None)
+    levels["bayes_point"] = _summary(clean.log(), clean, pass_k, None)
+    hit, miss = torch.full_like(clean, 1.0 - eps), torch.full_like(clean, eps / (k - 1))
+    p = torch.where(clean > 0, hit, miss)
+    levels["bayes_sampler"] = _summary(p.log(), p, pass_k, None)
+    return levels
+
+
+@torch.no_grad()
+def reference_levels(
+    core: Any, split: str = "test", pass_k: int = 16, codec: TokenCodec | None = None
+) -> dict[str, dict[str, float]]:
+    """Exact ``eval/*`` levels of the random, Bayes-point and Bayes-sampler predictors.
+
+    Args:
+        core: A ``RegressionCore`` or ``ClassificationCore`` (``task.core`` of
+            ``maxrl_envs.make_task``).
+        split: ``train``, ``validation`` or ``test``; every context of it is used.
+        pass_k: k of ``eval/pass@{k}`` (>= 1).
+        codec: The token codec of a ``MaxRLTokens`` env (``task.codec``): predictions are
+            then restricted to its grid. None for Box and classification envs.
+
+    Returns:
+        ``{reference: {metric: value}}`` for the references ``random``, ``bayes_point`` and
+        ``bayes_sampler``; metrics ``eval/log_likelihood`` (may be ``-inf``, see the module
+        docs), ``eval/excess_mse`` (not for classification), ``eval/pass@1`` and
+        ``eval/pass@{pass_k}``.
+    """
+    if isinstance(pass_k, bool) or int(pass_k) != pass_k or pass_k < 1:
+        raise ValueError(f"pass_k={pass_k!r} must be an integer >= 1")
+    pass_k = int(pass_k)
+    contexts = core.all_contexts(split)
+    if getattr(core, "kind", None) == "classification":
+        if codec is not None:
+            raise ValueError("codec is only meaningful for a regression (token) core")
+        return _classification_levels(core, contexts, pass_k)
+    return _regression_levels(core, contexts, pass_k, codec)
+
+
+def best_reference(levels: dict[str, dict[str, float]], metric: str) -> float:
+    """The better of ``bayes_point`` and ``bayes_sampler`` on one metric.
+
+    Lower is better for ``eval/excess_mse``, higher for every other metric. Neither
+    reference dominates (see the module docs): the point predictor usually wins
+    ``eval/log_likelihood`` and ``eval/pass@1``, the sampler ``eval/pass@k`` for k > 1.
+
+    Args:
+        levels: Output of ``reference_levels``.
+        metric: A metric key, e.g. ``"eval/pass@16"``.
+
+    Returns:
+        The better value.
+    """
+    a = levels["bayes_point"][metric]
+    b = levels["bayes_sampler"][metric]
+    return min(a, b) if metric == "eval/excess_mse" else max(a, b)
+
+
+def normalized_score(value: float, random: float, bayes: float) -> float:
+    """(value - random) / (bayes - random): 0 at the random level, 1 at the Bayes level.
+
+    Args:
+        value: A policy's metric.
+        random: The random reference's metric.
+        bayes: The Bayes reference's metric (e.g. ``best_reference``).
+
+    Returns:
+        The normalized score, or nan when bayes - random is 0 or not finite (e.g. a
+        ``-inf`` log-likelihood reference).
+    """
+    denominator = float(bayes) - float(random)
+    if not math.isfinite(denominator) or denominator == 0.0:
+        return math.nan
+    return (float(value) - float(random)) / denominator
