@@ -4,12 +4,16 @@
 their TensorBoard tags, so every agent's curves share tags and overlay. With M samples per
 context and per-sample likelihood scores l_m = Scores.log_likelihood:
 
-- ``eval/log_likelihood``: mean over contexts of log p(y|x) ~= logsumexp_m(l_m) - log M, the
-  log of the Monte-Carlo marginal likelihood (normalized density for Gaussian/Laplace heads,
-  probability for the verifier and classification). For binary heads a sample that fails
-  scores ``LOG_LIKELIHOOD_FLOOR`` (-100), so a context where none of the M samples succeeds
-  contributes ~= -100 and one with c > 0 successes contributes log(c / M).
-  The estimate is biased low for finite M (Jensen); it is exact for a deterministic policy.
+- ``eval/log_likelihood``: mean over contexts of the exact log p(y|x) = log E_ŷ l(y, ŷ)
+  under the policy's prediction law (normalized density for Gaussian/Laplace heads,
+  probability for the verifier and classification, where it is minus the cross-entropy),
+  from ``policy.log_likelihood`` (``agents.exact``: closed forms, finite sums over classes,
+  bins or token sequences, and a fixed quadrature for SB3's tanh-squashed SAC policy). It
+  can be -inf when some context's target cannot be reached at all (a verifier target
+  farther than prediction_range + head_scale from 0).
+- ``eval/log_likelihood_mc``: only for a policy without an exact form: the Monte-Carlo
+  estimate logsumexp_m(l_m) - log M over its M samples, biased low for finite M (Jensen),
+  with a failed binary sample scored ``LOG_LIKELIHOOD_FLOOR`` (-100).
 - ``eval/excess_mse`` (regression and tokens only): mean (point prediction - f(x))^2; the
   Bayes predictor f(x) = E[y|x] scores 0.
 - ``eval/pass@1``: mean success over samples; ``eval/pass@{k}``: the unbiased estimator
@@ -67,7 +71,12 @@ def metric_tags(pass_k: int, numeric: bool = True) -> tuple[str, ...]:
 
 @runtime_checkable
 class EvalPolicy(Protocol):
-    """What ``evaluate`` needs from an agent."""
+    """What ``evaluate`` needs from an agent.
+
+    Optionally also ``log_likelihood(contexts) -> Tensor | None``: the exact log p(y|x) per
+    context (float64 ``[B]``), or None without an exact form; ``evaluate`` then reports
+    ``eval/log_likelihood`` from it, else the Monte-Carlo ``eval/log_likelihood_mc``.
+    """
 
     def sample(
         self, contexts: Contexts, num_samples: int, generator: torch.Generator
@@ -143,7 +152,8 @@ def evaluate(
         max_contexts: Evaluate only the first ``max_contexts`` contexts (in id order).
 
     Returns:
-        ``eval/log_likelihood``, ``eval/excess_mse`` (not for classification),
+        ``eval/log_likelihood`` (exact; ``eval/log_likelihood_mc`` instead for a policy
+        without an exact form), ``eval/excess_mse`` (not for classification),
         ``eval/pass@1``, ``eval/pass@{pass_k}``, ``eval/success_rate``, ``eval/reward``.
     """
     if isinstance(num_samples, bool) or int(num_samples) != num_samples or num_samples < 1:
@@ -158,6 +168,8 @@ def evaluate(
     sums = torch.zeros(6, dtype=torch.float64, device=core.device)
     count = contexts.ids.shape[0]
     step = max(1, MAX_ROWS // num_samples)
+    exact_form = getattr(policy, "log_likelihood", None)
+    exact = exact_form is not None
     for start in range(0, count, step):
         part = _chunk(contexts, start, min(count, start + step))
         samples = policy.sample(part, num_samples, generator)
@@ -165,7 +177,11 @@ def evaluate(
         point = policy.point(part)
         point_scores = core.score(part, point.reshape(-1, 1))
         successes = scores.is_success.sum(1)
-        log_lik = torch.logsumexp(scores.log_likelihood.double(), dim=1) - log_m
+        log_lik = exact_form(part) if exact else None
+        if log_lik is None:  # no exact form: the Monte-Carlo estimate, under its own name
+            exact = False
+            log_lik = torch.logsumexp(scores.log_likelihood.double(), dim=1) - log_m
+        log_lik = log_lik.to(core.device, torch.float64)
         excess = (
             (point.double().reshape(-1) - part.signal.double()).square()
             if numeric
@@ -182,7 +198,8 @@ def evaluate(
             ]
         )
     means = (sums / max(count, 1)).tolist()
-    metrics = {"eval/log_likelihood": means[0]}
+    tag = "eval/log_likelihood" if exact else "eval/log_likelihood_mc"
+    metrics = {tag: means[0]}
     if numeric:
         metrics["eval/excess_mse"] = means[1]
     metrics["eval/pass@1"] = means[2]
@@ -247,6 +264,76 @@ class SB3Policy:
             obs = torch.cat([x, self.task.step_features(written, t)], dim=1)
             written[:, t] = self._predict(obs, deterministic).to(x.device)
         return self.task.prediction(written)
+
+    @torch.no_grad()
+    def log_likelihood(self, contexts: Contexts) -> torch.Tensor | None:
+        """Exact log p(y|x) of the SB3 policy's prediction law, float64 ``[B]``.
+
+        - Actor-critic (PPO, A2C), Box: a Gaussian action clipped to [-1, 1], so a censored
+          normal prediction (closed form); Discrete: the categorical's probability of the
+          observed label; tokens: its sequences enumerated.
+        - SAC: R tanh(u) with u Gaussian (``log_expected_likelihood_squashed``).
+        - TD3, DDPG and DQN predict deterministically (SB3's ``predict`` adds no noise):
+          log l(y, ŷ) of the point prediction.
+        """
+        from stable_baselines3.common.policies import ActorCriticPolicy
+        from stable_baselines3.dqn.policies import DQNPolicy
+        from stable_baselines3.td3.policies import TD3Policy
+
+        from agents import exact
+        from maxrl_envs.exact import (
+            log_expected_likelihood_normal,
+            log_expected_likelihood_squashed,
+            log_likelihood_head,
+        )
+
+        policy, core, task = self.model.policy, self.core, self.task
+        if isinstance(policy, (TD3Policy, DQNPolicy)):
+            point = self.point(contexts)
+            if task.kind.numeric:
+                return log_likelihood_head(core.head, core.head_scale, contexts.target, point)
+            hit = (point == contexts.target).to(torch.float64)
+            return hit.log()
+        obs = self._tensor(contexts.obs)
+        if task.episode_length > 1:
+            if not isinstance(policy, ActorCriticPolicy) or task.codec is None:
+                return None
+
+            def step_log_probs(rows: torch.Tensor, written: torch.Tensor, t: int) -> torch.Tensor:
+                features = task.step_features(written, t)
+                logits = policy.get_distribution(self._tensor(torch.cat([rows, features], 1)))
+                return logits.distribution.logits
+
+            return exact.discrete_sequences_log_likelihood(
+                step_log_probs, task.codec, core, contexts
+            )
+        if isinstance(policy, ActorCriticPolicy):
+            dist = policy.get_distribution(obs).distribution
+            if self._box:
+                scale = float(core.prediction_range)
+                mean = dist.mean.reshape(-1).double().cpu() * scale
+                std = dist.stddev.reshape(-1).double().cpu() * scale
+                target = contexts.target.cpu()
+                return log_expected_likelihood_normal(
+                    core.head, core.head_scale, target, mean, std, -scale, scale
+                )
+            log_probs = torch.log_softmax(dist.logits.double(), dim=-1).cpu()
+            return log_probs.gather(1, contexts.target.cpu().long().unsqueeze(1))[:, 0]
+        actor = getattr(policy, "actor", None)
+        if self._box and hasattr(actor, "get_action_dist_params"):
+            mean, log_std, _ = actor.get_action_dist_params(obs)
+            return log_expected_likelihood_squashed(
+                core.head,
+                core.head_scale,
+                contexts.target.cpu(),
+                mean.reshape(-1).double().cpu(),
+                log_std.reshape(-1).double().exp().cpu(),
+                float(core.prediction_range),
+            )
+        return None
+
+    def _tensor(self, obs: torch.Tensor) -> torch.Tensor:
+        return obs.detach().to(self.model.device, torch.float32)
 
     def sample(
         self, contexts: Contexts, num_samples: int, generator: torch.Generator

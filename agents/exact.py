@@ -22,6 +22,7 @@ verifier decisions match ``core.score`` exactly. A verifier miss everywhere give
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import torch
@@ -64,47 +65,75 @@ def all_token_sequences(num_digits: int, base: int, device: Any = "cpu") -> torc
 
 
 @torch.no_grad()
-def token_sequence_log_probs(policy: TokenPolicy, obs: torch.Tensor) -> torch.Tensor:
+def sequence_log_probs(
+    step_log_probs: Callable[[torch.Tensor, torch.Tensor, int], torch.Tensor],
+    obs: torch.Tensor,
+    base: int,
+    digits: int,
+) -> torch.Tensor:
     """Log-probabilities of every token sequence for each context, by batched enumeration.
 
-    Level t holds the base**t prefixes of all contexts; one ``step_logits`` forward on
-    ``[B * base**t, ...]`` rows extends them all by one token. There is a Python loop over
-    the ``num_digits`` positions only.
+    Level t holds the base**t prefixes of all contexts; one call of ``step_log_probs`` on
+    ``[B * base**t]`` rows extends them all by one token. There is a Python loop over the
+    ``digits`` positions only.
 
     Args:
-        policy: The token policy.
+        step_log_probs: ``(obs rows [M, D], written [M, digits], t) -> [M, base]``
+            log-probabilities (or logits) of token t given the prefix ``written[:, :t]``.
         obs: Observations x ``[B, D]`` (without step features).
+        base: Vocabulary size.
+        digits: Tokens per sequence.
 
     Returns:
-        Float64 ``[B, base**num_digits]``: column n is the sequence spelling n
+        Float64 ``[B, base**digits]``: column n is the sequence spelling n
         (``all_token_sequences``); each row sums to 1 in probability.
     """
-    b, base, digits = obs.shape[0], policy.base, policy.num_digits
-    device = obs.device
+    b, device = obs.shape[0], obs.device
     log_p = torch.zeros(b, 1, dtype=torch.float64, device=_float64_device(device))
     prefixes = torch.zeros(1, digits, dtype=torch.long, device=device)
     for t in range(digits):
         count = prefixes.shape[0]
         rows = obs.repeat_interleave(count, dim=0)
         written = prefixes.repeat(b, 1)
-        step = _renormalized(policy.step_logits(rows, written, t).reshape(b, count, base))
+        step = _renormalized(step_log_probs(rows, written, t).reshape(b, count, base))
         log_p = (log_p.unsqueeze(-1) + step).reshape(b, count * base)
         prefixes = prefixes.repeat_interleave(base, dim=0)
         prefixes[:, t] = torch.arange(base, device=device).repeat(count)
     return log_p
 
 
-def _token_log_likelihood(
-    policy: TokenPolicy, core: Any, contexts: Contexts, max_rows: int
+def token_sequence_log_probs(policy: TokenPolicy, obs: torch.Tensor) -> torch.Tensor:
+    """``sequence_log_probs`` of a ``TokenPolicy`` (its ``step_logits``)."""
+    return sequence_log_probs(policy.step_logits, obs, policy.base, policy.num_digits)
+
+
+def discrete_sequences_log_likelihood(
+    step_log_probs: Callable[[torch.Tensor, torch.Tensor, int], torch.Tensor],
+    codec: Any,
+    core: Any,
+    contexts: Contexts,
+    max_rows: int = MAX_TOKEN_ROWS,
 ) -> torch.Tensor:
-    codec = policy.codec
-    sequences = all_token_sequences(policy.num_digits, policy.base, contexts.obs.device)
+    """Exact log p(y|x) of any autoregressive digit policy, by enumerating its sequences.
+
+    Args:
+        step_log_probs: As for ``sequence_log_probs``.
+        codec: The task's ``TokenCodec`` (decodes sequences to grid values).
+        core: The task core (``head``, ``head_scale``).
+        contexts: ``B`` contexts.
+        max_rows: Contexts x sequences per chunk.
+
+    Returns:
+        Float64 ``[B]``.
+    """
+    sequences = all_token_sequences(codec.num_digits, codec.base, contexts.obs.device)
     values = codec.decode(sequences)
     count = contexts.obs.shape[0]
     chunk = max(1, max_rows // sequences.shape[0])
     parts = []
     for start in range(0, count, chunk):
-        log_probs = token_sequence_log_probs(policy, contexts.obs[start : start + chunk])
+        obs = contexts.obs[start : start + chunk]
+        log_probs = sequence_log_probs(step_log_probs, obs, codec.base, codec.num_digits)
         target = contexts.target[start : start + chunk]
         parts.append(
             log_expected_likelihood_discrete(core.head, core.head_scale, target, values, log_probs)
@@ -173,7 +202,9 @@ def exact_log_likelihood(
     if isinstance(policy, TokenPolicy):
         if policy.base**policy.num_digits > max_sequences:
             return None
-        return _token_log_likelihood(policy, core, contexts, max_rows)
+        return discrete_sequences_log_likelihood(
+            policy.step_logits, policy.codec, core, contexts, max_rows
+        )
     return None
 
 

@@ -35,6 +35,7 @@ from pathlib import Path
 from typing import Any
 
 from agents.runs import (
+    CorruptFileError,
     RunDirectory,
     atomic_replace_dir,
     atomic_write_text,
@@ -497,9 +498,12 @@ class _Run:
 
     def restore(self, cls: type, env: Any) -> Any:
         state = self.store.state()
-        model = cls.load(self.store.path / "model.zip", env=env, device=self.config.device)
-        if self.off_policy and (self.store.path / "replay.pkl").exists():
-            model.load_replay_buffer(self.store.path / "replay.pkl")
+        try:
+            model = cls.load(self.store.path / "model.zip", env=env, device=self.config.device)
+            if self.off_policy and (self.store.path / "replay.pkl").exists():
+                model.load_replay_buffer(self.store.path / "replay.pkl")
+        except Exception as err:  # noqa: BLE001 - a truncated zip or pickle raises anything
+            raise CorruptFileError(self.store.path, f"{type(err).__name__}: {err}") from None
         self.curve = [list(point) for point in state["curve"]]
         self.next_eval = float(state["next_eval"])
         self.elapsed = float(state["wall_time"])

@@ -206,7 +206,9 @@ class RayBackend(Backend):
         self.results_dir = str(results_dir)
         self.imports = tuple(imports)
         self.threads = threads
-        if not ray.is_initialized():
+        #: Whether this backend started Ray itself (then it also shuts it down).
+        self.owns_ray = not ray.is_initialized()
+        if self.owns_ray:
             kwargs: dict[str, Any] = {"include_dashboard": False, "log_to_driver": False}
             if address is not None:
                 kwargs["address"] = address
@@ -245,11 +247,18 @@ class RayBackend(Backend):
         return finished
 
     def close(self, cancel: bool = False) -> None:
-        """Cancel outstanding tasks when asked; the Ray session is left running."""
+        """Cancel outstanding tasks when asked; shut Ray down if this backend started it.
+
+        A Ray session this process joined (an ``--address`` cluster, or one already
+        initialized) is left running. A driver killed with ``kill -9`` cannot run this:
+        ``ray stop`` then removes the local Ray processes it left behind.
+        """
         if cancel:
             for ref in self._refs:
                 self.ray.cancel(ref, force=True)
         self._refs.clear()
+        if self.owns_ray and self.ray.is_initialized():
+            self.ray.shutdown()
 
     def describe(self) -> str:
         """One-line description for logs."""

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import contextlib
+import functools
+import json
 import os
 import platform
 import time
@@ -71,6 +73,19 @@ def read_curve(path: str | os.PathLike[str], prefix: str = "eval/") -> list[list
     ]
 
 
+@functools.lru_cache(maxsize=32)
+def references(env_id: str, kwargs_json: str, split: str, pass_k: int) -> dict[str, Any]:
+    """Exact reference levels of an env on a split (random, Bayes point, Bayes sampler).
+
+    See ``maxrl_envs.references``; cached per worker, since every run of a cell shares them.
+    """
+    import maxrl_envs
+    from maxrl_envs.references import reference_levels
+
+    task = maxrl_envs.make_task(env_id, device="cpu", **json.loads(kwargs_json))
+    return reference_levels(task.core, split=split, pass_k=pass_k, codec=task.codec)
+
+
 def _now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
@@ -107,13 +122,20 @@ def execute_job(
             from benchmarks.suite import import_plugins
 
             import_plugins(imports)
-        metrics = _train(job, directory, threads)
+        metrics = _train_recovering(job, directory, threads, row)
         row["status"] = OK
         row["error"] = None
         row["metrics"] = {k: float(v) for k, v in metrics.items()}
         row["rollouts"] = float(metrics.get("rollouts", float("nan")))
         row["wall_time"] = float(metrics.get("wall_time", float("nan")))
         row["curve"] = read_curve(directory)
+        config = job["config"]
+        row["references"] = references(
+            config["env_id"],
+            json.dumps(config.get("env_kwargs", {}), sort_keys=True),
+            config.get("eval_split", "test"),
+            int(config.get("pass_k", 16)),
+        )
     except BaseException as err:  # noqa: BLE001 - a crashed run is a row, the sweep goes on
         if isinstance(err, KeyboardInterrupt):
             raise
@@ -141,6 +163,36 @@ def failed_row(job: dict[str, Any], results_dir: str, error: str) -> dict[str, A
         finished_at=_now(),
     )
     return row
+
+
+#: Corrupt run files set aside in one run before it gives up (config, final, checkpoint).
+MAX_RECOVERIES = 3
+
+
+def _train_recovering(
+    job: dict[str, Any], directory: Path, threads: int, row: dict[str, Any]
+) -> dict[str, float]:
+    """Train; a corrupt run file is set aside (kept, renamed) and the run restarts.
+
+    Each recovery is recorded in ``row["recovered"]``, so the row says the run did not
+    simply resume.
+    """
+    from agents.runs import CorruptFileError, set_aside
+
+    for _ in range(MAX_RECOVERIES + 1):
+        try:
+            return _train(job, directory, threads)
+        except CorruptFileError as err:
+            if len(row.get("recovered", [])) >= MAX_RECOVERIES:
+                raise
+            # Set aside the run directory's entry that holds the bad file (a checkpoint
+            # folder as a whole), so the next attempt does not trip on its remains.
+            entry = directory / err.path.relative_to(directory).parts[0]
+            aside = set_aside(entry)
+            row.setdefault("recovered", []).append(
+                f"{err}; set aside as {aside.name}, the run restarted without it"
+            )
+    raise AssertionError("unreachable")  # pragma: no cover
 
 
 def _train(job: dict[str, Any], directory: Path, threads: int) -> dict[str, float]:

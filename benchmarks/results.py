@@ -13,6 +13,7 @@ keeps the last row of each run.
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import re
@@ -47,11 +48,16 @@ def append_row(path: str | os.PathLike[str], row: dict[str, Any]) -> None:
     The whole line goes out in one ``os.write`` on an ``O_APPEND`` descriptor (appends of a
     regular file are not interleaved with other appenders), followed by ``fsync``. If the
     file does not end with a newline (a torn tail), a newline is written first so the new
-    row stays parseable.
+    row stays parseable. If the write fails or is short (a full disk), the file is cut back
+    to its previous length, so it never keeps part of a row, and ``OSError`` says why.
 
     Args:
         path: The results file; created with its parent directory if missing.
         row: A JSON-serializable mapping.
+
+    Raises:
+        OSError: The row could not be written (e.g. "no space left on device"); the file
+            is as it was before the call.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -61,10 +67,18 @@ def append_row(path: str | os.PathLike[str], row: dict[str, Any]) -> None:
         size = os.fstat(fd).st_size
         if size and _last_byte(path) != b"\n":
             data = b"\n" + data
-        written = os.write(fd, data)
-        if written != len(data):  # pragma: no cover - regular files write fully or raise
-            raise OSError(f"short write to {path}: {written} of {len(data)} bytes")
-        os.fsync(fd)
+        try:
+            written = os.write(fd, data)
+            if written != len(data):
+                raise OSError(errno.ENOSPC, f"short write ({written} of {len(data)} bytes)")
+            os.fsync(fd)
+        except OSError as err:
+            os.ftruncate(fd, size)
+            if err.errno == errno.ENOSPC:
+                raise OSError(
+                    errno.ENOSPC, f"no space left on device while appending a row to {path}"
+                ) from err
+            raise
     finally:
         os.close(fd)
 

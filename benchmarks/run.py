@@ -40,6 +40,8 @@ from benchmarks.suite import (
     Suite,
     SuiteError,
     available_suites,
+    estimate_seconds,
+    estimate_suite_seconds,
     load_suite,
     validate_suite,
 )
@@ -165,6 +167,16 @@ class Sweep:
             if job.phase == "tune":
                 self.pending_tune[job.cell].add(job.run_id)
         self.queue = list(reversed(initial))  # pop() from the end
+        # A rough ETA: the cost model's estimate of what is left, calibrated by how long the
+        # runs of this sweep actually took against their estimates.
+        self.estimate_left = estimate_suite_seconds(suite)
+        self.estimated_done = 0.0
+        self.actual_done = 0.0
+
+    def eta(self, slots: int) -> float:
+        """Rough seconds left with ``slots`` parallel runs."""
+        scale = self.actual_done / self.estimated_done if self.estimated_done > 0 else 1.0
+        return max(0.0, self.estimate_left) * min(max(scale, 0.2), 5.0) / max(slots, 1)
 
     def next_job(self) -> Job | None:
         """The next run to submit, accounting at once for runs that are already done."""
@@ -183,6 +195,11 @@ class Sweep:
         """Record a finished run (appending its row if it ran now); release tuned cells."""
         summary = self.summary
         summary.run_ids.append(job.run_id)
+        estimate = estimate_seconds(job)
+        self.estimate_left -= estimate
+        if fresh and math.isfinite(float(row.get("elapsed", math.nan))):
+            self.estimated_done += estimate
+            self.actual_done += float(row["elapsed"])
         if fresh:
             append_row(self.results_path, row)
             summary.ran += 1
@@ -209,6 +226,7 @@ class Sweep:
             )
             self.summary.failed += len(seeds)
             self.advance(len(seeds))
+            self.estimate_left -= len(seeds) * estimate_seconds(cell.job(seeds[0], None, "final"))
             return
         self.summary.chosen_lr[cell.key] = lr
         self.queue.extend(reversed(self.suite.final_jobs(cell, lr)))
@@ -251,6 +269,9 @@ def run_suite(
         desc=suite.name,
         disable=not progress,
         dynamic_ncols=True,
+        # tqdm's own ETA assumes equal runs; the postfix has one from each run's cost.
+        bar_format="{desc}: {percentage:3.0f}%|{bar}| {n_fmt}/{total_fmt} runs "
+        "[{elapsed}{postfix}]",
     )
     sweep = Sweep(
         suite,
@@ -270,6 +291,7 @@ def run_suite(
             if backend.in_flight:
                 for job_dict, row in backend.wait():
                     sweep.finish(Job(**job_dict), row, fresh=True)
+                bar.set_postfix_str(f"ETA ~{_minutes(sweep.eta(backend.slots))} (rough)")
     except BaseException:  # Ctrl-C, or the driver failing: stop the runs in flight too
         interrupted = True
         raise
@@ -318,19 +340,44 @@ def _positive(text: str) -> int:
     return value
 
 
+EXAMPLES = """examples:
+  maxrl-bench --list                         suites, their runs and rough cost
+  maxrl-bench quick                          the demo (README: its measured time)
+  maxrl-bench quick --dry-run                validate every run and list them, train nothing
+  maxrl-bench low-snr --workers 2 --seeds 0,1,2,3,4
+  maxrl-bench my-suite.toml --out results    any suite file; results in results/<name>
+  maxrl-bench full --backend ray --address auto
+
+Rerunning a command resumes it: finished runs are skipped, interrupted ones continue from
+their checkpoints. One runner at a time may use a results directory (a lock file there).
+Threads: each run uses --threads torch threads (default 1, fastest for these small
+networks) and --workers defaults to the CPUs available divided by --threads.
+"""
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The command-line interface."""
     parser = argparse.ArgumentParser(
         prog="maxrl-bench",
         description="Run a maxrl-bench suite and write its results, logs and report.",
+        epilog=EXAMPLES,
+        formatter_class=_HelpFormatter,
     )
     parser.add_argument("suite", nargs="?", help="suite name (see --list) or path to a .toml file")
-    parser.add_argument("--list", action="store_true", help="list the shipped suites and exit")
+    parser.add_argument(
+        "--list", action="store_true", help="list the shipped suites (runs, rough cost) and exit"
+    )
     parser.add_argument("--out", default="runs", help="output root; results go to OUT/SUITE")
-    parser.add_argument("--backend", choices=("local", "ray"), default="local")
+    parser.add_argument(
+        "--backend", choices=("local", "ray"), default="local", help="where runs go"
+    )
     parser.add_argument("--address", default=None, help="Ray cluster address (--backend ray)")
     parser.add_argument(
-        "--workers", type=_positive, default=None, help="parallel runs (default: CPUs available)"
+        "--workers",
+        type=_positive,
+        default=None,
+        help="parallel runs (default: CPUs available // --threads, so cores are never "
+        "oversubscribed)",
     )
     parser.add_argument("--threads", type=_positive, default=1, help="torch threads per run")
     parser.add_argument(
@@ -346,10 +393,41 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
+    """Defaults in the help, and the examples kept as written."""
+
+
 def _command_line(argv: Sequence[str]) -> str:
     program = sys.argv[0] if sys.argv else ""
     prefix = "python -m benchmarks.run" if program.endswith(("run.py", "-m")) else "maxrl-bench"
     return " ".join([prefix, *map(shlex.quote, argv)])
+
+
+def _minutes(seconds: float) -> str:
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    if seconds < 5400:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds / 3600:.1f} h"
+
+
+def list_suites() -> str:
+    """One line per shipped suite: description, runs and a rough cost."""
+    lines = ["suites (runs; rough CPU time on one core of the project's 2-core machine):"]
+    for name in available_suites():
+        try:
+            suite = load_suite(name)
+        except SuiteError as err:
+            lines.append(f"  {name:16} (invalid: {err})")
+            continue
+        summary = " ".join(suite.description.split())
+        summary = summary.split(". ")[0].rstrip(".")
+        if len(summary) > 72:
+            summary = summary[:71].rsplit(" ", 1)[0] + " ..."
+        cost = _minutes(estimate_suite_seconds(suite))
+        lines.append(f"  {name:16} {suite.total_runs():5} runs, ~{cost:>7} CPU  {summary}")
+    lines.append("Wall time is about CPU time / --workers. Run one: maxrl-bench NAME")
+    return "\n".join(lines)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -367,7 +445,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     limit_threads(1)
     if args.list or args.suite is None:
-        print("suites: " + ", ".join(available_suites()))
+        print(list_suites())
+        if not args.list:
+            print("error: name a suite to run (or --list)", file=sys.stderr)
         return 0 if args.list else 2
     overrides: dict[str, Any] = {}
     if args.seeds is not None:
@@ -376,6 +456,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         overrides["budget"] = args.budget
     try:
         suite = load_suite(args.suite, overrides)
+        print(f"suite {suite.name!r}: validating {len(suite.cells)} cells ...", flush=True)
         checked = validate_suite(suite)
     except SuiteError as err:
         print(f"error: {err}", file=sys.stderr)
@@ -383,7 +464,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     results_dir = Path(args.out) / suite.name
     print(
         f"suite {suite.name!r}: {len(suite.cells)} cells, {suite.total_runs()} runs "
-        f"({checked} configs validated); results in {results_dir}"
+        f"({checked} configs validated; rough cost {_minutes(estimate_suite_seconds(suite))} "
+        f"CPU); results in {results_dir}"
     )
     if args.dry_run:
         for job in suite.initial_jobs():
@@ -395,7 +477,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         if tuned:
             print(f"  ... plus {tuned} reported runs at the learning rates chosen on validation")
         return 0
-    from benchmarks.backends import import_ray, make_backend
+    try:
+        lock = ResultsLock(results_dir)
+    except (OSError, LockedError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    with lock:
+        return _run(args, argv, suite, results_dir)
+
+
+def _run(args: argparse.Namespace, argv: Sequence[str], suite: Suite, results_dir: Path) -> int:
+    """Run a validated suite under its results directory's lock."""
+    from benchmarks.backends import default_workers, import_ray, make_backend
 
     if args.backend == "ray":
         try:
@@ -403,11 +496,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         except ImportError as err:
             print(f"error: {err}", file=sys.stderr)
             return 2
+    workers = args.workers or max(1, default_workers() // args.threads)
     try:
         backend = make_backend(
             args.backend,
             str(results_dir),
-            workers=args.workers,
+            workers=workers if args.backend == "local" or args.workers else None,
             address=args.address,
             threads=args.threads,
             imports=suite.imports,
@@ -433,6 +527,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             file=sys.stderr,
         )
         return 130
+    except OSError as err:
+        print(
+            f"error: {err}. Every row written so far is intact in "
+            f"{results_dir / RESULTS_FILE}; fix the cause and rerun the same command to resume.",
+            file=sys.stderr,
+        )
+        return 1
     print(
         f"{summary.ran} runs ran, {summary.skipped} were already done, {summary.failed} failed "
         f"({summary.elapsed:.0f} s)"
@@ -444,6 +545,69 @@ def main(argv: Sequence[str] | None = None) -> int:
         print()
         print(report.summary_text())
     return 1 if summary.failed else 0
+
+
+class LockedError(RuntimeError):
+    """Another runner holds a results directory."""
+
+
+class ResultsLock:
+    """An exclusive lock on a suite's results directory, held while a runner uses it.
+
+    ``fcntl.flock`` on ``.lock`` inside the directory: the OS releases it when the process
+    exits, however it dies, so a killed runner never blocks the next one. The holder writes
+    its pid, host and start time into the file, so a second runner can name it.
+
+    Args:
+        results_dir: The directory (created if needed; must be writable).
+
+    Raises:
+        LockedError: Another process holds the lock (the message names it).
+        OSError: The directory cannot be created or written (a read-only ``--out``).
+    """
+
+    FILE = ".lock"
+
+    def __init__(self, results_dir: Path) -> None:
+        import fcntl
+        import platform
+        from datetime import datetime, timezone
+
+        self.path = results_dir / self.FILE
+        try:
+            results_dir.mkdir(parents=True, exist_ok=True)
+            self.fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as err:
+            raise OSError(
+                err.errno,
+                f"the results directory {results_dir} is not writable ({err.strerror}); "
+                "choose another --out",
+            ) from None
+        try:
+            fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.pread(self.fd, 512, 0).decode("utf-8", "replace").strip() or "unknown"
+            os.close(self.fd)
+            raise LockedError(
+                f"{results_dir} is in use by another maxrl-bench runner ({holder}); wait for "
+                "it to finish or stop it, or use another --out"
+            ) from None
+        stamp = datetime.now(timezone.utc).isoformat(timespec="seconds")
+        text = f"pid {os.getpid()} on {platform.node()}, started {stamp}"
+        os.ftruncate(self.fd, 0)
+        os.pwrite(self.fd, text.encode("utf-8"), 0)
+
+    def __enter__(self) -> ResultsLock:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.release()
+
+    def release(self) -> None:
+        """Unlock (closing the descriptor releases the lock)."""
+        if self.fd >= 0:
+            os.close(self.fd)
+            self.fd = -1
 
 
 if __name__ == "__main__":

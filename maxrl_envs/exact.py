@@ -295,6 +295,82 @@ def log_expected_likelihood_normal(
     return _clamp_probability(head, torch.where(random, spread, point))
 
 
+#: Gauss-Legendre nodes per panel of the squashed-normal quadrature.
+_SQUASH_NODES = 256
+#: Half-widths of the integration windows: in standard deviations of the policy's u, and in
+#: head scales (a Laplace head decays only as e^-|d|/s, so it needs a wider window).
+_SQUASH_SIGMAS = 12.0
+_SQUASH_HEAD_WINDOW = {"gaussian": 12.0, "laplace": 45.0}
+
+
+def log_expected_likelihood_squashed(
+    head: str,
+    s: float | torch.Tensor,
+    y: torch.Tensor,
+    mean: torch.Tensor,
+    std: torch.Tensor,
+    scale: float,
+) -> torch.Tensor:
+    """Log E[l(y, ŷ)] for ŷ = scale · tanh(u), u ~ N(mean, std²) (SAC's squashed policy).
+
+    - verifier: exact, P(u ∈ [atanh((y - s)/scale), atanh((y + s)/scale)]) by normal CDFs
+      (bounds beyond ±scale clipped, so the tails at the edges count);
+    - gaussian and laplace: no closed form, so a fixed Gauss-Legendre quadrature in u over
+      the part of the real line where both factors matter: u within 12 std of the mean and
+      ŷ within a window of the head around y (12 s for Gaussian, 45 s for Laplace, where the
+      head has fallen below e^-45 of its peak), split at the Laplace kink ŷ = y, 256 nodes per
+      panel. The tests find it within 1e-8 in log p of adaptive quadrature over std/scale
+      from 1e-4 to 3 and s/scale from 1e-3 to 10. std = 0 is the deterministic limit.
+
+    Args:
+        head: ``gaussian``, ``laplace`` or ``verifier``.
+        s: Head scale (> 0).
+        y: Targets ``[B]``.
+        mean: Mean of u ``[B]``.
+        std: Standard deviation of u ``[B]`` (>= 0).
+        scale: Half-width of the prediction range (ŷ in (-scale, scale)).
+
+    Returns:
+        Float64 ``[B]`` log p (a verifier miss can give -inf).
+    """
+    _check_head(head)
+    s, y, mean, std = _f64(s, y, mean, std)
+    _check_positive("s", s)
+    _check_nonnegative("std", std)
+    y, mean, std, s = torch.broadcast_tensors(y, mean, std, s)
+    random = std > 0
+    sd = torch.where(random, std, torch.ones_like(std))
+    point = _log_head(head, s, y, scale * torch.tanh(mean))
+    edge = 1.0 - 1e-15
+
+    def atanh_of(value: torch.Tensor) -> torch.Tensor:
+        return torch.atanh((value / scale).clamp(-edge, edge))
+
+    if head == "verifier":
+        lo = torch.where(y - s <= -scale, torch.full_like(y, -_INF), atanh_of(y - s))
+        hi = torch.where(y + s >= scale, torch.full_like(y, _INF), atanh_of(y + s))
+        spread = _log_ndtr_diff((lo - mean) / sd, (hi - mean) / sd)
+        return _clamp_probability(head, torch.where(random, spread, point))
+    window = _SQUASH_HEAD_WINDOW[head] * s
+    lo = torch.maximum(mean - _SQUASH_SIGMAS * sd, atanh_of(y - window))
+    hi = torch.minimum(mean + _SQUASH_SIGMAS * sd, atanh_of(y + window))
+    kink = atanh_of(y).clamp(min=lo, max=hi)
+    nodes, weights = np.polynomial.legendre.leggauss(_SQUASH_NODES)
+    nodes = torch.as_tensor(nodes, dtype=torch.float64, device=y.device)
+    weights = torch.as_tensor(weights, dtype=torch.float64, device=y.device)
+    parts = []
+    for a, b in ((lo, kink), (kink, hi)):
+        half = (0.5 * (b - a)).clamp(min=0.0)
+        u = (0.5 * (a + b)).unsqueeze(-1) + half.unsqueeze(-1) * nodes
+        log_density = -0.5 * ((u - mean.unsqueeze(-1)) / sd.unsqueeze(-1)).square()
+        log_density = log_density - torch.log(sd).unsqueeze(-1) - _LOG_SQRT_2PI
+        log_l = _log_head(head, s.unsqueeze(-1), y.unsqueeze(-1), scale * torch.tanh(u))
+        terms = log_density + log_l + torch.log(weights) + torch.log(half).unsqueeze(-1)
+        parts.append(torch.logsumexp(terms, dim=-1))
+    spread = torch.logsumexp(torch.stack(parts), dim=0)
+    return torch.where(random, spread, point)
+
+
 # --------------------------------------------------------------------------------------------
 # Uniform and discrete laws
 # --------------------------------------------------------------------------------------------

@@ -38,6 +38,7 @@ from typing import Any
 
 import torch
 
+from maxrl_envs.core import ClassificationCore
 from maxrl_envs.exact import (
     grid_log_probs_noise,
     log_expected_likelihood_discrete,
@@ -170,7 +171,7 @@ def reference_levels(
         raise ValueError(f"pass_k={pass_k!r} must be an integer >= 1")
     pass_k = int(pass_k)
     contexts = core.all_contexts(split)
-    if getattr(core, "kind", None) == "classification":
+    if isinstance(core, ClassificationCore):
         if codec is not None:
             raise ValueError("codec is only meaningful for a regression (token) core")
         return _classification_levels(core, contexts, pass_k)

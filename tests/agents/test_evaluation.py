@@ -75,7 +75,7 @@ def test_bayes_predictor_has_zero_excess_mse_and_exact_log_likelihood() -> None:
     scores = task.core.score(contexts, contexts.signal.unsqueeze(1))
     # A deterministic policy's marginal likelihood is its point prediction's likelihood.
     expected = scores.log_likelihood.mean().item()
-    assert metrics["eval/log_likelihood"] == pytest.approx(expected, abs=1e-5)
+    assert metrics["eval/log_likelihood_mc"] == pytest.approx(expected, abs=1e-5)
     success = scores.is_success.float().mean().item()
     assert metrics["eval/pass@1"] == pytest.approx(success)
     assert metrics["eval/pass@4"] == pytest.approx(success)  # identical samples: no gain from k
@@ -88,8 +88,8 @@ def test_excess_mse_of_an_offset_predictor() -> None:
     metrics = evaluate(task, SignalPolicy(offset=0.5), num_samples=2, pass_k=1)
     assert metrics["eval/excess_mse"] == pytest.approx(0.25, rel=1e-6)
     assert (
-        metrics["eval/log_likelihood"]
-        < evaluate(task, SignalPolicy(), num_samples=2, pass_k=1)["eval/log_likelihood"]
+        metrics["eval/log_likelihood_mc"]
+        < evaluate(task, SignalPolicy(), num_samples=2, pass_k=1)["eval/log_likelihood_mc"]
     )
 
 
@@ -101,7 +101,9 @@ def test_classification_metrics_from_known_success_counts() -> None:
     counts = (ids % (m + 1)).tolist()
     expected_ll = [math.log(c / m) if c else evaluation_floor() for c in counts]
     assert "eval/excess_mse" not in metrics
-    assert metrics["eval/log_likelihood"] == pytest.approx(sum(expected_ll) / len(counts), abs=1e-9)
+    assert metrics["eval/log_likelihood_mc"] == pytest.approx(
+        sum(expected_ll) / len(counts), abs=1e-9
+    )
     assert metrics["eval/pass@1"] == pytest.approx(sum(c / m for c in counts) / len(counts))
     brute = sum(brute_force_pass_at_k(m, c, k) for c in counts) / len(counts)
     assert metrics[f"eval/pass@{k}"] == pytest.approx(brute, abs=1e-12)

@@ -212,7 +212,8 @@ def test_unknown_policies_and_mismatched_cores():
 
 
 def test_monte_carlo_metric_is_biased_low_and_converges_to_the_exact_value():
-    # evaluate() reports the log of a Monte-Carlo mean: biased low by about Var(l) / (2 p² M)
+    # Without an exact form, evaluate() reports the log of a Monte-Carlo mean
+    # (eval/log_likelihood_mc): biased low by about Var(l) / (2 p² M)
     # (Jensen). With a head 24x narrower than the policy, M = 64 is about 0.2 nats low (its
     # seed-to-seed spread here is ~0.05); M = 16384 is within 0.015 (its s.e. is ~0.004).
     from agents.evaluation import evaluate
@@ -224,7 +225,16 @@ def test_monte_carlo_metric_is_biased_low_and_converges_to_the_exact_value():
     policy = GaussianPolicy(task.core.obs_dim, (8,), init_std=0.3)
     exact = exact_mean_log_likelihood(policy, task.core, task.core.all_contexts("test"))
     bound = TaskPolicy(policy, task)
-    few = evaluate(task, bound, num_samples=64, pass_k=1)["eval/log_likelihood"]
-    many = evaluate(task, bound, num_samples=16384, pass_k=1)["eval/log_likelihood"]
-    assert few < exact - 0.1
-    assert abs(many - exact) < 0.015
+    assert evaluate(task, bound, num_samples=8, pass_k=1)["eval/log_likelihood"] == pytest.approx(
+        exact, rel=1e-12
+    )
+
+    class SamplesOnly:  # the same policy without its exact form: evaluate falls back to MC
+        sample = bound.sample
+        point = bound.point
+
+    few = evaluate(task, SamplesOnly(), num_samples=64, pass_k=1)
+    many = evaluate(task, SamplesOnly(), num_samples=16384, pass_k=1)
+    assert "eval/log_likelihood" not in few
+    assert few["eval/log_likelihood_mc"] < exact - 0.1
+    assert abs(many["eval/log_likelihood_mc"] - exact) < 0.015

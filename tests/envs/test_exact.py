@@ -596,3 +596,57 @@ def test_reference_levels_rejects_bad_arguments():
         "eval/pass@1",
         "eval/pass@3",
     }
+
+
+@pytest.mark.parametrize("head", ["gaussian", "laplace", "verifier"])
+@pytest.mark.parametrize(
+    "mean, std, s, y",
+    [(0.1, 0.3, 1.0, 0.5), (2.0, 1.5, 0.3, 3.99), (-0.3, 0.05, 3.0, -2.0), (1.0, 0.5, 1.0, 4.5)],
+)
+def test_squashed_normal_matches_adaptive_quadrature(head, mean, std, s, y):
+    from scipy import integrate
+    from scipy.stats import norm
+
+    from maxrl_envs.exact import log_expected_likelihood_squashed
+
+    scale = 4.0
+
+    def likelihood(prediction: float) -> float:
+        d = y - prediction
+        if head == "gaussian":
+            return math.exp(-0.5 * (d / s) ** 2) / (s * math.sqrt(2 * math.pi))
+        if head == "laplace":
+            return math.exp(-abs(d) / s) / (2 * s)
+        return float(abs(d) <= s)
+
+    def integrand(u: float) -> float:
+        return likelihood(scale * math.tanh(u)) * norm.pdf(u, mean, std)
+
+    lo, hi = mean - 14 * std, mean + 14 * std
+    breaks = [math.atanh(max(-0.999999, min(0.999999, v / scale))) for v in (y - s, y, y + s)]
+    inside = sorted(b for b in breaks if lo < b < hi)
+    reference, _ = integrate.quad(integrand, lo, hi, points=inside or None, limit=400)
+    f64 = torch.float64
+    got = log_expected_likelihood_squashed(
+        head,
+        s,
+        torch.tensor([y], dtype=f64),
+        torch.tensor([mean], dtype=f64),
+        torch.tensor([std], dtype=f64),
+        scale,
+    )
+    assert float(got[0]) == pytest.approx(math.log(reference), rel=1e-7, abs=1e-7)
+    # std -> 0 is the deterministic prediction scale * tanh(mean)
+    point = log_expected_likelihood_squashed(
+        head,
+        s,
+        torch.tensor([y], dtype=f64),
+        torch.tensor([mean], dtype=f64),
+        torch.tensor([0.0], dtype=f64),
+        scale,
+    )
+    expected = likelihood(scale * math.tanh(mean))
+    if expected > 0:
+        assert float(point[0]) == pytest.approx(math.log(expected), rel=1e-9)
+    else:
+        assert float(point[0]) == -math.inf
