@@ -1505,7 +1505,7 @@ def _markdown(report: Report, meta: dict[str, Any], rows: list[dict[str, Any]]) 
         lines += [
             "Reference levels (italic lines, exact values on the test split): *random*, the "
             "uniform policy; *Bayes point f(x)*, the deterministic Bayes predictor; *Bayes "
-            "sampler p(y\\|x)*, draws from the true law of y given x. The gap between them "
+            "sampler p(y|x)*, draws from the true law of y given x. The gap between them "
             "is what noise makes irreducible: no agent should beat the better Bayes level. "
             "Normalized score: the selection metric as (x − random) / (Bayes − random), Bayes "
             "the better of the two Bayes references (0 = random, 1 = Bayes).",
