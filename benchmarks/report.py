@@ -1044,12 +1044,12 @@ def _efficiency_curves(
     framings: set[str] = set()
     for point in tasks:
         used = [row for per_task in runs.values() for _, row in per_task[point.task][:k]]
-        framings |= {str((r.get("config") or {}).get("framing", "rollouts")) for r in used}
         found = {_run_budget(r) for r in used}
         if not all(_curve_points(r, point.select_metric) for r in used):
             no_curve.append(point.task)
         elif len(found) != 1 or not all(math.isfinite(b) and b > 0 for b in found):
             mixed.append(point.task)
+            framings |= {str((r.get("config") or {}).get("framing", "rollouts")) for r in used}
         else:
             budgets[point.task] = found.pop()
     notes = []

@@ -166,13 +166,16 @@ def test_sample_efficiency_curve_interpolates_on_a_common_grid() -> None:
 def test_sample_efficiency_curve_leaves_out_tasks_of_mixed_budgets() -> None:
     rows = aggregate_rows() + [
         *[row("maxrl", s, -2.0, "c", role="maxrl") for s in (0, 1)],
-        *[row("grpo", s, -3.0, "c", budget=2000) for s in (0, 1)],
+        *[
+            row("grpo", s, -3.0, "c", budget=2000, config={"budget": 2000, "framing": "steps"})
+            for s in (0, 1)
+        ],
     ]
     agg = aggregate_over_tasks(build_points(rows))
     assert agg is not None
     assert agg.tasks == ["e: a", "e: b", "e: c"]
     assert agg.curve_tasks == ["e: a", "e: b"]
-    assert "agents with different budgets: e: c" in agg.curve_note
+    assert "agents with different budgets (framings rollouts, steps): e: c" in agg.curve_note
     assert agg.curve["maxrl"].point.shape == (21,)
 
 
