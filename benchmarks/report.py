@@ -4,14 +4,29 @@
 ``RESULTS_DIR/results.jsonl`` and writes, next to the runs:
 
 - ``report.md``: per experiment, one table with, for every environment (and sweep point)
-  and agent, the learning rate chosen on validation runs, the number of seeds, the mean and
-  95% confidence interval (t-distribution over seeds) of each final test metric, the
-  rollouts needed to reach a target, and their ratio to the best baseline; then the
+  and agent, the learning rate chosen on validation runs, the seeds (failed runs counted),
+  the mean and 95% confidence interval (t-distribution over seeds) of each final test
+  metric, the normalized score, the rollouts needed to reach a target and their ratio to the
+  best baseline; beside the agents, the reference levels of the environment (uniform random
+  policy, Bayes point predictor f(x), Bayes sampler of p(y|x)). Then the aggregate over tasks
+  (IQM and friends with stratified-bootstrap intervals, probability of improvement,
+  performance profile and sample-efficiency curve, after Agarwal et al. 2021), the
   learning-rate selection, failed runs, the plots, and the commands that produced it all.
-- ``plots/curves_<experiment>.png``: learning curves (selection metric against rollouts,
-  mean over seeds with a 95% band), one panel per environment and sweep point.
+- ``plots/curves_<experiment>.png``: learning curves (mean over seeds with a 95% band), one
+  panel per environment, sweep point and metric, at most 3 panels a row.
 - ``plots/sweep_<experiment>_<key>.png``: final metric against a swept value (``snr`` in
   the low-SNR suite, ``rollouts`` N in the rollout-scaling suite), one line per agent.
+- ``plots/aggregate_profile.png`` and ``plots/aggregate_sample_efficiency.png``: the
+  performance profile and sample-efficiency curve of the aggregate (two tasks or more).
+
+``python -m benchmarks.report A B`` compares two results directories cell by cell (Welch
+95% interval of each difference of means, B - A) and prints the comparison
+(``--out FILE`` also writes it).
+
+Diverged seeds: a final row whose value of a metric is NaN or infinite counts as diverged
+for that metric. Means and intervals use the finite seeds only, and the cell says so
+(``-1.23 ± 0.05 (2/3 seeds, 1 diverged)``); a cell with a diverged seed is never bold.
+Failed runs show in the seeds column (``3/5, 2 failed``).
 
 Targets: for each environment (and sweep point), take the best baseline (the ``baseline``
 agent, i.e. REINFORCE, RLOO, GRPO, Dr. GRPO or SB3, with the best final mean of the
@@ -19,6 +34,11 @@ selection metric); target = its initial value b0 + ``target_fraction`` (default 
 (its final mean - b0). An agent's rollouts-to-target is the first evaluation at which its
 mean curve over seeds reaches the target; the ratio divides that by the fastest baseline's,
 so < 1 means fewer rollouts than every baseline.
+
+Normalized score of a metric value x: (x - random) / (bayes - random), with ``random`` the
+uniform policy's level and ``bayes`` the better of the two Bayes references for that metric
+(:func:`normalized_score`): 0 is the random policy, 1 the best Bayes predictor, whatever the
+metric's direction.
 """
 
 from __future__ import annotations
@@ -28,22 +48,64 @@ import json
 import math
 import os
 import sys
-from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections import Counter, defaultdict
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 from agents.evaluation import LOWER_IS_BETTER, better
-from benchmarks.results import OK, RESULTS_FILE, latest_rows, read_rows, slug
+from benchmarks.results import FAILED, OK, RESULTS_FILE, latest_rows, read_rows, slug
 
 REPORT_FILE = "report.md"
 PLOTS_DIR = "plots"
+#: Reference predictors of a row's ``references``, in table order, with their display names.
+REFERENCES = {
+    "random": "random",
+    "bayes_point": "Bayes point f(x)",
+    "bayes_sampler": "Bayes sampler p(y|x)",
+}
+#: Bootstrap replicates and seed of the aggregate's intervals (fixed: the report is
+#: deterministic).
+BOOTSTRAP_REPS = 2000
+BOOTSTRAP_SEED = 0
+#: Most panels a row in every figure; width of one panel and dpi of the PNGs.
+MAX_COLUMNS = 3
+PANEL_WIDTH = 4.8
+PANEL_HEIGHT = 3.4
+DPI = 110
+
+
+def as_float(value: Any) -> float:
+    """A stored metric value as a float.
+
+    Rows store non-finite values as the strings ``"nan"``, ``"inf"`` and ``"-inf"`` (strict
+    JSON); those become the floats again. Anything that is not a number (None, a missing
+    value, another string) is NaN.
+    """
+    if isinstance(value, bool):
+        return float("nan")
+    if isinstance(value, (int, float)):
+        return float(value)
+    if isinstance(value, str):
+        try:
+            return float(value)
+        except ValueError:
+            return float("nan")
+    return float("nan")
+
+
+def direction(metric: str) -> str:
+    """``"lower is better"`` for ``LOWER_IS_BETTER`` metrics, else ``"higher is better"``."""
+    return "lower is better" if metric in LOWER_IS_BETTER else "higher is better"
 
 
 def mean_ci(values: Sequence[float], confidence: float = 0.95) -> tuple[float, float]:
     """Mean and half-width of its t confidence interval (nan for fewer than 2 values).
+
+    Non-finite values are left out; callers that report means say how many
+    (:func:`summarize`).
 
     Args:
         values: Per-seed values.
@@ -52,7 +114,7 @@ def mean_ci(values: Sequence[float], confidence: float = 0.95) -> tuple[float, f
     Returns:
         ``(mean, half_width)``: half_width = t_{(1+c)/2, n-1} * s / sqrt(n).
     """
-    clean = [float(v) for v in values if v is not None and math.isfinite(float(v))]
+    clean = [v for v in (as_float(v) for v in values) if math.isfinite(v)]
     n = len(clean)
     if n == 0:
         return float("nan"), float("nan")
@@ -65,6 +127,43 @@ def mean_ci(values: Sequence[float], confidence: float = 0.95) -> tuple[float, f
     return mean, float(stats.t.ppf(0.5 + confidence / 2, n - 1)) * sd / math.sqrt(n)
 
 
+@dataclass(frozen=True)
+class Summary:
+    """Mean and interval of per-seed values, with the diverged (non-finite) ones counted.
+
+    Attributes:
+        mean: Mean of the finite values (nan if none).
+        half: Half-width of its 95% t interval (nan for fewer than 2 finite values).
+        finite: Number of finite values.
+        total: Number of values (finite or not).
+    """
+
+    mean: float
+    half: float
+    finite: int
+    total: int
+
+    @property
+    def diverged(self) -> int:
+        """Values that are NaN or infinite."""
+        return self.total - self.finite
+
+    def text(self) -> str:
+        """``mean ± half``, plus ``(f/n seeds, d diverged)`` when some values diverged."""
+        text = _fmt(self.mean, self.half)
+        if self.diverged:
+            text += f" ({self.finite}/{self.total} seeds, {self.diverged} diverged)"
+        return text
+
+
+def summarize(values: Iterable[Any]) -> Summary:
+    """:func:`mean_ci` of the finite values, counting the ones left out."""
+    raw = [as_float(v) for v in values]
+    finite = [v for v in raw if math.isfinite(v)]
+    mean, half = mean_ci(finite)
+    return Summary(mean, half, len(finite), len(raw))
+
+
 def reached(metric: str, value: float, target: float) -> bool:
     """Whether a value meets the target (>= target, or <= for lower-is-better metrics)."""
     return value <= target if metric in LOWER_IS_BETTER else value >= target
@@ -73,36 +172,130 @@ def reached(metric: str, value: float, target: float) -> bool:
 def rollouts_to_target(curve: Sequence[Sequence[Any]], metric: str, target: float) -> float | None:
     """First evaluated rollout count at which a curve reaches the target, else None."""
     for step, values in curve:
-        value = values.get(metric)
-        if (
-            value is not None
-            and math.isfinite(float(value))
-            and reached(metric, float(value), target)
-        ):
+        value = as_float(values.get(metric))
+        if math.isfinite(value) and reached(metric, value, target):
             return float(step)
     return None
 
 
+# ----------------------------------------------------------------------------- references
+
+
+def best_reference(metric: str, references: Mapping[str, Mapping[str, Any]]) -> float:
+    """The better of the two Bayes references' levels of a metric.
+
+    ``bayes_point`` (the predictor f(x)) and ``bayes_sampler`` (draws from p(y|x)): neither
+    dominates (the point predictor misses every context of a verifier, log-likelihood
+    ``-inf``; the sampler wins pass@k), so the better one per metric (:func:`better`, lower
+    for ``eval/excess_mse``) is the Bayes level. ``eval/excess_mse`` is 0 for the Bayes
+    predictor by definition when neither reference gives it.
+
+    Returns:
+        The level, or NaN when neither reference has the metric.
+    """
+    best = float("nan")
+    for name in ("bayes_point", "bayes_sampler"):
+        value = as_float((references.get(name) or {}).get(metric))
+        if math.isnan(value):
+            continue
+        if math.isnan(best) or better(metric, value, best):
+            best = value
+    if math.isnan(best) and metric == "eval/excess_mse":
+        return 0.0
+    return best
+
+
+def normalized_score(metric: str, value: Any, references: Mapping[str, Mapping[str, Any]]) -> float:
+    """``(x - random) / (bayes - random)``: 0 at the random policy, 1 at the Bayes level.
+
+    ``bayes`` is :func:`best_reference`; for a lower-is-better metric (excess MSE) both
+    differences are negative, so a higher normalized score is better for every metric.
+
+    Args:
+        metric: An ``eval/*`` tag.
+        value: The agent's value of the metric (a number or its stored string).
+        references: A row's ``references``: ``{"random": {tag: value}, "bayes_point": ...,
+            "bayes_sampler": ...}``.
+
+    Returns:
+        The normalized score; NaN when the denominator is 0 or not finite (a reference is
+        missing, infinite or equal to random) or the value is NaN. An infinite value gives an
+        infinite score.
+    """
+    random = as_float((references.get("random") or {}).get(metric))
+    denominator = best_reference(metric, references) - random
+    x = as_float(value)
+    if not math.isfinite(denominator) or denominator == 0 or math.isnan(x):
+        return float("nan")
+    return (x - random) / denominator
+
+
+def _references(row: Mapping[str, Any]) -> dict[str, dict[str, float]]:
+    """A row's reference levels as floats (empty for rows without ``references``)."""
+    refs = row.get("references")
+    if not isinstance(refs, Mapping):
+        return {}
+    return {
+        str(name): {str(k): as_float(v) for k, v in levels.items()}
+        for name, levels in refs.items()
+        if isinstance(levels, Mapping)
+    }
+
+
+# ----------------------------------------------------------------------------- points
+
+
 @dataclass
 class AgentResult:
-    """Final rows of one agent at one point (environment and sweep values) of an experiment."""
+    """Final rows of one agent at one point (environment and sweep values) of an experiment.
+
+    Attributes:
+        agent: Agent name.
+        role: ``maxrl``, ``baseline`` or ``reference``.
+        family: ``ours`` or ``sb3``.
+        rows: Final rows with status ``ok``.
+        lr: Learning rate of the final runs (None: SB3 default).
+        failed: Final rows with status ``failed`` (runs that raised).
+        to_target: Rollouts its mean curve needs to reach the point's target.
+        ratio: ``to_target`` over the fastest baseline's.
+    """
 
     agent: str
     role: str
     family: str
     rows: list[dict[str, Any]]
     lr: float | None
+    failed: list[dict[str, Any]] = field(default_factory=list)
     to_target: float | None = None
     ratio: float | None = None
 
+    def raw(self, metric: str) -> list[float]:
+        """Per-seed final values of a metric, non-finite ones included (rows that have it)."""
+        return [as_float(r["metrics"][metric]) for r in self.rows if metric in r.get("metrics", {})]
+
     def values(self, metric: str) -> list[float]:
-        """Per-seed final values of a metric."""
-        return [float(r["metrics"][metric]) for r in self.rows if metric in r.get("metrics", {})]
+        """Per-seed finite final values of a metric (diverged seeds left out)."""
+        return [v for v in self.raw(metric) if math.isfinite(v)]
+
+    def summary(self, metric: str) -> Summary:
+        """Mean, interval and diverged seeds of a metric."""
+        return summarize(self.raw(metric))
+
+    def seeds_text(self) -> str:
+        """Reported runs, and the failed ones if any (``3/5, 2 failed``)."""
+        if not self.failed:
+            return str(len(self.rows))
+        total = len(self.rows) + len(self.failed)
+        return f"{len(self.rows)}/{total}, {len(self.failed)} failed"
 
 
 @dataclass
 class Point:
-    """An environment and sweep point of an experiment, with every agent's results."""
+    """An environment and sweep point of an experiment, with every agent's results.
+
+    ``references`` holds the environment's reference levels on the test split (from the
+    final rows' ``references``; empty for rows without them).
+    """
 
     experiment: str
     env_label: str
@@ -114,16 +307,29 @@ class Point:
     agents: dict[str, AgentResult] = field(default_factory=dict)
     target: float | None = None
     target_agent: str | None = None
+    references: dict[str, dict[str, float]] = field(default_factory=dict)
 
     @property
     def label(self) -> str:
         """Environment label plus the swept run settings (e.g. ``N=64``)."""
-        settings = [
-            f"{_short(k)}={_fmt_value(v)}"
-            for k, v in self.sweep.items()
-            if not _in_label(k, v, self.env_label)
-        ]
-        return " · ".join([self.env_label, *settings]) if settings else self.env_label
+        return _point_label(self.env_label, self.sweep)
+
+    @property
+    def task(self) -> str:
+        """``experiment: label``, the point's name among all tasks of a suite."""
+        return f"{self.experiment}: {self.label}"
+
+    def normalized(self, result: AgentResult, metric: str | None = None) -> list[float]:
+        """Per-seed normalized scores of an agent's final values (NaN without references)."""
+        metric = metric or self.select_metric
+        return [normalized_score(metric, v, self.references) for v in result.raw(metric)]
+
+
+def _point_label(env_label: str, sweep: Mapping[str, Any]) -> str:
+    settings = [
+        f"{_short(k)}={_fmt_value(v)}" for k, v in sweep.items() if not _in_label(k, v, env_label)
+    ]
+    return " · ".join([env_label, *settings]) if settings else env_label
 
 
 def _short(key: str) -> str:
@@ -145,22 +351,24 @@ def _compatible(row_sweep: dict[str, Any], point_sweep: dict[str, Any]) -> bool:
 def build_points(
     rows: Iterable[dict[str, Any]], agent_order: Sequence[str] = ()
 ) -> dict[str, list[Point]]:
-    """Group final ``ok`` rows into experiments and points.
+    """Group final rows into experiments and points.
 
     A row joins every point of its experiment and environment whose sweep values include
     its own, so an SB3 agent (which ignores N) appears at every N of a rollout-scaling sweep.
+    Rows with status ``ok`` are the agent's results; ``failed`` ones are counted beside them
+    (an agent whose runs all failed still gets its line).
 
     Args:
-        rows: Result rows (validation and failed rows are ignored).
+        rows: Result rows (validation rows are ignored).
         agent_order: Agent names in display order (the suite's); others follow, first seen
             first.
 
     Returns:
         Experiment -> its points, in first-seen order.
     """
-    final = [r for r in rows if r.get("phase") == "final" and r.get("status") == OK]
+    final = [r for r in rows if r.get("phase") == "final" and r.get("status") in (OK, FAILED)]
     experiments: dict[str, list[Point]] = {}
-    for row in sorted(final, key=lambda r: -len(r.get("sweep", {}))):
+    for row in sorted(final, key=lambda r: (-len(r.get("sweep", {})), r.get("status") != OK)):
         points = experiments.setdefault(row["experiment"], [])
         matches = [
             p
@@ -186,25 +394,39 @@ def build_points(
                     row["agent"], row.get("role", "baseline"), row["family"], [], row.get("lr")
                 ),
             )
-            result.rows.append(row)
+            if row.get("status") == OK:
+                result.rows.append(row)
+                if result.lr is None:
+                    result.lr = row.get("lr")
+            else:
+                result.failed.append(row)
     order = {r["run_id"]: i for i, r in enumerate(final)}
     rank = {name: i for i, name in enumerate(agent_order)}
+
+    def first(result: AgentResult) -> int:
+        return min(order[r["run_id"]] for r in [*result.rows, *result.failed])
+
     for points in experiments.values():
         for point in points:
             for result in point.agents.values():
                 result.rows.sort(key=lambda r: order[r["run_id"]])
+                result.failed.sort(key=lambda r: order[r["run_id"]])
             point.agents = dict(
                 sorted(
                     point.agents.items(),
-                    key=lambda kv: (
-                        rank.get(kv[0], len(rank)),
-                        min(order[r["run_id"]] for r in kv[1].rows),
-                    ),
+                    key=lambda kv: (rank.get(kv[0], len(rank)), first(kv[1])),
                 )
             )
-        points.sort(
-            key=lambda p: min(order[r["run_id"]] for a in p.agents.values() for r in a.rows)
-        )
+            point.references = next(
+                (
+                    refs
+                    for result in point.agents.values()
+                    for r in result.rows
+                    if (refs := _references(r))
+                ),
+                {},
+            )
+        points.sort(key=lambda p: min(first(a) for a in p.agents.values()))
     return experiments
 
 
@@ -212,9 +434,10 @@ def compute_targets(point: Point) -> None:
     """Fill the point's target and every agent's rollouts-to-target and ratio.
 
     The target comes from the best baseline (best final mean of the selection metric among
-    ``baseline`` agents): its initial mean b0 plus ``target_fraction`` of its improvement,
-    b0 + f (b_final - b0). Rollouts to target are read off each agent's mean curve over
-    seeds; the ratio divides them by the fastest baseline's.
+    ``baseline`` agents, over finite seeds): its initial mean b0 plus ``target_fraction`` of
+    its improvement, b0 + f (b_final - b0). Rollouts to target are read off each agent's
+    mean curve over seeds (diverged seeds left out); the ratio divides them by the fastest
+    baseline's.
     """
     metric = point.select_metric
     curves = {name: _mean_curve(result.rows, metric) for name, result in point.agents.items()}
@@ -252,6 +475,9 @@ def compute_targets(point: Point) -> None:
                 result.ratio = result.to_target / fastest
 
 
+# ----------------------------------------------------------------------------- tables
+
+
 def _fmt(mean: float, half: float) -> str:
     if not math.isfinite(mean):
         return "–"
@@ -260,54 +486,98 @@ def _fmt(mean: float, half: float) -> str:
     return f"{mean:.4g} ± {half:.2g}"
 
 
+def _fmt_exact(value: float) -> str:
+    """An exact level: 4 significant digits, ``-inf``/``inf`` spelled out, ``–`` for NaN."""
+    if math.isnan(value):
+        return "–"
+    return f"{value:.4g}" if math.isfinite(value) else ("inf" if value > 0 else "-inf")
+
+
 def _fmt_rollouts(value: float | None) -> str:
     if value is None:
         return "not reached"
     return "0 (at start)" if value == 0 else f"{value:,.0f}"
 
 
+def _md(text: str) -> str:
+    """Text for a markdown table cell (``|`` escaped)."""
+    return text.replace("|", "\\|")
+
+
 def experiment_table(points: list[Point]) -> str:
-    """Markdown table of one experiment (best mean per point and metric in bold)."""
+    """Markdown table of one experiment.
+
+    One line per point and agent: learning rate, seeds (failed runs counted), mean ± 95% CI
+    of every report column (best mean per point and metric in bold, among cells without
+    diverged seeds), the normalized score of the selection metric when the point has
+    reference levels, rollouts to target and the ratio to the fastest baseline. After the
+    agents of a point with references, one italic line per reference predictor with its
+    exact levels.
+    """
     metrics: list[str] = []
     for point in points:
         for metric in point.metrics:
             if metric not in metrics:
                 metrics.append(metric)
+    normalized = any(point.references for point in points)
     header = [
         "environment",
         "agent",
         "lr",
         "seeds",
         *[m.removeprefix("eval/") for m in metrics],
+        *(["normalized score"] if normalized else []),
         "rollouts to target",
         "vs best baseline",
     ]
     lines = ["| " + " | ".join(header) + " |", "|" + "|".join(["---"] * len(header)) + "|"]
     for point in points:
+        summaries = {
+            (name, metric): result.summary(metric)
+            for name, result in point.agents.items()
+            for metric in metrics
+        }
         best: dict[str, float] = {}
-        for metric in metrics:
-            for result in point.agents.values():
-                mean, _ = mean_ci(result.values(metric))
-                if math.isfinite(mean) and (
-                    metric not in best or better(metric, mean, best[metric])
-                ):
-                    best[metric] = mean
-        for result in point.agents.values():
+        for (_, metric), s in summaries.items():
+            if (
+                s.finite
+                and not s.diverged
+                and (metric not in best or better(metric, s.mean, best[metric]))
+            ):
+                best[metric] = s.mean
+        for name, result in point.agents.items():
             cells = [
                 point.label,
                 result.agent,
                 "default" if result.lr is None else f"{result.lr:g}",
-                str(len(result.rows)),
+                result.seeds_text(),
             ]
             for metric in metrics:
-                mean, half = mean_ci(result.values(metric))
-                text = _fmt(mean, half)
-                if metric in best and math.isfinite(mean) and mean == best[metric]:
+                s = summaries[name, metric]
+                text = s.text()
+                if s.finite and not s.diverged and s.mean == best.get(metric):
                     text = f"**{text}**"
                 cells.append(text)
+            if normalized:
+                cells.append(
+                    summarize(point.normalized(result)).text() if point.references else "–"
+                )
             cells.append("–" if point.target is None else _fmt_rollouts(result.to_target))
             cells.append("–" if result.ratio is None else f"{result.ratio:.2f}×")
-            lines.append("| " + " | ".join(cells) + " |")
+            lines.append("| " + " | ".join(_md(c) for c in cells) + " |")
+        for key, name in REFERENCES.items():
+            if key not in point.references:
+                continue
+            levels = point.references[key]
+            cells = [point.label, f"*{name}*", "–", "–"]
+            cells += [_fmt_exact(levels.get(metric, float("nan"))) for metric in metrics]
+            if normalized:
+                score = normalized_score(
+                    point.select_metric, levels.get(point.select_metric), point.references
+                )
+                cells.append(_fmt_exact(score))
+            cells += ["–", "–"]
+            lines.append("| " + " | ".join(_md(c) for c in cells) + " |")
     return "\n".join(lines)
 
 
@@ -326,13 +596,18 @@ def _targets_text(points: list[Point]) -> str:
 
 
 def selection_table(rows: Iterable[dict[str, Any]]) -> str:
-    """Markdown table of the learning-rate selection (validation runs, validation split)."""
+    """Markdown table of the learning-rate selection (validation runs, validation split).
+
+    A rate with a failed or diverged (non-finite) validation run shows it beside its mean of
+    the finite ones.
+    """
+    rows = list(rows)
     tune = [r for r in rows if r.get("phase") == "tune"]
     if not tune:
         return "No learning-rate selection (every agent had a single setting)."
     chosen = {}
     for row in rows:
-        if row.get("phase") == "final" and row.get("family") == "ours":
+        if row.get("phase") == "final" and row.get("status") == OK:
             chosen[row["cell"]] = row.get("lr")
     groups: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for row in tune:
@@ -345,42 +620,72 @@ def selection_table(rows: Iterable[dict[str, Any]]) -> str:
     for cell, cell_rows in groups.items():
         first = cell_rows[0]
         metric = first["select_metric"]
-        by_lr: dict[float, list[float]] = defaultdict(list)
-        failed: set[float] = set()
+        by_lr: dict[Any, list[float]] = defaultdict(list)
+        failed: Counter[Any] = Counter()
         for row in cell_rows:
             if row.get("status") == OK and metric in row.get("metrics", {}):
-                by_lr[row["lr"]].append(float(row["metrics"][metric]))
+                by_lr[row["lr"]].append(as_float(row["metrics"][metric]))
             else:
-                failed.add(row["lr"])
+                failed[row["lr"]] += 1
         parts = []
-        for lr in sorted(set(by_lr) | failed):
-            if by_lr.get(lr):
-                parts.append(f"{lr:g}: {sum(by_lr[lr]) / len(by_lr[lr]):.4g}")
-            else:
-                parts.append(f"{lr:g}: failed")
+        for lr in sorted(set(by_lr) | set(failed), key=lambda v: (v is None, v or 0.0)):
+            s = summarize(by_lr.get(lr, []))
+            name = "default" if lr is None else f"{lr:g}"
+            notes = [f"{s.diverged} diverged"] if s.diverged else []
+            notes += [f"{failed[lr]} failed"] if failed[lr] else []
+            value = f"{s.mean:.4g}" if s.finite else "–"
+            parts.append(f"{name}: {value}" + (f" ({', '.join(notes)})" if notes else ""))
         pick = chosen.get(cell)
-        sweep = " ".join(
-            f"{_short(k)}={_fmt_value(v)}"
-            for k, v in first.get("sweep", {}).items()
-            if not _in_label(k, v, first["env_label"])
-        )
-        env = f"{first['env_label']} {sweep}".strip()
+        env = _point_label(first["env_label"], first.get("sweep", {}))
         lines.append(
-            f"| {first['experiment']} | {env} | {first['agent']} | {metric.removeprefix('eval/')} "
-            f"| {'; '.join(parts)} | {'–' if pick is None else f'{pick:g}'} |"
+            "| "
+            + " | ".join(
+                _md(c)
+                for c in (
+                    first["experiment"],
+                    env,
+                    first["agent"],
+                    metric.removeprefix("eval/"),
+                    "; ".join(parts),
+                    "–" if pick is None else f"{pick:g}",
+                )
+            )
+            + " |"
         )
     return "\n".join(lines)
 
 
+# ----------------------------------------------------------------------------- curves
+
+
+def _final_value(row: Mapping[str, Any], metric: str) -> float:
+    """A run's final value of a metric: its row's, else its curve's last point's."""
+    if metric in row.get("metrics", {}):
+        return as_float(row["metrics"][metric])
+    curve = row.get("curve") or []
+    return as_float(curve[-1][1].get(metric)) if curve else float("nan")
+
+
+def _curve_points(row: Mapping[str, Any], metric: str) -> list[tuple[float, float]]:
+    """A run's finite ``(rollouts, value)`` points of a metric (non-finite points skipped)."""
+    pts = [(as_float(s), as_float(v.get(metric))) for s, v in row.get("curve") or []]
+    return [(s, v) for s, v in pts if math.isfinite(s) and math.isfinite(v)]
+
+
+def _curve_rows(rows: list[dict[str, Any]], metric: str) -> list[dict[str, Any]]:
+    """Runs whose curve of a metric is plotted: finite final value and some finite point."""
+    return [r for r in rows if math.isfinite(_final_value(r, metric)) and _curve_points(r, metric)]
+
+
 def _mean_curve(rows: list[dict[str, Any]], metric: str) -> tuple[Any, Any, Any] | None:
+    """Mean curve over seeds with a 95% t band, on the evaluations every seed reached.
+
+    Seeds whose final value diverged are left out (the plot says so); non-finite points of
+    the others are skipped (interpolated over).
+    """
     import numpy as np
 
-    curves = []
-    for row in rows:
-        pts = [(float(s), float(v[metric])) for s, v in row.get("curve", []) if metric in v]
-        pts = [(s, v) for s, v in pts if math.isfinite(v)]
-        if len(pts) >= 1:
-            curves.append(pts)
+    curves = [_curve_points(r, metric) for r in _curve_rows(rows, metric)]
     if not curves:
         return None
     grid = np.array(sorted({s for pts in curves for s, _ in pts}))
@@ -399,6 +704,9 @@ def _mean_curve(rows: list[dict[str, Any]], metric: str) -> tuple[Any, Any, Any]
     return grid, mean, half
 
 
+# ----------------------------------------------------------------------------- plots
+
+
 def _colors(names: Iterable[str]) -> dict[str, Any]:
     import matplotlib
 
@@ -406,14 +714,56 @@ def _colors(names: Iterable[str]) -> dict[str, Any]:
     return {name: cmap(i % 10) for i, name in enumerate(names)}
 
 
+def _grid(count: int, height: float = PANEL_HEIGHT, width: float = PANEL_WIDTH) -> tuple[Any, Any]:
+    """A figure of ``count`` panels, at most ``MAX_COLUMNS`` a row (unused ones hidden)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    cols = min(MAX_COLUMNS, count)
+    rows = math.ceil(count / cols)
+    fig, axes = plt.subplots(
+        rows,
+        cols,
+        figsize=(width * cols, height * rows + 0.6),
+        squeeze=False,
+        layout="constrained",
+    )
+    for ax in list(axes.flat)[count:]:
+        ax.axis("off")
+    return fig, axes
+
+
+def _legend(fig: Any, axes: Any, title: str) -> None:
+    """One legend under the panels (every label once) and the figure title above them."""
+    handles: dict[str, Any] = {}
+    for ax in axes.flat:
+        for handle, label in zip(*ax.get_legend_handles_labels(), strict=True):
+            handles.setdefault(label, handle)
+    if handles:
+        fig.legend(
+            list(handles.values()),
+            list(handles),
+            loc="outside lower center",
+            ncol=min(6, len(handles)),
+            fontsize=8,
+        )
+    fig.suptitle(title, fontsize=11)
+
+
 def _save_figure(fig: Any, path: Path) -> Path:
     """Write a figure as PNG (creating its folder) and release it."""
     import matplotlib.pyplot as plt
 
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
+    fig.savefig(path, dpi=DPI)
     plt.close(fig)
     return path
+
+
+def _metric_name(metric: str) -> str:
+    return metric.removeprefix("eval/")
 
 
 def plot_curves(
@@ -422,26 +772,24 @@ def plot_curves(
     """Learning curves of one experiment against rollouts.
 
     One panel per point and metric: the selection metric and the next report column (e.g.
-    log-likelihood and excess MSE, or pass@1 and pass@k), so a point's panels sit side by
-    side. The target of the selection metric is drawn as a dotted line.
+    log-likelihood and excess MSE, or pass@1 and pass@k), at most three panels a row, each
+    titled with its metric and task. The target of the selection metric is a dotted line
+    labelled "target"; seeds that diverged are left out and named in the panel.
     """
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     panels = []
     for point in points:
         metrics = list(dict.fromkeys([point.select_metric, *point.metrics]))
         panels += [(point, metric) for metric in metrics[:metrics_per_point]]
     if not panels:
         return None
-    cols = min(4, len(panels))
-    rows = math.ceil(len(panels) / cols)
-    fig, axes = plt.subplots(rows, cols, figsize=(4.2 * cols, 3.2 * rows), squeeze=False)
+    fig, axes = _grid(len(panels))
     colors = _colors(dict.fromkeys(a for p in points for a in p.agents))
     for ax, (point, metric) in zip(axes.flat, panels, strict=False):
+        left_out = []
         for name, result in point.agents.items():
+            kept = len(_curve_rows(result.rows, metric))
+            if kept < len(result.rows):
+                left_out.append(f"{name} {len(result.rows) - kept}/{len(result.rows)}")
             curve = _mean_curve(result.rows, metric)
             if curve is None:
                 continue
@@ -450,34 +798,26 @@ def plot_curves(
             ax.plot(x, mean, style, color=colors[name], label=name, lw=1.6)
             ax.fill_between(x, mean - half, mean + half, color=colors[name], alpha=0.15, lw=0)
         if point.target is not None and metric == point.select_metric:
-            ax.axhline(point.target, color="grey", lw=0.8, ls=":")
-        ax.set_title(point.label, fontsize=9)
+            ax.axhline(point.target, color="grey", lw=1.0, ls=":", label="target")
+        if left_out:
+            ax.text(
+                0.01,
+                0.01,
+                "diverged seeds left out: " + ", ".join(left_out),
+                transform=ax.transAxes,
+                fontsize=7,
+                color="firebrick",
+            )
+        ax.set_title(f"{_metric_name(metric)} — {point.label}", fontsize=9)
         ax.set_xlabel("rollouts")
-        ax.set_ylabel(metric)
+        ax.set_ylabel(f"{_metric_name(metric)} ({direction(metric)})", fontsize=8)
         ax.grid(alpha=0.3)
-    for ax in list(axes.flat)[len(panels) :]:
-        ax.axis("off")
-    handles, labels = axes.flat[0].get_legend_handles_labels()
-    fig.legend(
-        handles,
-        labels,
-        loc="lower center",
-        ncol=min(8, len(labels)),
-        fontsize=8,
-        bbox_to_anchor=(0.5, 0.0),
-    )
-    fig.suptitle(f"{experiment}: learning curves (mean, 95% CI over seeds)", fontsize=11)
-    fig.tight_layout(rect=(0, 0.06, 1, 0.97))
+    _legend(fig, axes, f"{experiment}: learning curves on the test split (mean, 95% CI over seeds)")
     return _save_figure(fig, path)
 
 
 def plot_sweep(experiment: str, points: list[Point], key: str, path: Path) -> Path | None:
     """Final selection metric against a swept value, one panel per other combination."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     swept = [p for p in points if key in p.sweep]
     if len({_fmt_value(p.sweep[key]) for p in swept}) < 2:
         return None
@@ -485,9 +825,7 @@ def plot_sweep(experiment: str, points: list[Point], key: str, path: Path) -> Pa
     for point in swept:
         others = [f"{_short(k)}={_fmt_value(v)}" for k, v in point.sweep.items() if k != key]
         panels[" ".join([point.env_base, *others])].append(point)
-    cols = min(3, len(panels))
-    rows = math.ceil(len(panels) / cols)
-    fig, axes = plt.subplots(rows, cols, figsize=(4.6 * cols, 3.4 * rows), squeeze=False)
+    fig, axes = _grid(len(panels))
     colors = _colors(dict.fromkeys(a for p in swept for a in p.agents))
     for ax, (title, group) in zip(axes.flat, panels.items(), strict=False):
         metric = group[0].select_metric
@@ -515,16 +853,481 @@ def plot_sweep(experiment: str, points: list[Point], key: str, path: Path) -> Pa
         values = [float(p.sweep[key]) for p in group]
         if min(values) > 0 and max(values) / min(values) >= 10:
             ax.set_xscale("log", base=2 if key in ("rollouts", "contexts") else 10)
-        ax.set_title(title, fontsize=9)
+        ax.set_title(f"final {_metric_name(metric)} — {title}", fontsize=9)
         ax.set_xlabel(_short(key))
-        ax.set_ylabel(f"final {metric}")
+        ax.set_ylabel(f"final {_metric_name(metric)} ({direction(metric)})", fontsize=8)
         ax.grid(alpha=0.3)
-        ax.legend(fontsize=7)
-    for ax in list(axes.flat)[len(panels) :]:
-        ax.axis("off")
-    fig.suptitle(f"{experiment}: final metric against {_short(key)} (mean, 95% CI)", fontsize=11)
-    fig.tight_layout(rect=(0, 0, 1, 0.95))
+    _legend(fig, axes, f"{experiment}: final metric against {_short(key)} (mean, 95% CI)")
     return _save_figure(fig, path)
+
+
+# ----------------------------------------------------------------------------- aggregate
+
+#: Evaluation points of the sample-efficiency curve (evenly spaced up to the budget).
+CURVE_POINTS = 21
+
+
+@dataclass
+class Aggregate:
+    """The aggregate over tasks of normalized scores (Agarwal et al. 2021).
+
+    Attributes:
+        tasks: Task names (``experiment: point``), the columns of every score matrix.
+        runs: Runs per agent and task: the fewest finite seeds of any included agent on any
+            task (each agent keeps its first ``runs`` finite seeds by seed number).
+        scores: Agent -> ``[runs, tasks]`` normalized scores of the selection metric.
+        intervals: Aggregate name (``stats.AGGREGATES``) -> agent -> point and 95% interval.
+        improvement: ``(maxrl agent, other agent)`` -> probability of improvement with its
+            interval.
+        left_out_agents: Agent -> tasks it has no finite seed on (left out of the aggregate).
+        left_out_tasks: Task -> why it is not a task (no normalizable reference levels).
+        curve_tasks: Tasks of the sample-efficiency curve (one shared budget).
+        curve_note: Which tasks the curve leaves out and why ("" if none).
+        grid: Rollout counts of the sample-efficiency curve (None without a curve).
+        curve: Agent -> IQM of normalized scores at every ``grid`` point, with its band.
+        text: The markdown section.
+        plots: PNGs written.
+    """
+
+    tasks: list[str]
+    runs: int
+    scores: dict[str, Any]
+    intervals: dict[str, dict[str, Any]]
+    improvement: dict[tuple[str, str], Any]
+    left_out_agents: dict[str, list[str]]
+    left_out_tasks: dict[str, str]
+    curve_tasks: list[str] = field(default_factory=list)
+    curve_note: str = ""
+    grid: Any = None
+    curve: dict[str, Any] = field(default_factory=dict)
+    text: str = ""
+    plots: list[Path] = field(default_factory=list)
+
+
+def _run_budget(row: Mapping[str, Any]) -> float:
+    """Rollout budget of a run: its config's ``budget``, else its curve's last x."""
+    budget = as_float((row.get("config") or {}).get("budget"))
+    if math.isfinite(budget):
+        return budget
+    curve = row.get("curve") or []
+    return as_float(curve[-1][0]) if curve else float("nan")
+
+
+def _task_runs(point: Point, result: AgentResult) -> list[tuple[float, dict[str, Any]]]:
+    """``(normalized score, row)`` of an agent's finite seeds at a task, in seed order."""
+    scored = [
+        (
+            normalized_score(
+                point.select_metric, _final_value(row, point.select_metric), point.references
+            ),
+            row,
+        )
+        for row in sorted(result.rows, key=lambda r: (r.get("seed", 0), r["run_id"]))
+    ]
+    return [(s, row) for s, row in scored if math.isfinite(s)]
+
+
+def aggregate_over_tasks(
+    experiments: Mapping[str, list[Point]],
+    plots_dir: Path | None = None,
+    reps: int = BOOTSTRAP_REPS,
+    seed: int = BOOTSTRAP_SEED,
+) -> Aggregate | None:
+    """Aggregate normalized scores over every task with reference levels.
+
+    A task is a point (experiment, environment, sweep values) whose final rows carry
+    ``references`` that normalize its selection metric. A run's score is the
+    :func:`normalized_score` of its final selection metric. Agents need a finite score on
+    every task (others are left out and listed); each keeps its first ``k`` finite seeds of
+    every task, ``k`` the fewest any included agent has on any task, so score matrices are
+    complete ``[k, tasks]`` (``stats.score_matrices``). Then, with 95% stratified-bootstrap
+    percentile intervals (``reps`` replicates, ``seed``): IQM, median, mean and optimality
+    gap per agent, the probability of improvement of every ``maxrl``-role agent over each
+    other agent, the performance profile and, over the tasks that share one rollout budget,
+    the sample-efficiency curve (IQM of the normalized selection metric on a common grid of
+    ``CURVE_POINTS`` rollout counts, each run's curve interpolated linearly).
+
+    Args:
+        experiments: Experiment -> points (as :func:`build_points`).
+        plots_dir: Where to write the two plots (None: no plots).
+        reps: Bootstrap replicates.
+        seed: Bootstrap seed.
+
+    Returns:
+        The aggregate, or None with fewer than two tasks.
+    """
+    from benchmarks import stats
+
+    left_out_tasks: dict[str, str] = {}
+    tasks: list[Point] = []
+    for points in experiments.values():
+        for point in points:
+            if not point.references:
+                continue
+            metric = point.select_metric
+            unit = normalized_score(
+                metric, best_reference(metric, point.references), point.references
+            )
+            if math.isnan(unit):
+                left_out_tasks[point.task] = (
+                    f"its reference levels of {_metric_name(metric)} do not normalize "
+                    "(missing, infinite, or random = Bayes)"
+                )
+            else:
+                tasks.append(point)
+    if len(tasks) < 2:
+        return None
+    names = [p.task for p in tasks]
+    agents = list(dict.fromkeys(name for p in tasks for name in p.agents))
+    runs: dict[str, dict[str, list[tuple[float, dict[str, Any]]]]] = {}
+    left_out_agents: dict[str, list[str]] = {}
+    for agent in agents:
+        per_task = {
+            p.task: _task_runs(p, p.agents[agent]) if agent in p.agents else [] for p in tasks
+        }
+        missing = [task for task, values in per_task.items() if not values]
+        if missing:
+            left_out_agents[agent] = missing
+        else:
+            runs[agent] = per_task
+    role = {name: r.role for p in tasks for name, r in p.agents.items()}
+    agg = Aggregate(names, 0, {}, {}, {}, left_out_agents, left_out_tasks)
+    if runs:
+        k = min(len(v) for per_task in runs.values() for v in per_task.values())
+        agg.runs = k
+        matrices, _ = stats.score_matrices(
+            {
+                a: {t: [s for s, _ in v] for t, v in per_task.items()}
+                for a, per_task in runs.items()
+            },
+            runs=k,
+        )
+        agg.scores = matrices
+        for name, statistic in stats.AGGREGATES.items():
+            agg.intervals[name] = stats.stratified_bootstrap_ci(
+                matrices, statistic, reps=reps, seed=seed
+            )
+        for x in (a for a in matrices if role.get(a) == "maxrl"):
+            for y in (a for a in matrices if a != x):
+                agg.improvement[x, y] = stats.probability_of_improvement_ci(
+                    matrices[x], matrices[y], reps=reps, seed=seed
+                )
+        curves, agg.grid = _efficiency_curves(tasks, runs, k, agg)
+        if curves:
+            agg.curve = stats.sample_efficiency_curve(curves, stats.iqm, reps=reps, seed=seed)
+        if plots_dir is not None:
+            agg.plots.append(_plot_profile(agg, reps, seed, plots_dir / "aggregate_profile.png"))
+            if agg.curve:
+                agg.plots.append(
+                    _plot_efficiency(agg, tasks, plots_dir / "aggregate_sample_efficiency.png")
+                )
+    agg.text = _aggregate_text(agg, reps, seed)
+    return agg
+
+
+def _efficiency_curves(
+    tasks: list[Point],
+    runs: Mapping[str, Mapping[str, list[tuple[float, dict[str, Any]]]]],
+    k: int,
+    agg: Aggregate,
+) -> tuple[dict[str, Any], Any]:
+    """``[k, tasks, points]`` normalized curves per agent on one rollout grid, and the grid.
+
+    Only tasks whose used runs share one budget join, and of those the budget most tasks
+    have; ``agg.curve_tasks`` and ``agg.curve_note`` say which.
+    """
+    import numpy as np
+
+    budgets: dict[str, float] = {}
+    mixed: list[str] = []
+    no_curve: list[str] = []
+    framings: set[str] = set()
+    for point in tasks:
+        used = [row for per_task in runs.values() for _, row in per_task[point.task][:k]]
+        found = {_run_budget(r) for r in used}
+        if not all(_curve_points(r, point.select_metric) for r in used):
+            no_curve.append(point.task)
+        elif len(found) != 1 or not all(math.isfinite(b) and b > 0 for b in found):
+            mixed.append(point.task)
+            framings |= {str((r.get("config") or {}).get("framing", "rollouts")) for r in used}
+        else:
+            budgets[point.task] = found.pop()
+    notes = []
+    if mixed:
+        note = "agents with different budgets"
+        if len(framings) > 1:
+            note += f" (framings {', '.join(sorted(framings))})"
+        notes.append(f"{note}: {', '.join(mixed)}")
+    if no_curve:
+        notes.append(f"runs without a finite curve: {', '.join(no_curve)}")
+    if not budgets:
+        agg.curve_note = "No sample-efficiency curve: " + "; ".join(notes) + "."
+        return {}, None
+    counts = Counter(budgets.values())
+    budget = max(counts, key=lambda b: (counts[b], -list(budgets.values()).index(b)))
+    other = [t for t, b in budgets.items() if b != budget]
+    if other:
+        notes.append(f"other budgets than {budget:,.0f} rollouts: {', '.join(other)}")
+    chosen = [p for p in tasks if budgets.get(p.task) == budget]
+    agg.curve_tasks = [p.task for p in chosen]
+    if notes:
+        agg.curve_note = "Left out of the sample-efficiency curve (" + "; ".join(notes) + ")."
+    starts = [
+        _curve_points(row, p.select_metric)[0][0]
+        for p in chosen
+        for per_task in runs.values()
+        for _, row in per_task[p.task][:k]
+    ]
+    grid = np.linspace(max(0.0, max(starts)), budget, CURVE_POINTS)
+    curves = {}
+    for agent, per_task in runs.items():
+        out = np.empty((k, len(chosen), grid.size))
+        for j, point in enumerate(chosen):
+            for i, (_, row) in enumerate(per_task[point.task][:k]):
+                pts = _curve_points(row, point.select_metric)
+                x = [s for s, _ in pts]
+                y = [normalized_score(point.select_metric, v, point.references) for _, v in pts]
+                out[i, j] = np.interp(grid, x, y)
+        curves[agent] = out
+    return curves, grid
+
+
+def _plot_profile(agg: Aggregate, reps: int, seed: int, path: Path) -> Path:
+    import numpy as np
+
+    from benchmarks import stats
+
+    every = np.concatenate([m.ravel() for m in agg.scores.values()])
+    taus = np.linspace(min(0.0, float(every.min())), max(1.0, float(every.max())), 101)
+    profiles = stats.performance_profile_ci(agg.scores, taus, reps=reps, seed=seed)
+    fig, axes = _grid(1, height=4.2, width=8.0)
+    ax = axes.flat[0]
+    colors = _colors(agg.scores)
+    for name, band in profiles.items():
+        ax.plot(taus, band.point, color=colors[name], label=name, lw=1.6)
+        ax.fill_between(taus, band.low, band.high, color=colors[name], alpha=0.15, lw=0)
+    for level, text in ((0.0, "random"), (1.0, "Bayes")):
+        ax.axvline(level, color="grey", lw=0.8, ls=":")
+        ax.text(level, 1.02, text, fontsize=7, ha="center", color="grey")
+    ax.set_title(f"performance profile — {len(agg.tasks)} tasks × {agg.runs} runs", fontsize=9)
+    ax.set_xlabel("normalized score τ (random 0, Bayes 1)")
+    ax.set_ylabel("fraction of runs with score > τ (higher is better)", fontsize=8)
+    ax.set_ylim(-0.02, 1.08)
+    ax.grid(alpha=0.3)
+    _legend(fig, axes, "aggregate: run-score distribution (95% stratified-bootstrap band)")
+    return _save_figure(fig, path)
+
+
+def _plot_efficiency(agg: Aggregate, tasks: list[Point], path: Path) -> Path:
+    metrics = sorted({_metric_name(p.select_metric) for p in tasks if p.task in agg.curve_tasks})
+    fig, axes = _grid(1, height=4.2, width=8.0)
+    ax = axes.flat[0]
+    colors = _colors(agg.curve)
+    grid = agg.grid
+    for name, band in agg.curve.items():
+        ax.plot(grid, band.point, color=colors[name], label=name, lw=1.6)
+        ax.fill_between(grid, band.low, band.high, color=colors[name], alpha=0.15, lw=0)
+    ax.set_title(f"sample efficiency — {len(agg.curve_tasks)} tasks × {agg.runs} runs", fontsize=9)
+    ax.set_xlabel("rollouts")
+    ax.set_ylabel(f"IQM normalized {', '.join(metrics)} (higher is better)", fontsize=8)
+    ax.grid(alpha=0.3)
+    _legend(fig, axes, "aggregate: IQM of normalized scores (95% stratified-bootstrap band)")
+    return _save_figure(fig, path)
+
+
+def _fmt_interval(interval: Any) -> str:
+    return f"{interval.point:.3g} [{interval.low:.3g}, {interval.high:.3g}]"
+
+
+def _aggregate_text(agg: Aggregate, reps: int, seed: int) -> str:
+    lines = [
+        "Score of a run: the normalized score of its final selection metric on the test split, "
+        "(x − random) / (Bayes − random), 0 = uniform random policy, 1 = the better Bayes "
+        "reference. Protocol of Agarwal et al. (2021), *Deep Reinforcement Learning at the "
+        "Edge of the Statistical Precipice* (NeurIPS): intervals are 95% **stratified-"
+        f"bootstrap percentile intervals** ({reps} replicates, seed {seed}; every replicate "
+        "resamples each task's runs with replacement).",
+        "",
+        f"- Tasks ({len(agg.tasks)}): " + "; ".join(agg.tasks),
+    ]
+    if agg.scores:
+        lines.append(
+            f"- Runs: {agg.runs} per agent and task, the fewest finite seeds of any included "
+            f"agent on any task (each agent keeps its first {agg.runs} finite seeds by seed; "
+            "diverged and failed runs never count)"
+        )
+    for agent, missing in agg.left_out_agents.items():
+        lines.append(f"- Left out: {agent} (no finite seed on {'; '.join(missing)})")
+    for task, why in agg.left_out_tasks.items():
+        lines.append(f"- Not a task: {task} ({why})")
+    lines.append("")
+    if not agg.scores:
+        lines.append("No agent has a finite score on every task: nothing to aggregate.")
+        return "\n".join(lines)
+    names = list(agg.intervals)
+    header = [
+        "agent",
+        *[f"{n} (lower is better)" if n == "Optimality gap" else n for n in names],
+    ]
+    lines += ["| " + " | ".join(header) + " |", "|" + "|".join(["---"] * len(header)) + "|"]
+    for agent in agg.scores:
+        cells = [agent, *[_fmt_interval(agg.intervals[n][agent]) for n in names]]
+        lines.append("| " + " | ".join(_md(c) for c in cells) + " |")
+    lines.append("")
+    if agg.improvement:
+        lines += [
+            "Probability of improvement P(X > Y): the chance that a run of X scores higher "
+            "than a run of Y on a random task (ties count 1/2), averaged over tasks; > 0.5 "
+            "favours X.",
+            "",
+            "| X | Y | P(X > Y) [95% CI] |",
+            "|---|---|---|",
+        ]
+        for (x, y), interval in agg.improvement.items():
+            lines.append(f"| {_md(x)} | {_md(y)} | {_fmt_interval(interval)} |")
+        lines.append("")
+    else:
+        lines += [
+            "No `maxrl`-role agent among the included agents: no probability of improvement.",
+            "",
+        ]
+    if agg.curve_tasks:
+        lines.append(
+            f"Sample-efficiency curve over {len(agg.curve_tasks)} tasks that share one rollout "
+            f"budget: each run's curve interpolated on {CURVE_POINTS} evenly spaced rollout "
+            "counts."
+        )
+    if agg.curve_note:
+        lines.append(agg.curve_note)
+    return "\n".join(lines).rstrip()
+
+
+# ----------------------------------------------------------------------------- compare
+
+
+def load_rows(results_dir: str | os.PathLike[str]) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """The current rows of a results directory and its ``suite.json`` (empty if absent).
+
+    Rows: the latest of each run, without rows of an older suite version (:func:`current_rows`).
+    """
+    results_dir = Path(results_dir)
+    rows = list(latest_rows(read_rows(results_dir / RESULTS_FILE)).values())
+    meta_path = results_dir / "suite.json"
+    meta = json.loads(meta_path.read_text(encoding="utf-8")) if meta_path.exists() else {}
+    return current_rows(rows, meta), meta
+
+
+def _cells(rows: Iterable[dict[str, Any]]) -> dict[tuple[str, str, str, str], list[dict[str, Any]]]:
+    """Final ``ok`` rows by cell: (experiment, env_label, sweep as sorted JSON, agent)."""
+    cells: dict[tuple[str, str, str, str], list[dict[str, Any]]] = {}
+    for row in rows:
+        if row.get("phase") == "final" and row.get("status") == OK:
+            key = (
+                str(row["experiment"]),
+                str(row["env_label"]),
+                json.dumps(row.get("sweep", {}), sort_keys=True),
+                str(row["agent"]),
+            )
+            cells.setdefault(key, []).append(row)
+    return cells
+
+
+def _cell_name(key: tuple[str, str, str, str]) -> str:
+    experiment, env_label, sweep, agent = key
+    return f"{experiment} | {_point_label(env_label, json.loads(sweep))} | {agent}"
+
+
+def compare_results(a: str | os.PathLike[str], b: str | os.PathLike[str]) -> str:
+    """Markdown comparison of two results directories, cell by cell.
+
+    Cells match by experiment, environment, sweep values and agent. For every cell in both
+    and every report column: the mean over finite seeds in A and in B (seeds and diverged
+    seeds counted), the difference B − A with its Welch 95% interval
+    (``stats.compare_cells``) and "changed" when the interval excludes 0. Cells found in
+    one directory only are listed.
+
+    Args:
+        a: Results directory A (the reference, e.g. the previous version).
+        b: Results directory B.
+
+    Returns:
+        The markdown text.
+    """
+    from benchmarks import stats
+
+    cells_a, cells_b = _cells(load_rows(a)[0]), _cells(load_rows(b)[0])
+    both = [key for key in cells_a if key in cells_b]
+    lines = [
+        f"# maxrl-bench comparison: A = `{a}`, B = `{b}`",
+        "",
+        "Final test metrics per cell (experiment, environment and sweep point, agent): mean "
+        "over finite seeds (n = seeds; diverged seeds are left out and counted), B − A with "
+        "a Welch 95% interval; **changed** when the interval excludes 0. Needs ≥ 2 seeds on "
+        "each side.",
+        "",
+    ]
+    changed = 0
+    if both:
+        lines += [
+            "| experiment | environment | agent | metric | A | B | B − A [95% CI] | |",
+            "|---|---|---|---|---|---|---|---|",
+        ]
+    for key in both:
+        experiment, env_label, sweep, agent = key
+        rows_a, rows_b = cells_a[key], cells_b[key]
+        metrics = list(dict.fromkeys([*_columns(rows_a[0]), *_columns(rows_b[0])]))
+        for metric in metrics:
+            sides = []
+            for rows in (rows_a, rows_b):
+                raw = [as_float(r["metrics"][metric]) for r in rows if metric in r["metrics"]]
+                sides.append((raw, [v for v in raw if math.isfinite(v)]))
+            (raw_a, fin_a), (raw_b, fin_b) = sides
+            if not raw_a and not raw_b:
+                continue
+            diff = stats.compare_cells(fin_b, fin_a)
+            is_changed = math.isfinite(diff.low) and (diff.low > 0 or diff.high < 0)
+            changed += is_changed
+            if math.isfinite(diff.low):
+                delta = f"{diff.point:+.4g} [{diff.low:+.3g}, {diff.high:+.3g}]"
+            else:
+                delta = "–" if math.isnan(diff.point) else f"{diff.point:+.4g} (no interval)"
+            cells = [
+                experiment,
+                _point_label(env_label, json.loads(sweep)),
+                agent,
+                _metric_name(metric),
+                _side_text(raw_a, fin_a),
+                _side_text(raw_b, fin_b),
+                delta,
+                "**changed**" if is_changed else "",
+            ]
+            lines.append("| " + " | ".join(_md(c) for c in cells) + " |")
+    if both:
+        lines += ["", f"{len(both)} cells in both, {changed} (cell, metric) changed.", ""]
+    else:
+        lines += ["No cell is in both directories.", ""]
+    for name, only in (
+        ("A", [k for k in cells_a if k not in cells_b]),
+        ("B", [k for k in cells_b if k not in cells_a]),
+    ):
+        if only:
+            lines += [f"Only in {name} ({len(only)}):", ""]
+            lines += [f"- {_cell_name(k)}" for k in only]
+            lines.append("")
+    return "\n".join(lines).rstrip() + "\n"
+
+
+def _side_text(raw: list[float], finite: list[float]) -> str:
+    if not raw:
+        return "–"
+    text = _fmt_exact(sum(finite) / len(finite)) if finite else "–"
+    text += f" (n={len(finite)}"
+    if len(finite) < len(raw):
+        text += f", {len(raw) - len(finite)} diverged"
+    return text + ")"
+
+
+# ----------------------------------------------------------------------------- report
 
 
 @dataclass
@@ -538,6 +1341,9 @@ class Report:
         plots: PNG files written.
         failed: Latest rows with status ``failed``.
         command: The command that ran the suite.
+        targets: Experiment -> the text of its targets.
+        aggregate: The aggregate over tasks (None with fewer than two tasks).
+        experiments: Experiment -> its points.
     """
 
     results_dir: Path
@@ -547,6 +1353,8 @@ class Report:
     failed: list[dict[str, Any]]
     command: str
     targets: dict[str, str] = field(default_factory=dict)
+    aggregate: Aggregate | None = None
+    experiments: dict[str, list[Point]] = field(default_factory=dict)
 
     def summary_text(self) -> str:
         """The main tables and where the report, plots and logs are."""
@@ -555,6 +1363,8 @@ class Report:
             parts += [f"## {experiment}", table, ""]
         if not self.tables:
             parts.append("(no finished reported runs yet)")
+        if self.aggregate is not None:
+            parts += ["## Aggregate over tasks", self.aggregate.text, ""]
         if self.failed:
             parts.append(f"{len(self.failed)} failed run(s): see {self.path}")
         parts.append(f"report: {self.path}")
@@ -575,10 +1385,7 @@ def write_report(results_dir: str | os.PathLike[str], command: str | None = None
         The report.
     """
     results_dir = Path(results_dir)
-    rows = list(latest_rows(read_rows(results_dir / RESULTS_FILE)).values())
-    meta_path = results_dir / "suite.json"
-    meta = json.loads(meta_path.read_text(encoding="utf-8")) if meta_path.exists() else {}
-    rows = current_rows(rows, meta)
+    rows, meta = load_rows(results_dir)
     command = command or meta.get("command") or ""
     experiments = build_points(rows, meta.get("agents") or ())
     order = meta.get("experiments") or list(experiments)
@@ -605,8 +1412,21 @@ def write_report(results_dir: str | os.PathLike[str], command: str | None = None
             )
             if sweep_plot:
                 plots.append(sweep_plot)
+    aggregate = aggregate_over_tasks(experiments, plots_dir)
+    if aggregate is not None:
+        plots += aggregate.plots
     failed = [r for r in rows if r.get("status") != OK]
-    report = Report(results_dir, results_dir / REPORT_FILE, tables, plots, failed, command, targets)
+    report = Report(
+        results_dir,
+        results_dir / REPORT_FILE,
+        tables,
+        plots,
+        failed,
+        command,
+        targets,
+        aggregate,
+        experiments,
+    )
     _atomic_text(report.path, _markdown(report, meta, rows))
     return report
 
@@ -670,15 +1490,27 @@ def _markdown(report: Report, meta: dict[str, Any], rows: list[dict[str, Any]]) 
         f"`tensorboard --logdir {results_dir / 'logs'}`",
         "",
         "Final metrics are on the test split, mean ± 95% confidence half-width "
-        "(t-distribution over seeds); the best mean per environment is in bold. Learning "
-        "rates of our agents were chosen on validation runs (separate seeds, validation "
-        "split); SB3 agents use their fixed zoo-style defaults. Rollouts to target: first "
-        "evaluation at "
-        "which the agent's mean curve reaches the target below (90% of the best baseline's "
-        "improvement by default); vs best baseline: that divided by the fastest baseline's "
-        "(REINFORCE, RLOO, GRPO, Dr. GRPO, SB3), < 1 is faster.",
+        "(t-distribution over seeds); the best mean per environment is in bold. Seeds: "
+        "reported runs (with failed runs, `3/5, 2 failed`). A seed whose final value of a "
+        "metric is NaN or infinite is **diverged** for that metric: the mean and interval use "
+        "the finite seeds only and the cell says how many (`(2/3 seeds, 1 diverged)`); such a "
+        "cell is never bold. Learning rates were chosen on validation runs (separate seeds, "
+        "validation split). Rollouts to target: first evaluation at which the agent's mean "
+        "curve reaches the target below (90% of the best baseline's improvement by default); "
+        "vs best baseline: that divided by the fastest baseline's (REINFORCE, RLOO, GRPO, "
+        "Dr. GRPO, SB3), < 1 is faster.",
         "",
     ]
+    if any(p.references for points in report.experiments.values() for p in points):
+        lines += [
+            "Reference levels (italic lines, exact values on the test split): *random*, the "
+            "uniform policy; *Bayes point f(x)*, the deterministic Bayes predictor; *Bayes "
+            "sampler p(y|x)*, draws from the true law of y given x. The gap between them "
+            "is what noise makes irreducible: no agent should beat the better Bayes level. "
+            "Normalized score: the selection metric as (x − random) / (Bayes − random), Bayes "
+            "the better of the two Bayes references (0 = random, 1 = Bayes).",
+            "",
+        ]
     for experiment, table in report.tables.items():
         lines += [f"## {experiment}", "", table, "", "Targets:", "", report.targets[experiment], ""]
         for plot in report.plots:
@@ -686,6 +1518,10 @@ def _markdown(report: Report, meta: dict[str, Any], rows: list[dict[str, Any]]) 
                 (f"curves_{slug(experiment, None)}.", f"sweep_{slug(experiment, None)}_")
             ):
                 lines += [f"![{plot.stem}]({plot.relative_to(results_dir)})", ""]
+    if report.aggregate is not None:
+        lines += ["## Aggregate over tasks", "", report.aggregate.text, ""]
+        for plot in report.aggregate.plots:
+            lines += [f"![{plot.stem}]({plot.relative_to(results_dir)})", ""]
     lines += ["## Learning-rate selection", "", selection_table(rows), ""]
     if report.failed:
         lines += ["## Failed runs", "", "| run | error |", "|---|---|"]
@@ -697,17 +1533,43 @@ def _markdown(report: Report, meta: dict[str, Any], rows: list[dict[str, Any]]) 
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m benchmarks.report RESULTS_DIR``: write the report and print its tables."""
+    """``python -m benchmarks.report DIR`` writes DIR's report; ``... A B`` compares A and B.
+
+    With one directory: write its report and print its tables. With two: print the
+    comparison of B against A (:func:`compare_results`), and write it to ``--out FILE`` if
+    given. Exit status 2 when a directory has no results file or the arguments are wrong.
+    """
     parser = argparse.ArgumentParser(
         prog="python -m benchmarks.report", description=__doc__.split("\n")[0]
     )
-    parser.add_argument("results_dir", help="a suite's output directory, e.g. runs/quick")
+    parser.add_argument(
+        "results_dirs",
+        nargs="+",
+        metavar="DIR",
+        help="a suite's output directory (e.g. runs/quick); two to compare them (A B)",
+    )
+    parser.add_argument("--out", help="with two directories: also write the comparison here")
     args = parser.parse_args(argv)
-    path = Path(args.results_dir)
-    if not (path / RESULTS_FILE).exists():
-        print(f"error: {path / RESULTS_FILE} does not exist", file=sys.stderr)
+    if len(args.results_dirs) > 2:
+        parser.print_usage(sys.stderr)
+        print("error: give one results directory, or two to compare", file=sys.stderr)
         return 2
-    report = write_report(path)
+    if args.out and len(args.results_dirs) == 1:
+        print("error: --out is for comparisons (two directories)", file=sys.stderr)
+        return 2
+    paths = [Path(p) for p in args.results_dirs]
+    for path in paths:
+        if not (path / RESULTS_FILE).exists():
+            print(f"error: {path / RESULTS_FILE} does not exist", file=sys.stderr)
+            return 2
+    if len(paths) == 2:
+        text = compare_results(*paths)
+        print(text, end="")
+        if args.out:
+            _atomic_text(Path(args.out), text)
+            print(f"comparison: {args.out}")
+        return 0
+    report = write_report(paths[0])
     print(report.summary_text())
     return 0
 

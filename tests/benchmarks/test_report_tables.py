@@ -1,4 +1,5 @@
-"""Report: confidence intervals, targets, points across sweeps, plots; learning-rate choice."""
+"""Report: confidence intervals, targets, points across sweeps, plots; learning-rate choice;
+diverged seeds and failed runs; reference levels beside the agents."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import pytest
 from benchmarks.report import (
     build_points,
     compute_targets,
+    experiment_table,
     mean_ci,
     rollouts_to_target,
     write_report,
@@ -158,3 +160,117 @@ def test_choose_lr_by_validation_metric(tmp_path: Path) -> None:
     ]
     assert choose_lr(cell, mse) == 0.1  # lower is better
     assert choose_lr(cell, []) is None
+
+
+# ----------------------------------------------------------------------------- diverged seeds
+
+
+def test_a_diverged_seed_is_counted_and_left_out_of_the_mean() -> None:
+    rows = [
+        row("maxrl", 0, [-3.0, -1.0], role="maxrl"),
+        row("maxrl", 1, [-3.0, -2.0], role="maxrl"),
+        {**row("maxrl", 2, [-3.0, -2.5], role="maxrl"), "metrics": {METRIC: "nan"}},
+        {**row("maxrl", 3, [-3.0, -2.5], role="maxrl"), "metrics": {METRIC: "-inf"}},
+        *[row("grpo", s, [-3.0, -2.8]) for s in (0, 1)],
+    ]
+    (point,) = build_points(rows)["e"]
+    summary = point.agents["maxrl"].summary(METRIC)
+    assert summary.mean == -1.5  # the mean of the two finite seeds, -1 and -2
+    assert (summary.finite, summary.total, summary.diverged) == (2, 4, 2)
+    assert point.agents["maxrl"].values(METRIC) == [-1.0, -2.0]
+    table = experiment_table([point])
+    half = 12.706204736174705 * math.sqrt(0.5) / math.sqrt(2)  # t_{0.975, 1} s / sqrt(n)
+    assert f"| -1.5 ± {half:.2g} (2/4 seeds, 2 diverged) |" in table
+    # A cell with diverged seeds is never bold, even with the best finite mean.
+    assert "**-1.5" not in table and "| **-2.8 ± 0** |" in table
+
+
+def test_one_nan_seed_in_a_written_report(tmp_path: Path) -> None:
+    results = tmp_path / "results.jsonl"
+    for seed, final in enumerate([-1.0, -2.0, float("nan")]):
+        append_row(results, row("maxrl", seed, [-3.0, final], role="maxrl"))
+    for seed in (0, 1, 2):
+        append_row(results, row("grpo", seed, [-3.0, -2.5]))
+    text = write_report(tmp_path).path.read_text()
+    line = next(x for x in text.splitlines() if x.startswith("| env | maxrl |"))
+    assert "1 diverged" in line and "(2/3 seeds, 1 diverged)" in line
+    assert line.split(" | ")[4].startswith("-1.5 ± ")  # mean of the finite seeds only
+
+
+def test_failed_runs_show_in_the_seeds_column() -> None:
+    failed = {"status": "failed", "metrics": {}, "curve": [], "error": "boom"}
+    rows = [
+        *[row("grpo", s, [-3.0, -2.0]) for s in (0, 1, 2)],
+        *[{**row("grpo", s, [-3.0]), **failed} for s in (3, 4)],
+        *[{**row("rloo", s, [-3.0]), **failed} for s in (0, 1)],
+    ]
+    (point,) = build_points(rows)["e"]
+    assert point.agents["grpo"].seeds_text() == "3/5, 2 failed"
+    table = experiment_table([point])
+    assert "| env | grpo | 0.01 | 3/5, 2 failed | **-2 ± 0** |" in table
+    assert "| env | rloo | 0.01 | 0/2, 2 failed | – | – |" in table  # never hidden
+
+
+def test_learning_curves_skip_non_finite_points_and_diverged_seeds() -> None:
+    from benchmarks.report import _mean_curve
+
+    gap = row("maxrl", 0, [-3.0, -2.0, -1.0])
+    gap["curve"][1][1][METRIC] = "nan"  # interpolated over: the run still counts
+    other = row("maxrl", 1, [-3.0, -2.0, -3.0])
+    diverged = row("maxrl", 2, [-3.0, -2.0, -1.0])
+    diverged["curve"][2][1][METRIC] = "inf"
+    diverged["metrics"][METRIC] = "inf"
+    x, mean, _ = _mean_curve([gap, other, diverged], METRIC)
+    assert list(x) == [0, 100, 200]
+    assert list(mean) == [-3.0, (-2.0 - 2.0) / 2, (-1.0 - 3.0) / 2]
+
+
+def test_selection_table_counts_failed_and_diverged_rates() -> None:
+    from benchmarks.report import selection_table
+
+    tune = {**row("maxrl", 10000, [-3.0, -1.0]), "phase": "tune", "cell": "c"}
+    rows = [
+        {**tune, "lr": 0.01, "metrics": {METRIC: -1.0}},
+        {**tune, "lr": 0.1, "metrics": {METRIC: "nan"}},
+        {**tune, "lr": 0.1, "status": "failed", "metrics": {}},
+        {**tune, "phase": "final", "lr": 0.01},
+    ]
+    table = selection_table(rows)
+    assert "0.01: -1; 0.1: – (1 diverged, 1 failed) | 0.01 |" in table
+
+
+# ----------------------------------------------------------------------------- references
+
+REFS = {
+    "random": {METRIC: -5.0, "eval/excess_mse": 2.0},
+    "bayes_point": {METRIC: "-inf", "eval/excess_mse": 0.0},
+    "bayes_sampler": {METRIC: -1.0, "eval/excess_mse": 0.0},
+}
+
+
+def test_reference_levels_sit_beside_the_agents() -> None:
+    rows = [
+        *[row("maxrl", s, [-3.0, -2.0 - s], role="maxrl", references=REFS) for s in (0, 1)],
+        *[row("grpo", s, [-3.0, -3.0], references=REFS) for s in (0, 1)],
+    ]
+    (point,) = build_points(rows)["e"]
+    assert point.references["bayes_point"][METRIC] == -math.inf
+    table = experiment_table([point])
+    lines = table.splitlines()
+    assert lines[0].endswith("| normalized score | rollouts to target | vs best baseline |")
+    # Exact levels, no interval, no rollouts to target; normalized: 0 and 1 by construction.
+    assert lines[-3:] == [
+        "| env | *random* | – | – | -5 | 2 | 0 | – | – |",
+        "| env | *Bayes point f(x)* | – | – | -inf | 0 | -inf | – | – |",
+        "| env | *Bayes sampler p(y\\|x)* | – | – | -1 | 0 | 1 | – | – |",
+    ]
+    # maxrl: finals -2 and -3 -> normalized (x + 5) / 4 = 0.75 and 0.5; grpo: -3 -> 0.5.
+    assert point.normalized(point.agents["maxrl"]) == [0.75, 0.5]
+    assert "| 0.625 ± " in lines[2] and "| 0.5 ± 0 |" in lines[3]
+
+
+def test_rows_without_references_keep_the_old_table() -> None:
+    (point,) = build_points([row("grpo", 0, [-3.0, -2.0])])["e"]
+    table = experiment_table([point])
+    assert point.references == {}
+    assert "normalized" not in table and "*random*" not in table

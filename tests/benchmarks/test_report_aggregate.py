@@ -1,0 +1,319 @@
+"""Report: normalized scores, the aggregate over tasks, comparing two results directories and
+the layout of the plots, on hand-computable synthetic rows (no training)."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from benchmarks import report as report_module
+from benchmarks.report import (
+    aggregate_over_tasks,
+    best_reference,
+    build_points,
+    compare_results,
+    main,
+    normalized_score,
+    write_report,
+)
+from benchmarks.results import append_row
+from benchmarks.stats import iqm
+
+LL = "eval/log_likelihood"
+MSE = "eval/excess_mse"
+# Normalized log-likelihood of these levels: (x + 5) / 4 (the sampler's -1 beats -inf).
+REFS = {
+    "random": {LL: -5.0, MSE: 2.0, "eval/pass@1": 0.1, "eval/pass@4": 0.2},
+    "bayes_point": {LL: "-inf", MSE: 0.0, "eval/pass@1": 0.5, "eval/pass@4": 0.5},
+    "bayes_sampler": {LL: -1.0, MSE: 0.0, "eval/pass@1": 0.3, "eval/pass@4": 0.9},
+}
+
+
+def row(
+    agent: str,
+    seed: int,
+    final: float | str,
+    env: str = "a",
+    *,
+    role: str = "baseline",
+    budget: int = 1000,
+    references: dict | None = REFS,
+    **extra,
+) -> dict:
+    """A final ok row whose curve goes linearly from the random level -5 to ``final``."""
+    curve = [[0, {LL: -5.0, MSE: 2.0}], [budget, {LL: final, MSE: 1.0}]]
+    base = {
+        "run_id": f"{env}-{agent}-{seed}",
+        "cell": f"{env}-{agent}",
+        "experiment": "e",
+        "env_label": env,
+        "env_base": env,
+        "agent": agent,
+        "role": role,
+        "family": "ours",
+        "lr": 0.01,
+        "seed": seed,
+        "phase": "final",
+        "status": "ok",
+        "sweep": {},
+        "select_metric": LL,
+        "columns": [LL, MSE],
+        "target_fraction": 0.9,
+        "config": {"budget": budget},
+        "metrics": {LL: final, MSE: 1.0},
+        "curve": curve,
+    }
+    if references is not None:
+        base["references"] = references
+    base.update(extra)
+    return base
+
+
+# ----------------------------------------------------------------------------- normalized
+
+
+def test_normalized_score_by_hand() -> None:
+    # log-likelihood: random -5, Bayes = the better of -inf and -1 -> -1.
+    assert best_reference(LL, REFS) == -1.0
+    assert normalized_score(LL, -2.0, REFS) == (-2.0 + 5.0) / 4.0 == 0.75
+    assert normalized_score(LL, "-5", REFS) == 0.0 and normalized_score(LL, -1.0, REFS) == 1.0
+    # excess MSE, lower is better: random 2, Bayes 0 -> (0.5 - 2) / (0 - 2) = 0.75.
+    assert best_reference(MSE, REFS) == 0.0
+    assert normalized_score(MSE, 0.5, REFS) == 0.75
+    assert normalized_score(MSE, 3.0, REFS) == -0.5  # worse than random
+    # pass@1: Bayes point 0.5 beats the sampler's 0.3; pass@4: the sampler's 0.9 wins.
+    assert normalized_score("eval/pass@1", 0.3, REFS) == pytest.approx((0.3 - 0.1) / 0.4)
+    assert normalized_score("eval/pass@4", 0.55, REFS) == pytest.approx(0.35 / 0.7)
+    # Bayes excess MSE is 0 by definition when the Bayes references do not give it.
+    assert normalized_score(MSE, 1.0, {"random": {MSE: 4.0}}) == 0.75
+
+
+def test_normalized_score_is_nan_without_a_usable_denominator() -> None:
+    flat = {"random": {LL: -1.0}, "bayes_point": {LL: -1.0}, "bayes_sampler": {LL: -3.0}}
+    assert math.isnan(normalized_score(LL, -2.0, flat))  # random = Bayes
+    both_inf = {"random": {LL: -5.0}, "bayes_point": {LL: "-inf"}, "bayes_sampler": {LL: "-inf"}}
+    assert math.isnan(normalized_score(LL, -2.0, both_inf))
+    assert math.isnan(normalized_score(LL, -2.0, {**REFS, "random": {LL: "-inf"}}))
+    assert math.isnan(normalized_score(LL, -2.0, {}))
+    assert math.isnan(normalized_score("eval/pass@8", 0.5, REFS))  # metric not referenced
+    assert math.isnan(normalized_score(LL, "nan", REFS))
+    assert normalized_score(LL, "-inf", REFS) == -math.inf
+
+
+# ----------------------------------------------------------------------------- aggregate
+
+
+def aggregate_rows() -> list[dict]:
+    """Two tasks a, b; normalized scores (x + 5) / 4 of the finals below.
+
+    maxrl: a = 1.0, 0.5, diverged; b (written out of seed order) = 0.75, 1.0, 0.5.
+    grpo: a = 0.25, 0.5, 0.0; b = 0.5, 0.25, 0.75. ppo runs on a only.
+    """
+    return [
+        *[row("maxrl", s, v, "a", role="maxrl") for s, v in enumerate([-1.0, -3.0, "nan"])],
+        *[row("maxrl", s, v, "b", role="maxrl") for s, v in ((2, -3.0), (0, -2.0), (1, -1.0))],
+        *[row("grpo", s, v, "a") for s, v in enumerate([-4.0, -3.0, -5.0])],
+        *[row("grpo", s, v, "b") for s, v in enumerate([-3.0, -4.0, -2.0])],
+        *[row("ppo", s, -4.0, "a") for s in range(3)],
+    ]
+
+
+def test_aggregate_by_hand(tmp_path: Path) -> None:
+    agg = aggregate_over_tasks(build_points(aggregate_rows()), tmp_path)
+    assert agg is not None
+    assert agg.tasks == ["e: a", "e: b"]
+    # maxrl has 2 finite seeds on a: every agent keeps its first 2 finite seeds by seed.
+    assert agg.runs == 2
+    assert agg.left_out_agents == {"ppo": ["e: b"]}
+    np.testing.assert_array_equal(agg.scores["maxrl"], [[1.0, 0.75], [0.5, 1.0]])
+    np.testing.assert_array_equal(agg.scores["grpo"], [[0.25, 0.5], [0.5, 0.25]])
+    # IQM of 4 scores drops 1 from each end: maxrl (0.75 + 1) / 2, grpo (0.25 + 0.5) / 2.
+    assert agg.intervals["IQM"]["maxrl"].point == 0.875 == iqm(agg.scores["maxrl"])
+    assert agg.intervals["IQM"]["grpo"].point == 0.375
+    # P(maxrl > grpo): task a 3.5/4 (one tie), task b 4/4 -> 0.9375.
+    assert set(agg.improvement) == {("maxrl", "grpo")}
+    poi = agg.improvement["maxrl", "grpo"]
+    assert poi.point == 0.9375 and poi.low <= poi.point <= poi.high <= 1.0
+    text = agg.text
+    assert "- Tasks (2): e: a; e: b" in text
+    assert "- Runs: 2 per agent and task" in text
+    assert "- Left out: ppo (no finite seed on e: b)" in text
+    assert "stratified-bootstrap percentile intervals** (2000 replicates, seed 0" in text
+    assert "Agarwal et al. (2021)" in text
+    assert "| maxrl | 0.875 [" in text and "| maxrl | grpo | 0.938 [" in text
+    assert {p.name for p in agg.plots} == {
+        "aggregate_profile.png",
+        "aggregate_sample_efficiency.png",
+    }
+    # Deterministic: the same rows give the same intervals.
+    again = aggregate_over_tasks(build_points(aggregate_rows()))
+    assert again is not None and again.text == text and again.plots == []
+
+
+def test_sample_efficiency_curve_interpolates_on_a_common_grid() -> None:
+    agg = aggregate_over_tasks(build_points(aggregate_rows()))
+    assert agg is not None
+    assert agg.curve_tasks == ["e: a", "e: b"] and agg.curve_note == ""
+    np.testing.assert_allclose(agg.grid, np.linspace(0, 1000, 21))
+    # Every curve is linear from 0 (random) to its final score, so the IQM is too.
+    np.testing.assert_allclose(agg.curve["maxrl"].point, 0.875 * agg.grid / 1000)
+    np.testing.assert_allclose(agg.curve["grpo"].point, 0.375 * agg.grid / 1000)
+
+
+def test_sample_efficiency_curve_leaves_out_tasks_of_mixed_budgets() -> None:
+    rows = aggregate_rows() + [
+        *[row("maxrl", s, -2.0, "c", role="maxrl") for s in (0, 1)],
+        *[
+            row("grpo", s, -3.0, "c", budget=2000, config={"budget": 2000, "framing": "steps"})
+            for s in (0, 1)
+        ],
+    ]
+    agg = aggregate_over_tasks(build_points(rows))
+    assert agg is not None
+    assert agg.tasks == ["e: a", "e: b", "e: c"]
+    assert agg.curve_tasks == ["e: a", "e: b"]
+    assert "agents with different budgets (framings rollouts, steps): e: c" in agg.curve_note
+    assert agg.curve["maxrl"].point.shape == (21,)
+
+
+def test_no_aggregate_with_fewer_than_two_tasks() -> None:
+    one = [r for r in aggregate_rows() if r["env_label"] == "a"]
+    assert aggregate_over_tasks(build_points(one)) is None
+    old = [{**r, "references": None} for r in aggregate_rows()]
+    assert aggregate_over_tasks(build_points(old)) is None
+    flat = {"random": {LL: -1.0}, "bayes_point": {LL: -1.0}, "bayes_sampler": {LL: -1.0}}
+    odd = [{**r, "references": flat} if r["env_label"] == "b" else r for r in aggregate_rows()]
+    assert aggregate_over_tasks(build_points(odd)) is None  # b does not normalize
+
+
+def test_report_has_the_aggregate_section(tmp_path: Path) -> None:
+    for r in aggregate_rows():
+        append_row(tmp_path / "results.jsonl", r)
+    report = write_report(tmp_path)
+    text = report.path.read_text()
+    assert "## Aggregate over tasks" in text
+    assert "![aggregate_profile](plots/aggregate_profile.png)" in text
+    assert "| a | *Bayes sampler p(y\\|x)* | – | – | -1 | 0 | 1 | – | – |" in text
+    assert text.index("## Aggregate over tasks") < text.index("## Learning-rate selection")
+    assert all(p.exists() and p.stat().st_size > 5_000 for p in report.plots)
+
+
+# ----------------------------------------------------------------------------- compare
+
+
+def _write(folder: Path, rows: list[dict]) -> Path:
+    for r in rows:
+        append_row(folder / "results.jsonl", r)
+    return folder
+
+
+def test_compare_two_results_directories(tmp_path: Path, capsys) -> None:
+    a = _write(
+        tmp_path / "A",
+        [
+            *[row("maxrl", s, v, role="maxrl") for s, v in enumerate([-2.0, -2.1, -1.9])],
+            *[row("grpo", s, v) for s, v in enumerate([-3.0, -3.2, -2.8])],
+            row("ppo", 0, -4.0),
+        ],
+    )
+    b = _write(
+        tmp_path / "B",
+        [
+            *[row("maxrl", s, v, role="maxrl") for s, v in enumerate([-1.0, -1.1, -0.9])],
+            *[row("grpo", s, v) for s, v in enumerate([-3.1, -2.9, "nan"])],
+            row("rloo", 0, -4.0),
+        ],
+    )
+    text = compare_results(a, b)
+    # maxrl: B - A = +1; Welch: se = sqrt(0.01/3 + 0.01/3), df = 4, half = t_{.975,4} se.
+    half = 2.7764451051977987 * math.sqrt(0.02 / 3)
+    line = next(x for x in text.splitlines() if x.startswith("| e | a | maxrl | log_likelihood"))
+    assert f"| +1 [{1 - half:+.3g}, {1 + half:+.3g}] | **changed** |" in line
+    assert "| -2 (n=3) | -1 (n=3) |" in line
+    grpo = next(x for x in text.splitlines() if x.startswith("| e | a | grpo | log_likelihood"))
+    assert "| -3 (n=3) | -3 (n=2, 1 diverged) | +0 [" in grpo and grpo.endswith("|  |")
+    assert "Only in A (1):\n\n- e | a | ppo" in text
+    assert "Only in B (1):\n\n- e | a | rloo" in text
+    assert "2 cells in both, 1 (cell, metric) changed." in text
+
+    out = tmp_path / "compare.md"
+    assert main([str(a), str(b), "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert out.read_text() == text and printed.startswith(text)
+    assert main([str(a), str(b)]) == 0 and not (tmp_path / "A" / "report.md").exists()
+    assert main([str(a)]) == 0 and (tmp_path / "A" / "report.md").exists()
+    assert main([str(a), "--out", str(out)]) == 2
+    assert main([str(a), str(b), str(a)]) == 2
+    assert main([str(a), str(tmp_path / "nowhere")]) == 2
+
+
+# ----------------------------------------------------------------------------- plots
+
+
+def test_plots_are_readable(tmp_path: Path, monkeypatch) -> None:
+    figures = []
+
+    def capture(fig, path: Path) -> Path:
+        legend = [t.get_text() for legend in fig.legends for t in legend.get_texts()]
+        axes = [ax for ax in fig.axes if ax.axison]
+        figures.append(
+            {
+                "name": path.name,
+                "width": fig.get_figwidth(),
+                "columns": axes[0].get_subplotspec().get_gridspec().ncols,
+                "titles": [ax.get_title() for ax in axes],
+                "ylabels": [ax.get_ylabel() for ax in axes],
+                "legend": legend,
+            }
+        )
+        return real_save(fig, path)
+
+    real_save = report_module._save_figure
+    monkeypatch.setattr(report_module, "_save_figure", capture)
+    rows = [
+        r
+        for n in (4, 16)
+        for env in ("a", "b")
+        for r in (
+            row("maxrl", 0, -2.0, env, role="maxrl", sweep={"rollouts": n}),
+            row("grpo", 0, -3.0, env, sweep={"rollouts": n}),
+        )
+    ]
+    for r in rows:
+        r["run_id"] += f"-{r['sweep']['rollouts']}"
+        r["curve"].insert(1, [500, {LL: -4.0, MSE: 1.5}])
+        append_row(tmp_path / "results.jsonl", r)
+    report = write_report(tmp_path)
+    by_name = {f["name"]: f for f in figures}
+    assert set(by_name) == {
+        "curves_e.png",
+        "sweep_e_rollouts.png",
+        "aggregate_profile.png",
+        "aggregate_sample_efficiency.png",
+    }
+    for figure in figures:
+        assert figure["width"] <= 15 and figure["columns"] <= 3
+        assert all(
+            label.endswith(("(higher is better)", "(lower is better)"))
+            for label in figure["ylabels"]
+        )
+    curves = by_name["curves_e.png"]
+    assert curves["columns"] == 3 and len(curves["titles"]) == 8  # 4 points x 2 metrics
+    assert "log_likelihood — a · N=4" in curves["titles"]
+    assert "excess_mse — b · N=16" in curves["titles"]
+    assert "excess_mse (lower is better)" in curves["ylabels"]
+    assert "log_likelihood (higher is better)" in curves["ylabels"]
+    assert "target" in curves["legend"] and "maxrl" in curves["legend"]
+    assert by_name["sweep_e_rollouts.png"]["titles"] == [
+        "final log_likelihood — a",
+        "final log_likelihood — b",
+    ]
+    from PIL import Image
+
+    for plot in report.plots:
+        with Image.open(plot) as image:
+            assert image.info["dpi"] == pytest.approx((110, 110), abs=0.5)
+            assert image.width <= 15 * 110
