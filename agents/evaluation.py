@@ -8,9 +8,10 @@ context and per-sample likelihood scores l_m = Scores.log_likelihood:
   under the policy's prediction law (normalized density for Gaussian/Laplace heads,
   probability for the verifier and classification, where it is minus the cross-entropy),
   from ``policy.log_likelihood`` (``agents.exact``: closed forms, finite sums over classes,
-  bins or token sequences, and a fixed quadrature for SB3's tanh-squashed SAC policy). It
-  can be -inf when some context's target cannot be reached at all (a verifier target
-  farther than prediction_range + head_scale from 0).
+  bins or token sequences, and a fixed quadrature for SB3's tanh-squashed SAC policy).
+  Contexts whose target no prediction in the range can score (a verifier target farther
+  than prediction_range + head_scale from 0, where p = 0 for every policy) are left out of
+  the mean (``core.reachable``); the reference levels leave out the same contexts.
 - ``eval/log_likelihood_mc``: only for a policy without an exact form: the Monte-Carlo
   estimate logsumexp_m(l_m) - log M over its M samples, biased low for finite M (Jensen),
   with a failed binary sample scored ``LOG_LIKELIHOOD_FLOOR`` (-100).
@@ -165,7 +166,7 @@ def evaluate(
     generator = core.make_generator(seed)
     table = table.to(core.device)
     log_m = math.log(num_samples)
-    sums = torch.zeros(6, dtype=torch.float64, device=core.device)
+    sums = torch.zeros(7, dtype=torch.float64, device=core.device)
     count = contexts.ids.shape[0]
     step = max(1, MAX_ROWS // num_samples)
     exact_form = getattr(policy, "log_likelihood", None)
@@ -182,6 +183,11 @@ def evaluate(
             exact = False
             log_lik = torch.logsumexp(scores.log_likelihood.double(), dim=1) - log_m
         log_lik = log_lik.to(core.device, torch.float64)
+        # Targets no prediction in the range can score (a verifier target beyond
+        # prediction_range + head_scale) have p = 0 under every policy: they are left out of
+        # the log-likelihood mean, as in the reference levels.
+        reachable = core.reachable(part)
+        log_lik = torch.where(reachable, log_lik, torch.zeros_like(log_lik))
         excess = (
             (point.double().reshape(-1) - part.signal.double()).square()
             if numeric
@@ -195,11 +201,13 @@ def evaluate(
                 table[successes].sum(),
                 point_scores.is_success.double().sum(),
                 scores.reward.double().mean(1).sum(),
+                reachable.double().sum(),
             ]
         )
     means = (sums / max(count, 1)).tolist()
     tag = "eval/log_likelihood" if exact else "eval/log_likelihood_mc"
-    metrics = {tag: means[0]}
+    reached = float(sums[6])
+    metrics = {tag: float(sums[0]) / reached if reached else math.nan}
     if numeric:
         metrics["eval/excess_mse"] = means[1]
     metrics["eval/pass@1"] = means[2]

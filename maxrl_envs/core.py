@@ -318,6 +318,17 @@ class RegressionCore(TaskCore):
                 noise_scale=scales,
             )
 
+    def reachable(self, contexts: Contexts) -> torch.Tensor:
+        """Contexts whose target some prediction in the range can score (``[B]`` bools).
+
+        Only a verifier head has unreachable targets: |y| > prediction_range + head_scale
+        (decided in float64, as the verifier itself), where every policy's likelihood is 0.
+        """
+        if self.head != "verifier":
+            return torch.ones_like(contexts.ids, dtype=torch.bool)
+        limit = self.prediction_range + self.head_scale
+        return contexts.target.double().abs() <= limit
+
     def action_to_prediction(self, action: torch.Tensor) -> torch.Tensor:
         """Map actions to predictions: clip to [-1, 1], then scale by ``prediction_range``."""
         return action.clamp(-1.0, 1.0) * self.prediction_range
@@ -428,6 +439,10 @@ class ClassificationCore(TaskCore):
                 target=observed,
                 noise_scale=np.full(len(clean), self.label_noise),
             )
+
+    def reachable(self, contexts: Contexts) -> torch.Tensor:
+        """Every label can be predicted: all True, ``[B]``."""
+        return torch.ones_like(contexts.ids, dtype=torch.bool)
 
     def score(self, contexts: Contexts, prediction: torch.Tensor, validate: bool = True) -> Scores:
         """Score ``[B, N]`` predicted classes against the observed labels.

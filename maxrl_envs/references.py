@@ -65,9 +65,14 @@ def _pass_at_k(p1: torch.Tensor, k: int) -> torch.Tensor:
 
 
 def _summary(
-    log_p: torch.Tensor, p1: torch.Tensor, pass_k: int, sq_error: torch.Tensor | None
+    log_p: torch.Tensor,
+    p1: torch.Tensor,
+    pass_k: int,
+    sq_error: torch.Tensor | None,
+    reachable: torch.Tensor | None = None,
 ) -> dict[str, float]:
-    out = {"eval/log_likelihood": float(log_p.mean())}
+    kept = log_p if reachable is None else log_p[reachable.to(log_p.device)]
+    out = {"eval/log_likelihood": float(kept.mean()) if kept.numel() else math.nan}
     if sq_error is not None:
         out["eval/excess_mse"] = float(sq_error.mean())
     out["eval/pass@1"] = float(p1.mean())
@@ -106,7 +111,8 @@ def _regression_levels(
         flat = torch.full_like(grid, -math.log(grid.numel()))
         log_p = log_expected_likelihood_discrete(head, s, y, grid, flat)
         p1 = log_expected_likelihood_discrete("verifier", s, y, grid, flat).exp()
-    levels["random"] = _summary(log_p, p1, pass_k, f.square())
+    reach = core.reachable(contexts)
+    levels["random"] = _summary(log_p, p1, pass_k, f.square(), reach)
 
     if codec is None:
         point = f
@@ -115,7 +121,7 @@ def _regression_levels(
         point = _f64(snapped)
     log_p = log_likelihood_head(head, s, y, point)
     p1 = ((y - point).abs() <= s).to(torch.float64)
-    levels["bayes_point"] = _summary(log_p, p1, pass_k, (point - f).square())
+    levels["bayes_point"] = _summary(log_p, p1, pass_k, (point - f).square(), reach)
 
     if codec is None:
         log_p = log_expected_likelihood_noise(head, s, y, f, sigma, noise, df)
@@ -129,7 +135,7 @@ def _regression_levels(
                 log_expected_likelihood_discrete("verifier", s, y[part], grid, law).exp()
             )
         log_p, p1 = torch.cat(log_parts), torch.cat(p1_parts)
-    levels["bayes_sampler"] = _summary(log_p, p1, pass_k, (point - f).square())
+    levels["bayes_sampler"] = _summary(log_p, p1, pass_k, (point - f).square(), reach)
     return levels
 
 

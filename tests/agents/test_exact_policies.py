@@ -7,6 +7,8 @@ through ``TaskPolicy`` and ``core.score`` with a tolerance of a few standard err
 
 from __future__ import annotations
 
+import math
+
 import pytest
 import torch
 
@@ -238,3 +240,25 @@ def test_monte_carlo_metric_is_biased_low_and_converges_to_the_exact_value():
     assert "eval/log_likelihood" not in few
     assert few["eval/log_likelihood_mc"] < exact - 0.1
     assert abs(many["eval/log_likelihood_mc"] - exact) < 0.015
+
+
+def test_unreachable_verifier_targets_are_left_out_of_the_log_likelihood():
+    from agents.evaluation import evaluate
+    from maxrl_envs.references import reference_levels
+
+    # SNR 0.05: noise std 4.5 against a prediction range of 4, so some targets lie beyond
+    # prediction_range + head_scale, where every policy's likelihood is exactly 0.
+    task = maxrl_envs.make_task("MaxRLVerifier-v0", snr=0.05, num_test_contexts=256, **POOL)
+    contexts = task.core.all_contexts("test")
+    reachable = task.core.reachable(contexts)
+    assert 0 < int((~reachable).sum()) < 256
+    torch.manual_seed(1)
+    policy = TaskPolicy(GaussianPolicy(task.core.obs_dim, (8,), init_std=0.5), task)
+    per_context = exact_log_likelihood(policy.policy, task.core, contexts)
+    assert torch.isneginf(per_context[~reachable]).all()
+    assert torch.isfinite(per_context[reachable]).all()
+    metrics = evaluate(task, policy, num_samples=4, pass_k=2)
+    assert metrics["eval/log_likelihood"] == pytest.approx(float(per_context[reachable].mean()))
+    levels = reference_levels(task.core, "test", pass_k=2)
+    assert math.isfinite(levels["random"]["eval/log_likelihood"])
+    assert math.isfinite(levels["bayes_sampler"]["eval/log_likelihood"])
