@@ -5,11 +5,11 @@
 PYTHON ?= python3
 VENV ?= .venv
 TORCH_SPEC ?= torch==2.13.0
-EXTRAS ?= dev,ray
+EXTRAS ?= dev,ray,docs
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint install clean
+.PHONY: demo test lint docs install clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -23,13 +23,20 @@ install: $(STAMP)
 demo: $(STAMP)
 	$(PY) -m benchmarks.run quick
 
-test: $(STAMP)
-	$(VENV)/bin/ruff check .
+# One torch/BLAS thread per process: the project's small networks run fastest that way
+# (see docs/getting-started.md); override with `make test OMP_NUM_THREADS=4`.
+OMP_NUM_THREADS ?= 1
+export OMP_NUM_THREADS
+
+test: lint docs
 	$(PY) -m pytest -q
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 
+docs: $(STAMP)
+	$(VENV)/bin/mkdocs build --strict --quiet --site-dir .site
+
 clean:
-	rm -rf $(VENV) runs .pytest_cache .ruff_cache
+	rm -rf $(VENV) runs .site .pytest_cache .ruff_cache

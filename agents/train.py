@@ -20,11 +20,29 @@ import json
 import sys
 import typing
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
+from agents.runs import FINAL
 from agents.trainer import TrainConfig, train, validate_config
 
 FLAG_NAMES = {"env_id": "env"}
+EXAMPLES = """examples:
+  maxrl-train --env MaxRLClassification-v0 --estimator maxrl --group-size 16 --budget 200000
+  maxrl-train --env MaxRLRegressionLowSNR-v0 --estimator grpo --env-kwargs head=laplace snr=0.1
+  maxrl-train --env MaxRLVerifier-v0 --env-kwargs '{"snr": 1.0, "task": "sine"}' --seed 3
+  maxrl-train --env MaxRLTokens-v0 --estimator supervised --run-name tokens-sup --no-resume
+
+Runs go to LOG_DIR/RUN_NAME (TensorBoard events, config.json, checkpoint.pt, final.json);
+rerunning the same command resumes or returns the finished run. --threads defaults to 1,
+the fastest for these small networks (more threads only help large batches or wide nets).
+"""
+
+
+class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
+    """Defaults in the help, and the examples kept as written."""
+
+
 #: Older flag names kept as aliases.
 FLAG_ALIASES = {"group_size": ("--rollouts",), "num_groups": ("--contexts",)}
 
@@ -70,7 +88,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="maxrl-train",
         description="Train one MaxRL / group-estimator (or supervised) run on a maxrl_envs task.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        epilog=EXAMPLES,
+        formatter_class=_HelpFormatter,
     )
     hints = typing.get_type_hints(TrainConfig)
     defaults = TrainConfig()
@@ -82,6 +101,7 @@ def build_parser() -> argparse.ArgumentParser:
         args = typing.get_args(hint)
         if f.name == "env_kwargs":
             kwargs |= {"nargs": "+", "default": default, "metavar": "KEY=VALUE"}
+            kwargs["help"] += " Give key=value pairs (values parsed as JSON) or one JSON object."
         elif f.name == "progress":
             kwargs |= {"action": argparse.BooleanOptionalAction, "default": True}
         elif hint is bool:
@@ -120,9 +140,28 @@ def config_from_args(argv: Sequence[str] | None = None) -> TrainConfig:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run training from the command line; print the final metrics as JSON."""
+    """Run training from the command line; print the final metrics as JSON.
+
+    Returns:
+        0 on success; 2 (with one ``error:`` line) when the run cannot start, e.g. its run
+        directory holds a run with other settings.
+    """
     config = config_from_args(argv)
-    metrics = train(config)
+    run_dir = Path(config.log_dir) / config.name if config.log_dir is not None else None
+    finished = run_dir is not None and config.resume and (run_dir / FINAL).exists()
+    try:
+        metrics = train(config)
+    except ValueError as err:  # settings that clash with a stored run, a corrupt run file
+        print(f"maxrl-train: error: {err}", file=sys.stderr)
+        return 2
+    if run_dir is not None:
+        if finished:
+            print(
+                f"{run_dir} already holds this finished run: its final.json metrics follow "
+                "(nothing was trained; --no-resume trains it again)",
+                file=sys.stderr,
+            )
+        print(f"run directory: {run_dir} (tensorboard --logdir {run_dir})", file=sys.stderr)
     json.dump(metrics, sys.stdout, indent=2, sort_keys=True)
     sys.stdout.write("\n")
     return 0

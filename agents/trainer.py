@@ -170,9 +170,10 @@ class TrainConfig:
         False, "Gaussian log-std from the network instead of a parameter.", v.boolean()
     )
     threads: int | None = _field(
-        None,
-        "torch CPU threads (torch.set_num_threads); None keeps torch's setting. Use 1 when "
-        "several runs share a machine: oversubscribed threads slow CPU steps many-fold.",
+        1,
+        "torch CPU threads of this process (torch.set_num_threads); 1 is the fastest for the "
+        "small networks here, and several runs sharing a machine each need 1 (oversubscribed "
+        "threads slow CPU steps many-fold); None keeps torch's setting.",
         v.optional(v.integer(1)),
     )
 
