@@ -5,6 +5,7 @@ from __future__ import annotations
 import itertools
 import math
 import statistics
+from fractions import Fraction
 
 import numpy as np
 import pytest
@@ -383,6 +384,174 @@ def test_vectorized_reference_agrees_with_loop():
     for order in (1, 4, 9):
         want = torch.tensor(loop_omega(lik.tolist(), order), dtype=F64)
         torch.testing.assert_close(torch_loo_omega_all(lik, order), want, rtol=1e-12, atol=0)
+
+
+# ---------------------------------------------------------------------------------------------
+# float64 against exact rational references
+# ---------------------------------------------------------------------------------------------
+
+_FIXED_BITS = 256  # the exact sums are carried as integers scaled by 2^256 (error < T 2^-256)
+F64_REL = 2e-14  # float64 omega and omega * l, relative (measured: <= 1e-14 up to N = 4096)
+
+
+def binomial_row(n: int) -> list[int]:
+    """[C(n, 0), ..., C(n, n)] by the product recurrence."""
+    row = [1]
+    for i in range(n):
+        row.append(row[-1] * (n - i) // (i + 1))
+    return row
+
+
+def exact_omega_sums(others: dict[Fraction, int], order: int) -> list[Fraction]:
+    """[omega for T = 1..order] of a rollout whose others have likelihoods {l: count}.
+
+    omega = sum_{k<T} e_k(a) / C(m, k), a = 1 - l, with e_k the coefficients of
+    prod_l (1 + a_l x)^count computed in exact integers over a common denominator q:
+    prod (q + p x)^c / q^(sum c) with p = a q. Fast at m = 4095 as long as the likelihoods
+    strictly between 0 and 1 have small counts (0s and 1s may have any).
+    """
+    m = sum(others.values())
+    q = math.lcm(*(value.denominator for value in others))
+    poly, scale = [1], 1
+    for value, count in others.items():
+        p = int((1 - value) * q)
+        if count == 0 or p == 0:  # l = 1: a factor 1
+            continue
+        factor = binomial_row(count)
+        if p < q:  # (q + p x)^count; l = 0 (p = q) is (1 + x)^count
+            factor = [c * q ** (count - i) * p**i for i, c in enumerate(factor)]
+            scale *= q**count
+        product = [0] * (len(poly) + len(factor) - 1)
+        for i, x in enumerate(poly):
+            for r, y in enumerate(factor):
+                product[i + r] += x * y
+        poly = product
+    sums, acc, binomial = [], 0, 1  # binomial = C(m, k)
+    for k in range(order):
+        if k < len(poly):
+            acc += (poly[k] << _FIXED_BITS) // (scale * binomial)
+        sums.append(Fraction(acc, 1 << _FIXED_BITS))
+        binomial = binomial * (m - k) // (k + 1)
+    return sums
+
+
+def enumerated_omega(row: list[Fraction], j: int, order: int) -> Fraction:
+    """omega_j by brute force: e_k as the sum over every k-subset of the others' a_i."""
+    a = [1 - value for i, value in enumerate(row) if i != j]
+    return sum(
+        (
+            sum((math.prod(subset) for subset in itertools.combinations(a, k)), Fraction(0))
+            / math.comb(len(a), k)
+            for k in range(order)
+        ),
+        Fraction(0),
+    )
+
+
+def fraction_omega_sums(row: list[Fraction], j: int) -> list[Fraction]:
+    """[omega_j for T = 1..N] by the textbook e_k recursion in exact rationals."""
+    a = [1 - value for i, value in enumerate(row) if i != j]
+    e = [Fraction(1)] + [Fraction(0)] * len(a)
+    for x in a:
+        for k in range(len(a), 0, -1):
+            e[k] += x * e[k - 1]
+    return list(itertools.accumulate(e[k] / math.comb(len(a), k) for k in range(len(a) + 1)))
+
+
+def max_relative_error(got: torch.Tensor, want: list[Fraction]) -> float:
+    return max(
+        (float(abs(Fraction(g) - w) / w) for g, w in zip(got.tolist(), want, strict=True) if w),
+        default=0.0,
+    )
+
+
+def _rational_row(n: int, seed: int, denominator: int) -> list[Fraction]:
+    """Likelihoods k / denominator with a few exact 0s and 1s."""
+    g = torch.Generator().manual_seed(seed)
+    row = [
+        Fraction(int(k), denominator) for k in torch.randint(0, denominator + 1, (n,), generator=g)
+    ]
+    row[0], row[-1] = Fraction(0), Fraction(1)
+    return row
+
+
+@pytest.mark.parametrize("n", [2, 3, 5, 8])
+def test_float64_matches_brute_force_enumeration(n):
+    g = torch.Generator().manual_seed(n)
+    lik = torch.rand(2, n, generator=g, dtype=F64)
+    lik[1] = lik[1] ** 8
+    lik[1, 0] = 1.0
+    for order in range(1, n + 1):
+        omega = maxrl_omega(lik, order)
+        scaled = maxrl_weights(lik, order, None)
+        for b in range(2):
+            row = [Fraction(v) for v in lik[b].tolist()]  # exact values of the float64 inputs
+            want = [enumerated_omega(row, j, order) for j in range(n)]
+            # the two references agree
+            assert want == [fraction_omega_sums(row, j)[order - 1] for j in range(n)]
+            assert max_relative_error(omega[b], want) <= F64_REL, (order, b)
+            weights = [w * value for w, value in zip(want, row, strict=True)]
+            assert max_relative_error(scaled[b], weights) <= F64_REL, (order, b)
+
+
+@pytest.mark.parametrize("n", [16, 33, 64])
+def test_float64_matches_exact_rationals_at_moderate_n(n):
+    row = _rational_row(n, seed=n, denominator=64)
+    lik = torch.tensor([[float(v) for v in row]], dtype=F64)
+    exact = [fraction_omega_sums(row, j) for j in range(n)]
+    for order in sorted({2, n // 2, n // 2 + 2, 3 * n // 4, n - 1, n}):
+        want = [sums[order - 1] for sums in exact]
+        assert max_relative_error(maxrl_omega(lik, order)[0], want) <= F64_REL, order
+
+
+# Rows of {likelihood: count} at large N: ties, one-hot, binary, rationals near 0 and near 1.
+LARGE_ROWS = {
+    "one-hot": (1024, {Fraction(1): 1, Fraction(0): 1023}),
+    "binary": (1024, {Fraction(1): 300, Fraction(0): 724}),
+    "eighths": (1024, {Fraction(1): 200, Fraction(0): 700, Fraction(3, 8): 60, Fraction(5, 8): 64}),
+    "near-zero": (1000, {Fraction(1, 8): 40, Fraction(0): 958, Fraction(1): 2}),
+    "near-one": (1023, {Fraction(7, 8): 40, Fraction(1): 983}),
+    "binary-4096": (4096, {Fraction(1): 7, Fraction(0): 4089}),
+}
+
+
+@pytest.mark.parametrize("case", list(LARGE_ROWS))
+def test_float64_matches_exact_rationals_at_large_n(case):
+    n, counts = LARGE_ROWS[case]
+    values = list(counts)
+    row = torch.tensor([float(v) for v in values for _ in range(counts[v])], dtype=F64)
+    g = torch.Generator().manual_seed(n)
+    lik = torch.stack((row, row[torch.randperm(n, generator=g)]))  # sorted (ties grouped), mixed
+    want = {}  # value -> [omega for T = 1..n] of a rollout with that likelihood
+    for value in values:
+        others = dict(counts)
+        others[value] -= 1
+        want[value] = exact_omega_sums(others, n)
+    orders = (
+        {2, 3, n // 2, n // 2 + 1, n // 2 + 2, 3 * n // 4, n - 1, n}
+        if n <= 1024
+        else {2, n // 2, n // 2 + 2, n - 1, n}
+    )
+    for order in sorted(orders):
+        omega = maxrl_omega(lik, order)
+        scaled = maxrl_weights(lik, order, None)
+        for value in values:
+            exact = want[value][order - 1]
+            where = lik == float(value)
+            extremes = omega[where].aminmax()  # the largest error is at one of them
+            assert max_relative_error(torch.stack(extremes), [exact] * 2) <= F64_REL, (order, value)
+            if value:
+                extremes = scaled[where].aminmax()
+                assert max_relative_error(torch.stack(extremes), [exact * value] * 2) <= F64_REL
+
+
+@pytest.mark.parametrize("order", [2, 512, 1023, 1024])
+def test_lone_success_gets_exactly_order(order):
+    # the audit's case: every other a_i = 1, so omega_0 = sum_{k<T} 1 = T
+    lik = torch.zeros(1, 1024, dtype=F64)
+    lik[0, 0] = 1.0
+    got = float(maxrl_weights(lik, order=order, baseline=None)[0, 0])
+    assert abs(got - order) <= F64_REL * order, got
 
 
 # ---------------------------------------------------------------------------------------------
