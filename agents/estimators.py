@@ -1,7 +1,9 @@
 """Group gradient estimators: per-rollout weights for MaxRL and its peers.
 
 Every estimator is a pure function of a ``[contexts, rollouts]`` tensor (``B x N``) of rewards
-or likelihoods and returns per-rollout weights ``A`` of the same shape, dtype and device. The
+or likelihoods and returns per-rollout weights ``A`` of the same shape, dtype and device,
+computed without gradient: the input may require grad (likelihoods from a differentiable head,
+say); it is read through a detached view and never modified, and ``A`` never requires grad. The
 policy-gradient estimate for one context is
 
     g = (1/N) * sum_j A_j * grad log m(z_j | x),
@@ -68,7 +70,12 @@ _COEF_FLUSH = 1e-30  # recursion coefficients (an upper bound on the terms they 
 
 
 def _check_group_tensor(x: object, name: str, min_rollouts: int, why: str) -> Tensor:
-    """Check type, rank, dtype and group size; return ``x`` as a Tensor."""
+    """Check type, rank, dtype and group size; return ``x`` detached from autograd.
+
+    Weights are never differentiated, and the in-place arithmetic of the MaxRL kernels would
+    be refused on a tensor that requires grad; the detached view shares storage, so no kernel
+    may write into it.
+    """
     if not isinstance(x, Tensor):
         raise TypeError(
             f"{name} must be a torch.Tensor of shape [contexts, rollouts]; got {type(x).__name__}"
@@ -87,7 +94,7 @@ def _check_group_tensor(x: object, name: str, min_rollouts: int, why: str) -> Te
             f"{name} has N = {x.shape[1]} rollouts per context (dim 1); {why} needs N >= "
             f"{min_rollouts}"
         )
-    return x
+    return x.detach()
 
 
 def _raise_if_any(x: Tensor, bad: Tensor, name: str, allowed: str) -> None:

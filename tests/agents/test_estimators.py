@@ -555,6 +555,43 @@ def test_lone_success_gets_exactly_order(order):
 
 
 # ---------------------------------------------------------------------------------------------
+# Inputs that require grad
+# ---------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64, torch.bfloat16])
+def test_inputs_requiring_grad_give_weights_without_grad(dtype):
+    lik = _likelihood_rows(3, 9, seed=5).to(dtype)
+    for name in ESTIMATOR_NAMES:  # every estimator, a leaf that requires grad
+        rewards = (lik > 0.5).to(dtype) if name == "maxrl-binary" else lik
+        leaf = rewards.clone().requires_grad_(True)
+        got = group_weights(name, leaf)
+        assert not got.requires_grad and got.grad_fn is None, name
+        assert torch.equal(got, group_weights(name, rewards)), name
+        assert leaf.grad is None and torch.equal(leaf.detach(), rewards), name  # untouched
+    # likelihoods from a differentiable head (a non-leaf), every MaxRL regime and log space
+    logits = torch.randn(3, 9, generator=torch.Generator().manual_seed(1)).to(dtype)
+    logits.requires_grad_(True)
+    head, log_head = torch.sigmoid(logits), torch.nn.functional.logsigmoid(logits)
+    for order in (1, 2, 5, 6, 8, 9):
+        for got, want in (
+            (maxrl_omega(head, order), maxrl_omega(head.detach(), order)),
+            (maxrl_weights(head, order), maxrl_weights(head.detach(), order)),
+            (
+                maxrl_weights(log_head, order, log_space=True),
+                maxrl_weights(log_head.detach(), order, log_space=True),
+            ),
+        ):
+            assert not got.requires_grad and got.grad_fn is None, order
+            assert torch.equal(got, want), order
+    # the weights are constants in a surrogate loss: gradients flow only through log_prob
+    log_prob = torch.log_softmax(logits.float(), -1)
+    loss = -(maxrl_weights(head, 4).float() * log_prob).mean()
+    loss.backward()
+    assert logits.grad is not None and bool(torch.isfinite(logits.grad).all())
+
+
+# ---------------------------------------------------------------------------------------------
 # log_space
 # ---------------------------------------------------------------------------------------------
 
