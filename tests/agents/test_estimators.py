@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import decimal
 import itertools
 import math
 import statistics
@@ -637,7 +638,81 @@ def test_log_space_keeps_tiny_weights_in_float64():
     got = maxrl_weights(log_l, baseline=None, log_space=True)
     want = maxrl_omega(log_l, log_space=True) * log_l.exp()
     torch.testing.assert_close(got[:, :3], want[:, :3], rtol=1e-12, atol=0)
-    assert float(got[0, 3]) > 0  # exp(-745) is subnormal; omega * l formed in log space
+    assert float(got[0, 3]) > 0  # exp(-745) is subnormal; omega * l is not lost
+
+
+def _decimal_times_exp(omega: float, log_l: float) -> float:
+    """omega * exp(log_l) to 40 significant digits, then rounded once to float64."""
+    with decimal.localcontext() as ctx:
+        ctx.prec = 40
+        return float(decimal.Decimal(omega) * decimal.Decimal(log_l).exp())
+
+
+def _log_likelihood_rows(n: int, seed: int) -> torch.Tensor:
+    """log l over the whole normal float64 range, with exact 0s (-inf) and 1s (0)."""
+    g = torch.Generator().manual_seed(seed)
+    log_l = -(10 ** torch.empty(4, n, dtype=F64).uniform_(-12, 2.8, generator=g))  # to -630
+    log_l[0, ::5] = -float("inf")
+    log_l[1, ::7] = 0.0
+    log_l[2, 0] = -700.0  # l = 9.9e-305, still normal
+    log_l[3] = -1e-3 * log_l[3].abs() / log_l[3].abs().max()  # all near 1
+    return log_l
+
+
+@pytest.mark.parametrize("n", [9, 40])
+def test_log_space_matches_linear_space_to_ulps_in_float64(n):
+    log_l = _log_likelihood_rows(n, seed=n)
+    lik = log_l.exp()
+    for order in sorted({1, 2, n // 2, n // 2 + 2, n - 1, n}):
+        logged = maxrl_weights(log_l, order, None, log_space=True)
+        linear = maxrl_weights(lik, order, None)
+        # omega sees 1 - l as -expm1(log l) here and 1 - exp(log l) there: a few ulps of omega
+        rel = ((logged - linear).abs() / linear.abs().clamp_min(1e-300)).max()
+        assert rel <= 1e-15, (order, float(rel))  # exp(log omega + log l): up to 2.8e-14
+        omega = maxrl_omega(log_l, order, log_space=True)
+        for (b, j), value in np.ndenumerate(logged.numpy()):
+            want = _decimal_times_exp(float(omega[b, j]), float(log_l[b, j]))
+            assert abs(value - want) <= 2.5 * np.spacing(want), (order, b, j)
+
+
+def test_log_space_where_exp_is_subnormal_in_float64():
+    n = 64
+    log_l = torch.full((2, n), -1000.0, dtype=F64)  # l = 0 in float64: a = 1 exactly
+    log_l[0, :8] = torch.linspace(-716.0, -708.5, 8, dtype=F64)  # exp subnormal, omega l normal
+    log_l[0, 8] = -740.0  # omega l subnormal too
+    log_l[1, :16] = -torch.linspace(0.01, 5.0, 16, dtype=F64)  # a nontrivial omega
+    log_l[1, 16:24] = torch.linspace(-716.0, -708.5, 8, dtype=F64)
+    for order in (2, 33, 63, 64):
+        got = maxrl_weights(log_l, order, None, log_space=True)
+        omega = maxrl_omega(log_l, order, log_space=True)
+        for b, j in [(0, j) for j in range(9)] + [(1, j) for j in range(16, 24)]:
+            want = _decimal_times_exp(float(omega[b, j]), float(log_l[b, j]))
+            assert want > 0 and abs(float(got[b, j]) - want) <= 2.5 * np.spacing(want), (b, j)
+        # the others of context 0 all have a = 1, so omega = T there
+        assert torch.equal(omega[0], torch.full((n,), float(order), dtype=F64))
+
+
+@pytest.mark.parametrize("order", [None, 2, 40])
+def test_log_space_float32_product_is_rounded_once(order):
+    # exp underflows in float32 below log l = -87.3 (subnormal) and -103.3 (zero); omega * l
+    # is still a normal float32 down to about -87.3 - log(omega)
+    n = 64
+    log_l = torch.full((2, n), -200.0)
+    log_l[0, :32] = -torch.linspace(80.0, 95.0, 32)
+    log_l[1] = -torch.linspace(0.001, 95.0, n)
+    got = maxrl_weights(log_l, order, None, log_space=True)
+    omega = maxrl_omega(log_l, order, log_space=True)  # the same float32 omega
+    assert got.dtype == torch.float32
+    for (b, j), value in np.ndenumerate(got.numpy()):
+        want = np.float32(_decimal_times_exp(float(omega[b, j]), float(log_l[b, j])))
+        if want >= np.finfo(np.float32).tiny:
+            assert abs(float(value) - float(want)) <= np.spacing(want), (b, j)  # <= 1 ulp
+        else:  # subnormal result: absolute resolution of float32
+            assert abs(float(value) - float(want)) <= np.spacing(np.float32(0)), (b, j)
+    # and end to end against float64 (the float32 omega's own error, ~1e-6)
+    ref = maxrl_weights(log_l.double(), order, None, log_space=True)
+    normal = ref >= np.finfo(np.float32).tiny
+    torch.testing.assert_close(got.double()[normal], ref[normal], rtol=1e-5, atol=0)
 
 
 # ---------------------------------------------------------------------------------------------
