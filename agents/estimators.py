@@ -95,7 +95,7 @@ def _check_group_tensor(x: object, name: str, min_rollouts: int, why: str) -> Te
             f"{name} has N = {x.shape[1]} rollouts per context (dim 1); {why} needs N >= "
             f"{min_rollouts}"
         )
-    return x.detach()
+    return x.detach() if x.requires_grad else x
 
 
 def _raise_if_any(x: Tensor, bad: Tensor, name: str, allowed: str) -> None:
