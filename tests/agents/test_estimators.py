@@ -546,6 +546,20 @@ def test_float64_matches_exact_rationals_at_large_n(case):
                 assert max_relative_error(torch.stack(extremes), [exact * value] * 2) <= F64_REL
 
 
+@pytest.mark.parametrize("n", [1024, 2048, 4096])
+def test_full_order_binary_is_n_over_k_to_ulps(n):
+    # T = N with many successes: omega l = N / K comes from the quadrature's first nodes
+    # (an integrand (1 - t)^(K - 1)), where the old Gauss-Legendre rule was off by 1e-13
+    counts = (n // 2, n - n // 16, n - 4, n - 1)
+    lik = torch.zeros(len(counts), n, dtype=F64)
+    for row, k in enumerate(counts):
+        lik[row, :k] = 1.0
+    scaled = maxrl_weights(lik, None, None)
+    for row, k in enumerate(counts):
+        got = scaled[row, :k].aminmax()
+        assert max_relative_error(torch.stack(got), [Fraction(n, k)] * 2) <= F64_REL, k
+
+
 @pytest.mark.parametrize("order", [2, 512, 1023, 1024])
 def test_lone_success_gets_exactly_order(order):
     # the audit's case: every other a_i = 1, so omega_0 = sum_{k<T} 1 = T
