@@ -666,7 +666,12 @@ def maxrl_weights(
     x, order = _prepare_likelihoods(likelihoods, order, log_space, validate)
     b = _check_real(baseline, "baseline", allow_none=True)
     omega = _loo_omega(x, order, log_space)
-    scaled = _times_likelihood(omega, x) if log_space else omega * x
+    if not log_space:
+        scaled = omega * x
+    elif order == 1:  # omega = 1
+        scaled = x.exp()
+    else:
+        scaled = _times_likelihood(omega, x)
     if b:
         scaled = scaled - b
     return scaled.to(likelihoods.dtype)

@@ -753,7 +753,7 @@ def test_log_space_where_exp_is_subnormal_in_float64():
         assert torch.equal(omega[0], torch.full((n,), float(order), dtype=F64))
 
 
-@pytest.mark.parametrize("order", [None, 2, 40])
+@pytest.mark.parametrize("order", [None, 1, 2, 40])
 def test_log_space_float32_product_is_rounded_once(order):
     # exp underflows in float32 below log l = -87.3 (subnormal) and -103.3 (zero); omega * l
     # is still a normal float32 down to about -87.3 - log(omega)
