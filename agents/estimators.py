@@ -1,7 +1,9 @@
 """Group gradient estimators: per-rollout weights for MaxRL and its peers.
 
 Every estimator is a pure function of a ``[contexts, rollouts]`` tensor (``B x N``) of rewards
-or likelihoods and returns per-rollout weights ``A`` of the same shape, dtype and device. The
+or likelihoods and returns per-rollout weights ``A`` of the same shape, dtype and device,
+computed without gradient: the input may require grad (likelihoods from a differentiable head,
+say); it is read through a detached view and never modified, and ``A`` never requires grad. The
 policy-gradient estimate for one context is
 
     g = (1/N) * sum_j A_j * grad log m(z_j | x),
@@ -60,6 +62,7 @@ _MERGE_CHUNK_ELEMENTS = 1 << 22
 _QUAD_CHUNK_ELEMENTS_CPU = 1 << 18
 _QUAD_CHUNK_ELEMENTS_GPU = 1 << 24
 _LOG_HALF = -math.log(2.0)
+_LOG_TINY_F64 = math.log(torch.finfo(torch.float64).tiny)  # exp below this is subnormal
 # Subnormal floats are ~100x slower on CPUs. Terms below these bounds are far below the
 # resolution of an omega >= 1, so they are raised (exponent floor) or flushed to zero, which
 # keeps every product in the hot loops a normal number.
@@ -75,7 +78,12 @@ _COEF_FLUSH = 1e-30  # recursion coefficients (an upper bound on the terms they 
 
 
 def _check_group_tensor(x: object, name: str, min_rollouts: int, why: str) -> Tensor:
-    """Check type, rank, dtype and group size; return ``x`` as a Tensor."""
+    """Check type, rank, dtype and group size; return ``x``, detached if it requires grad.
+
+    Weights are never differentiated, and the in-place arithmetic of the MaxRL kernels would
+    be refused on a tensor that requires grad. Either way the result shares the caller's
+    storage, so no kernel may write into it.
+    """
     if not isinstance(x, Tensor):
         raise TypeError(
             f"{name} must be a torch.Tensor of shape [contexts, rollouts]; got {type(x).__name__}"
@@ -94,7 +102,7 @@ def _check_group_tensor(x: object, name: str, min_rollouts: int, why: str) -> Te
             f"{name} has N = {x.shape[1]} rollouts per context (dim 1); {why} needs N >= "
             f"{min_rollouts}"
         )
-    return x
+    return x.detach() if x.requires_grad else x
 
 
 def _raise_if_any(x: Tensor, bad: Tensor, name: str, allowed: str) -> None:
@@ -164,41 +172,76 @@ def _compute_dtype(dtype: torch.dtype) -> torch.dtype:
 # --------------------------------------------------------------------------------------------
 
 
+# The quadrature rule is computed once per size in the widest hardware float: x87 extended
+# precision (64-bit mantissa) where numpy's longdouble is that, else float64. Software quad
+# precision (longdouble on some ARM platforms) would be slow, so it is not used.
+_WIDE = np.longdouble if np.finfo(np.longdouble).nmant == 63 else np.float64
+
+
 @functools.lru_cache(maxsize=32)
 def _gauss_legendre_unit(n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """The n-point Gauss-Legendre rule on [0, 1] in float64.
+    """The n-point Gauss-Legendre rule on [0, 1] in float64, each value to about an ulp.
 
-    Newton's method on P_n(cos theta) = 0 from the usual asymptotic guess, with P_n and
-    P_{n-1} from the three-term recurrence (O(n^2), fast and accurate up to n of several
-    thousand, where numpy's ``leggauss`` is only tested to n = 100). Working in theta gives
-    t = sin^2(theta/2) and 1 - t = cos^2(theta/2) to full relative precision near both ends.
+    Newton's method in theta on P_n(cos theta) = 0 from the usual asymptotic guess, for the
+    nodes with theta <= pi/2 (t = sin^2(theta/2) <= 1/2); the others are their mirror images
+    t -> 1 - t with the same weights, so t and 1 - t = cos^2(theta/2) both keep full relative
+    precision near their end. P_n is evaluated in t by the three-term recurrence written for
+    the differences D_d = P_d - P_{d-1} (which never forms x = 1 - 2t),
+
+        D_d = ((d - 1) D_{d-1} - 2 (2d - 1) t P_{d-1}) / d,   P_d = P_{d-1} + D_d,
+
+    and the weight is (1 - x^2) / (n (x P_n - P_{n-1}))^2 with x P_n - P_{n-1} = D_n - 2t P_n,
+    which the recurrence carries to its own relative precision even near t = 0 (where P_{n-1}
+    alone is small). The recurrence in x = 1 - 2t loses t's relative precision there: 1e-12
+    in the first nodes and weights at n = 512 (1e-11 at n = 2048), about 1e-14 in omega. Run
+    in float64 this one keeps nodes to ~1e-15 and weights to ~1e-14 at n = 2048; its last
+    Newton step and the weights run in :data:`_WIDE`, which rounds both to within an ulp.
+    O(n^2) once per n; numpy's ``leggauss`` is only tested to n = 100.
 
     Returns:
         ``(t, 1 - t, w)``: nodes ascending in (0, 1), their complements, and weights summing
         to 1; exact for polynomials of degree <= 2n - 1.
     """
-    k = np.arange(1, n + 1, dtype=np.float64)
-    theta = np.pi * (k - 0.25) / (n + 0.5)
+    half = n // 2
+    k = np.arange(1, half + 1, dtype=np.float64)
+    theta = np.pi * (k - 0.25) / (n + 0.5)  # the roots with theta < pi/2, ascending
 
-    def legendre(theta: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        x = np.cos(theta)
-        p_prev, p = np.ones_like(x), x.copy()
+    def legendre(t: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """P_n(1 - 2t) and x P_n - P_{n-1} = D_n - 2t P_n."""
+        p, diff = 1 - 2 * t, -2 * t
         for d in range(2, n + 1):
-            p_prev, p = p, ((2 * d - 1) * x * p - (d - 1) * p_prev) / d
-        return x, p, p_prev
+            diff = ((d - 1) * diff - (2 * (2 * d - 1)) * t * p) / d
+            p = p + diff
+        return p, diff - 2 * t * p
 
-    # Newton converges quadratically from this guess (error O(1/n^2)); steps then stall at the
-    # rounding level of the recurrence (~1e-14), so stop one step after they fall below 1e-12.
-    for _ in range(20):
-        x, p, p_prev = legendre(theta)
+    def newton(theta: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         # d/dtheta P_n(cos theta) = n (x P_n - P_{n-1}) / sin(theta)
-        step = p * np.sin(theta) / (n * (x * p - p_prev))
-        theta = theta - step
-        if np.max(np.abs(step)) < 1e-12:
+        p, slope = legendre(np.sin(theta / 2) ** 2)
+        step = p * np.sin(theta) / (n * slope)
+        return theta - step, step
+
+    # Newton converges quadratically from this guess (error O(1/n^2)): once every step is
+    # below 1e-10 of theta, one more leaves only float64 rounding; a last step in _WIDE
+    # (about 8x slower per pass) then leaves only its rounding.
+    for _ in range(30):
+        theta, step = newton(theta)
+        if bool(np.all(np.abs(step) <= 1e-10 * theta)):
             break
-    x, p, p_prev = legendre(theta)
-    weights = np.sin(theta) ** 2 / (n * (p_prev - x * p)) ** 2  # = (1 - x^2) / (n P_{n-1})^2
-    return np.sin(theta / 2) ** 2, np.cos(theta / 2) ** 2, weights
+    theta, _ = newton(theta)
+    theta, _ = newton(theta.astype(_WIDE))
+    t, s = np.sin(theta / 2) ** 2, np.cos(theta / 2) ** 2
+    if n % 2:  # the middle root x = 0, t = 1/2 exactly
+        t, s = np.append(t, _WIDE(0.5)), np.append(s, _WIDE(0.5))
+    _, slope = legendre(t)
+    # on [0, 1] (half the rule on [-1, 1]); 1 - x^2 = 4 t (1 - t)
+    weights = (4 * t * s / (n * slope) ** 2).astype(np.float64)
+    t, s = t.astype(np.float64), s.astype(np.float64)
+    mirror = slice(half - 1, None, -1) if half else slice(0, 0)
+    return (
+        np.concatenate((t, s[mirror])),
+        np.concatenate((s, t[mirror])),
+        np.concatenate((weights, weights[mirror])),
+    )
 
 
 @functools.lru_cache(maxsize=64)
@@ -276,24 +319,76 @@ def _omega_full_order(lik: Tensor, a: Tensor) -> Tensor:
 # --------------------------------------------------------------------------------------------
 
 
+@functools.lru_cache(maxsize=64)
+def _binomials_frexp(n: int, count: int) -> tuple[np.ndarray, np.ndarray]:
+    """C(n, k) for k < count as (mantissa, exponent), C = mantissa * 2**exponent.
+
+    The binomials are exact Python integers (C(4096, 2048) has 4093 bits, far beyond float64);
+    each mantissa in [1, 2] is their correctly rounded quotient by a power of two (CPython's
+    int / int true division rounds correctly), so it carries half an ulp of error and no
+    exponent overflows.
+    """
+    mantissa = np.empty(count, dtype=np.float64)
+    exponent = np.empty(count, dtype=np.int64)
+    c = 1
+    for k in range(count):
+        shift = c.bit_length() - 1
+        mantissa[k] = c / (1 << shift)
+        exponent[k] = shift
+        c = c * (n - k) // (k + 1)
+    return mantissa, exponent
+
+
+def _normalize_antidiagonals(h: np.ndarray, n_a: int, n_b: int) -> None:
+    """Make every complete anti-diagonal of ``h`` sum to 1 up to a fraction of an ulp, in place.
+
+    The exact weights of output order k (i + r = k) sum to 1; rounded ones miss by an ulp or
+    so, and where groups are identical (ties: binary rewards) that miss is the same in every
+    merge of a level, so it adds up over the tree: about N * 1e-17 relative in the table
+    (9e-14 at N = 4096). The sum is taken with an error-free transformation (TwoSum) and its
+    residual is added to the diagonal's largest entry.
+    """
+    rows, cols = h.shape
+    width = rows + cols - 1
+    total, comp = np.zeros(width), np.zeros(width)
+    peak, at = np.zeros(width), np.zeros(width, dtype=np.int64)
+    for i in range(rows):
+        seg = slice(i, i + cols)
+        old, row = total[seg], h[i]
+        new = old + row
+        back = new - old
+        comp[seg] += (old - (new - back)) + (row - back)
+        total[seg] = new
+        bigger = row > peak[seg]
+        peak[seg] = np.where(bigger, row, peak[seg])
+        at[seg] = np.where(bigger, i, at[seg])
+    k = np.arange(width)
+    # diagonal k holds i = max(0, k - n_b) .. min(k, n_a); complete if all of them are in h
+    complete = (np.minimum(k, n_a) < rows) & (np.minimum(k, n_b) < cols)
+    k, i = k[complete], at[complete]
+    h[i, k - i] += (1.0 - total[complete]) - comp[complete]
+
+
 @functools.lru_cache(maxsize=48)
 def _hypergeometric_weights(
     n_a: int, n_b: int, rows: int, cols: int, device: torch.device
 ) -> Tensor:
-    """H[i, r] = C(n_a, i) C(n_b, r) / C(n_a + n_b, i + r) for i < rows, r < cols (float64)."""
+    """H[i, r] = C(n_a, i) C(n_b, r) / C(n_a + n_b, i + r) for i < rows, r < cols (float64).
 
-    def log_binomial(n: int, count: int) -> Tensor:
-        k = torch.arange(count, dtype=torch.float64, device=device)
-        return math.lgamma(n + 1) - torch.lgamma(k + 1) - torch.lgamma(n - k + 1)
-
-    k = torch.arange(rows, device=device)[:, None] + torch.arange(cols, device=device)[None, :]
-    log_h = (
-        log_binomial(n_a, rows)[:, None]
-        + log_binomial(n_b, cols)[None, :]
-        - log_binomial(n_a + n_b, rows + cols - 1)[k]
-    )
-    h = log_h.exp_()
-    return h.masked_fill_(h < _WEIGHT_FLUSH, 0.0)
+    Data-independent and cached. Each entry is formed from three correctly rounded binomial
+    mantissas (one product, one quotient, an exact power-of-two scaling), so it is within
+    about an ulp; exp of a sum of lgamma values of size ~N log N lost that many ulps instead
+    (4e-13 in omega at N = 1024, 1.5e-12 at 4096).
+    Each anti-diagonal is then normalized to sum to 1 (:func:`_normalize_antidiagonals`).
+    """
+    m_a, x_a = _binomials_frexp(n_a, rows)
+    m_b, x_b = _binomials_frexp(n_b, cols)
+    m_ab, x_ab = _binomials_frexp(n_a + n_b, rows + cols - 1)
+    k = np.arange(rows)[:, None] + np.arange(cols)[None, :]
+    h = np.ldexp(m_a[:, None] * m_b[None, :] / m_ab[k], x_a[:, None] + x_b[None, :] - x_ab[k])
+    _normalize_antidiagonals(h, n_a, n_b)
+    h[h < _WEIGHT_FLUSH] = 0.0
+    return torch.from_numpy(h).to(device)
 
 
 def _merge_means(e_a: Tensor, e_b: Tensor, n_a: int, n_b: int, top: int) -> Tensor:
@@ -468,6 +563,23 @@ def _loo_omega(x: Tensor, order: int, log_space: bool) -> Tensor:
     return torch.where(lanes, (full - tail).clamp_min_(1.0), forward)
 
 
+def _times_likelihood(omega: Tensor, log_l: Tensor) -> Tensor:
+    """The product omega * exp(log l), log l <= 0, to a few ulps wherever it is normal.
+
+    Forming exp(log omega + log l) would round the exponent sum to |log l| ulps, a relative error of
+    about |log l| eps (5e-6 at log l = -88 in float32, 8e-14 at -700 in float64). Below float64
+    the product of omega and exp(log l) is formed in float64 and rounded once, which covers
+    every log l where float32's own exp underflows. In float64, where exp(log l) would be
+    subnormal, the product is (omega * exp(log l + 64)) * exp(-64): log l + 64 is exact there
+    (64 is a multiple of the ulp of any |log l| < 2^46), and exp(log l + 64) is normal.
+    """
+    if omega.dtype != torch.float64:
+        return (omega.double() * log_l.double().exp()).to(omega.dtype)
+    direct = omega * log_l.exp()
+    shifted = omega * (log_l + 64.0).exp() * math.exp(-64.0)
+    return torch.where(log_l < _LOG_TINY_F64, shifted, direct)
+
+
 def _prepare_likelihoods(
     likelihoods: Tensor, order: int | None, log_space: bool, validate: bool
 ) -> tuple[Tensor, int]:
@@ -545,7 +657,9 @@ def maxrl_weights(
             means 0. The default 1.0 is the binary control variate.
         log_space: Read ``likelihoods`` as log l. Gives the same weights as passing exp(log l),
             but omega only needs 1 - l = -expm1(log l) and omega * l is formed as
-            exp(log omega + log l), so nothing is lost where exp(log l) underflows.
+            omega * exp(log l) in float64 (with an exact shift of log l where even that
+            exp is subnormal), so it is within a few ulps wherever omega * l is a normal
+            number, also where exp(log l) underflows in the input's dtype.
         validate: Scan the values (one device-to-host sync on GPU); False skips the scan.
 
     Returns:
@@ -559,7 +673,12 @@ def maxrl_weights(
     x, order = _prepare_likelihoods(likelihoods, order, log_space, validate)
     b = _check_real(baseline, "baseline", allow_none=True)
     omega = _loo_omega(x, order, log_space)
-    scaled = torch.exp(omega.log() + x) if log_space else omega * x
+    if not log_space:
+        scaled = omega * x
+    elif order == 1:  # omega = 1
+        scaled = x.exp()
+    else:
+        scaled = _times_likelihood(omega, x)
     if b:
         scaled = scaled - b
     return scaled.to(likelihoods.dtype)
@@ -574,6 +693,7 @@ def maxrl_binary_weights(rewards: Tensor, *, validate: bool = True) -> Tensor:
     expectation E[S_1 1{r_1 = 0}] (1 - p)^{N-1} = -(1 - p)^{N-1} grad p, so the mean becomes
     (w_N(p) - (1 - p)^{N-1}) grad p = w_{N-1}(p) grad p. Rewards in [0, 1] that are not binary
     are accepted (the same formula), but the unbiasedness statement is for binary rewards.
+    For binary rewards A is correctly rounded (float32 up to N = 2^24, and float64).
 
     Args:
         rewards: ``[B, N]`` rewards in [0, 1] (binary for the unbiasedness statement), N >= 2.
@@ -590,9 +710,12 @@ def maxrl_binary_weights(rewards: Tensor, *, validate: bool = True) -> Tensor:
     if validate:
         _check_values(r, "rewards", "unit_reward")
     r = r.to(_compute_dtype(r.dtype))
+    # (N r - K) / K, not N r / K - 1: with binary rewards N r, K and their difference are
+    # exact integers, so A is correctly rounded; N r / K - 1 cancels when almost every
+    # rollout succeeds (9.5e-7 relative in float32 at N = 1024, K = 1023).
     total = r.sum(-1, keepdim=True)
     weights = torch.where(
-        total > 0, r * (r.shape[1] / total.clamp_min(torch.finfo(r.dtype).tiny)) - 1.0, 0.0
+        total > 0, (r.shape[1] * r - total) / total.clamp_min(torch.finfo(r.dtype).tiny), 0.0
     )
     return weights.to(rewards.dtype)
 

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import decimal
 import itertools
 import math
 import statistics
+from fractions import Fraction
 
 import numpy as np
 import pytest
@@ -386,6 +388,272 @@ def test_vectorized_reference_agrees_with_loop():
 
 
 # ---------------------------------------------------------------------------------------------
+# float64 against exact rational references
+# ---------------------------------------------------------------------------------------------
+
+_FIXED_BITS = 256  # the exact sums are carried as integers scaled by 2^256 (error < T 2^-256)
+F64_REL = 2e-14  # float64 omega and omega * l, relative (measured: <= 1e-14 up to N = 4096)
+
+
+def binomial_row(n: int) -> list[int]:
+    """[C(n, 0), ..., C(n, n)] by the product recurrence."""
+    row = [1]
+    for i in range(n):
+        row.append(row[-1] * (n - i) // (i + 1))
+    return row
+
+
+def exact_omega_sums(others: dict[Fraction, int], order: int) -> list[Fraction]:
+    """[omega for T = 1..order] of a rollout whose others have likelihoods {l: count}.
+
+    omega = sum_{k<T} e_k(a) / C(m, k), a = 1 - l, with e_k the coefficients of
+    prod_l (1 + a_l x)^count computed in exact integers over a common denominator q:
+    prod (q + p x)^c / q^(sum c) with p = a q. Fast at m = 4095 as long as the likelihoods
+    strictly between 0 and 1 have small counts (0s and 1s may have any).
+    """
+    m = sum(others.values())
+    q = math.lcm(*(value.denominator for value in others))
+    poly, scale = [1], 1
+    for value, count in others.items():
+        p = int((1 - value) * q)
+        if count == 0 or p == 0:  # l = 1: a factor 1
+            continue
+        factor = binomial_row(count)
+        if p < q:  # (q + p x)^count; l = 0 (p = q) is (1 + x)^count
+            factor = [c * q ** (count - i) * p**i for i, c in enumerate(factor)]
+            scale *= q**count
+        product = [0] * (len(poly) + len(factor) - 1)
+        for i, x in enumerate(poly):
+            for r, y in enumerate(factor):
+                product[i + r] += x * y
+        poly = product
+    sums, acc, binomial = [], 0, 1  # binomial = C(m, k)
+    for k in range(order):
+        if k < len(poly):
+            acc += (poly[k] << _FIXED_BITS) // (scale * binomial)
+        sums.append(Fraction(acc, 1 << _FIXED_BITS))
+        binomial = binomial * (m - k) // (k + 1)
+    return sums
+
+
+def enumerated_omega(row: list[Fraction], j: int, order: int) -> Fraction:
+    """omega_j by brute force: e_k as the sum over every k-subset of the others' a_i."""
+    a = [1 - value for i, value in enumerate(row) if i != j]
+    return sum(
+        (
+            sum((math.prod(subset) for subset in itertools.combinations(a, k)), Fraction(0))
+            / math.comb(len(a), k)
+            for k in range(order)
+        ),
+        Fraction(0),
+    )
+
+
+def fraction_omega_sums(row: list[Fraction], j: int) -> list[Fraction]:
+    """[omega_j for T = 1..N] by the textbook e_k recursion in exact rationals."""
+    a = [1 - value for i, value in enumerate(row) if i != j]
+    e = [Fraction(1)] + [Fraction(0)] * len(a)
+    for x in a:
+        for k in range(len(a), 0, -1):
+            e[k] += x * e[k - 1]
+    return list(itertools.accumulate(e[k] / math.comb(len(a), k) for k in range(len(a) + 1)))
+
+
+def max_relative_error(got: torch.Tensor, want: list[Fraction]) -> float:
+    return max(
+        (float(abs(Fraction(g) - w) / w) for g, w in zip(got.tolist(), want, strict=True) if w),
+        default=0.0,
+    )
+
+
+def _rational_row(n: int, seed: int, denominator: int) -> list[Fraction]:
+    """Likelihoods k / denominator with a few exact 0s and 1s."""
+    g = torch.Generator().manual_seed(seed)
+    row = [
+        Fraction(int(k), denominator) for k in torch.randint(0, denominator + 1, (n,), generator=g)
+    ]
+    row[0], row[-1] = Fraction(0), Fraction(1)
+    return row
+
+
+@pytest.mark.parametrize("n", [2, 3, 5, 8])
+def test_float64_matches_brute_force_enumeration(n):
+    g = torch.Generator().manual_seed(n)
+    lik = torch.rand(2, n, generator=g, dtype=F64)
+    lik[1] = lik[1] ** 8
+    lik[1, 0] = 1.0
+    for order in range(1, n + 1):
+        omega = maxrl_omega(lik, order)
+        scaled = maxrl_weights(lik, order, None)
+        for b in range(2):
+            row = [Fraction(v) for v in lik[b].tolist()]  # exact values of the float64 inputs
+            want = [enumerated_omega(row, j, order) for j in range(n)]
+            # the two references agree
+            assert want == [fraction_omega_sums(row, j)[order - 1] for j in range(n)]
+            assert max_relative_error(omega[b], want) <= F64_REL, (order, b)
+            weights = [w * value for w, value in zip(want, row, strict=True)]
+            assert max_relative_error(scaled[b], weights) <= F64_REL, (order, b)
+
+
+@pytest.mark.parametrize("n", [16, 33, 64])
+def test_float64_matches_exact_rationals_at_moderate_n(n):
+    row = _rational_row(n, seed=n, denominator=64)
+    lik = torch.tensor([[float(v) for v in row]], dtype=F64)
+    exact = [fraction_omega_sums(row, j) for j in range(n)]
+    for order in sorted({2, n // 2, n // 2 + 2, 3 * n // 4, n - 1, n}):
+        want = [sums[order - 1] for sums in exact]
+        assert max_relative_error(maxrl_omega(lik, order)[0], want) <= F64_REL, order
+
+
+# Rows of {likelihood: count} at large N: ties, one-hot, binary, rationals near 0 and near 1.
+LARGE_ROWS = {
+    "one-hot": (1024, {Fraction(1): 1, Fraction(0): 1023}),
+    "binary": (1024, {Fraction(1): 300, Fraction(0): 724}),
+    "eighths": (1024, {Fraction(1): 200, Fraction(0): 700, Fraction(3, 8): 60, Fraction(5, 8): 64}),
+    "near-zero": (1000, {Fraction(1, 8): 40, Fraction(0): 958, Fraction(1): 2}),
+    "near-one": (1023, {Fraction(7, 8): 40, Fraction(1): 983}),
+    "binary-4096": (4096, {Fraction(1): 7, Fraction(0): 4089}),
+}
+
+
+@pytest.mark.parametrize("case", list(LARGE_ROWS))
+def test_float64_matches_exact_rationals_at_large_n(case):
+    n, counts = LARGE_ROWS[case]
+    values = list(counts)
+    row = torch.tensor([float(v) for v in values for _ in range(counts[v])], dtype=F64)
+    g = torch.Generator().manual_seed(n)
+    lik = torch.stack((row, row[torch.randperm(n, generator=g)]))  # sorted (ties grouped), mixed
+    want = {}  # value -> [omega for T = 1..n] of a rollout with that likelihood
+    for value in values:
+        others = dict(counts)
+        others[value] -= 1
+        want[value] = exact_omega_sums(others, n)
+    orders = (
+        {2, 3, n // 2, n // 2 + 1, n // 2 + 2, 3 * n // 4, n - 1, n}
+        if n <= 1024
+        else {2, n // 2, n // 2 + 2, n - 1, n}
+    )
+    for order in sorted(orders):
+        omega = maxrl_omega(lik, order)
+        scaled = maxrl_weights(lik, order, None)
+        for value in values:
+            exact = want[value][order - 1]
+            where = lik == float(value)
+            extremes = omega[where].aminmax()  # the largest error is at one of them
+            assert max_relative_error(torch.stack(extremes), [exact] * 2) <= F64_REL, (order, value)
+            if value:
+                extremes = scaled[where].aminmax()
+                assert max_relative_error(torch.stack(extremes), [exact * value] * 2) <= F64_REL
+
+
+@pytest.mark.parametrize("n", [1024, 2048, 4096])
+def test_full_order_binary_is_n_over_k_to_ulps(n):
+    # T = N with many successes: omega l = N / K comes from the quadrature's first nodes
+    # (an integrand (1 - t)^(K - 1)), where the old Gauss-Legendre rule was off by 1e-13
+    counts = (n // 2, n - n // 16, n - 4, n - 1)
+    lik = torch.zeros(len(counts), n, dtype=F64)
+    for row, k in enumerate(counts):
+        lik[row, :k] = 1.0
+    scaled = maxrl_weights(lik, None, None)
+    for row, k in enumerate(counts):
+        got = scaled[row, :k].aminmax()
+        assert max_relative_error(torch.stack(got), [Fraction(n, k)] * 2) <= F64_REL, k
+
+
+@pytest.mark.parametrize("order", [2, 512, 1023, 1024])
+def test_lone_success_gets_exactly_order(order):
+    # the audit's case: every other a_i = 1, so omega_0 = sum_{k<T} 1 = T
+    lik = torch.zeros(1, 1024, dtype=F64)
+    lik[0, 0] = 1.0
+    got = float(maxrl_weights(lik, order=order, baseline=None)[0, 0])
+    assert abs(got - order) <= F64_REL * order, got
+
+
+# ---------------------------------------------------------------------------------------------
+# Inputs that require grad
+# ---------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64, torch.bfloat16])
+def test_inputs_requiring_grad_give_weights_without_grad(dtype):
+    lik = _likelihood_rows(3, 9, seed=5).to(dtype)
+    for name in ESTIMATOR_NAMES:  # every estimator, a leaf that requires grad
+        rewards = (lik > 0.5).to(dtype) if name == "maxrl-binary" else lik
+        leaf = rewards.clone().requires_grad_(True)
+        got = group_weights(name, leaf)
+        assert not got.requires_grad and got.grad_fn is None, name
+        assert torch.equal(got, group_weights(name, rewards)), name
+        assert leaf.grad is None and torch.equal(leaf.detach(), rewards), name  # untouched
+    # likelihoods from a differentiable head (a non-leaf), every MaxRL regime and log space
+    logits = torch.randn(3, 9, generator=torch.Generator().manual_seed(1)).to(dtype)
+    logits.requires_grad_(True)
+    head, log_head = torch.sigmoid(logits), torch.nn.functional.logsigmoid(logits)
+    for order in (1, 2, 5, 6, 8, 9):
+        for got, want in (
+            (maxrl_omega(head, order), maxrl_omega(head.detach(), order)),
+            (maxrl_weights(head, order), maxrl_weights(head.detach(), order)),
+            (
+                maxrl_weights(log_head, order, log_space=True),
+                maxrl_weights(log_head.detach(), order, log_space=True),
+            ),
+        ):
+            assert not got.requires_grad and got.grad_fn is None, order
+            assert torch.equal(got, want), order
+    # the weights are constants in a surrogate loss: gradients flow only through log_prob
+    log_prob = torch.log_softmax(logits.float(), -1)
+    loss = -(maxrl_weights(head, 4).float() * log_prob).mean()
+    loss.backward()
+    assert logits.grad is not None and bool(torch.isfinite(logits.grad).all())
+
+
+# ---------------------------------------------------------------------------------------------
+# maxrl-binary rounding
+# ---------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("n", [2, 16, 1024, 4096])
+def test_maxrl_binary_weights_are_correctly_rounded(dtype, n):
+    # A = (N r - K) / K: with binary r, N r - K and K are exact integers, so A is rounded once
+    # (N r / K - 1 cancelled: 9.5e-7 relative in float32 at N = 1024, K = 1023)
+    g = torch.Generator().manual_seed(n)
+    counts = sorted({0, 1, 2, n // 3, n - 2, n - 1, n} & set(range(n + 1)))
+    r = torch.zeros(len(counts), n, dtype=dtype)
+    for row, k in enumerate(counts):
+        r[row, torch.randperm(n, generator=g)[:k]] = 1.0
+    got = maxrl_binary_weights(r)
+    np_dtype = np.float32 if dtype == torch.float32 else np.float64
+    for row, k in enumerate(counts):
+        for success in (0, 1):
+            values = got[row][r[row] == success]
+            if values.numel() == 0:
+                continue
+            assert bool((values == values[0]).all())
+            exact = Fraction(n * success - k, k) if k else Fraction(0)
+            value = np_dtype(values[0].item())
+            half_ulp = Fraction(float(np.spacing(abs(value)))) / 2
+            assert abs(Fraction(float(value)) - exact) <= half_ulp, (k, success, float(value))
+
+
+def test_maxrl_binary_weights_float32_error_bound_for_graded_rewards():
+    # rewards in [0, 1]: |A - exact| <= 4 u (N r / K + 1) with u = 2^-24 (measured: 1.3 u),
+    # the exact value computed from the float32 inputs in rationals
+    n = 1024
+    g = torch.Generator().manual_seed(3)
+    r = torch.rand(3, n, generator=g)
+    r[1] = 1 - 1e-3 * r[1]  # almost every rollout near 1: the cancelling case
+    r[2] = r[2] ** 8
+    got = maxrl_binary_weights(r)
+    u = Fraction(1, 2**24)
+    for row in range(3):
+        values = [Fraction(v) for v in r[row].tolist()]
+        k = sum(values)
+        for value, a in zip(values, got[row].tolist(), strict=True):
+            scale = n * value / k
+            assert abs(Fraction(a) - (scale - 1)) <= 4 * u * (scale + 1)
+
+
+# ---------------------------------------------------------------------------------------------
 # log_space
 # ---------------------------------------------------------------------------------------------
 
@@ -431,7 +699,81 @@ def test_log_space_keeps_tiny_weights_in_float64():
     got = maxrl_weights(log_l, baseline=None, log_space=True)
     want = maxrl_omega(log_l, log_space=True) * log_l.exp()
     torch.testing.assert_close(got[:, :3], want[:, :3], rtol=1e-12, atol=0)
-    assert float(got[0, 3]) > 0  # exp(-745) is subnormal; omega * l formed in log space
+    assert float(got[0, 3]) > 0  # exp(-745) is subnormal; omega * l is not lost
+
+
+def _decimal_times_exp(omega: float, log_l: float) -> float:
+    """omega * exp(log_l) to 40 significant digits, then rounded once to float64."""
+    with decimal.localcontext() as ctx:
+        ctx.prec = 40
+        return float(decimal.Decimal(omega) * decimal.Decimal(log_l).exp())
+
+
+def _log_likelihood_rows(n: int, seed: int) -> torch.Tensor:
+    """log l over the whole normal float64 range, with exact 0s (-inf) and 1s (0)."""
+    g = torch.Generator().manual_seed(seed)
+    log_l = -(10 ** torch.empty(4, n, dtype=F64).uniform_(-12, 2.8, generator=g))  # to -630
+    log_l[0, ::5] = -float("inf")
+    log_l[1, ::7] = 0.0
+    log_l[2, 0] = -700.0  # l = 9.9e-305, still normal
+    log_l[3] = -1e-3 * log_l[3].abs() / log_l[3].abs().max()  # all near 1
+    return log_l
+
+
+@pytest.mark.parametrize("n", [9, 40])
+def test_log_space_matches_linear_space_to_ulps_in_float64(n):
+    log_l = _log_likelihood_rows(n, seed=n)
+    lik = log_l.exp()
+    for order in sorted({1, 2, n // 2, n // 2 + 2, n - 1, n}):
+        logged = maxrl_weights(log_l, order, None, log_space=True)
+        linear = maxrl_weights(lik, order, None)
+        # omega sees 1 - l as -expm1(log l) here and 1 - exp(log l) there: a few ulps of omega
+        rel = ((logged - linear).abs() / linear.abs().clamp_min(1e-300)).max()
+        assert rel <= 1e-15, (order, float(rel))  # exp(log omega + log l): up to 2.8e-14
+        omega = maxrl_omega(log_l, order, log_space=True)
+        for (b, j), value in np.ndenumerate(logged.numpy()):
+            want = _decimal_times_exp(float(omega[b, j]), float(log_l[b, j]))
+            assert abs(value - want) <= 2.5 * np.spacing(want), (order, b, j)
+
+
+def test_log_space_where_exp_is_subnormal_in_float64():
+    n = 64
+    log_l = torch.full((2, n), -1000.0, dtype=F64)  # l = 0 in float64: a = 1 exactly
+    log_l[0, :8] = torch.linspace(-716.0, -708.5, 8, dtype=F64)  # exp subnormal, omega l normal
+    log_l[0, 8] = -740.0  # omega l subnormal too
+    log_l[1, :16] = -torch.linspace(0.01, 5.0, 16, dtype=F64)  # a nontrivial omega
+    log_l[1, 16:24] = torch.linspace(-716.0, -708.5, 8, dtype=F64)
+    for order in (2, 33, 63, 64):
+        got = maxrl_weights(log_l, order, None, log_space=True)
+        omega = maxrl_omega(log_l, order, log_space=True)
+        for b, j in [(0, j) for j in range(9)] + [(1, j) for j in range(16, 24)]:
+            want = _decimal_times_exp(float(omega[b, j]), float(log_l[b, j]))
+            assert want > 0 and abs(float(got[b, j]) - want) <= 2.5 * np.spacing(want), (b, j)
+        # the others of context 0 all have a = 1, so omega = T there
+        assert torch.equal(omega[0], torch.full((n,), float(order), dtype=F64))
+
+
+@pytest.mark.parametrize("order", [None, 1, 2, 40])
+def test_log_space_float32_product_is_rounded_once(order):
+    # exp underflows in float32 below log l = -87.3 (subnormal) and -103.3 (zero); omega * l
+    # is still a normal float32 down to about -87.3 - log(omega)
+    n = 64
+    log_l = torch.full((2, n), -200.0)
+    log_l[0, :32] = -torch.linspace(80.0, 95.0, 32)
+    log_l[1] = -torch.linspace(0.001, 95.0, n)
+    got = maxrl_weights(log_l, order, None, log_space=True)
+    omega = maxrl_omega(log_l, order, log_space=True)  # the same float32 omega
+    assert got.dtype == torch.float32
+    for (b, j), value in np.ndenumerate(got.numpy()):
+        want = np.float32(_decimal_times_exp(float(omega[b, j]), float(log_l[b, j])))
+        if want >= np.finfo(np.float32).tiny:
+            assert abs(float(value) - float(want)) <= np.spacing(want), (b, j)  # <= 1 ulp
+        else:  # subnormal result: absolute resolution of float32
+            assert abs(float(value) - float(want)) <= np.spacing(np.float32(0)), (b, j)
+    # and end to end against float64 (the float32 omega's own error, ~1e-6)
+    ref = maxrl_weights(log_l.double(), order, None, log_space=True)
+    normal = ref >= np.finfo(np.float32).tiny
+    torch.testing.assert_close(got.double()[normal], ref[normal], rtol=1e-5, atol=0)
 
 
 # ---------------------------------------------------------------------------------------------
