@@ -219,3 +219,31 @@ def normalized_score(value: float, random: float, bayes: float) -> float:
     if not math.isfinite(denominator) or denominator == 0.0:
         return math.nan
     return (float(value) - float(random)) / denominator
+
+
+def reference_table(env_ids: list[str], split: str = "test", pass_k: int = 16) -> str:
+    """Markdown table of the reference levels of registered ids (default keyword arguments)."""
+    from maxrl_envs.registration import make_task
+
+    lines = [
+        f"| env | reference | log_likelihood | excess_mse | pass@1 | pass@{pass_k} |",
+        "|---|---|---|---|---|---|",
+    ]
+    for env_id in env_ids:
+        task = make_task(env_id)
+        levels = reference_levels(task.core, split, pass_k, task.codec)
+        for i, (name, values) in enumerate(levels.items()):
+            cells = [env_id if i == 0 else "", name]
+            for metric in ("eval/log_likelihood", "eval/excess_mse", "eval/pass@1"):
+                cells.append(f"{values[metric]:.3f}" if metric in values else "–")
+            cells.append(f"{values[f'eval/pass@{pass_k}']:.3f}")
+            lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":  # python -m maxrl_envs.references [ID ...]
+    import sys
+
+    from maxrl_envs.registration import all_ids
+
+    print(reference_table(sys.argv[1:] or all_ids()))
