@@ -78,6 +78,7 @@ SUITE_SETTINGS: dict[str, Any] = {
     "tune_eval_contexts": 1024,  # validation contexts scored (tuning and early stopping)
     "framing": "rollouts",  # "rollouts": equal rollouts; "steps": equal optimizer steps
     "steps": None,  # optimizer steps of a "steps" framing (None: budget // (B * N))
+    "evaluations": None,  # evaluations per run (sets eval_every = budget // evaluations)
     "rollouts_per_step": None,  # ours: num_groups = max(1, rollouts_per_step // N)
     "select_metric": None,  # metric that picks the learning rate (None: by env, see below)
     "metrics": None,  # report columns (None: by env, see below)
@@ -388,6 +389,8 @@ class Cell:
                 shared["budget"] = rl_steps * self.rl_rollouts_per_step()
             if tune and s["tune_budget"] is not None:
                 shared["budget"] = int(s["tune_budget"])
+            if s["evaluations"] is not None:
+                shared["eval_every"] = max(1, int(shared["budget"]) // int(s["evaluations"]))
             if lr is not None:
                 hyper = dict(params.get("hyperparams", {}))
                 hyper["learning_rate"] = float(lr)
@@ -406,6 +409,8 @@ class Cell:
             run["budget"] = rl_steps * int(run["num_groups"]) * per_context
         if tune and s["tune_budget"] is not None:
             run["budget"] = int(s["tune_budget"])
+        if s["evaluations"] is not None:
+            run["eval_every"] = max(1, int(run["budget"]) // int(s["evaluations"]))
         config = {
             **common,
             **run,
@@ -720,7 +725,7 @@ def _check_settings(s: dict[str, Any], where: str) -> None:
         or not (math.isfinite(s["lr_ratio"]) and s["lr_ratio"] > 1)
     ):
         fail("lr_ratio", "a finite number > 1")
-    for key in ("tune_budget", "steps"):
+    for key in ("tune_budget", "steps", "evaluations"):
         if s[key] is not None and (not v.is_int(s[key]) or s[key] < 1):
             fail(key, "an integer >= 1, or absent")
     if s["framing"] not in FRAMINGS:
@@ -1013,6 +1018,8 @@ SB3_STEPS_PER_SECOND = {"PPO": 3500.0, "A2C": 6000.0, "SAC": 300.0, "TD3": 400.0
 #: Evaluations: seconds per scored sample (contexts x samples), with early stopping's
 #: validation scoring counted in.
 EVAL_SAMPLE_SECONDS = 2e-7
+#: A worker's fixed cost per run: building the task, TensorBoard files, reading curves back.
+RUN_OVERHEAD_SECONDS = 1.5
 
 
 def estimate_seconds(job: Job) -> float:
@@ -1027,13 +1034,17 @@ def estimate_seconds(job: Job) -> float:
     if job.family == "sb3":
         rate = SB3_STEPS_PER_SECOND.get(job.method, 1000.0)
         steps = budget * (3 if job.kind == "tokens" else 1)
-        return steps / rate + 20 * evaluation
+        return steps / rate + 20 * evaluation + RUN_OVERHEAD_SECONDS
     per_step = int(config["num_groups"]) * (
         1 if job.method == "supervised" else int(config["group_size"])
     )
     steps = budget // max(per_step, 1)
     tokens = 4.0 if job.kind == "tokens" else 1.0
-    return tokens * (steps * OURS_STEP_SECONDS + budget * OURS_ROLLOUT_SECONDS) + evaluation
+    return (
+        tokens * (steps * OURS_STEP_SECONDS + budget * OURS_ROLLOUT_SECONDS)
+        + evaluation
+        + RUN_OVERHEAD_SECONDS
+    )
 
 
 def estimate_suite_seconds(suite: Suite) -> float:

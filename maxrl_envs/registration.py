@@ -54,6 +54,12 @@ PRESETS: dict[str, tuple[str, dict[str, Any], str]] = {
         {"task": "teacher-mlp", "num_classes": 100},
         "100-class synthetic task: initial pass rate about 0.01.",
     ),
+    "MaxRLClassificationThousandClass-v0": (
+        "MaxRLClassification-v0",
+        {"task": "teacher-mlp", "num_classes": 1000, "num_contexts": 16384},
+        "1000-class synthetic task: initial pass rate 0.001, so a step of a few hundred "
+        "rollouts expects well under one success at the start (the paper's regime).",
+    ),
     "MaxRLTokensLowSNR-v0": (
         "MaxRLTokens-v0",
         {"task": "teacher-mlp", "snr": 0.1},
