@@ -1,0 +1,119 @@
+"""The documentation's examples run: every Python block, and every documented command.
+
+Python blocks (```python) of README.md and docs/*.md run in a fresh interpreter. Shell
+blocks (```bash) are checked without their full cost: ``maxrl-train`` / ``python -m
+agents.train`` commands are parsed and validated (``config_from_args``), ``maxrl-bench`` /
+``python -m benchmarks.run`` commands get ``--dry-run`` (or run as written for ``--list``
+and ``--help``), other entry points run with ``--help``. A command a reader cannot run as
+written (a placeholder such as ``NAME``) is skipped by name below, with the reason.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shlex
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+TIMEOUT = 240
+
+#: Entry points and how to check them cheaply.
+TRAIN = ("maxrl-train", "python -m agents.train")
+BENCH = ("maxrl-bench", "python -m benchmarks.run")
+HELP_ONLY = (
+    "maxrl-report",
+    "python -m benchmarks.report",
+    "maxrl-throughput",
+    "python -m benchmarks.throughput",
+    "python -m maxrl_envs.references",
+)
+#: Placeholders that are not meant to run as written.
+PLACEHOLDERS = ("NAME", "my-suite.toml", "runs/a", "<", "DIR", "OUT/", "--address auto")
+
+
+def blocks(language: str) -> list[tuple[str, str]]:
+    """(page:line, code) of every fenced block of ``language`` with no other info string."""
+    found = []
+    fence = re.compile(r"^```" + language + r"\n(.*?)^```", re.M | re.S)
+    for page in PAGES:
+        text = page.read_text(encoding="utf-8")
+        for match in fence.finditer(text):
+            line = text[: match.start()].count("\n") + 1
+            found.append((f"{page.relative_to(ROOT)}:{line}", match.group(1)))
+    return found
+
+
+def commands() -> list[tuple[str, str]]:
+    """Every documented command line (continuations joined, comments dropped)."""
+    out = []
+    for where, code in blocks("bash"):
+        code = code.replace("\\\n", " ")
+        for line in code.splitlines():
+            line = line.split("  #", 1)[0].split(" # ", 1)[0].strip()
+            if line and not line.startswith("#"):
+                out.append((where, line))
+    return out
+
+
+def env() -> dict[str, str]:
+    return {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("where, code", blocks("python"), ids=lambda v: v if ":" in v else "")
+def test_python_blocks_run(where: str, code: str, tmp_path: Path) -> None:
+    script = tmp_path / "snippet.py"
+    script.write_text("import torch\ntorch.set_num_threads(1)\n" + code, encoding="utf-8")
+    done = subprocess.run(
+        [sys.executable, str(script)],
+        cwd=tmp_path,
+        env=env(),
+        capture_output=True,
+        text=True,
+        timeout=TIMEOUT,
+    )
+    assert done.returncode == 0, f"{where}\n{done.stdout[-2000:]}\n{done.stderr[-3000:]}"
+
+
+def _split(line: str) -> tuple[str, list[str]] | None:
+    for prefix in (*TRAIN, *BENCH, *HELP_ONLY):
+        if line == prefix or line.startswith(prefix + " "):
+            return prefix, shlex.split(line[len(prefix) :])
+    return None
+
+
+def test_documented_commands_are_found() -> None:
+    found = [line for _, line in commands() if _split(line)]
+    assert len(found) >= 10  # the check below has something to check
+
+
+@pytest.mark.parametrize(
+    "where, line", [c for c in commands() if _split(c[1])], ids=lambda v: str(v)[:60]
+)
+def test_documented_commands_parse(where: str, line: str, tmp_path: Path) -> None:
+    prefix, args = _split(line)  # type: ignore[misc]
+    if prefix not in HELP_ONLY and any(token in line for token in PLACEHOLDERS):
+        pytest.skip(f"{where}: a placeholder, not meant to run as written: {line}")
+    if prefix in TRAIN:
+        from agents.train import config_from_args
+
+        config = config_from_args(args)  # parses and validates; exits 2 on a bad flag
+        assert config.budget >= 1
+        return
+    if prefix in BENCH:
+        extra = [] if {"--list", "--help", "--dry-run"} & set(args) else ["--dry-run"]
+        argv = [sys.executable, "-m", "benchmarks.run", *args, *extra]
+    else:
+        module = {"maxrl-report": "benchmarks.report", "maxrl-throughput": "benchmarks.throughput"}
+        name = module.get(prefix, prefix.removeprefix("python -m "))
+        argv = [sys.executable, "-m", name, "--help"]
+    done = subprocess.run(
+        argv, cwd=ROOT, env=env(), capture_output=True, text=True, timeout=TIMEOUT
+    )
+    assert done.returncode == 0, f"{where}: {line}\n{done.stdout[-2000:]}\n{done.stderr[-2000:]}"
