@@ -7,8 +7,8 @@ Stable-Baselines3 runner (``agents.sb3_baselines``) both go through ``RunDirecto
 
 - ``prepare(resume)`` starts over (``resume=False``), or checks that the stored run was made
   with the same settings, from ``config.json`` or, when that file is gone, from the config
-  the checkpoint carries; a mismatch is refused with the fields that differ. A finished run's
-  metrics are returned without training again.
+  ``final.json`` records or the checkpoint carries; a mismatch is refused with the fields
+  that differ. A finished run's metrics are returned without training again.
 - ``save_checkpoint`` and ``write_final`` replace their files atomically, so a run killed at
   any moment leaves the previous checkpoint or the new one, never half of one.
 
