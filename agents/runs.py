@@ -7,8 +7,8 @@ Stable-Baselines3 runner (``agents.sb3_baselines``) both go through ``RunDirecto
 
 - ``prepare(resume)`` starts over (``resume=False``), or checks that the stored run was made
   with the same settings, from ``config.json`` or, when that file is gone, from the config
-  the checkpoint carries; a mismatch is refused with the fields that differ. A finished run's
-  metrics are returned without training again.
+  ``final.json`` records or the checkpoint carries; a mismatch is refused with the fields
+  that differ. A finished run's metrics are returned without training again.
 - ``save_checkpoint`` and ``write_final`` replace their files atomically, so a run killed at
   any moment leaves the previous checkpoint or the new one, never half of one.
 
@@ -19,6 +19,7 @@ folder). Every file this project writes goes through one of them.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import json
 import math
@@ -26,7 +27,7 @@ import os
 import shutil
 from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 CONFIG = "config.json"
 FINAL = "final.json"
@@ -48,21 +49,48 @@ def json_safe(value: Any) -> Any:
     return value
 
 
-def _explain(err: OSError, path: Path) -> OSError:
-    """The same error with the path and, for a full disk, a plain statement."""
-    if err.errno == errno.ENOSPC:
-        return OSError(err.errno, f"no space left on device while writing {path}")
-    if err.errno in (errno.EACCES, errno.EROFS, errno.EPERM):
-        return OSError(err.errno, f"{path} is not writable ({os.strerror(err.errno)})")
+#: Free bytes below which a failed write is blamed on a full disk (writers such as
+#: ``torch.save`` report ENOSPC as a RuntimeError of their own).
+LOW_SPACE_BYTES = 1 << 20
+
+
+def _disk_full(directory: Path) -> bool:
+    """Whether the file system holding ``directory`` has (almost) no space left."""
+    try:
+        return shutil.disk_usage(directory).free < LOW_SPACE_BYTES
+    except OSError:
+        return False
+
+
+def _explain(err: BaseException, path: Path) -> BaseException:
+    """The error of a failed write, stated plainly: a full disk or an unwritable path.
+
+    Any error while the disk is (almost) full becomes ``OSError(ENOSPC, "no space left on
+    device while writing <path>")``; other errors are returned as they are.
+    """
+    code = err.errno if isinstance(err, OSError) else None
+    if code == errno.ENOSPC or (isinstance(err, Exception) and _disk_full(path.parent)):
+        return OSError(errno.ENOSPC, f"no space left on device while writing {path}")
+    if code in (errno.EACCES, errno.EROFS, errno.EPERM):
+        return OSError(code, f"{path} is not writable ({os.strerror(code)})")
     return err
+
+
+def _raise_explained(err: BaseException, path: Path) -> NoReturn:
+    """Raise ``_explain(err, path)``, chained to ``err`` when it is a new error."""
+    explained = _explain(err, path)
+    if explained is err:
+        raise err
+    raise explained from err
 
 
 def atomic_write(path: str | os.PathLike[str], write: Callable[[Path], None]) -> None:
     """Write ``path`` atomically: ``write(tmp)`` fills a temporary file, which then replaces it.
 
     The temporary file sits in the same directory (so the rename is atomic), is fsynced
-    before the rename, and is removed if anything fails. A full disk raises
-    ``OSError`` saying "no space left"; the previous file is untouched.
+    before the rename, and is removed if anything fails. A full disk raises ``OSError``
+    (ENOSPC) saying "no space left", whatever the writer raised; the previous file is
+    untouched.
     """
     path = Path(path)
     tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
@@ -72,11 +100,11 @@ def atomic_write(path: str | os.PathLike[str], write: Callable[[Path], None]) ->
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(tmp, path)
-    except OSError as err:
-        raise _explain(err, path) from err
+    except Exception as err:
+        _raise_explained(err, path)
     finally:
-        if tmp.exists():
-            tmp.unlink()
+        with contextlib.suppress(OSError):
+            tmp.unlink(missing_ok=True)
 
 
 def atomic_write_text(path: str | os.PathLike[str], text: str) -> None:
@@ -97,7 +125,8 @@ def atomic_replace_dir(path: str | os.PathLike[str], fill: Callable[[Path], None
     in, the old one removed.
 
     A process killed between the two renames leaves only the aside copy;
-    ``recover_dir(path)`` (called before reading) moves it back.
+    ``recover_dir(path)`` (called before reading) moves it back. Failures are reported as
+    by ``atomic_write`` (a full disk says "no space left").
     """
     path = Path(path)
     tmp = path.with_name(f"{path.name}.tmp{os.getpid()}")
@@ -109,9 +138,9 @@ def atomic_replace_dir(path: str | os.PathLike[str], fill: Callable[[Path], None
         if path.exists():
             os.replace(path, old)
         os.replace(tmp, path)
-    except OSError as err:
+    except Exception as err:
         shutil.rmtree(tmp, ignore_errors=True)
-        raise _explain(err, path) from err
+        _raise_explained(err, path)
     shutil.rmtree(old, ignore_errors=True)
 
 
@@ -238,9 +267,18 @@ class RunDirectory:
             path.unlink()
 
     def stored_config(self) -> tuple[dict[str, Any] | None, str]:
-        """The config of the run stored here, and where it came from (None, "" if none)."""
+        """The config of the run stored here, and where it came from (None, "" if none).
+
+        ``config.json`` first; without it, the config that ``final.json`` records (a finished
+        run may have no checkpoint left), then the one the checkpoint carries.
+        """
         if self.config_path.exists():
             return read_json(self.config_path), str(self.config_path)
+        if self.final_path.exists():
+            stored = read_json(self.final_path).get("config")
+            if not isinstance(stored, dict):
+                raise CorruptFileError(self.final_path, "no 'config' object")
+            return stored, f"the config inside {self.final_path}"
         if self.checkpoint_config is not None and self.checkpoint.exists():
             stored = self.checkpoint_config(self.checkpoint)
             if stored is not None:
@@ -264,7 +302,7 @@ class RunDirectory:
         try:
             self.path.mkdir(parents=True, exist_ok=True)
         except OSError as err:
-            raise _explain(err, self.path) from err
+            _raise_explained(err, self.path)
         if not resume:
             self.clear()
         stored, source = self.stored_config()

@@ -497,21 +497,36 @@ class _Run:
         self.store.save(model, state, replay=self.off_policy, best=best)
 
     def restore(self, cls: type, env: Any) -> Any:
+        """Load the checkpoint's model, replay buffer and state.
+
+        Raises:
+            CorruptFileError: A file of the checkpoint cannot be read, naming it.
+        """
+        state_path = self.store.path / "state.json"
         state = self.store.state()
         try:
-            model = cls.load(self.store.path / "model.zip", env=env, device=self.config.device)
-            if self.off_policy and (self.store.path / "replay.pkl").exists():
-                model.load_replay_buffer(self.store.path / "replay.pkl")
-        except Exception as err:  # noqa: BLE001 - a truncated zip or pickle raises anything
-            raise CorruptFileError(self.store.path, f"{type(err).__name__}: {err}") from None
-        self.curve = [list(point) for point in state["curve"]]
-        self.next_eval = float(state["next_eval"])
-        self.elapsed = float(state["wall_time"])
-        if state.get("best") is not None:
+            self.curve = [[int(step), dict(metrics)] for step, metrics in state["curve"]]
+            self.next_eval = float(state["next_eval"])
+            self.elapsed = float(state["wall_time"])
+            best = state.get("best")
+            best_head = None if best is None else (float(best[0]), int(best[1]))
+        except (KeyError, IndexError, TypeError, ValueError) as err:
+            raise CorruptFileError(state_path, f"{type(err).__name__}: {err}") from None
+        model = _load_part(
+            self.store.path / "model.zip",
+            lambda path: cls.load(path, env=env, device=self.config.device),
+        )
+        replay = self.store.path / "replay.pkl"
+        if self.off_policy and replay.exists():
+            _load_part(replay, model.load_replay_buffer)
+        if best_head is not None:
             import torch
 
-            policy = torch.load(self.store.path / "best.pt", map_location="cpu", weights_only=True)
-            self.best = (float(state["best"][0]), int(state["best"][1]), policy)
+            policy = _load_part(
+                self.store.path / "best.pt",
+                lambda path: torch.load(path, map_location="cpu", weights_only=True),
+            )
+            self.best = (*best_head, policy)
         return model
 
     def selected_metrics(self, model: Any) -> dict[str, float]:
@@ -527,6 +542,16 @@ class _Run:
             "selected_rollouts": float(self.best[1]),
             "selected_value": self.best[0],
         }
+
+
+def _load_part(path: Path, load: Any) -> Any:
+    """``load(path)``, with any failure of a missing, truncated or garbled file named."""
+    if not path.exists():
+        raise CorruptFileError(path, "missing from the checkpoint")
+    try:
+        return load(path)
+    except Exception as err:  # noqa: BLE001 - a truncated zip or pickle raises anything
+        raise CorruptFileError(path, f"{type(err).__name__}: {err}") from None
 
 
 def _select_metric(config: SB3Config, task: Any) -> str:

@@ -57,6 +57,10 @@ RUNTIME_FIELDS = ("log_dir", "run_name", "checkpoint", "resume", "progress", "de
 RESERVED_ENV_KWARGS = ("device", "split", "num_groups", "group_size", "kind")
 
 CHECKPOINT = "checkpoint.pt"
+#: What every trainer checkpoint holds (``Trainer.state_dict``).
+CHECKPOINT_KEYS = frozenset(
+    {"policy", "optimizer", "generator", "step", "rollouts", "wall_time", "config"}
+)
 
 
 def _field(default: Any, help: str, check: v.Rule | None = None, factory: Any = None) -> Any:
@@ -489,7 +493,12 @@ class Trainer:
             if record is not None:
                 return {k: float(val) for k, val in record["metrics"].items()}
             if c.resume and directory.checkpoint.exists():
-                self.load_state_dict(load_checkpoint(directory.checkpoint))
+                state = load_checkpoint(directory.checkpoint)
+                try:
+                    self.load_state_dict(state)
+                except (KeyError, RuntimeError, TypeError, ValueError) as err:
+                    problem = f"does not fit this run's policy: {type(err).__name__}: {err}"
+                    raise CorruptFileError(directory.checkpoint, problem) from None
                 resumed = True
             else:  # a fresh start: drop the events of an attempt that died before its checkpoint
                 for path in directory.path.glob("events.out.tfevents.*"):
@@ -610,16 +619,26 @@ def load_checkpoint(path: Path) -> dict[str, Any]:
         raise CorruptFileError(path, f"{type(err).__name__}: {err}") from None
     except Exception as err:  # noqa: BLE001 - unpickling garbage raises anything
         raise CorruptFileError(path, f"{type(err).__name__}: {err}") from None
-    if not isinstance(state, dict) or "policy" not in state or "step" not in state:
+    if not isinstance(state, dict):
         raise CorruptFileError(path, "not a maxrl-bench trainer checkpoint")
+    missing = sorted(CHECKPOINT_KEYS - set(state))
+    if missing:
+        raise CorruptFileError(path, f"not a whole maxrl-bench trainer checkpoint: no {missing}")
+    if not isinstance(state["config"], str):
+        raise CorruptFileError(path, "its config is not JSON text")
     return state
 
 
 def checkpoint_config(path: Path) -> dict[str, Any] | None:
     """The config a trainer checkpoint carries (for resuming without ``config.json``)."""
     state = load_checkpoint(path)
-    text = state.get("config")
-    return json.loads(text) if isinstance(text, str) else None
+    try:
+        config = json.loads(state["config"])
+    except json.JSONDecodeError as err:
+        raise CorruptFileError(path, f"its config is not valid JSON: {err.msg}") from None
+    if not isinstance(config, dict):
+        raise CorruptFileError(path, "its config is not a JSON object")
+    return config
 
 
 def _write_hparams(writer: Any, config: TrainConfig) -> None:

@@ -56,9 +56,12 @@ from pathlib import Path
 from typing import Any
 
 from agents.evaluation import LOWER_IS_BETTER, better
+from agents.runs import CorruptFileError, atomic_write_text, read_json
 from benchmarks.results import FAILED, OK, RESULTS_FILE, latest_rows, read_rows, slug
 
 REPORT_FILE = "report.md"
+#: The suite's identity, written by the runner (``benchmarks.run.SUITE_FILE``).
+SUITE_FILE = "suite.json"
 PLOTS_DIR = "plots"
 #: Reference predictors of a row's ``references``, in table order, with their display names.
 REFERENCES = {
@@ -756,9 +759,11 @@ def _save_figure(fig: Any, path: Path) -> Path:
     """Write a figure as PNG (creating its folder) and release it."""
     import matplotlib.pyplot as plt
 
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=DPI)
-    plt.close(fig)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fig.savefig(path, dpi=DPI)
+    finally:
+        plt.close(fig)
     return path
 
 
@@ -1209,11 +1214,14 @@ def load_rows(results_dir: str | os.PathLike[str]) -> tuple[list[dict[str, Any]]
     """The current rows of a results directory and its ``suite.json`` (empty if absent).
 
     Rows: the latest of each run, without rows of an older suite version (:func:`current_rows`).
+
+    Raises:
+        CorruptFileError: ``suite.json`` exists but is not a JSON object (naming it).
     """
     results_dir = Path(results_dir)
     rows = list(latest_rows(read_rows(results_dir / RESULTS_FILE)).values())
-    meta_path = results_dir / "suite.json"
-    meta = json.loads(meta_path.read_text(encoding="utf-8")) if meta_path.exists() else {}
+    meta_path = results_dir / SUITE_FILE
+    meta = read_json(meta_path) if meta_path.exists() else {}
     return current_rows(rows, meta), meta
 
 
@@ -1344,6 +1352,7 @@ class Report:
         targets: Experiment -> the text of its targets.
         aggregate: The aggregate over tasks (None with fewer than two tasks).
         experiments: Experiment -> its points.
+        markdown: The text of ``report.md``.
     """
 
     results_dir: Path
@@ -1355,6 +1364,7 @@ class Report:
     targets: dict[str, str] = field(default_factory=dict)
     aggregate: Aggregate | None = None
     experiments: dict[str, list[Point]] = field(default_factory=dict)
+    markdown: str = ""
 
     def summary_text(self) -> str:
         """The main tables and where the report, plots and logs are."""
@@ -1374,34 +1384,70 @@ class Report:
         return "\n".join(parts)
 
 
-def write_report(results_dir: str | os.PathLike[str], command: str | None = None) -> Report:
+def write_report(
+    results_dir: str | os.PathLike[str],
+    command: str | None = None,
+    report_dir: str | os.PathLike[str] | None = None,
+) -> Report:
     """Write ``report.md`` and the plots of a suite's results directory.
 
     Args:
         results_dir: Directory holding ``results.jsonl`` (``OUT/SUITE``).
         command: Command that ran the suite; default: the one recorded in ``suite.json``.
+        report_dir: Where ``report.md`` and ``plots/`` go (default: ``results_dir``), e.g.
+            somewhere writable when the results directory is read-only.
 
     Returns:
         The report.
+
+    Raises:
+        CorruptFileError: ``suite.json`` cannot be read.
+        OSError: The report or a plot cannot be written (e.g. a read-only directory).
+    """
+    report = build_report(results_dir, command, report_dir)
+    report.path.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(report.path, report.markdown)
+    return report
+
+
+def build_report(
+    results_dir: str | os.PathLike[str],
+    command: str | None = None,
+    report_dir: str | os.PathLike[str] | None = None,
+    plots: bool = True,
+) -> Report:
+    """The report of a results directory; only its plots are written (``plots=False``: none).
+
+    Args:
+        results_dir: Directory holding ``results.jsonl``.
+        command: Command that ran the suite; default: the one recorded in ``suite.json``.
+        report_dir: Where the report and its plots belong (default: ``results_dir``).
+        plots: Draw and write the plots (into ``report_dir/plots``).
+
+    Returns:
+        The report, its markdown in ``Report.markdown`` (not written).
     """
     results_dir = Path(results_dir)
+    report_dir = results_dir if report_dir is None else Path(report_dir)
     rows, meta = load_rows(results_dir)
     command = command or meta.get("command") or ""
     experiments = build_points(rows, meta.get("agents") or ())
     order = meta.get("experiments") or list(experiments)
     experiments = {e: experiments[e] for e in [*order, *experiments] if e in experiments}
-    tables, targets, plots = {}, {}, []
-    plots_dir = results_dir / PLOTS_DIR
+    tables, targets, written = {}, {}, []
+    plots_dir = report_dir / PLOTS_DIR if plots else None
     for experiment, points in experiments.items():
         for point in points:
             compute_targets(point)
         tables[experiment] = experiment_table(points)
         targets[experiment] = _targets_text(points)
+        if plots_dir is None:
+            continue
         curve_plot = plot_curves(
             experiment, points, plots_dir / f"curves_{slug(experiment, None)}.png"
         )
         if curve_plot:
-            plots.append(curve_plot)
+            written.append(curve_plot)
         keys = dict.fromkeys(k for p in points for k in p.sweep)
         for key in keys:
             sweep_plot = plot_sweep(
@@ -1411,23 +1457,23 @@ def write_report(results_dir: str | os.PathLike[str], command: str | None = None
                 plots_dir / f"sweep_{slug(experiment, None)}_{slug(key, None)}.png",
             )
             if sweep_plot:
-                plots.append(sweep_plot)
+                written.append(sweep_plot)
     aggregate = aggregate_over_tasks(experiments, plots_dir)
     if aggregate is not None:
-        plots += aggregate.plots
+        written += aggregate.plots
     failed = [r for r in rows if r.get("status") != OK]
     report = Report(
         results_dir,
-        results_dir / REPORT_FILE,
+        report_dir / REPORT_FILE,
         tables,
-        plots,
+        written,
         failed,
         command,
         targets,
         aggregate,
         experiments,
     )
-    _atomic_text(report.path, _markdown(report, meta, rows))
+    report.markdown = _markdown(report, meta, rows)
     return report
 
 
@@ -1470,22 +1516,18 @@ def _columns(row: dict[str, Any]) -> list[str]:
     return list(dict.fromkeys(columns))
 
 
-def _atomic_text(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
-
-
 def _markdown(report: Report, meta: dict[str, Any], rows: list[dict[str, Any]]) -> str:
     results_dir = report.results_dir
     now = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    here = report.path.parent
+    elsewhere = f" --report-dir {here}" if here != results_dir else ""
     lines = [
         f"# maxrl-bench report: {meta.get('suite', results_dir.name)}",
         "",
         meta.get("description", "").strip(),
         "",
         f"- Produced by: `{report.command or '(unknown)'}`",
-        f"- Report written by: `python -m benchmarks.report {results_dir}` ({now})",
+        f"- Report written by: `python -m benchmarks.report {results_dir}{elsewhere}` ({now})",
         f"- Rows: `{results_dir / RESULTS_FILE}`; TensorBoard: "
         f"`tensorboard --logdir {results_dir / 'logs'}`",
         "",
@@ -1517,11 +1559,11 @@ def _markdown(report: Report, meta: dict[str, Any], rows: list[dict[str, Any]]) 
             if plot.name.startswith(
                 (f"curves_{slug(experiment, None)}.", f"sweep_{slug(experiment, None)}_")
             ):
-                lines += [f"![{plot.stem}]({plot.relative_to(results_dir)})", ""]
+                lines += [f"![{plot.stem}]({plot.relative_to(report.path.parent)})", ""]
     if report.aggregate is not None:
         lines += ["## Aggregate over tasks", "", report.aggregate.text, ""]
         for plot in report.aggregate.plots:
-            lines += [f"![{plot.stem}]({plot.relative_to(results_dir)})", ""]
+            lines += [f"![{plot.stem}]({plot.relative_to(report.path.parent)})", ""]
     lines += ["## Learning-rate selection", "", selection_table(rows), ""]
     if report.failed:
         lines += ["## Failed runs", "", "| run | error |", "|---|---|"]
@@ -1535,9 +1577,11 @@ def _markdown(report: Report, meta: dict[str, Any], rows: list[dict[str, Any]]) 
 def main(argv: Sequence[str] | None = None) -> int:
     """``python -m benchmarks.report DIR`` writes DIR's report; ``... A B`` compares A and B.
 
-    With one directory: write its report and print its tables. With two: print the
-    comparison of B against A (:func:`compare_results`), and write it to ``--out FILE`` if
-    given. Exit status 2 when a directory has no results file or the arguments are wrong.
+    With one directory: write its report (into ``--report-dir`` if given) and print its
+    tables; where the report cannot be written (a read-only results directory), print the
+    whole report instead. With two: print the comparison of B against A
+    (:func:`compare_results`), and write it to ``--out FILE`` if given. Exit status 2 when a
+    directory has no results file, a file of it is corrupt, or the arguments are wrong.
     """
     parser = argparse.ArgumentParser(
         prog="python -m benchmarks.report", description=__doc__.split("\n")[0]
@@ -1549,6 +1593,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="a suite's output directory (e.g. runs/quick); two to compare them (A B)",
     )
     parser.add_argument("--out", help="with two directories: also write the comparison here")
+    parser.add_argument(
+        "--report-dir",
+        help="with one directory: write report.md and plots/ here instead of into DIR "
+        "(e.g. when DIR is read-only)",
+    )
     args = parser.parse_args(argv)
     if len(args.results_dirs) > 2:
         parser.print_usage(sys.stderr)
@@ -1557,19 +1606,47 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.out and len(args.results_dirs) == 1:
         print("error: --out is for comparisons (two directories)", file=sys.stderr)
         return 2
+    if args.report_dir and len(args.results_dirs) == 2:
+        print("error: --report-dir is for one directory (use --out to compare)", file=sys.stderr)
+        return 2
     paths = [Path(p) for p in args.results_dirs]
     for path in paths:
         if not (path / RESULTS_FILE).exists():
             print(f"error: {path / RESULTS_FILE} does not exist", file=sys.stderr)
             return 2
-    if len(paths) == 2:
-        text = compare_results(*paths)
-        print(text, end="")
-        if args.out:
-            _atomic_text(Path(args.out), text)
-            print(f"comparison: {args.out}")
+    try:
+        if len(paths) == 2:
+            text = compare_results(*paths)
+            print(text, end="")
+            if args.out:
+                atomic_write_text(Path(args.out), text)
+                print(f"comparison: {args.out}")
+            return 0
+        return _report(paths[0], args.report_dir)
+    except CorruptFileError as err:
+        print(
+            f"error: {err}; move it away (the report then counts every row) or rerun the suite",
+            file=sys.stderr,
+        )
+        return 2
+
+
+def _report(results_dir: Path, report_dir: str | None) -> int:
+    """Write and summarize one report; print all of it where it cannot be written."""
+    try:
+        report = write_report(results_dir, report_dir=report_dir)
+    except OSError as err:
+        if report_dir is not None:
+            print(f"error: cannot write the report into {report_dir}: {err}", file=sys.stderr)
+            return 2
+        report = build_report(results_dir, plots=False)
+        print(report.markdown)
+        print(
+            f"note: cannot write into {results_dir} ({err}); the report is printed above, "
+            "without plots. Use --report-dir DIR to write it (and its plots) elsewhere.",
+            file=sys.stderr,
+        )
         return 0
-    report = write_report(paths[0])
     print(report.summary_text())
     return 0
 

@@ -480,7 +480,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         lock = ResultsLock(results_dir)
     except (OSError, LockedError) as err:
-        print(f"error: {err}", file=sys.stderr)
+        print(f"error: {plain(err)}", file=sys.stderr)
         return 2
     with lock:
         return _run(args, argv, suite, results_dir)
@@ -529,7 +529,7 @@ def _run(args: argparse.Namespace, argv: Sequence[str], suite: Suite, results_di
         return 130
     except OSError as err:
         print(
-            f"error: {err}. Every row written so far is intact in "
+            f"error: {plain(err)}. Every row written so far is intact in "
             f"{results_dir / RESULTS_FILE}; fix the cause and rerun the same command to resume.",
             file=sys.stderr,
         )
@@ -545,6 +545,13 @@ def _run(args: argparse.Namespace, argv: Sequence[str], suite: Suite, results_di
         print()
         print(report.summary_text())
     return 1 if summary.failed else 0
+
+
+def plain(err: BaseException) -> str:
+    """An error as a sentence: an ``OSError``'s message without its ``[Errno N]`` prefix."""
+    if isinstance(err, OSError) and err.strerror:
+        return err.strerror + (f": {err.filename}" if err.filename is not None else "")
+    return str(err)
 
 
 class LockedError(RuntimeError):
@@ -571,11 +578,17 @@ class ResultsLock:
     def __init__(self, results_dir: Path) -> None:
         import fcntl
         import platform
+        import tempfile
         from datetime import datetime, timezone
 
         self.path = results_dir / self.FILE
         try:
             results_dir.mkdir(parents=True, exist_ok=True)
+            # The runner creates files in the directory (rows, run directories, temporary
+            # files of atomic writes): prove it can, even where .lock itself is writable.
+            probe, probe_path = tempfile.mkstemp(prefix=".write-test-", dir=results_dir)
+            os.close(probe)
+            os.unlink(probe_path)
             self.fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
         except OSError as err:
             raise OSError(

@@ -47,6 +47,7 @@ import importlib
 import itertools
 import json
 import math
+import os
 import sys
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -541,7 +542,14 @@ def available_suites() -> list[str]:
     return sorted(p.name[:-5] for p in folder.iterdir() if p.name.endswith(".toml"))
 
 
-def _suite_text(name_or_path: str) -> tuple[str, str]:
+def _suite_text(name_or_path: Any) -> tuple[str, str]:
+    if isinstance(name_or_path, os.PathLike):
+        name_or_path = os.fspath(name_or_path)
+    if not isinstance(name_or_path, str) or not name_or_path.strip() or "\x00" in name_or_path:
+        raise SuiteError(
+            f"suite={name_or_path!r} is invalid; allowed: a shipped suite's name "
+            f"({', '.join(available_suites())}) or a path to a .toml file"
+        )
     path = Path(name_or_path)
     if name_or_path.endswith(".toml") or path.is_file():
         if not path.is_file():
@@ -564,7 +572,7 @@ def _suite_text(name_or_path: str) -> tuple[str, str]:
 
 
 def load_suite(
-    name_or_path: str,
+    name_or_path: str | os.PathLike[str],
     overrides: dict[str, Any] | None = None,
     _stack: tuple[str, ...] = (),
 ) -> Suite:
@@ -928,20 +936,36 @@ def _experiment_cells(
                         for k, v in setting_point.items()
                         if agent.family == "ours" or k not in _ours_only()
                     }
-                    cells.append(
-                        Cell(
-                            suite=suite,
-                            experiment=name,
-                            env=spec,
-                            agent=agent,
-                            settings=point_settings,
-                            sweep={**env_point, **applied},
-                            kind=kind,
-                            head=head,
-                            numeric=numeric,
-                        )
+                    cell = Cell(
+                        suite=suite,
+                        experiment=name,
+                        env=spec,
+                        agent=agent,
+                        settings=point_settings,
+                        sweep={**env_point, **applied},
+                        kind=kind,
+                        head=head,
+                        numeric=numeric,
                     )
+                    _check_tuning(cell, here)
+                    cells.append(cell)
     return _unique_cells(cells)
+
+
+def _check_tuning(cell: Cell, where: str) -> None:
+    """A cell with several learning rates needs validation runs to choose one.
+
+    The settings check this for the settings' own grid; an agent's ``lr_grid`` is only
+    known per cell. Without validation runs the reported runs would never be queued.
+    """
+    tune_seeds = cell.settings["tune_seeds"]
+    if cell.needs_tuning and tune_seeds < 1:
+        grid = ", ".join(f"{lr:g}" for lr in cell.lr_grid)
+        raise SuiteError(
+            f"{where}: agent {cell.agent.name!r} has {len(cell.lr_grid)} learning rates "
+            f"({grid}) but tune_seeds={tune_seeds!r}; allowed: tune_seeds >= 1 (a "
+            "learning-rate grid is chosen on validation runs), or a single rate"
+        )
 
 
 def _unique_cells(cells: list[Cell]) -> list[Cell]:

@@ -192,6 +192,9 @@ class TaskCore:
 #: ``tests/envs/test_envs_numerics.py`` checks every registered id at both ends).
 SNR_RANGE = (1e-6, 1e6)
 HEAD_SCALE_RANGE = (1e-6, 1e6)
+#: Below 1e-6 the float32 predictions of different actions collapse (at ~1e-45 every action
+#: predicts 0) and the supervised rollouts y / prediction_range overflow.
+PREDICTION_RANGE_MIN = 1e-6
 PREDICTION_RANGE_MAX = 1e6
 STUDENT_DF_MAX = 1e6
 
@@ -215,7 +218,7 @@ class RegressionSpec:
         head: Likelihood head ``gaussian``, ``laplace`` or ``verifier``.
         head_scale: Head width s in [1e-6, 1e6]; None uses the base noise std 1/sqrt(snr).
         prediction_range: Actions in [-1, 1] map linearly to predictions in
-            [-prediction_range, prediction_range]; in (0, 1e6].
+            [-prediction_range, prediction_range]; in [1e-6, 1e6].
         num_contexts: Train pool size (synthetic data sets; None: 4096; data sets reject it).
         num_test_contexts: Held-out test pool size (synthetic data sets; None: 1024).
         num_validation_contexts: Validation pool size, for model selection (synthetic
@@ -256,7 +259,12 @@ class RegressionSpec:
             set_("head_scale", _in_range("head_scale", self.head_scale, *HEAD_SCALE_RANGE))
         set_(
             "prediction_range",
-            check_positive("prediction_range", self.prediction_range, PREDICTION_RANGE_MAX),
+            _in_range(
+                "prediction_range",
+                self.prediction_range,
+                PREDICTION_RANGE_MIN,
+                PREDICTION_RANGE_MAX,
+            ),
         )
         shape = regression_shape(
             self.task,

@@ -224,7 +224,7 @@ class RegressionKind(TaskKind):
     ``noise`` (gaussian, laplace, student-t), ``student_df`` (2 to 1e6), ``heteroscedastic``
     (0 to 12 decades of per-context noise scale spread), ``head`` (gaussian, laplace,
     verifier), ``head_scale`` (1e-6 to 1e6; default: the base noise std),
-    ``prediction_range`` (up to 1e6), ``num_contexts``, ``num_test_contexts``,
+    ``prediction_range`` (1e-6 to 1e6), ``num_contexts``, ``num_test_contexts``,
     ``num_validation_contexts``, ``data_seed``, plus the shell's ``split`` (train,
     validation, test) and ``device``.
 

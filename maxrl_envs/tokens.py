@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import torch
 
-from maxrl_envs.validation import check_int, check_positive
+from maxrl_envs.core import PREDICTION_RANGE_MAX, PREDICTION_RANGE_MIN
+from maxrl_envs.validation import check_int, check_number
 
 #: Largest grid (base ** num_digits) whose points stay distinct as float32 predictions, so that
 #: ``encode(decode(tokens)) == tokens`` holds on the whole grid (checked exhaustively at 2^24).
@@ -24,13 +25,18 @@ class TokenCodec:
     Args:
         num_digits: Tokens per prediction (episode length), >= 1.
         base: Vocabulary size of each token, >= 2.
-        prediction_range: Half-width R of the prediction grid.
+        prediction_range: Half-width R of the prediction grid, in [1e-6, 1e6].
     """
 
     def __init__(self, num_digits: int = 3, base: int = 10, prediction_range: float = 4.0) -> None:
         self.num_digits = check_int("num_digits", num_digits, 1, 12)
         self.base = check_int("base", base, 2, 1024)
-        self.prediction_range = check_positive("prediction_range", prediction_range)
+        self.prediction_range = check_number(
+            "prediction_range",
+            prediction_range,
+            minimum=PREDICTION_RANGE_MIN,
+            maximum=PREDICTION_RANGE_MAX,
+        )
         if self.base**self.num_digits > MAX_LEVELS:
             raise ValueError(
                 f"base={base!r} and num_digits={num_digits!r} give {self.base**self.num_digits} "
