@@ -106,7 +106,11 @@ def numeric_kwargs(env_id: str) -> list[str]:
 
 def base_kwargs(env_id: str) -> dict[str, object]:
     info = describe_env(env_id)
-    return {} if info.spec.task in DATASET_DIMS else dict(SMALL_POOLS)
+    if info.spec.task in DATASET_DIMS:
+        return {}
+    # A class-per-bin task needs at least one train context per class.
+    classes = info.spec.shape.num_classes
+    return {**SMALL_POOLS, "num_contexts": max(SMALL_POOLS["num_contexts"], classes)}
 
 
 def cases_inside() -> list[tuple[str, str, str, float]]:
