@@ -261,6 +261,9 @@ class AgentResult:
         failed: Final rows with status ``failed`` (runs that raised).
         to_target: Rollouts its mean curve needs to reach the point's target.
         ratio: ``to_target`` over the fastest baseline's.
+        ratio_ci: 95% stratified-bootstrap percentile interval of ``ratio`` (seeds of every
+            agent resampled, the target held fixed; ``inf`` when a replicate never reaches
+            it).
     """
 
     agent: str
@@ -271,6 +274,7 @@ class AgentResult:
     failed: list[dict[str, Any]] = field(default_factory=list)
     to_target: float | None = None
     ratio: float | None = None
+    ratio_ci: tuple[float, float] | None = None
 
     def raw(self, metric: str) -> list[float]:
         """Per-seed final values of a metric, non-finite ones included (rows that have it)."""
@@ -476,6 +480,68 @@ def compute_targets(point: Point) -> None:
         for result in point.agents.values():
             if result.to_target:  # an agent at the target from the start has no ratio
                 result.ratio = result.to_target / fastest
+        _ratio_intervals(point)
+
+
+#: Bootstrap replicates of the rollouts-to-target ratio.
+RATIO_REPS = 1000
+
+
+def _seed_curves(rows: list[dict[str, Any]], metric: str) -> tuple[Any, Any] | None:
+    """Every finite seed's curve on the evaluations all of them reached: (grid, [seeds, x])."""
+    import numpy as np
+
+    curves = [_curve_points(r, metric) for r in _curve_rows(rows, metric)]
+    if not curves:
+        return None
+    grid = np.array(sorted({x for pts in curves for x, _ in pts}))
+    grid = grid[grid <= min(pts[-1][0] for pts in curves)]
+    if grid.size == 0:
+        return None
+    values = np.stack([np.interp(grid, [x for x, _ in p], [v for _, v in p]) for p in curves])
+    return grid, values
+
+
+def _ratio_intervals(point: Point, reps: int = RATIO_REPS, seed: int = 0) -> None:
+    """95% bootstrap intervals of every agent's rollouts-to-target ratio.
+
+    Each replicate resamples every agent's seeds with replacement (independently per
+    agent), recomputes each mean curve, the rollouts at which it first reaches the (fixed)
+    target, and the ratio to the fastest baseline of that replicate. A replicate that never
+    reaches the target counts as infinitely slow, so an upper end of ``inf`` says the agent
+    (or every baseline) missed the target in more than 2.5% of the replicates.
+    """
+    import numpy as np
+
+    assert point.target is not None
+    metric, target = point.select_metric, point.target
+    lower = metric in LOWER_IS_BETTER
+    rng = np.random.default_rng(seed)
+    times: dict[str, Any] = {}
+    for name, result in point.agents.items():
+        curves = _seed_curves(result.rows, metric)
+        if curves is None:
+            continue
+        grid, values = curves
+        picks = rng.integers(0, values.shape[0], size=(reps, values.shape[0]))
+        means = values[picks].mean(axis=1)  # [reps, grid]
+        hit = means <= target if lower else means >= target
+        first = np.where(hit.any(axis=1), grid[hit.argmax(axis=1)], np.inf)
+        times[name] = first
+    baselines = [times[n] for n, r in point.agents.items() if r.role == "baseline" and n in times]
+    if not baselines:
+        return
+    fastest = np.min(np.stack(baselines), axis=0)
+    fastest = np.where(fastest > 0, fastest, np.nan)  # a baseline at the target from the start
+    for name, result in point.agents.items():
+        if result.ratio is None or name not in times:
+            continue
+        with np.errstate(invalid="ignore", divide="ignore"):
+            ratios = times[name] / fastest
+        ratios = ratios[~np.isnan(ratios)]
+        if ratios.size:
+            low, high = np.quantile(ratios, [0.025, 0.975], method="inverted_cdf")
+            result.ratio_ci = (float(low), float(high))
 
 
 # ----------------------------------------------------------------------------- tables
@@ -487,6 +553,16 @@ def _fmt(mean: float, half: float) -> str:
     if not math.isfinite(half):
         return f"{mean:.4g}"
     return f"{mean:.4g} ± {half:.2g}"
+
+
+def _fmt_ratio(ratio: float | None, interval: tuple[float, float] | None) -> str:
+    """``1.25× [0.9, 2.1]``: the ratio and its bootstrap interval (``∞`` when unbounded)."""
+    if ratio is None:
+        return "–"
+    if interval is None:
+        return f"{ratio:.2f}×"
+    ends = [f"{v:.2f}" if math.isfinite(v) else "∞" for v in interval]
+    return f"{ratio:.2f}× [{ends[0]}, {ends[1]}]"
 
 
 def _fmt_exact(value: float) -> str:
@@ -566,7 +642,7 @@ def experiment_table(points: list[Point]) -> str:
                     summarize(point.normalized(result)).text() if point.references else "–"
                 )
             cells.append("–" if point.target is None else _fmt_rollouts(result.to_target))
-            cells.append("–" if result.ratio is None else f"{result.ratio:.2f}×")
+            cells.append(_fmt_ratio(result.ratio, result.ratio_ci))
             lines.append("| " + " | ".join(_md(c) for c in cells) + " |")
         for key, name in REFERENCES.items():
             if key not in point.references:
@@ -639,6 +715,11 @@ def selection_table(rows: Iterable[dict[str, Any]]) -> str:
             value = f"{s.mean:.4g}" if s.finite else "–"
             parts.append(f"{name}: {value}" + (f" ({', '.join(notes)})" if notes else ""))
         pick = chosen.get(cell)
+        rates = sorted(lr for lr in set(by_lr) | set(failed) if lr is not None)
+        shown = "–" if pick is None else f"{pick:g}"
+        if pick is not None and len(rates) >= 3 and pick in (rates[0], rates[-1]):
+            # The best rate sits at an end of the grid: a wider grid might have found better.
+            shown += " (grid edge)"
         env = _point_label(first["env_label"], first.get("sweep", {}))
         lines.append(
             "| "
@@ -650,7 +731,7 @@ def selection_table(rows: Iterable[dict[str, Any]]) -> str:
                     first["agent"],
                     metric.removeprefix("eval/"),
                     "; ".join(parts),
-                    "–" if pick is None else f"{pick:g}",
+                    shown,
                 )
             )
             + " |"

@@ -274,3 +274,41 @@ def test_rows_without_references_keep_the_old_table() -> None:
     table = experiment_table([point])
     assert point.references == {}
     assert "normalized" not in table and "*random*" not in table
+
+
+def test_ratio_interval_collapses_for_identical_seeds_and_opens_when_a_seed_misses() -> None:
+    from benchmarks.report import build_points, compute_targets
+
+    # The baseline reaches the target (-1.2) at 200 in every seed, "steady" at 100 in every
+    # seed. "flaky": four seeds overshoot to 0 at 100, one never improves: its mean reaches
+    # the target at 100, but a bootstrap replicate that draws the bad seed 3 or more times
+    # out of 5 (probability 5.8% > 2.5%) never does.
+    rows = [row("base", s, [-3.0, -2.0, -1.0, -1.0]) for s in range(3)]
+    rows += [row("steady", s, [-3.0, -1.0, -1.0, -1.0], role="maxrl") for s in range(3)]
+    flaky = [[-3.0, 0.0, 0.0, 0.0]] * 4 + [[-3.0, -3.0, -3.0, -3.0]]
+    rows += [row("flaky", s, c, role="maxrl") for s, c in enumerate(flaky)]
+    (point,) = build_points(rows)["e"]
+    compute_targets(point)
+    assert point.target == pytest.approx(-3.0 + 0.9 * 2.0)
+    steady, flaky_result = point.agents["steady"], point.agents["flaky"]
+    assert steady.ratio == pytest.approx(0.5) and steady.ratio_ci == (0.5, 0.5)
+    assert flaky_result.ratio == pytest.approx(0.5)
+    low, high = flaky_result.ratio_ci  # type: ignore[misc]
+    assert low == pytest.approx(0.5) and high == math.inf
+
+
+def test_selection_table_flags_a_rate_at_the_grid_edge() -> None:
+    from benchmarks.report import selection_table
+
+    def tune(lr: float, value: float, agent: str) -> dict:
+        base = row(agent, 10_000, [value], phase="tune", lr=lr, cell=agent)
+        base["run_id"] = f"{agent}-{lr}"
+        return base
+
+    rows = [tune(lr, v, "a") for lr, v in [(0.1, -1.0), (0.3, -2.0), (0.9, -3.0)]]
+    rows += [tune(lr, v, "b") for lr, v in [(0.1, -2.0), (0.3, -1.0), (0.9, -3.0)]]
+    rows += [row("a", 0, [-1.0], lr=0.1, cell="a"), row("b", 0, [-1.0], lr=0.3, cell="b")]
+    table = selection_table(rows)
+    lines = {line.split(" | ")[2]: line for line in table.splitlines()[2:]}
+    assert lines["a"].endswith("| 0.1 (grid edge) |")
+    assert lines["b"].endswith("| 0.3 |")
