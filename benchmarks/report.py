@@ -1621,7 +1621,8 @@ def _markdown(report: Report, meta: dict[str, Any], rows: list[dict[str, Any]]) 
         "validation split). Rollouts to target: first evaluation at which the agent's mean "
         "curve reaches the target below (90% of the best baseline's improvement by default); "
         "vs best baseline: that divided by the fastest baseline's (REINFORCE, RLOO, GRPO, "
-        "Dr. GRPO, SB3), < 1 is faster.",
+        "Dr. GRPO, SB3), < 1 is faster, with a 95% bootstrap interval over seeds (the target held "
+        "fixed; ∞ when more than 2.5% of the resamples never reach it).",
         "",
     ]
     if any(p.references for points in report.experiments.values() for p in points):
