@@ -211,6 +211,29 @@ def _quadrature_rule(
     return as_tensor(t), as_tensor(s), as_tensor(w), int(np.searchsorted(t, 0.5, side="right"))
 
 
+#: torch's CPU bmm runs a plain accumulation loop below this many multiply-adds per product.
+_SMALL_BMM = 400
+
+
+def _weighted_node_sum(w: Tensor, loo: Tensor) -> Tensor:
+    """sum_g w_g loo[:, g, :] for ``w`` ``[G]`` and ``loo`` ``[B, G, N]``: ``matmul(w, loo)``.
+
+    The matmul is a bmm of B products ``[1, G] @ [G, N]``. On CPU, when G * N < 400, torch
+    computes each with a plain loop (acc = 0; acc += w_g * loo_g, rounded in the input dtype
+    at each step, no fused multiply-add), and per context that costs more in dispatch than in
+    arithmetic. The same loop written as G elementwise passes over all B contexts at once
+    rounds identically (``tests/agents/test_step_paths.py`` compares the two bitwise) and is
+    several times faster. Larger products, and other devices, keep the matmul.
+    """
+    nodes, n = loo.shape[1], loo.shape[2]
+    if loo.device.type != "cpu" or nodes * n >= _SMALL_BMM:
+        return torch.matmul(w, loo)
+    out = loo[:, 0] * w[0]
+    for g in range(1, nodes):  # G < 400 / N quadrature nodes, never contexts or rollouts
+        out += loo[:, g] * w[g]
+    return out
+
+
 def _omega_full_order(lik: Tensor, a: Tensor) -> Tensor:
     """omega_j for T = N: N * int_0^1 prod_{i != j} (1 - t l_i) dt, exactly by Gauss-Legendre.
 
@@ -262,7 +285,7 @@ def _omega_full_order(lik: Tensor, a: Tensor) -> Tensor:
             log_f = tl.neg_().log1p_()
         total = log_f.sum(-1, keepdim=True)
         loo = torch.sub(total, log_f, out=log_f).clamp_min_(floor).exp_()  # prod_{i != j}
-        part = torch.matmul(w[g0:g1], loo)
+        part = _weighted_node_sum(w[g0:g1], loo)
         if rows is None:
             omega += part
         else:

@@ -1,0 +1,107 @@
+"""The training step's fast paths against the plain eager path, in the same test.
+
+- Default (eager) path: the speed-ups it carries are bitwise neutral on CPU. Each test runs
+  the same training twice, once as shipped and once with the speed-ups replaced by the plain
+  code they stand for (``torch.matmul`` for the quadrature's node sum, the range-checked
+  token decode), and compares every parameter bitwise.
+"""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from agents import estimators
+from agents.trainer import TrainConfig, Trainer
+from maxrl_envs.kinds import TaskKind
+from maxrl_envs.registration import make_task
+
+pytestmark = pytest.mark.usefixtures("single_thread")
+
+
+def _plain_node_sum(w: torch.Tensor, loo: torch.Tensor) -> torch.Tensor:
+    return torch.matmul(w, loo)
+
+
+def _checked_prediction(self: TaskKind, task, rollouts: torch.Tensor) -> torch.Tensor:
+    return self.prediction(task, rollouts)
+
+
+def _train(config: TrainConfig, steps: int) -> list[torch.Tensor]:
+    trainer = Trainer(config)
+    for _ in range(steps):
+        trainer.train_step(with_stats=False)
+    return [p.detach().clone() for p in trainer.policy.parameters()]
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize(
+    ("batch", "nodes", "rollouts"),
+    [(1, 1, 1), (5, 3, 16), (1024, 4, 64), (300, 1, 256), (7, 2, 199), (64, 24, 16)],
+)
+def test_weighted_node_sum_is_matmul_bitwise(
+    dtype: torch.dtype, batch: int, nodes: int, rollouts: int
+) -> None:
+    g = torch.Generator().manual_seed(batch * 1000 + nodes * 10 + rollouts)
+    w = torch.rand(nodes, generator=g, dtype=dtype)
+    loo = torch.rand(batch, nodes, rollouts, generator=g, dtype=dtype) ** 7
+    loo[:, :, ::5] = 0.0
+    assert torch.equal(estimators._weighted_node_sum(w, loo), torch.matmul(w, loo))
+
+
+@pytest.mark.parametrize("log_space", [False, True])
+@pytest.mark.parametrize(("batch", "rollouts"), [(64, 16), (1024, 32), (3, 5)])
+def test_maxrl_weights_match_plain_node_sum_bitwise(
+    monkeypatch: pytest.MonkeyPatch, log_space: bool, batch: int, rollouts: int
+) -> None:
+    g = torch.Generator().manual_seed(batch + rollouts)
+    lik = torch.rand(batch, rollouts, generator=g) ** 3
+    lik[torch.rand(batch, rollouts, generator=g) < 0.1] = 1.0
+    lik[torch.rand(batch, rollouts, generator=g) < 0.1] = 0.0
+    x = lik.log() if log_space else lik
+    fast = estimators.maxrl_weights(x, log_space=log_space)
+    monkeypatch.setattr(estimators, "_weighted_node_sum", _plain_node_sum)
+    plain = estimators.maxrl_weights(x, log_space=log_space)
+    assert torch.equal(fast, plain)
+
+
+@pytest.mark.parametrize(
+    ("env_id", "estimator", "num_groups", "group_size"),
+    [
+        ("MaxRLRegression-v0", "maxrl", 64, 16),
+        ("MaxRLRegression-v0", "maxrl", 256, 32),
+        ("MaxRLClassificationManyClass-v0", "maxrl", 64, 16),
+        ("MaxRLTokens-v0", "maxrl", 64, 16),
+    ],
+)
+def test_default_step_is_the_plain_eager_step_bitwise(
+    monkeypatch: pytest.MonkeyPatch, env_id: str, estimator: str, num_groups: int, group_size: int
+) -> None:
+    config = TrainConfig(
+        env_id=env_id,
+        estimator=estimator,
+        num_groups=num_groups,
+        group_size=group_size,
+        budget=10**9,
+        log_dir=None,
+        device="cpu",
+        seed=3,
+    )
+    fast = _train(config, steps=3)
+    with monkeypatch.context() as patch:
+        patch.setattr(estimators, "_weighted_node_sum", _plain_node_sum)
+        patch.setattr(TaskKind, "trusted_prediction", _checked_prediction)
+        plain = _train(config, steps=3)
+    for a, b in zip(fast, plain, strict=True):
+        assert torch.equal(a, b)
+
+
+def test_trusted_token_decode_skips_only_the_range_check() -> None:
+    task = make_task("MaxRLTokens-v0")
+    tokens = torch.randint(0, task.codec.base, (4, 3, task.codec.num_digits))
+    assert torch.equal(task.prediction(tokens), task.prediction(tokens, validate=False))
+    bad = tokens.clone()
+    bad[0, 0, 0] = task.codec.base
+    with pytest.raises(ValueError, match="token values"):
+        task.prediction(bad)
+    task.prediction(bad, validate=False)  # trusted: no check, no host sync
