@@ -35,6 +35,8 @@ class StepInputs:
         params: The estimator's parameters (e.g. ``{"order": 4}``).
         validate: Check values on this step (a host sync; the trainer does it once).
         with_stats: Also return the logged statistics.
+        compiled: Run the estimator's compiled kernels where it has them
+            (``agents.estimators.compiled_kernels``; ``TrainConfig.compile``).
     """
 
     agent: TaskPolicy
@@ -44,6 +46,7 @@ class StepInputs:
     params: dict[str, Any] = field(default_factory=dict)
     validate: bool = False
     with_stats: bool = False
+    compiled: bool = False
 
 
 class Objective(ABC):
@@ -112,13 +115,14 @@ class PolicyGradient(Objective):
         # Input checks are host syncs: the policy's outputs are checked on the first step.
         scores = agent.core.score(step.contexts, prediction, validate=step.validate)
         params = {k: v for k, v in step.params.items() if v is not None}
-        if self.estimator.input == "likelihood":
-            # Log-space keeps Gaussian-head likelihoods that underflow float32 distinct.
-            weights = self.estimator.weights(
-                scores.log_reward, log_space=True, validate=step.validate, **params
-            )
-        else:
-            weights = self.estimator.weights(scores.reward, validate=step.validate, **params)
+        with estimators.compiled_kernels(step.compiled):
+            if self.estimator.input == "likelihood":
+                # Log-space keeps Gaussian-head likelihoods that underflow float32 distinct.
+                weights = self.estimator.weights(
+                    scores.log_reward, log_space=True, validate=step.validate, **params
+                )
+            else:
+                weights = self.estimator.weights(scores.reward, validate=step.validate, **params)
         loss = -(weights.detach() * rollouts.log_prob).mean()
         stats: dict[str, torch.Tensor] = {}
         if step.with_stats:
