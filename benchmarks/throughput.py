@@ -642,25 +642,29 @@ def derive(cells: list[Cell], plan: Plan) -> dict[str, Any]:
     ratios = []
     for sb3 in _find(cells, "sb3"):
         task = sb3.key["task"]
-        ours = [
-            c
-            for c in _find(
-                cells,
-                "trainer",
-                task=task,
-                estimator="maxrl",
-                group_size=RATIO_GROUP_SIZE,
-                device="cpu",
-                compile=False,
-            )
-            if c.samples
-        ]
-        row = {"task": task, "algo": sb3.key["algo"], "ours": None, "ratio": None}
-        if ours and sb3.samples:
-            best = max(ours, key=lambda c: statistics.median(c.samples))
-            row["ours"] = {k: best.key[k] for k in ("estimator", "group_size", "num_groups")}
-            row["ratio"] = _paired(best, sb3, lambda x, y: x / y)
-        ratios.append(row)
+        for device in ("cpu", "cuda"):
+            ours = [
+                c
+                for c in _find(
+                    cells,
+                    "trainer",
+                    task=task,
+                    estimator="maxrl",
+                    group_size=RATIO_GROUP_SIZE,
+                    device=device,
+                    compile=False,
+                )
+                if c.samples
+            ]
+            if device == "cuda" and not ours:
+                continue
+            row = {"task": task, "algo": sb3.key["algo"], "device": device, "ours": None}
+            row["ratio"] = None
+            if ours and sb3.samples:
+                best = max(ours, key=lambda c: statistics.median(c.samples))
+                row["ours"] = {k: best.key[k] for k in ("estimator", "group_size", "num_groups")}
+                row["ratio"] = _paired(best, sb3, lambda x, y: x / y)
+            ratios.append(row)
 
     def best_rate(task: str) -> tuple[float | None, dict[str, Any] | None]:
         rows = [
@@ -674,7 +678,11 @@ def derive(cells: list[Cell], plan: Plan) -> dict[str, Any]:
         return statistics.median(best.samples), best.key
 
     rate, where = best_rate("regression")
-    ppo = [r for r in ratios if r["task"] == "regression" and r["algo"] == "PPO" and r["ratio"]]
+    ppo = [
+        r
+        for r in ratios
+        if (r["task"], r["algo"], r["device"]) == ("regression", "PPO", "cpu") and r["ratio"]
+    ]
     big = _find(
         cells,
         "trainer",
@@ -815,16 +823,17 @@ def render(result: dict[str, Any], cells: list[Cell]) -> str:
     if result["ratios"]:
         lines += [
             "",
-            f"Ratio: our best MaxRL row at N = {RATIO_GROUP_SIZE} / SB3 (paired by round)",
-            f"{'task':<15}{'algo':<6}{'ours (B)':>9}{'median':>11}  {'min-max':<19}",
+            f"Ratio: our best MaxRL row at N = {RATIO_GROUP_SIZE} / SB3 on CPU (paired by round)",
+            f"{'task':<15}{'algo':<6}{'ours on':<8}{'B':>7}{'median':>11}  {'min-max':<19}",
         ]
         for row in result["ratios"]:
+            head = f"{row['task']:<15}{row['algo']:<6}{row['device']:<8}"
             if row["ratio"] is None:
-                lines.append(f"{row['task']:<15}{row['algo']:<6}  not measured")
+                lines.append(f"{head}  not measured")
                 continue
             r = row["ratio"]
             lines.append(
-                f"{row['task']:<15}{row['algo']:<6}{row['ours']['num_groups']:>9}"
+                f"{head}{row['ours']['num_groups']:>7}"
                 f"{r['median']:>10,.0f}x  {r['min']:,.0f}-{r['max']:,.0f}x"
             )
     t = result["targets"]

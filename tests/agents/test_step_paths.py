@@ -169,3 +169,55 @@ def test_compiled_step_matches_eager_step() -> None:
         torch.testing.assert_close(stats_f["train/loss"], stats_e["train/loss"], rtol=1e-5, atol=0)
     for a, b in zip(fused.policy.parameters(), eager.policy.parameters(), strict=True):
         torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-7)
+
+
+needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+
+
+@pytest.mark.gpu
+@needs_cuda
+@pytest.mark.parametrize(
+    "env_id", ["MaxRLRegression-v0", "MaxRLClassificationManyClass-v0", "MaxRLTokens-v0"]
+)
+@pytest.mark.parametrize("estimator", ["maxrl", "grpo"])
+def test_cuda_step_has_no_host_sync(env_id: str, estimator: str) -> None:
+    trainer = Trainer(
+        TrainConfig(
+            env_id=env_id,
+            estimator=estimator,
+            num_groups=256,
+            group_size=16,
+            budget=10**9,
+            log_dir=None,
+            device="cuda",
+        )
+    )
+    trainer.train_step()  # the first step checks its inputs: host syncs allowed there
+    torch.cuda.synchronize()
+    torch.cuda.set_sync_debug_mode("error")
+    try:
+        for _ in range(3):
+            trainer.train_step(with_stats=False)
+        stats = trainer.train_step(with_stats=True)
+    finally:
+        torch.cuda.set_sync_debug_mode("default")
+    assert all(value.is_cuda for value in stats.values())
+
+
+@pytest.mark.gpu
+@needs_cuda
+@pytest.mark.skipif(
+    unavailable_reason("cuda") is not None,
+    reason=f"torch.compile cannot build CUDA kernels: {unavailable_reason('cuda')}",
+)
+def test_cuda_compiled_step_matches_eager_step() -> None:
+    config = TrainConfig(
+        num_groups=256, group_size=64, budget=10**9, log_dir=None, device="cuda", seed=1
+    )
+    eager = Trainer(config)
+    fused = Trainer(dataclasses.replace(config, compile=True))
+    for _ in range(3):
+        eager.train_step(with_stats=False)
+        fused.train_step(with_stats=False)
+    for a, b in zip(fused.policy.parameters(), eager.policy.parameters(), strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-7)
