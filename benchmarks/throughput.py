@@ -62,8 +62,10 @@ TASKS: dict[str, tuple[str, dict[str, Any]]] = {
 }
 ESTIMATORS = ("maxrl", "grpo")
 GROUP_SIZES = (16, 64, 256)
-#: Context batches B on CPU: 64, 1024, and the B that makes 2^18 rollouts per step.
+#: Context batches B on CPU: 64, 1024, and the B that makes 2^18 rollouts per step (2^16 for
+#: tokens, whose rate is flat in B: its per-rollout network forwards dominate every size).
 CPU_ROLLOUTS_PER_STEP = 1 << 18
+CPU_ROLLOUTS_PER_STEP_TOKENS = 1 << 16
 CPU_NUM_GROUPS = (64, 1024)
 #: On CUDA: B such that B * N is 2^16, 2^20 and 2^22 rollouts per step.
 CUDA_ROLLOUTS_PER_STEP = (1 << 16, 1 << 20, 1 << 22)
@@ -173,6 +175,7 @@ class Cell:
         setup: Builds the system and warms it up (None: nothing to measure).
         window: One timed window: returns (units done, seconds).
         samples: One value per round (rollouts/s, or ms per call).
+        wall: Wall-clock seconds of each window (what the cell costs per round).
         status: ``measured``, or why not (``not measured: ...``, ``failed: ...``).
         memory: Peak memory after the warm-up (``rss_mib``; ``cuda_mib`` on a GPU).
     """
@@ -183,6 +186,7 @@ class Cell:
     setup: Callable[[], Callable[[], tuple[float, float]]] | None = None
     window: Callable[[], tuple[float, float]] | None = None
     samples: list[float] = field(default_factory=list)
+    wall: list[float] = field(default_factory=list)
     status: str = "measured"
     memory: dict[str, float | None] = field(default_factory=dict)
 
@@ -407,11 +411,14 @@ class Plan:
     quick: bool = False
 
 
-def _num_groups(plan: Plan, group_size: int, device: str) -> list[int]:
+def _num_groups(plan: Plan, task: str, group_size: int, device: str) -> list[int]:
     if device == "cuda":
         wanted = [max(1, total // group_size) for total in plan.cuda_rollouts_per_step]
     else:
-        wanted = [*plan.cpu_num_groups, max(1, plan.cpu_rollouts_per_step // group_size)]
+        total = plan.cpu_rollouts_per_step
+        if task == "tokens" and total == CPU_ROLLOUTS_PER_STEP:
+            total = CPU_ROLLOUTS_PER_STEP_TOKENS
+        wanted = [*plan.cpu_num_groups, max(1, total // group_size)]
     return sorted(set(wanted))
 
 
@@ -500,7 +507,7 @@ def build_cells(plan: Plan) -> list[Cell]:
         for task in plan.tasks:
             for estimator in plan.estimators:
                 for n in plan.group_sizes:
-                    for b in _num_groups(plan, n, device):
+                    for b in _num_groups(plan, task, n, device):
                         cells.append(_trainer_cell(plan, task, estimator, b, n, device, False))
             if plan.compile and "maxrl" in plan.estimators:
                 for n in compiled_sizes:  # the compiled kernel serves N >= 32 only
@@ -565,12 +572,14 @@ def run_cells(cells: list[Cell], repeats: int, log: Callable[[str], None]) -> No
         for cell in live[shift:] + live[:shift]:
             if cell.status != "measured":
                 continue
+            start = time.perf_counter()
             try:
                 units, seconds = cell.window()  # type: ignore[misc]
             except (RuntimeError, MemoryError) as err:
                 cell.status = f"failed: {type(err).__name__}: {str(err).splitlines()[0][:200]}"
                 log(f"  {cell.label()}: {cell.status}")
                 continue
+            cell.wall.append(time.perf_counter() - start)
             if cell.unit == "ms":
                 cell.samples.append(1e3 * seconds / units)
             else:
@@ -762,8 +771,14 @@ def render(result: dict[str, Any], cells: list[Cell]) -> str:
         f"{'task':<15}{'estimator':<10}{'dev':<5}{'cmp':<4}{'N':>6}{'B':>7}{'per step':>10}"
         f"{'median':>10}  {'min-max':<17}{'RSS MiB':>8}{'CUDA MiB':>9}",
     ]
+    unmeasured: dict[tuple, list[Cell]] = {}
     for cell in _find(cells, "trainer"):
         k = cell.key
+        if not cell.samples and cell.status.startswith("not measured"):
+            # one line per (task, estimator, device, compile) and reason, e.g. no CUDA device
+            what = (k["task"], k["estimator"], k["device"], k["compile"], cell.status)
+            unmeasured.setdefault(what, []).append(cell)
+            continue
         row = (
             f"{k['task']:<15}{k['estimator']:<10}{k['device']:<5}{'y' if k['compile'] else '':<4}"
             f"{k['group_size']:>6}{k['num_groups']:>7}{k['rollouts_per_step']:>10,}"
@@ -775,6 +790,12 @@ def render(result: dict[str, Any], cells: list[Cell]) -> str:
         rss, cuda = cell.memory.get("rss_mib"), cell.memory.get("cuda_mib")
         lines.append(
             f"{row}{median:>10}  {spread:<17}{rss or '':>8}{'' if cuda is None else cuda:>9}"
+        )
+    for (task, estimator, device, compiled, status), group in unmeasured.items():
+        sizes = ", ".join(f"{c.key['num_groups']}x{c.key['group_size']}" for c in group)
+        lines.append(
+            f"{task:<15}{estimator:<10}{device:<5}{'y' if compiled else '':<4}"
+            f"  B x N = {sizes}: {status}"
         )
     parts = _find(cells, "part")
     if parts:
@@ -871,6 +892,7 @@ def cell_record(cell: Cell) -> dict[str, Any]:
         "status": cell.status,
         "stats": summary(cell.samples),
         "memory": cell.memory,
+        "window_s": [round(w, 3) for w in cell.wall],
     }
 
 
@@ -902,7 +924,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--rollouts-per-step",
         type=int,
         default=CPU_ROLLOUTS_PER_STEP,
-        help="also the CPU B with B * N = this",
+        help=f"also the CPU B with B * N = this (tokens: {CPU_ROLLOUTS_PER_STEP_TOKENS} if unset)",
     )
     parser.add_argument(
         "--cuda-rollouts-per-step",
