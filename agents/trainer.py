@@ -187,9 +187,9 @@ class TrainConfig:
     )
     compile: bool = _field(
         False,
-        "Fast kernels: torch.compile the MaxRL T = N quadrature (N >= 32; product form in "
-        "float64) and use Adam's fused kernel. Same math as the default eager step, equal to "
-        "rounding but not bitwise; needs a C++ compiler (CPU) or Triton (CUDA).",
+        "Fast kernels: torch.compile the MaxRL T = N quadrature (product form in float64) "
+        "and use Adam's fused kernel. Same math as the default eager step, equal to rounding "
+        "but not bitwise; needs a C++ compiler (CPU) or Triton (CUDA).",
         v.boolean(),
     )
 
