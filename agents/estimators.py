@@ -290,7 +290,9 @@ def _compiled_full_order(lik: Tensor, a: Tensor, needed: Tensor, nodes: int) -> 
 
     n = lik.shape[1]
     t, s, w, _ = _quadrature_rule((n + 1) // 2, torch.float64, lik.device)
-    t, s, w = t[:nodes], s[:nodes], w[:nodes]
+    # Copies, not views: a view of the cached rule would make dynamo guard on its base's size
+    # and recompile once the node count first drops below the full rule.
+    t, s, w = t[:nodes].clone(), s[:nodes].clone(), w[:nodes].clone()
     lik_t, a_t = lik.t().contiguous(), a.t().contiguous()
     p = compiled(_node_products)(lik_t, a_t, t, s, needed)
     sums = compiled(_node_sums)(lik_t, a_t, t, s, w, p)
