@@ -1051,13 +1051,14 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(message, file=sys.stderr, flush=True)
 
     info = machine_info()
+    started_at = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
     started = time.perf_counter()
     cells = build_cells(plan)
     run_cells(cells, plan.repeats, log)
     info_end = {"load_average_end": list(os.getloadavg()) if hasattr(os, "getloadavg") else None}
     result: dict[str, Any] = {
         "schema": SCHEMA,
-        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "date": started_at,
         "command": "python -m benchmarks.throughput " + shlex.join(argv),
         "machine": {**info, **info_end},
         "machine_line": machine_line(info),
