@@ -18,7 +18,7 @@ import torch
 
 from agents import estimators
 from agents.policies import TaskPolicy
-from maxrl_envs.core import Contexts
+from maxrl_envs.core import Contexts, Scores
 
 SUPERVISED = "supervised"
 
@@ -35,6 +35,8 @@ class StepInputs:
         params: The estimator's parameters (e.g. ``{"order": 4}``).
         validate: Check values on this step (a host sync; the trainer does it once).
         with_stats: Also return the logged statistics.
+        compiled: Run the estimator's compiled kernels where it has them
+            (``agents.estimators.compiled_kernels``; ``TrainConfig.compile``).
     """
 
     agent: TaskPolicy
@@ -44,6 +46,7 @@ class StepInputs:
     params: dict[str, Any] = field(default_factory=dict)
     validate: bool = False
     with_stats: bool = False
+    compiled: bool = False
 
 
 class Objective(ABC):
@@ -105,20 +108,31 @@ class PolicyGradient(Objective):
         """The estimator's own check (see ``agents.estimators.check_params``)."""
         estimators.check_params(self.estimator, params)
 
+    def weights(
+        self,
+        scores: Scores,
+        params: dict[str, Any],
+        *,
+        validate: bool = False,
+        compiled: bool = False,
+    ) -> torch.Tensor:
+        """The estimator's weights A ``[B, N]`` from a step's scores (see ``StepInputs``)."""
+        params = {k: v for k, v in params.items() if v is not None}
+        with estimators.compiled_kernels(compiled):
+            if self.estimator.input == "likelihood":
+                # Log-space keeps Gaussian-head likelihoods that underflow float32 distinct.
+                return self.estimator.weights(
+                    scores.log_reward, log_space=True, validate=validate, **params
+                )
+            return self.estimator.weights(scores.reward, validate=validate, **params)
+
     def loss(self, step: StepInputs) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """-(A.detach() * log m(z | x)).mean() with A from the estimator."""
         agent = step.agent
         rollouts, prediction = agent.rollouts(step.contexts, step.group_size, step.generator)
         # Input checks are host syncs: the policy's outputs are checked on the first step.
         scores = agent.core.score(step.contexts, prediction, validate=step.validate)
-        params = {k: v for k, v in step.params.items() if v is not None}
-        if self.estimator.input == "likelihood":
-            # Log-space keeps Gaussian-head likelihoods that underflow float32 distinct.
-            weights = self.estimator.weights(
-                scores.log_reward, log_space=True, validate=step.validate, **params
-            )
-        else:
-            weights = self.estimator.weights(scores.reward, validate=step.validate, **params)
+        weights = self.weights(scores, step.params, validate=step.validate, compiled=step.compiled)
         loss = -(weights.detach() * rollouts.log_prob).mean()
         stats: dict[str, torch.Tensor] = {}
         if step.with_stats:

@@ -413,10 +413,14 @@ class TaskPolicy:
         self._values = getattr(policy, "values", None)
 
     def to_prediction(self, actions: torch.Tensor) -> torch.Tensor:
-        """Rollouts -> predictions: target units (regression, tokens) or class ids."""
+        """Rollouts -> predictions: target units (regression, tokens) or class ids.
+
+        The policy's own samples are valid by construction, so the kind's input checks
+        (a host sync per call on GPUs) are skipped.
+        """
         if self._values is not None:
             return self._values[actions]
-        return self.task.prediction(actions)
+        return self.task.prediction(actions, validate=False)
 
     def labels(self, contexts: Contexts) -> torch.Tensor:
         """The rollout that writes each observed target (for supervised training).

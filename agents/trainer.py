@@ -31,6 +31,7 @@ from typing import Any
 
 import torch
 
+from agents.compile import unavailable_reason
 from agents.evaluation import better, default_metrics, evaluate, log_metrics, metric_tags
 from agents.objectives import Objective, StepInputs, get_objective, objective_names
 from agents.policies import (
@@ -52,7 +53,16 @@ from maxrl_envs.registration import describe_env, make_task, register_envs
 register_envs()
 
 #: Config fields that do not change what a run computes (ignored when a run is resumed).
-RUNTIME_FIELDS = ("log_dir", "run_name", "checkpoint", "resume", "progress", "device", "threads")
+RUNTIME_FIELDS = (
+    "log_dir",
+    "run_name",
+    "checkpoint",
+    "resume",
+    "progress",
+    "device",
+    "threads",
+    "compile",
+)
 #: Env keywords the trainer sets itself.
 RESERVED_ENV_KWARGS = ("device", "split", "num_groups", "group_size", "kind")
 
@@ -179,6 +189,13 @@ class TrainConfig:
         "small networks here, and several runs sharing a machine each need 1 (oversubscribed "
         "threads slow CPU steps many-fold); None keeps torch's setting.",
         v.optional(v.integer(1)),
+    )
+    compile: bool = _field(
+        False,
+        "Fast kernels: torch.compile the MaxRL T = N quadrature (product form in float64) "
+        "and use Adam's fused kernel. Same math as the default eager step, equal to rounding "
+        "but not bitwise; needs a C++ compiler (CPU) or Triton (CUDA).",
+        v.boolean(),
     )
 
     @property
@@ -331,7 +348,16 @@ class Trainer:
             )
         self.policy: Policy = policy.to(self.device)
         self.agent = TaskPolicy(self.policy, self.task)
-        self.optimizer = torch.optim.Adam(self.policy.parameters(), lr=c.lr)
+        if c.compile:
+            reason = unavailable_reason(self.device)
+            if reason is not None:
+                raise ValueError(
+                    f"compile=True cannot run on {self.device}: {reason}; allowed: compile=False"
+                )
+        # fused=None is Adam's default (for-each kernels), the bitwise reference.
+        self.optimizer = torch.optim.Adam(
+            self.policy.parameters(), lr=c.lr, fused=True if c.compile else None
+        )
         self.generator = self.core.make_generator(c.seed)
         self.eval_seed = c.seed + 1_000_003
         self.step = 0
@@ -369,6 +395,7 @@ class Trainer:
                 params={"order": c.order},
                 validate=self.step == 0,
                 with_stats=with_stats,
+                compiled=c.compile,
             )
         )
         self.optimizer.zero_grad(set_to_none=True)
@@ -445,6 +472,8 @@ class Trainer:
         """Restore a ``state_dict``."""
         self.policy.load_state_dict(state["policy"])
         self.optimizer.load_state_dict(state["optimizer"])
+        for group in self.optimizer.param_groups:  # a runtime choice, not the checkpoint's
+            group["fused"] = True if self.config.compile else None
         saved_on = state.get("generator_device", self.device.type)
         if saved_on == self.device.type:
             self.generator.set_state(state["generator"])

@@ -125,6 +125,14 @@ class TaskKind(ABC):
     def prediction(self, task: Task, rollouts: torch.Tensor) -> torch.Tensor:
         """Predictions ``[...]`` the core scores, from rollouts ``[..., *rollout shape]``."""
 
+    def trusted_prediction(self, task: Task, rollouts: torch.Tensor) -> torch.Tensor:
+        """``prediction`` of rollouts known to be valid (a policy's samples), unchecked.
+
+        A kind whose ``prediction`` checks its input (a host sync on GPUs) overrides this to
+        skip the check; the default is ``prediction``.
+        """
+        return self.prediction(task, rollouts)
+
     @abstractmethod
     def target_rollout(self, task: Task, target: torch.Tensor) -> torch.Tensor:
         """The rollout ``[B, ...]`` that writes each observed target ``[B]`` (supervised)."""
@@ -170,9 +178,17 @@ class Task:
         """Per-step observation features of partly written rollouts ``[M, L]``."""
         return self.kind.step_features(self.codec, written, position)
 
-    def prediction(self, rollouts: torch.Tensor) -> torch.Tensor:
-        """Predictions from rollouts (see ``TaskKind.prediction``)."""
-        return self.kind.prediction(self, rollouts)
+    def prediction(self, rollouts: torch.Tensor, validate: bool = True) -> torch.Tensor:
+        """Predictions from rollouts (see ``TaskKind.prediction``).
+
+        Args:
+            rollouts: Rollouts ``[..., *rollout shape]``.
+            validate: Check the rollouts (e.g. token ranges, a host sync on GPUs); False
+                only for rollouts known to be valid (``TaskKind.trusted_prediction``).
+        """
+        if validate:
+            return self.kind.prediction(self, rollouts)
+        return self.kind.trusted_prediction(self, rollouts)
 
     def target_rollout(self, target: torch.Tensor) -> torch.Tensor:
         """The rollouts that write the targets (see ``TaskKind.target_rollout``)."""
@@ -181,8 +197,9 @@ class Task:
     def score_rollouts(
         self, contexts: Contexts, rollouts: torch.Tensor, validate: bool = True
     ) -> Scores:
-        """Score rollouts ``[B, N, ...]`` on their contexts."""
-        return self.core.score(contexts, self.prediction(rollouts), validate=validate)
+        """Score rollouts ``[B, N, ...]`` on their contexts (``validate``: check them first)."""
+        prediction = self.prediction(rollouts, validate=validate)
+        return self.core.score(contexts, prediction, validate=validate)
 
 
 class RegressionKind(TaskKind):
@@ -399,8 +416,12 @@ class TokensKind(TaskKind):
         return spaces.MultiDiscrete([codec.base] * codec.num_digits)
 
     def prediction(self, task: Task, rollouts: torch.Tensor) -> torch.Tensor:
-        """Decode the digits to grid values."""
+        """Decode the digits to grid values (token ranges checked)."""
         return task.codec.decode(rollouts)
+
+    def trusted_prediction(self, task: Task, rollouts: torch.Tensor) -> torch.Tensor:
+        """Decode the digits without the range check (no host sync)."""
+        return task.codec.decode(rollouts, validate=False)
 
     def target_rollout(self, task: Task, target: torch.Tensor) -> torch.Tensor:
         """The digits of the grid value nearest y."""

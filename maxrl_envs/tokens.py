@@ -50,14 +50,24 @@ class TokenCodec:
         """Observation features added to x: position one-hot and written-token one-hots."""
         return self.num_digits + self.num_digits * self.base
 
-    def decode(self, tokens: torch.Tensor) -> torch.Tensor:
-        """Turn tokens ``[..., num_digits]`` (long) into float32 predictions ``[...]``."""
+    def decode(self, tokens: torch.Tensor, validate: bool = True) -> torch.Tensor:
+        """Turn tokens ``[..., num_digits]`` (long) into float32 predictions ``[...]``.
+
+        Args:
+            tokens: Digit tokens, each in ``[0, base)``.
+            validate: Check the token range (a host sync on GPUs); skip only for trusted
+                tokens, e.g. a policy's samples or actions the env has already checked.
+        """
         if tokens.shape[-1] != self.num_digits:
             raise ValueError(
                 f"tokens have {tokens.shape[-1]} digits in their last dimension; "
                 f"expected num_digits={self.num_digits}"
             )
-        if tokens.numel() and (int(tokens.min()) < 0 or int(tokens.max()) >= self.base):
+        if (
+            validate
+            and tokens.numel()
+            and (int(tokens.min()) < 0 or int(tokens.max()) >= self.base)
+        ):
             raise ValueError(f"token values must lie in [0, {self.base - 1}]")
         powers = self.base ** torch.arange(
             self.num_digits - 1, -1, -1, device=tokens.device, dtype=torch.float64

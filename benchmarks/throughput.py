@@ -1,0 +1,1090 @@
+"""Throughput of our trainer, its parts and the SB3 baselines, in one run on one machine.
+
+``python -m benchmarks.throughput`` (console script ``maxrl-throughput``) measures, after a
+warm-up and in one process:
+
+- **trainer**: ``Trainer.train_step`` end to end (contexts, sampling, scoring, estimator,
+  backward, Adam) in rollouts per second, on the regression, classification and token tasks,
+  for ``maxrl`` (order T = N) and ``grpo``, at N = 16, 64 and 256 rollouts per context and
+  several context batches B, plus the N = 4096, B = 256 row; ``--compile`` rows use
+  ``TrainConfig.compile``; CUDA rows when a GPU is present (else marked *not measured*);
+- **parts** of a step at N = 64, B = 1024 (milliseconds per call): the task core (sample
+  ids, look up contexts, score), policy sampling, the estimator alone, backward + optimizer,
+  and the estimator's share of the whole step;
+- **SB3** PPO, A2C, SAC, TD3 (Box tasks) and DQN (discrete tasks) with the project's settings
+  (``agents.sb3_baselines.SB3_BASELINES``) on the same tasks through the native adapter
+  (``maxrl_envs.sb3.make_sb3_vec_env``): ``model.learn`` for a fixed number of collections
+  after a warm-up, in rollouts (finished episodes) per second;
+- **ratios** of our best MaxRL row (N = 16) to each SB3 algorithm, taken round by round;
+- peak memory (process RSS from ``getrusage``; ``torch.cuda.max_memory_allocated`` per
+  CUDA row) and the machine (CPU model and cores, GPU, torch and CUDA versions, load).
+
+Every measured system is timed in each of ``--repeats`` rounds, one window each, in an order
+that rotates between rounds, so a noisy neighbour hits all of them alike; tables give the
+median and the min-max of the rounds. ``--json FILE`` writes everything. Examples::
+
+    python -m benchmarks.throughput                      # CPU defaults: a few minutes
+    python -m benchmarks.throughput --quick --json q.json  # a few-second smoke run
+    python -m benchmarks.throughput --tasks regression --estimators maxrl --no-sb3
+    python -m benchmarks.throughput --devices cuda --json gpu.json   # GPU rows only
+
+Timings belong to scripts like this one, never to tests. Use one torch thread (the default,
+``--threads 1``) on a shared CPU: small networks run fastest that way.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import datetime
+import json
+import os
+import platform
+import resource
+import shlex
+import statistics
+import sys
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from benchmarks.jobs import limit_threads
+
+#: Task name -> (env id, env kwargs): one id per task kind.
+TASKS: dict[str, tuple[str, dict[str, Any]]] = {
+    "regression": ("MaxRLRegression-v0", {}),
+    "classification": ("MaxRLClassificationManyClass-v0", {}),
+    "tokens": ("MaxRLTokens-v0", {}),
+}
+ESTIMATORS = ("maxrl", "grpo")
+GROUP_SIZES = (16, 64, 256)
+#: Context batches B on CPU: 64, 1024, and the B that makes 2^18 rollouts per step (2^16 for
+#: tokens, whose rate is flat in B: its per-rollout network forwards dominate every size).
+CPU_ROLLOUTS_PER_STEP = 1 << 18
+CPU_ROLLOUTS_PER_STEP_TOKENS = 1 << 16
+CPU_NUM_GROUPS = (64, 1024)
+#: On CUDA: B such that B * N is 2^16, 2^20 and 2^22 rollouts per step.
+CUDA_ROLLOUTS_PER_STEP = (1 << 16, 1 << 20, 1 << 22)
+#: The large-group row: N = 4096 rollouts for each of B = 256 contexts (regression, maxrl).
+BIG_GROUP = (256, 4096)
+#: Parts are timed at this (B, N) (T = N for maxrl).
+PARTS_AT = (1024, 64)
+PARTS = ("core", "sampling", "estimator", "backward_optimizer")
+#: Collections (SB3's rollout/update cycles) per timed window, per algorithm.
+SB3_WINDOW_COLLECTIONS = {"PPO": 1, "A2C": 16, "SAC": 32, "TD3": 32, "DQN": 16}
+#: Our row the SB3 ratios refer to: MaxRL at this N, the B with the best median.
+RATIO_GROUP_SIZE = 16
+#: The targets of the performance issue, checked at the end.
+TARGET_ROLLOUTS_PER_S = 1e6
+TARGET_RATIO_PPO = 1000.0
+TARGET_ESTIMATOR_SHARE = 0.10
+SCHEMA = 1
+
+
+# --------------------------------------------------------------------------------------------
+# Machine
+# --------------------------------------------------------------------------------------------
+
+
+def cpu_model() -> str:
+    """The CPU model from ``/proc/cpuinfo`` (``platform.processor()`` elsewhere)."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.lower().startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def machine_info() -> dict[str, Any]:
+    """CPU model and cores, GPU, library versions, torch threads and load average."""
+    import gymnasium
+    import numpy as np
+
+    try:
+        import stable_baselines3
+
+        sb3_version = stable_baselines3.__version__
+    except ImportError:  # pragma: no cover - a dependency of the project
+        sb3_version = None
+    cuda = torch.cuda.is_available()
+    try:
+        usable = len(os.sched_getaffinity(0))
+    except AttributeError:  # pragma: no cover - not on Linux
+        usable = os.cpu_count()
+    return {
+        "cpu": cpu_model(),
+        "cpu_count": os.cpu_count(),
+        "cpu_usable": usable,
+        "gpu": torch.cuda.get_device_name(0) if cuda else None,
+        "gpu_count": torch.cuda.device_count() if cuda else 0,
+        "torch": torch.__version__,
+        "cuda": torch.version.cuda,
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "numpy": np.__version__,
+        "gymnasium": gymnasium.__version__,
+        "stable_baselines3": sb3_version,
+        "torch_threads": torch.get_num_threads(),
+        "load_average": list(os.getloadavg()) if hasattr(os, "getloadavg") else None,
+    }
+
+
+def machine_line(info: dict[str, Any]) -> str:
+    """One line naming the machine, as printed at the top of the table."""
+    gpu = f"GPU {info['gpu']}" if info["gpu"] else "no GPU"
+    load = info.get("load_average")
+    load_text = f", load {load[0]:.1f}" if load else ""
+    return (
+        f"{info['cpu']}, {info['cpu_count']} cores ({info['cpu_usable']} usable), {gpu}, "
+        f"torch {info['torch']} (CUDA {info['cuda'] or 'none'}), "
+        f"{info['torch_threads']} torch thread(s), Python {info['python']}, "
+        f"SB3 {info['stable_baselines3']}{load_text}"
+    )
+
+
+def peak_rss_mib() -> float:
+    """Peak resident set size of this process so far, MiB (``getrusage``)."""
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak / (1 << 20) if sys.platform == "darwin" else peak / 1024
+
+
+# --------------------------------------------------------------------------------------------
+# Measured systems
+# --------------------------------------------------------------------------------------------
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+@dataclass
+class Cell:
+    """One measured system: a warm-up, then one timed window per round.
+
+    Attributes:
+        kind: ``trainer``, ``part`` or ``sb3``.
+        key: What it is (task, estimator, sizes, device, ...): the JSON row's identity.
+        unit: What ``samples`` count: ``rollouts/s`` or ``ms`` (per call).
+        setup: Builds the system and warms it up (None: nothing to measure).
+        window: One timed window: returns (units done, seconds).
+        samples: One value per round (rollouts/s, or ms per call).
+        wall: Wall-clock seconds of each window (what the cell costs per round).
+        status: ``measured``, or why not (``not measured: ...``, ``failed: ...``).
+        memory: Peak memory after the warm-up (``rss_mib``; ``cuda_mib`` on a GPU).
+    """
+
+    kind: str
+    key: dict[str, Any]
+    unit: str
+    setup: Callable[[], Callable[[], tuple[float, float]]] | None = None
+    window: Callable[[], tuple[float, float]] | None = None
+    samples: list[float] = field(default_factory=list)
+    wall: list[float] = field(default_factory=list)
+    status: str = "measured"
+    memory: dict[str, float | None] = field(default_factory=dict)
+
+    def label(self) -> str:
+        """A short name for progress messages."""
+        return " ".join(f"{k}={v}" for k, v in self.key.items() if k != "env_id")
+
+
+def _trainer_config(
+    task: str, estimator: str, num_groups: int, group_size: int, device: str, compile: bool
+) -> Any:
+    from agents.trainer import TrainConfig
+
+    env_id, env_kwargs = TASKS[task]
+    return TrainConfig(
+        env_id=env_id,
+        env_kwargs=dict(env_kwargs),
+        estimator=estimator,
+        num_groups=num_groups,
+        group_size=group_size,
+        budget=1 << 62,
+        device=device,
+        log_dir=None,
+        compile=compile,
+    )
+
+
+def trainer_setup(config: Any, seconds: float, warmup: int) -> Callable[[], tuple[float, float]]:
+    """Build a trainer, take ``warmup`` steps; return its window (steps for >= ``seconds``)."""
+    from agents.trainer import Trainer
+
+    trainer = Trainer(config)
+    device = trainer.device
+    for _ in range(max(1, warmup)):  # the first step also runs the one-time input checks
+        trainer.train_step(with_stats=False)
+    _sync(device)
+    per_step = config.rollouts_per_step
+
+    def window() -> tuple[float, float]:
+        steps, start = 0, time.perf_counter()
+        while True:
+            trainer.train_step(with_stats=False)
+            steps += 1
+            if time.perf_counter() - start >= seconds:
+                break
+        _sync(device)
+        return steps * per_step, time.perf_counter() - start
+
+    return window
+
+
+class StepParts:
+    """The parts of one training step, each callable on its own (timed section only).
+
+    Args:
+        config: The trainer config whose step is split.
+        warmup: Training steps taken first (the policy is then a trained one's).
+    """
+
+    def __init__(self, config: Any, warmup: int) -> None:
+        from agents.trainer import Trainer
+
+        self.trainer = trainer = Trainer(config)
+        for _ in range(max(1, warmup)):
+            trainer.train_step(with_stats=False)
+        self.config = config
+        self.device = trainer.device
+        core = trainer.core
+        self.contexts = core.contexts(
+            core.sample_ids(config.num_groups, trainer.generator, "train"), "train", validate=False
+        )
+        with torch.no_grad():
+            _, prediction = trainer.agent.rollouts(
+                self.contexts, config.group_size, trainer.generator
+            )
+        self.prediction = prediction
+        self.scores = core.score(self.contexts, prediction, validate=False)
+        _sync(self.device)
+
+    def _timed(self, fn: Callable[[], object]) -> float:
+        _sync(self.device)
+        start = time.perf_counter()
+        fn()
+        _sync(self.device)
+        return time.perf_counter() - start
+
+    def core(self) -> float:
+        """sample_ids + contexts + score (of a fixed prediction tensor)."""
+        t, c = self.trainer, self.config
+
+        def run() -> None:
+            ids = t.core.sample_ids(c.num_groups, t.generator, "train")
+            contexts = t.core.contexts(ids, "train", validate=False)
+            t.core.score(contexts, self.prediction, validate=False)
+
+        return self._timed(run)
+
+    def sampling(self) -> float:
+        """N rollouts per context with their log-probabilities (the graph is built)."""
+        t, c = self.trainer, self.config
+        return self._timed(lambda: t.agent.rollouts(self.contexts, c.group_size, t.generator))
+
+    def estimator(self) -> float:
+        """The estimator's weights from the step's scores."""
+        t, c = self.trainer, self.config
+        return self._timed(
+            lambda: t.objective.weights(self.scores, {"order": c.order}, compiled=c.compile)
+        )
+
+    def backward_optimizer(self) -> float:
+        """loss.backward() and the Adam step (the loss's graph is built untimed)."""
+        t, c = self.trainer, self.config
+        rollouts, _ = t.agent.rollouts(self.contexts, c.group_size, t.generator)
+        weights = t.objective.weights(self.scores, {"order": c.order}, compiled=c.compile)
+        loss = -(weights.detach() * rollouts.log_prob).mean()
+
+        def run() -> None:
+            t.optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            t.optimizer.step()
+
+        return self._timed(run)
+
+
+def calls_window(call: Callable[[], float], seconds: float) -> Callable[[], tuple[float, float]]:
+    """A window of calls of ``call`` (which returns its own timed seconds) for >= ``seconds``."""
+
+    def window() -> tuple[float, float]:
+        calls, busy, start = 0, 0.0, time.perf_counter()
+        while True:
+            busy += call()
+            calls += 1
+            if time.perf_counter() - start >= seconds:
+                return calls, busy
+
+    return window
+
+
+def sb3_setup(
+    task: str, algo: str, collections: int, warmup_collections: int, rounds: int
+) -> Callable[[], tuple[float, float]]:
+    """Build an SB3 model on the native adapter and warm it up; return its window.
+
+    The model uses the project's settings (``resolved_settings``/``run_settings``); the
+    replay buffer of off-policy algorithms holds every transition of the benchmark. The
+    warm-up runs past ``learning_starts`` so windows include gradient steps. A window is
+    ``model.learn`` for ``collections`` collections; its units are finished episodes.
+    """
+    from agents.sb3_baselines import (
+        SB3Config,
+        env_facts,
+        get_baseline,
+        run_settings,
+        steps_per_collect,
+    )
+    from maxrl_envs.sb3 import make_sb3_vec_env
+
+    env_id, env_kwargs = TASKS[task]
+    _, _, episode_length = env_facts(env_id, env_kwargs)
+    probe = SB3Config(env_id=env_id, env_kwargs=dict(env_kwargs), algo=algo)
+    num_envs = run_settings(probe)["num_envs"]
+    per_collect = steps_per_collect(algo, num_envs, run_settings(probe)["hyperparams"])
+    baseline = get_baseline(algo)
+    learning_starts = 0
+    if not baseline.on_policy:
+        learning_starts = int(baseline.hyperparams.get("learning_starts", 100))
+    warmup_steps = max(warmup_collections * per_collect, learning_starts + 2 * per_collect)
+    window_steps = collections * per_collect
+    budget = (warmup_steps + (rounds + 1) * window_steps) // episode_length + 1
+    settings = run_settings(dataclasses.replace(probe, budget=budget))
+    env = make_sb3_vec_env(env_id, num_envs, seed=0, **env_kwargs)
+    model = baseline.algorithm_class()(
+        "MlpPolicy", env, device="cpu", seed=0, **settings["hyperparams"]
+    )
+    model.learn(total_timesteps=warmup_steps, reset_num_timesteps=False)
+
+    def window() -> tuple[float, float]:
+        before = int(model.num_timesteps)
+        start = time.perf_counter()
+        model.learn(total_timesteps=window_steps, reset_num_timesteps=False)
+        elapsed = time.perf_counter() - start
+        return (int(model.num_timesteps) - before) / episode_length, elapsed
+
+    return window
+
+
+def sb3_algos(task: str, wanted: Sequence[str] | None) -> list[str]:
+    """The registered SB3 baselines that support ``task``'s action space (in ``wanted``)."""
+    from agents.sb3_baselines import SB3_BASELINES, env_facts
+
+    env_id, env_kwargs = TASKS[task]
+    _, family, _ = env_facts(env_id, env_kwargs)
+    names = [b.algo for b in SB3_BASELINES.values() if family in b.families]
+    return [n for n in names if wanted is None or n in wanted]
+
+
+# --------------------------------------------------------------------------------------------
+# The plan
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass
+class Plan:
+    """What to measure (see ``build_parser`` for the meaning of each setting)."""
+
+    tasks: list[str]
+    estimators: list[str]
+    group_sizes: list[int]
+    cpu_num_groups: list[int]
+    cpu_rollouts_per_step: int
+    cuda_rollouts_per_step: list[int]
+    devices: list[str]
+    big_group: bool
+    parts_at: tuple[int, int]
+    compile: bool
+    sb3: list[str] | None
+    sb3_tasks: list[str]
+    sb3_scale: float
+    seconds: float
+    repeats: int
+    warmup: int
+    quick: bool = False
+
+
+def _num_groups(plan: Plan, task: str, group_size: int, device: str) -> list[int]:
+    if device == "cuda":
+        wanted = [max(1, total // group_size) for total in plan.cuda_rollouts_per_step]
+    else:
+        total = plan.cpu_rollouts_per_step
+        if task == "tokens" and total == CPU_ROLLOUTS_PER_STEP:
+            total = CPU_ROLLOUTS_PER_STEP_TOKENS
+        wanted = [*plan.cpu_num_groups, max(1, total // group_size)]
+    return sorted(set(wanted))
+
+
+def _unavailable(device: str, compiled: bool) -> str | None:
+    """Why a (device, compile) combination cannot be measured here, or None."""
+    from agents.compile import unavailable_reason
+
+    if device == "cuda" and not torch.cuda.is_available():
+        return "not measured: no CUDA device"
+    if compiled:
+        reason = unavailable_reason(device)
+        if reason is not None:
+            return f"not measured: torch.compile unavailable ({reason})"
+    return None
+
+
+def _trainer_cell(
+    plan: Plan,
+    task: str,
+    estimator: str,
+    b: int,
+    n: int,
+    device: str,
+    compiled: bool,
+    note: str | None = None,
+) -> Cell:
+    """A trainer row (``note``: why it is not measured, if it is not)."""
+    key = {
+        "task": task,
+        "env_id": TASKS[task][0],
+        "estimator": estimator,
+        "group_size": n,
+        "num_groups": b,
+        "rollouts_per_step": b * n,
+        "device": device,
+        "compile": compiled,
+    }
+    cell = Cell("trainer", key, "rollouts/s")
+    status = _unavailable(device, compiled) or note
+    if status:
+        cell.status = status
+    else:
+        config = _trainer_config(task, estimator, b, n, device, compiled)
+        cell.setup = lambda: trainer_setup(config, plan.seconds, plan.warmup)
+    return cell
+
+
+def _part_cells(plan: Plan, task: str, estimator: str, device: str, compiled: bool) -> list[Cell]:
+    """The parts of one step; compiled steps differ only in their estimator part."""
+    b, n = plan.parts_at
+    status = _unavailable(device, compiled)
+    shared: dict[str, StepParts] = {}
+    cells = []
+    for part in ("estimator",) if compiled else PARTS:
+        key = {
+            "task": task,
+            "env_id": TASKS[task][0],
+            "estimator": estimator,
+            "group_size": n,
+            "num_groups": b,
+            "device": device,
+            "compile": compiled,
+            "part": part,
+        }
+        cell = Cell("part", key, "ms")
+        if status:
+            cell.status = status
+        else:
+            config = _trainer_config(task, estimator, b, n, device, compiled)
+
+            def setup(config: Any = config, part: str = part) -> Callable[[], tuple[float, float]]:
+                if "parts" not in shared:  # one trainer serves every part of the step
+                    shared["parts"] = StepParts(config, plan.warmup)
+                return calls_window(getattr(shared["parts"], part), plan.seconds)
+
+            cell.setup = setup
+        cells.append(cell)
+    return cells
+
+
+def build_cells(plan: Plan) -> list[Cell]:
+    """Every cell of the plan, unmeasured; CUDA cells are marked when no GPU is present."""
+    cells: list[Cell] = []
+    for device in plan.devices:
+        for task in plan.tasks:
+            for estimator in plan.estimators:
+                for n in plan.group_sizes:
+                    for b in _num_groups(plan, task, n, device):
+                        cells.append(_trainer_cell(plan, task, estimator, b, n, device, False))
+            if plan.compile and "maxrl" in plan.estimators:
+                for n in plan.group_sizes:  # the larger batches of the eager rows
+                    for b in _num_groups(plan, task, n, device)[-2:]:
+                        cells.append(_trainer_cell(plan, task, "maxrl", b, n, device, True))
+        if "regression" in plan.tasks and "maxrl" in plan.estimators:
+            b, n = BIG_GROUP
+            note = None if plan.big_group else "not measured: skipped (--quick, --no-big-group)"
+            for compiled in (False, True) if plan.compile else (False,):
+                cells.append(
+                    _trainer_cell(plan, "regression", "maxrl", b, n, device, compiled, note)
+                )
+    for device in plan.devices:
+        for task in plan.tasks:
+            for estimator in plan.estimators:
+                cells += _part_cells(plan, task, estimator, device, False)
+                if plan.compile and estimator == "maxrl":
+                    cells += _part_cells(plan, task, estimator, device, True)
+    if plan.sb3 is None or plan.sb3:
+        for task in plan.sb3_tasks:
+            for algo in sb3_algos(task, plan.sb3):
+                collections = max(1, round(SB3_WINDOW_COLLECTIONS.get(algo, 4) * plan.sb3_scale))
+                key = {"task": task, "env_id": TASKS[task][0], "algo": algo, "device": "cpu"}
+                cell = Cell("sb3", key, "rollouts/s")
+                cell.setup = lambda task=task, algo=algo, collections=collections: sb3_setup(
+                    task, algo, collections, 1, plan.repeats
+                )
+                cells.append(cell)
+    return cells
+
+
+# --------------------------------------------------------------------------------------------
+# Running and summarizing
+# --------------------------------------------------------------------------------------------
+
+
+def run_cells(cells: list[Cell], repeats: int, log: Callable[[str], None]) -> None:
+    """Warm every cell up (alone, recording its memory), then time them round-robin."""
+    for i, cell in enumerate(cells):
+        if cell.setup is None:
+            continue
+        log(f"[warm-up {i + 1}/{len(cells)}] {cell.kind} {cell.label()}")
+        device = torch.device(cell.key.get("device", "cpu"))
+        if device.type == "cuda":
+            torch.cuda.reset_peak_memory_stats(device)
+        try:
+            cell.window = cell.setup()
+        except (RuntimeError, MemoryError, ValueError) as err:  # OOM included
+            cell.status = f"failed: {type(err).__name__}: {str(err).splitlines()[0][:200]}"
+            log(f"  {cell.status}")
+            continue
+        cell.memory = {
+            "rss_mib": round(peak_rss_mib(), 1),
+            "cuda_mib": round(torch.cuda.max_memory_allocated(device) / (1 << 20), 1)
+            if device.type == "cuda"
+            else None,
+        }
+    live = [cell for cell in cells if cell.window is not None]
+    for r in range(repeats):
+        log(f"[round {r + 1}/{repeats}] {len(live)} systems")
+        shift = (r * max(1, len(live) // repeats)) % max(1, len(live))
+        for cell in live[shift:] + live[:shift]:
+            if cell.status != "measured":
+                continue
+            start = time.perf_counter()
+            try:
+                units, seconds = cell.window()  # type: ignore[misc]
+            except (RuntimeError, MemoryError) as err:
+                cell.status = f"failed: {type(err).__name__}: {str(err).splitlines()[0][:200]}"
+                log(f"  {cell.label()}: {cell.status}")
+                continue
+            cell.wall.append(time.perf_counter() - start)
+            if cell.unit == "ms":
+                cell.samples.append(1e3 * seconds / units)
+            else:
+                cell.samples.append(units / seconds)
+    for cell in cells:
+        if cell.status == "measured" and not cell.samples:
+            cell.status = "not measured"
+
+
+def summary(samples: Sequence[float]) -> dict[str, Any] | None:
+    """Median, min, max and quartiles of the rounds (None without samples)."""
+    if not samples:
+        return None
+    values = sorted(samples)
+    quartiles = (
+        statistics.quantiles(values, n=4, method="inclusive")
+        if len(values) > 1
+        else [values[0]] * 3
+    )
+    return {
+        "median": statistics.median(values),
+        "min": values[0],
+        "max": values[-1],
+        "q1": quartiles[0],
+        "q3": quartiles[2],
+        "n": len(values),
+        "samples": list(samples),
+    }
+
+
+def _find(cells: list[Cell], kind: str, **key: Any) -> list[Cell]:
+    return [c for c in cells if c.kind == kind and all(c.key.get(k) == v for k, v in key.items())]
+
+
+def _paired(a: Cell, b: Cell, fn: Callable[[float, float], float]) -> dict[str, Any] | None:
+    pairs = [fn(x, y) for x, y in zip(a.samples, b.samples, strict=False)]
+    return summary(pairs)
+
+
+def derive(cells: list[Cell], plan: Plan) -> dict[str, Any]:
+    """Estimator shares, ratios to SB3 and the issue's targets from the measured cells."""
+    shares = []
+    b, n = plan.parts_at
+    for part in _find(cells, "part", part="estimator"):
+        step = _find(
+            cells,
+            "trainer",
+            task=part.key["task"],
+            estimator=part.key["estimator"],
+            group_size=n,
+            num_groups=b,
+            device=part.key["device"],
+            compile=part.key["compile"],
+        )
+        row = {k: part.key[k] for k in ("task", "estimator", "group_size", "num_groups")}
+        row.update(device=part.key["device"], compile=part.key["compile"], share=None)
+        if step and part.samples and step[0].samples:
+            # share of a step = estimator ms / step ms, with step ms = rollouts / rate
+            per_step = b * n
+
+            def share(ms: float, rate: float, per_step: int = per_step) -> float:
+                return (ms / 1e3) / (per_step / rate)
+
+            row["share"] = _paired(part, step[0], share)
+        elif not step:
+            row["note"] = "no trainer row at this (B, N) and compile setting"
+        shares.append(row)
+
+    ratios = []
+    for sb3 in _find(cells, "sb3"):
+        task = sb3.key["task"]
+        for device, compiled in (("cpu", False), ("cpu", True), ("cuda", False), ("cuda", True)):
+            ours = [
+                c
+                for c in _find(
+                    cells,
+                    "trainer",
+                    task=task,
+                    estimator="maxrl",
+                    group_size=RATIO_GROUP_SIZE,
+                    device=device,
+                    compile=compiled,
+                )
+                if c.samples
+            ]
+            if (device, compiled) != ("cpu", False) and not ours:
+                continue
+            row = {"task": task, "algo": sb3.key["algo"], "device": device, "compile": compiled}
+            row.update(ours=None, ratio=None)
+            if ours and sb3.samples:
+                best = max(ours, key=lambda c: statistics.median(c.samples))
+                row["ours"] = {k: best.key[k] for k in ("estimator", "group_size", "num_groups")}
+                row["ratio"] = _paired(best, sb3, lambda x, y: x / y)
+            ratios.append(row)
+
+    def best_rate(compiled: bool) -> tuple[float | None, dict[str, Any] | None]:
+        rows = [
+            c
+            for c in _find(cells, "trainer", task="regression", estimator="maxrl", device="cpu")
+            if c.samples and c.key["compile"] == compiled
+        ]
+        if not rows:
+            return None, None
+        best = max(rows, key=lambda c: statistics.median(c.samples))
+        return statistics.median(best.samples), best.key
+
+    def ppo_ratio(compiled: bool) -> float | None:
+        rows = [
+            r["ratio"]["median"]
+            for r in ratios
+            if (r["task"], r["algo"], r["device"], r["compile"])
+            == ("regression", "PPO", "cpu", compiled)
+            and r["ratio"]
+        ]
+        return rows[0] if rows else None
+
+    rate, where = best_rate(False)
+    rate_compiled, where_compiled = best_rate(True)
+    ppo, ppo_compiled = ppo_ratio(False), ppo_ratio(True)
+    big = _find(
+        cells,
+        "trainer",
+        task="regression",
+        estimator="maxrl",
+        group_size=BIG_GROUP[1],
+        num_groups=BIG_GROUP[0],
+        device="cpu",
+        compile=False,
+    )
+
+    def maxrl_shares(compiled: bool) -> dict[str, float]:
+        return {
+            s["task"]: s["share"]["median"]
+            for s in shares
+            if s["estimator"] == "maxrl"
+            and s["compile"] == compiled
+            and s["device"] == "cpu"
+            and s["share"]
+        }
+
+    def at_least(value: float | None, target: float) -> bool | None:
+        return None if value is None else value >= target
+
+    def at_most(values: dict[str, float], target: float) -> bool | None:
+        return all(v <= target for v in values.values()) if values else None
+
+    eager_shares, compiled_shares = maxrl_shares(False), maxrl_shares(True)
+    # "met" judges the default eager step; the *_compiled entries report compile=True
+    targets = {
+        "maxrl_rollouts_per_s": {
+            "target": TARGET_ROLLOUTS_PER_S,
+            "value": rate,
+            "row": where,
+            "met": at_least(rate, TARGET_ROLLOUTS_PER_S),
+            "value_compiled": rate_compiled,
+            "row_compiled": where_compiled,
+            "met_compiled": at_least(rate_compiled, TARGET_ROLLOUTS_PER_S),
+        },
+        "ratio_vs_ppo": {
+            "target": TARGET_RATIO_PPO,
+            "value": ppo,
+            "met": at_least(ppo, TARGET_RATIO_PPO),
+            "value_compiled": ppo_compiled,
+            "met_compiled": at_least(ppo_compiled, TARGET_RATIO_PPO),
+        },
+        "estimator_share": {
+            "target": TARGET_ESTIMATOR_SHARE,
+            "at": {"num_groups": b, "group_size": n, "order": "T = N"},
+            "value": eager_shares,
+            "met": at_most(eager_shares, TARGET_ESTIMATOR_SHARE),
+            "value_compiled": compiled_shares,
+            "met_compiled": at_most(compiled_shares, TARGET_ESTIMATOR_SHARE),
+        },
+        "big_group": {
+            "num_groups": BIG_GROUP[0],
+            "group_size": BIG_GROUP[1],
+            "status": big[0].status if big else "absent",
+            "rss_mib": big[0].memory.get("rss_mib") if big else None,
+            "met": bool(big and big[0].samples) if big and big[0].setup else None,
+        },
+    }
+    return {"estimator_share": shares, "ratios": ratios, "targets": targets}
+
+
+# --------------------------------------------------------------------------------------------
+# Output
+# --------------------------------------------------------------------------------------------
+
+
+def _rate(value: float) -> str:
+    if value >= 1e6:
+        return f"{value / 1e6:.2f}M"
+    if value >= 1e3:
+        return f"{value / 1e3:.1f}k"
+    return f"{value:.0f}"
+
+
+def _cell_text(cell: Cell) -> tuple[str, str]:
+    if not cell.samples:
+        return cell.status, ""
+    s = summary(cell.samples)
+    assert s is not None
+    if cell.unit == "ms":
+        return f"{s['median']:.3g}", f"{s['min']:.3g}-{s['max']:.3g}"
+    return _rate(s["median"]), f"{_rate(s['min'])}-{_rate(s['max'])}"
+
+
+def render(result: dict[str, Any], cells: list[Cell]) -> str:
+    """The printed tables."""
+    lines = [
+        f"# {result['machine_line']}",
+        f"# {result['date']}  {result['command']}",
+        f"# median and min-max of {result['settings']['repeats']} round-robin rounds, "
+        f"windows of >= {result['settings']['seconds']:g} s after warm-up",
+        "",
+        "Our trainer, end to end (rollouts/s)",
+        f"{'task':<15}{'estimator':<10}{'dev':<5}{'cmp':<4}{'N':>6}{'B':>7}{'per step':>10}"
+        f"{'median':>10}  {'min-max':<17}{'RSS MiB':>8}{'CUDA MiB':>9}",
+    ]
+    unmeasured: dict[tuple, list[Cell]] = {}
+    for cell in _find(cells, "trainer"):
+        k = cell.key
+        if not cell.samples and cell.status.startswith("not measured"):
+            # one line per (task, estimator, device, compile) and reason, e.g. no CUDA device
+            what = (k["task"], k["estimator"], k["device"], k["compile"], cell.status)
+            unmeasured.setdefault(what, []).append(cell)
+            continue
+        row = (
+            f"{k['task']:<15}{k['estimator']:<10}{k['device']:<5}{'y' if k['compile'] else '':<4}"
+            f"{k['group_size']:>6}{k['num_groups']:>7}{k['rollouts_per_step']:>10,}"
+        )
+        if not cell.samples:
+            lines.append(f"{row}  {cell.status}")
+            continue
+        median, spread = _cell_text(cell)
+        rss, cuda = cell.memory.get("rss_mib"), cell.memory.get("cuda_mib")
+        lines.append(
+            f"{row}{median:>10}  {spread:<17}{rss or '':>8}{'' if cuda is None else cuda:>9}"
+        )
+    for (task, estimator, device, compiled, status), group in unmeasured.items():
+        sizes = ", ".join(f"{c.key['num_groups']}x{c.key['group_size']}" for c in group)
+        lines.append(
+            f"{task:<15}{estimator:<10}{device:<5}{'y' if compiled else '':<4}"
+            f"  B x N = {sizes}: {status}"
+        )
+    parts = _find(cells, "part")
+    if parts:
+        b, n = result["settings"]["parts_at"]
+        lines += [
+            "",
+            f"Parts of a step at B = {b}, N = {n} (ms per call; maxrl with T = N)",
+            f"{'task':<15}{'estimator':<10}{'dev':<5}{'cmp':<4}"
+            + "".join(f"{p:>22}" for p in PARTS)
+            + f"{'estimator share':>17}",
+        ]
+        groups: dict[tuple, dict[str, Cell]] = {}
+        for cell in parts:
+            k = cell.key
+            groups.setdefault((k["task"], k["estimator"], k["device"], k["compile"]), {})[
+                k["part"]
+            ] = cell
+        shares = {
+            (s["task"], s["estimator"], s["device"], s["compile"]): s
+            for s in result["estimator_share"]
+        }
+        for (task, estimator, device, compiled), by_part in groups.items():
+            row = f"{task:<15}{estimator:<10}{device:<5}{'y' if compiled else '':<4}"
+            if not any(cell.samples for cell in by_part.values()):
+                lines.append(f"{row}  {next(iter(by_part.values())).status}")
+                continue
+            for part in PARTS:
+                cell = by_part.get(part)
+                if cell is None:
+                    row += f" {'-':>21}"
+                elif cell.samples:
+                    median, spread = _cell_text(cell)
+                    row += f" {median + ' (' + spread + ')':>21}"
+                else:
+                    row += f" {cell.status[:20]:>21}"
+            share = shares.get((task, estimator, device, compiled), {}).get("share")
+            row += f"{share['median']:>17.0%}" if share else f"{'-':>17}"
+            lines.append(row)
+    sb3 = _find(cells, "sb3")
+    if sb3:
+        lines += ["", "SB3 with the project's settings (rollouts/s)"]
+        lines.append(f"{'task':<15}{'algo':<6}{'median':>10}  {'min-max':<17}")
+        for cell in sb3:
+            median, spread = _cell_text(cell)
+            lines.append(f"{cell.key['task']:<15}{cell.key['algo']:<6}{median:>10}  {spread:<17}")
+    if result["ratios"]:
+        lines += [
+            "",
+            f"Ratio: our best MaxRL row at N = {RATIO_GROUP_SIZE} / SB3 on CPU (paired by round)",
+            f"{'task':<15}{'algo':<6}{'ours on':<8}{'cmp':<4}{'B':>7}{'median':>11}  min-max",
+        ]
+        for row in result["ratios"]:
+            head = f"{row['task']:<15}{row['algo']:<6}{row['device']:<8}"
+            head += f"{'y' if row['compile'] else '':<4}"
+            if row["ratio"] is None:
+                lines.append(f"{head}  not measured")
+                continue
+            r = row["ratio"]
+            lines.append(
+                f"{head}{row['ours']['num_groups']:>7}"
+                f"{r['median']:>10,.0f}x  {r['min']:,.0f}-{r['max']:,.0f}x"
+            )
+    t = result["targets"]
+    quick = " (--quick: tiny sizes, not representative)" if result["settings"]["quick"] else ""
+    lines += ["", f"Targets{quick}"]
+
+    def met(flag: bool | None) -> str:
+        return "n/a" if flag is None else "met" if flag else "MISSED"
+
+    def both(v: dict[str, Any], text: Callable[[Any], str]) -> str:
+        out = f"{text(v['value'])} [{met(v['met'])}]"
+        if v.get("value_compiled"):
+            out += f"; compile=True: {text(v['value_compiled'])} [{met(v['met_compiled'])}]"
+        return out
+
+    lines.append(
+        "  MaxRL regression >= 1M rollouts/s (best B, 1 thread): "
+        + both(t["maxrl_rollouts_per_s"], lambda x: _rate(x) if x else "-")
+    )
+    lines.append(
+        "  >= 1000x SB3 PPO (regression): "
+        + both(t["ratio_vs_ppo"], lambda x: f"{x:,.0f}x" if x else "-")
+    )
+    v = t["estimator_share"]
+    at = f"B = {v['at']['num_groups']}, N = {v['at']['group_size']}, T = N"
+    lines.append(
+        f"  estimator <= 10% of a step ({at}): "
+        + both(v, lambda x: ", ".join(f"{task} {share:.0%}" for task, share in x.items()) or "-")
+    )
+    v = t["big_group"]
+    rss = f", peak RSS {v['rss_mib']:.0f} MiB" if v["rss_mib"] else ""
+    lines.append(
+        f"  N = 4096 at B = 256 without running out of memory: {v['status']}{rss} [{met(v['met'])}]"
+    )
+    return "\n".join(lines)
+
+
+def cell_record(cell: Cell) -> dict[str, Any]:
+    """The JSON row of a cell."""
+    return {
+        **cell.key,
+        "unit": cell.unit,
+        "status": cell.status,
+        "stats": summary(cell.samples),
+        "memory": cell.memory,
+        "window_s": [round(w, 3) for w in cell.wall],
+    }
+
+
+# --------------------------------------------------------------------------------------------
+# Command line
+# --------------------------------------------------------------------------------------------
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The command-line parser."""
+    parser = argparse.ArgumentParser(
+        prog="maxrl-throughput",
+        description=__doc__.splitlines()[0],
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    parser.add_argument("--json", type=Path, default=None, help="write all results to FILE")
+    parser.add_argument("--quick", action="store_true", help="a few-second smoke run")
+    parser.add_argument("--tasks", nargs="+", choices=list(TASKS), default=list(TASKS))
+    parser.add_argument("--estimators", nargs="+", default=list(ESTIMATORS))
+    parser.add_argument("--group-sizes", nargs="+", type=int, default=list(GROUP_SIZES))
+    parser.add_argument(
+        "--num-groups",
+        nargs="+",
+        type=int,
+        default=list(CPU_NUM_GROUPS),
+        help="CPU context batches B (plus the B of --rollouts-per-step)",
+    )
+    parser.add_argument(
+        "--rollouts-per-step",
+        type=int,
+        default=CPU_ROLLOUTS_PER_STEP,
+        help=f"also the CPU B with B * N = this (tokens: {CPU_ROLLOUTS_PER_STEP_TOKENS} if unset)",
+    )
+    parser.add_argument(
+        "--cuda-rollouts-per-step",
+        nargs="+",
+        type=int,
+        default=list(CUDA_ROLLOUTS_PER_STEP),
+        help="CUDA batches: B * N = each of these",
+    )
+    parser.add_argument(
+        "--devices",
+        nargs="+",
+        choices=["cpu", "cuda"],
+        default=["cpu", "cuda"],
+        help="cuda rows are marked 'not measured' without a GPU",
+    )
+    parser.add_argument(
+        "--no-big-group", action="store_true", help=f"skip the N = {BIG_GROUP[1]} row"
+    )
+    parser.add_argument(
+        "--no-compile", action="store_true", help="skip the TrainConfig.compile rows"
+    )
+    parser.add_argument("--sb3", nargs="+", default=None, help="SB3 algorithms (default: all)")
+    parser.add_argument("--no-sb3", action="store_true", help="skip SB3")
+    parser.add_argument(
+        "--sb3-tasks", nargs="+", choices=list(TASKS), default=None, help="default: --tasks"
+    )
+    parser.add_argument("--seconds", type=float, default=0.25, help="minimum seconds per window")
+    parser.add_argument("--repeats", type=int, default=5, help="round-robin rounds")
+    parser.add_argument("--warmup", type=int, default=2, help="untimed steps per trainer")
+    parser.add_argument("--threads", type=int, default=1, help="torch threads")
+    parser.add_argument("--quiet", action="store_true", help="no progress messages")
+    return parser
+
+
+def make_plan(args: argparse.Namespace) -> Plan:
+    """The plan of a parsed command line (``--quick`` shrinks every dimension)."""
+    if args.quick:
+        return Plan(
+            tasks=args.tasks,
+            estimators=args.estimators,
+            group_sizes=[16],
+            cpu_num_groups=[64],
+            cpu_rollouts_per_step=64 * 16,
+            cuda_rollouts_per_step=[1 << 16],
+            devices=args.devices,
+            big_group=False,
+            parts_at=(64, 16),
+            compile=False,
+            sb3=["PPO", "SAC", "DQN"] if args.sb3 is None and not args.no_sb3 else args.sb3,
+            sb3_tasks=["regression", "classification"],
+            sb3_scale=0.1,
+            seconds=0.01,
+            repeats=2,
+            warmup=1,
+            quick=True,
+        )
+    return Plan(
+        tasks=args.tasks,
+        estimators=args.estimators,
+        group_sizes=args.group_sizes,
+        cpu_num_groups=args.num_groups,
+        cpu_rollouts_per_step=args.rollouts_per_step,
+        cuda_rollouts_per_step=args.cuda_rollouts_per_step,
+        devices=args.devices,
+        big_group=not args.no_big_group,
+        parts_at=PARTS_AT,
+        compile=not args.no_compile,
+        sb3=[] if args.no_sb3 else args.sb3,
+        sb3_tasks=args.sb3_tasks or args.tasks,
+        sb3_scale=1.0,
+        seconds=args.seconds,
+        repeats=args.repeats,
+        warmup=args.warmup,
+    )
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the benchmark; print the tables; write ``--json``."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    args = build_parser().parse_args(argv)
+    limit_threads(args.threads)
+    if args.no_sb3:
+        args.sb3 = []
+    plan = make_plan(args)
+
+    def log(message: str) -> None:
+        if not args.quiet:
+            print(message, file=sys.stderr, flush=True)
+
+    info = machine_info()
+    started_at = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
+    started = time.perf_counter()
+    cells = build_cells(plan)
+    run_cells(cells, plan.repeats, log)
+    info_end = {"load_average_end": list(os.getloadavg()) if hasattr(os, "getloadavg") else None}
+    result: dict[str, Any] = {
+        "schema": SCHEMA,
+        "date": started_at,
+        "command": "python -m benchmarks.throughput " + shlex.join(argv),
+        "machine": {**info, **info_end},
+        "machine_line": machine_line(info),
+        "settings": {
+            **{k: v for k, v in dataclasses.asdict(plan).items()},
+            "threads": torch.get_num_threads(),
+        },
+        "trainer": [cell_record(c) for c in _find(cells, "trainer")],
+        "parts": [cell_record(c) for c in _find(cells, "part")],
+        "sb3": [cell_record(c) for c in _find(cells, "sb3")],
+        "memory": {
+            "peak_rss_mib": round(peak_rss_mib(), 1),
+            "cuda_max_memory_allocated_mib": round(torch.cuda.max_memory_allocated() / (1 << 20), 1)
+            if torch.cuda.is_available()
+            else None,
+        },
+    }
+    result.update(derive(cells, plan))
+    result["elapsed_s"] = round(time.perf_counter() - started, 1)
+    print(render(result, cells), flush=True)
+    if args.json is not None:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(result, indent=2, default=str) + "\n")
+        log(f"wrote {args.json}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
