@@ -37,6 +37,8 @@ import torch
 from torch import Tensor
 from torch.nn.functional import pad
 
+from maxrl_envs.validation import check_int, register_unique
+
 __all__ = [
     "ESTIMATORS",
     "ESTIMATOR_NAMES",
@@ -1018,15 +1020,8 @@ def register_estimator(estimator: Estimator) -> Estimator:
         raise ValueError(f"input={estimator.input!r} is invalid; allowed: {', '.join(INPUTS)}")
     if estimator.role not in ROLES:
         raise ValueError(f"role={estimator.role!r} is invalid; allowed: {', '.join(ROLES)}")
-    if isinstance(estimator.min_group_size, bool) or not (
-        isinstance(estimator.min_group_size, int) and estimator.min_group_size >= 1
-    ):
-        raise ValueError(f"min_group_size={estimator.min_group_size!r} must be an integer >= 1")
-    existing = ESTIMATORS.get(estimator.name)
-    if existing is not None and existing != estimator:
-        raise ValueError(f"an estimator named {estimator.name!r} is already registered")
-    ESTIMATORS[estimator.name] = estimator
-    return estimator
+    check_int("min_group_size", estimator.min_group_size, 1)
+    return register_unique(ESTIMATORS, estimator.name, estimator, "estimator")
 
 
 def estimator_names() -> tuple[str, ...]:

@@ -87,11 +87,7 @@ def register_sb3_baseline(baseline: SB3Baseline) -> SB3Baseline:
     """
     if not set(baseline.families) <= {"box", "discrete"} or not baseline.families:
         raise ValueError(f"families={baseline.families!r} must be 'box' and/or 'discrete'")
-    existing = SB3_BASELINES.get(baseline.algo)
-    if existing is not None and existing != baseline:
-        raise ValueError(f"an SB3 baseline named {baseline.algo!r} is already registered")
-    SB3_BASELINES[baseline.algo] = baseline
-    return baseline
+    return v.register_unique(SB3_BASELINES, baseline.algo, baseline, "SB3 baseline")
 
 
 # Zoo-style defaults. On-policy algorithms use 16 sub-envs; PPO collects 16 x 64 = 1024

@@ -21,7 +21,7 @@ from functools import cache
 import numpy as np
 from scipy.special import ndtr
 
-from maxrl_envs.validation import check_choice, check_int
+from maxrl_envs.validation import check_choice, check_int, register_unique
 
 #: The built-in regression data sets (``regression_datasets()`` adds registered signals).
 REGRESSION_DATASETS = ("linear", "teacher-mlp", "sine", "diabetes")
@@ -186,11 +186,9 @@ def register_signal(name: str, make: SignalMaker) -> None:
     Raises:
         ValueError: The name is taken (by a signal or a scikit-learn data set).
     """
-    if not isinstance(name, str) or not name:
-        raise ValueError(f"name={name!r} must be a non-empty string")
-    if name in DATASET_DIMS or (name in SIGNALS and SIGNALS[name] is not make):
-        raise ValueError(f"a regression data set named {name!r} already exists")
-    SIGNALS[name] = make
+    if name in DATASET_DIMS:
+        raise ValueError(f"a regression data set named {name!r} is already registered")
+    register_unique(SIGNALS, name, make, "regression data set")
 
 
 def regression_datasets() -> tuple[str, ...]:

@@ -33,7 +33,7 @@ from gymnasium import spaces
 
 from maxrl_envs.core import ClassificationCore, Contexts, RegressionCore, Scores, TaskCore
 from maxrl_envs.tokens import TokenCodec
-from maxrl_envs.validation import check_choice, check_known_kwargs
+from maxrl_envs.validation import check_choice, check_known_kwargs, register_unique
 
 
 class TaskKind(ABC):
@@ -440,11 +440,7 @@ def register_kind(kind: TaskKind) -> TaskKind:
     """
     if not isinstance(kind, TaskKind):
         raise ValueError(f"kind={kind!r} is not a TaskKind instance")
-    existing = TASK_KINDS.get(kind.name)
-    if existing is not None and existing is not kind:
-        raise ValueError(f"a task kind named {kind.name!r} is already registered")
-    TASK_KINDS[kind.name] = kind
-    return kind
+    return register_unique(TASK_KINDS, kind.name, kind, "task kind")
 
 
 def get_kind(name: Any) -> TaskKind:

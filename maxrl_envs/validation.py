@@ -214,6 +214,20 @@ def check_known_kwargs(owner: str, kwargs: dict[str, Any], allowed: Iterable[str
         )
 
 
+def register_unique(table: dict[str, Any], name: str, entry: Any, what: str) -> Any:
+    """Add ``entry`` to a registry under ``name``; re-adding the same entry is a no-op.
+
+    Raises:
+        ValueError: ``name`` is not a non-empty string, or already names another entry.
+    """
+    check_str(f"{what} name", name)
+    existing = table.get(name)
+    if existing is not None and existing is not entry and existing != entry:
+        raise ValueError(f"a {what} named {name!r} is already registered")
+    table[name] = entry
+    return entry
+
+
 def check_int_list(
     name: str, value: Any, minimum: int, allow_empty: bool = True
 ) -> tuple[int, ...]:
