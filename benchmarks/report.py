@@ -57,7 +57,15 @@ from typing import Any
 
 from agents.evaluation import LOWER_IS_BETTER, better
 from agents.runs import CorruptFileError, atomic_write_text, read_json
-from benchmarks.results import FAILED, OK, RESULTS_FILE, latest_rows, read_rows, slug
+from benchmarks.results import (
+    FAILED,
+    OK,
+    RESULTS_FILE,
+    latest_rows,
+    packed_path,
+    read_rows,
+    slug,
+)
 
 REPORT_FILE = "report.md"
 #: The suite's identity, written by the runner (``benchmarks.run.SUITE_FILE``).
@@ -1693,7 +1701,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     paths = [Path(p) for p in args.results_dirs]
     for path in paths:
-        if not (path / RESULTS_FILE).exists():
+        if not (path / RESULTS_FILE).exists() and not packed_path(path / RESULTS_FILE).exists():
             print(f"error: {path / RESULTS_FILE} does not exist", file=sys.stderr)
             return 2
     try:

@@ -14,6 +14,7 @@ keeps the last row of each run.
 from __future__ import annotations
 
 import errno
+import gzip
 import json
 import os
 import re
@@ -89,28 +90,76 @@ def _last_byte(path: Path) -> bytes:
         return handle.read(1)
 
 
-def read_rows(path: str | os.PathLike[str]) -> list[dict[str, Any]]:
-    """Read every complete row of a JSON-lines file, in file order.
+def packed_path(path: str | os.PathLike[str]) -> Path:
+    """Where a results file's packed (gzip) rows live: ``results.jsonl.gz`` beside it."""
+    path = Path(path)
+    return path.with_name(path.name + ".gz")
 
-    Lines that do not parse as a JSON object (a torn last line) are skipped. A missing file
-    reads as no rows.
+
+def read_rows(path: str | os.PathLike[str]) -> list[dict[str, Any]]:
+    """Read every complete row of a results file, in file order.
+
+    The packed rows (``results.jsonl.gz``, see ``pack_rows``) come first, then the plain
+    file's. Lines that do not parse as a JSON object (a torn last line) are skipped. Missing
+    files read as no rows.
     """
     path = Path(path)
-    if not path.exists():
-        return []
-    rows = []
-    with open(path, "rb") as handle:
-        for line in handle:
-            line = line.strip()
-            if not line:
-                continue
-            try:
-                row = json.loads(line)
-            except (json.JSONDecodeError, UnicodeDecodeError):
-                continue
-            if isinstance(row, dict):
-                rows.append(row)
+    rows: list[dict[str, Any]] = []
+    packed = packed_path(path)
+    if packed.exists():
+        with gzip.open(packed, "rb") as handle:
+            rows += _parse_lines(handle)
+    if path.exists():
+        with open(path, "rb") as handle:
+            rows += _parse_lines(handle)
     return rows
+
+
+def _parse_lines(lines: Iterable[bytes]) -> list[dict[str, Any]]:
+    rows = []
+    for line in lines:
+        line = line.strip()
+        if not line:
+            continue
+        try:
+            row = json.loads(line)
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            continue
+        if isinstance(row, dict):
+            rows.append(row)
+    return rows
+
+
+def pack_rows(results_dir: str | os.PathLike[str]) -> Path:
+    """Move a suite's rows into ``results.jsonl.gz`` (for committing them), atomically.
+
+    Every row (packed and plain) is written to a new gzip file that replaces the old one;
+    only then is the plain file removed, so a crash leaves the rows in one of the two. A
+    runner resuming the suite reads both and appends new rows to the plain file.
+
+    Returns:
+        The packed file.
+    """
+    from agents.runs import atomic_write
+
+    path = Path(results_dir) / RESULTS_FILE
+    rows = read_rows(path)
+    data = b"".join(encode_row(row) for row in rows)
+    packed = packed_path(path)
+    # mtime 0: the same rows always pack to the same bytes (no spurious diffs).
+    atomic_write(packed, lambda tmp: tmp.write_bytes(gzip.compress(data, 9, mtime=0)))
+    path.unlink(missing_ok=True)
+    return packed
+
+
+if __name__ == "__main__":  # python -m benchmarks.results pack DIR [DIR ...]
+    import sys
+
+    if len(sys.argv) < 3 or sys.argv[1] != "pack":
+        print("usage: python -m benchmarks.results pack RESULTS_DIR [RESULTS_DIR ...]")
+        raise SystemExit(2)
+    for folder in sys.argv[2:]:
+        print(pack_rows(folder))
 
 
 def latest_rows(rows: Iterable[dict[str, Any]]) -> dict[str, dict[str, Any]]:

@@ -79,3 +79,25 @@ def test_latest_row_wins_and_finished_ids(tmp_path: Path) -> None:
     assert latest["a"]["status"] == "ok"
     assert finished_ids(path) == {"a", "b"}
     assert read_rows(tmp_path / "missing.jsonl") == []
+
+
+def test_packed_rows_are_read_first_and_a_resume_appends_beside_them(tmp_path) -> None:
+    import gzip
+
+    from benchmarks.results import pack_rows, packed_path, read_rows
+
+    path = tmp_path / "results.jsonl"
+    for i in range(3):
+        append_row(path, {"run_id": f"r{i}", "value": i})
+    packed = pack_rows(tmp_path)
+    assert packed == packed_path(path) and not path.exists()
+    assert [r["run_id"] for r in read_rows(path)] == ["r0", "r1", "r2"]
+    first = packed.read_bytes()
+    append_row(path, {"run_id": "r3", "value": 3})  # a resumed sweep writes the plain file
+    assert [r["run_id"] for r in read_rows(path)] == ["r0", "r1", "r2", "r3"]
+    pack_rows(tmp_path)
+    assert len(gzip.decompress(packed.read_bytes()).splitlines()) == 4
+    assert packed.read_bytes() != first and not path.exists()
+    # The same rows always pack to the same bytes (no timestamp in the gzip header).
+    again = pack_rows(tmp_path)
+    assert again.read_bytes() == packed.read_bytes()
