@@ -241,6 +241,29 @@ def normalized_score(metric: str, value: Any, references: Mapping[str, Mapping[s
     return (x - random) / denominator
 
 
+def _reference_gap(point: Point) -> tuple[float, float]:
+    """How much better the Bayes level is than random on the selection metric, and the noise.
+
+    The noise is twice the median over agents of the standard error of their final values
+    (std over seeds / sqrt(seeds)): a gap below it cannot be told from seed-to-seed noise.
+    """
+    metric = point.select_metric
+    random = as_float((point.references.get("random") or {}).get(metric))
+    gap = best_reference(metric, point.references) - random
+    if metric in LOWER_IS_BETTER:
+        gap = -gap
+    errors = []
+    for result in point.agents.values():
+        values = [v for v in result.values(metric) if math.isfinite(v)]
+        if len(values) >= 2:
+            mean = sum(values) / len(values)
+            std = math.sqrt(sum((v - mean) ** 2 for v in values) / (len(values) - 1))
+            errors.append(std / math.sqrt(len(values)))
+    errors.sort()
+    median = errors[len(errors) // 2] if errors else 0.0
+    return gap, 2.0 * median
+
+
 def _references(row: Mapping[str, Any]) -> dict[str, dict[str, float]]:
     """A row's reference levels as floats (empty for rows without ``references``)."""
     refs = row.get("references")
@@ -1062,10 +1085,19 @@ def aggregate_over_tasks(
             unit = normalized_score(
                 metric, best_reference(metric, point.references), point.references
             )
+            gap, noise = _reference_gap(point)
             if math.isnan(unit):
                 left_out_tasks[point.task] = (
                     f"its reference levels of {_metric_name(metric)} do not normalize "
                     "(missing, infinite, or random = Bayes)"
+                )
+            elif not gap > noise:
+                # At very low SNR the Bayes level can sit within sampling noise of random (or
+                # below it on a finite split): normalized units would then be noise.
+                left_out_tasks[point.task] = (
+                    f"the Bayes level of {_metric_name(metric)} is only {gap:.3g} better than "
+                    f"random, within the agents' seed noise ({noise:.3g}: twice their median "
+                    "standard error), so normalized scores would be noise"
                 )
             else:
                 tasks.append(point)

@@ -317,3 +317,30 @@ def test_plots_are_readable(tmp_path: Path, monkeypatch) -> None:
         with Image.open(plot) as image:
             assert image.info["dpi"] == pytest.approx((110, 110), abs=0.5)
             assert image.width <= 15 * 110
+
+
+def test_a_task_whose_bayes_gap_is_within_seed_noise_is_left_out() -> None:
+    # Task c: Bayes (-4.99) beats random (-5) by 0.01 nats, while the agents' seeds spread over
+    # whole nats: normalized scores there would be noise, so the task is left out (named).
+    tiny = {
+        "random": {LL: -5.0, MSE: 2.0},
+        "bayes_point": {LL: -4.99, MSE: 0.0},
+        "bayes_sampler": {LL: -5.2, MSE: 0.0},
+    }
+    noisy = [
+        row(
+            agent,
+            seed,
+            value,
+            "c",
+            references=tiny,
+            role="maxrl" if agent == "maxrl" else "baseline",
+        )
+        for agent in ("maxrl", "grpo")
+        for seed, value in enumerate((-4.0, -6.0, -5.0))
+    ]
+    agg = aggregate_over_tasks(build_points(aggregate_rows() + noisy))
+    assert agg is not None
+    assert agg.tasks == ["e: a", "e: b"]
+    assert "within the agents' seed noise" in agg.left_out_tasks["e: c"]
+    assert "e: c" in agg.text
