@@ -1,0 +1,191 @@
+r"""Compact tables of a results directory, for the study's write-up (``docs/results.md``).
+
+A report (``benchmarks.report``) has every number of a suite; a summary table picks a few
+of them side by side. Each table is a function of the committed rows only, printed by one
+command that ``docs/results.md`` quotes above the table, and ``tests/test_results_doc.py``
+checks that the committed rows still print every table as committed::
+
+    python -m benchmarks.summary pivot docs/results/low-snr --metric eval/log_likelihood \\
+        --agents maxrl,grpo,supervised,ppo
+    python -m benchmarks.summary diff docs/results/low-snr --metric eval/log_likelihood \\
+        --a maxrl --b supervised
+    python -m benchmarks.summary aggregate docs/results/low-snr
+
+``pivot``: one row per point (environment and sweep values), one column per agent with the
+mean ± 95% t half-width over seeds (diverged seeds noted), then the exact random and best
+Bayes levels. ``diff``: A − B per point with a Welch 95% interval, and which is better when
+the interval excludes 0 (``tie`` otherwise). ``aggregate``: the report's IQM and probability
+of improvement tables over the suite's tasks.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from agents.evaluation import LOWER_IS_BETTER
+from benchmarks.report import (
+    Point,
+    aggregate_over_tasks,
+    as_float,
+    best_reference,
+    build_points,
+    load_rows,
+    summarize,
+)
+from benchmarks.stats import compare_cells
+
+
+def _points(results_dir: str | Path, experiment: str | None) -> list[Point]:
+    rows, meta = load_rows(results_dir)
+    experiments = build_points(rows, meta.get("agents") or ())
+    if experiment is not None:
+        if experiment not in experiments:
+            raise ValueError(
+                f"experiment={experiment!r} is not in {results_dir}; allowed: "
+                f"{', '.join(experiments)}"
+            )
+        return experiments[experiment]
+    return [p for points in experiments.values() for p in points]
+
+
+#: Shorter names of sweep keys in a summary's point labels.
+SHORT = {"heteroscedastic=": "het=", "state_dependent_std=": "σ(x)="}
+
+
+def _label(point: Point, experiment: bool) -> str:
+    label = f"{point.experiment}: {point.label}" if experiment else point.label
+    for long, short in SHORT.items():
+        label = label.replace(long, short)
+    return label
+
+
+def _cell(values: list[float]) -> str:
+    s = summarize(values)
+    if not s.finite:
+        return "–"
+    text = f"{s.mean:.4g}" if not math.isfinite(s.half) else f"{s.mean:.4g} ± {s.half:.2g}"
+    if s.finite < s.total:
+        text += f" ({s.total - s.finite} diverged)"
+    return text
+
+
+def pivot(
+    results_dir: str | Path,
+    metric: str,
+    agents: Sequence[str] | None = None,
+    experiment: str | None = None,
+) -> str:
+    """Markdown: points x agents, mean ± 95% half-width of ``metric``, plus references.
+
+    Args:
+        results_dir: A suite's results directory.
+        metric: An ``eval/*`` tag.
+        agents: Columns (default: every agent, in the suite's order).
+        experiment: Only this experiment's points (default: all, labelled with it).
+
+    Returns:
+        The table.
+    """
+    points = _points(results_dir, experiment)
+    names = list(agents or dict.fromkeys(a for p in points for a in p.agents))
+    header = ["point", *names, "random", "Bayes"]
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for point in points:
+        cells = [_label(point, experiment is None)]
+        for name in names:
+            result = point.agents.get(name)
+            cells.append("–" if result is None else _cell(result.raw(metric)))
+        if point.references:
+            random = as_float((point.references.get("random") or {}).get(metric))
+            bayes = best_reference(metric, point.references)
+            cells += [f"{random:.4g}", f"{bayes:.4g}"]
+        else:
+            cells += ["–", "–"]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def diff(
+    results_dir: str | Path,
+    metric: str,
+    a: str,
+    b: str,
+    experiment: str | None = None,
+) -> str:
+    """Markdown: per point, A − B of ``metric`` with a Welch 95% interval and the verdict.
+
+    Returns:
+        The table (points where either agent is missing are skipped).
+    """
+    lower = metric in LOWER_IS_BETTER
+    lines = [f"| point | {a} − {b} [95% CI] | better |", "|---|---|---|"]
+    for point in _points(results_dir, experiment):
+        if a not in point.agents or b not in point.agents:
+            continue
+        xs = [v for v in point.agents[a].raw(metric) if math.isfinite(v)]
+        ys = [v for v in point.agents[b].raw(metric) if math.isfinite(v)]
+        interval = compare_cells(xs, ys)
+        if not math.isfinite(interval.low):
+            verdict = "–"
+        elif interval.low > 0:
+            verdict = b if lower else a
+        elif interval.high < 0:
+            verdict = a if lower else b
+        else:
+            verdict = "tie"
+        text = f"{interval.point:+.3g} [{interval.low:+.3g}, {interval.high:+.3g}]"
+        lines.append(f"| {_label(point, experiment is None)} | {text} | {verdict} |")
+    return "\n".join(lines)
+
+
+def aggregate(results_dir: str | Path, experiment: str | None = None) -> str:
+    """The report's aggregate tables (IQM and probability of improvement) of a suite."""
+    rows, meta = load_rows(results_dir)
+    experiments = build_points(rows, meta.get("agents") or ())
+    if experiment is not None:
+        experiments = {experiment: experiments[experiment]}
+    agg = aggregate_over_tasks(experiments)
+    if agg is None:
+        return "(fewer than two tasks with reference levels)"
+    keep = [line for line in agg.text.splitlines() if line.startswith("|") or line.startswith("- ")]
+    return "\n".join(keep)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m benchmarks.summary {pivot,diff,aggregate} DIR ...``: print one table."""
+    parser = argparse.ArgumentParser(
+        prog="python -m benchmarks.summary", description=__doc__.split("\n")[0]
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+    for name in ("pivot", "diff", "aggregate"):
+        p = sub.add_parser(name)
+        p.add_argument("results_dir")
+        p.add_argument("--experiment", default=None)
+        if name != "aggregate":
+            p.add_argument("--metric", required=True)
+        if name == "pivot":
+            p.add_argument("--agents", default=None, help="comma-separated agent names")
+        if name == "diff":
+            p.add_argument("--a", required=True)
+            p.add_argument("--b", required=True)
+    args = parser.parse_args(argv)
+    try:
+        if args.command == "pivot":
+            agents = args.agents.split(",") if args.agents else None
+            print(pivot(args.results_dir, args.metric, agents, args.experiment))
+        elif args.command == "diff":
+            print(diff(args.results_dir, args.metric, args.a, args.b, args.experiment))
+        else:
+            print(aggregate(args.results_dir, args.experiment))
+    except ValueError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
