@@ -14,8 +14,9 @@ checks that the committed rows still print every table as committed::
 ``pivot``: one row per point (environment and sweep values), one column per agent with the
 mean ± 95% t half-width over seeds (diverged seeds noted), then the exact random and best
 Bayes levels. ``diff``: A − B per point with a Welch 95% interval, and which is better when
-the interval excludes 0 (``tie`` otherwise). ``aggregate``: the report's IQM and probability
-of improvement tables over the suite's tasks.
+the interval excludes 0 (``tie`` otherwise). ``scoreboard``: one agent against every other,
+points won, tied and lost. ``aggregate``: the report's IQM and probability of improvement
+tables over the suite's tasks.
 """
 
 from __future__ import annotations
@@ -121,7 +122,6 @@ def diff(
     Returns:
         The table (points where either agent is missing are skipped).
     """
-    lower = metric in LOWER_IS_BETTER
     lines = [f"| point | {a} − {b} [95% CI] | better |", "|---|---|---|"]
     for point in _points(results_dir, experiment):
         if a not in point.agents or b not in point.agents:
@@ -129,16 +129,47 @@ def diff(
         xs = [v for v in point.agents[a].raw(metric) if math.isfinite(v)]
         ys = [v for v in point.agents[b].raw(metric) if math.isfinite(v)]
         interval = compare_cells(xs, ys)
-        if not math.isfinite(interval.low):
-            verdict = "–"
-        elif interval.low > 0:
-            verdict = b if lower else a
-        elif interval.high < 0:
-            verdict = a if lower else b
-        else:
-            verdict = "tie"
+        verdict = _verdicts(point, metric, a, b) or "–"
         text = f"{interval.point:+.3g} [{interval.low:+.3g}, {interval.high:+.3g}]"
         lines.append(f"| {_label(point, experiment is None)} | {text} | {verdict} |")
+    return "\n".join(lines)
+
+
+def _verdicts(point: Point, metric: str, a: str, b: str) -> str | None:
+    """``a``, ``b``, ``tie`` or None (missing / too few seeds) at one point (Welch 95%)."""
+    if a not in point.agents or b not in point.agents:
+        return None
+    xs = [v for v in point.agents[a].raw(metric) if math.isfinite(v)]
+    ys = [v for v in point.agents[b].raw(metric) if math.isfinite(v)]
+    interval = compare_cells(xs, ys)
+    if not math.isfinite(interval.low):
+        return None
+    lower = metric in LOWER_IS_BETTER
+    if interval.low > 0:
+        return b if lower else a
+    if interval.high < 0:
+        return a if lower else b
+    return "tie"
+
+
+def scoreboard(
+    results_dir: str | Path, metric: str, agent: str, experiment: str | None = None
+) -> str:
+    """Markdown: ``agent`` against every other agent, counting points won, tied and lost.
+
+    A point is won or lost when the Welch 95% interval of the difference of means excludes 0.
+    """
+    points = _points(results_dir, experiment)
+    others = list(dict.fromkeys(a for p in points for a in p.agents if a != agent))
+    lines = [f"| {agent} vs | wins | ties | losses |", "|---|---|---|---|"]
+    for other in others:
+        counts = {"win": 0, "tie": 0, "loss": 0}
+        for point in points:
+            verdict = _verdicts(point, metric, agent, other)
+            if verdict is None:
+                continue
+            counts["win" if verdict == agent else "tie" if verdict == "tie" else "loss"] += 1
+        lines.append(f"| {other} | {counts['win']} | {counts['tie']} | {counts['loss']} |")
     return "\n".join(lines)
 
 
@@ -161,12 +192,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         prog="python -m benchmarks.summary", description=__doc__.split("\n")[0]
     )
     sub = parser.add_subparsers(dest="command", required=True)
-    for name in ("pivot", "diff", "aggregate"):
+    for name in ("pivot", "diff", "scoreboard", "aggregate"):
         p = sub.add_parser(name)
         p.add_argument("results_dir")
         p.add_argument("--experiment", default=None)
         if name != "aggregate":
             p.add_argument("--metric", required=True)
+        if name == "scoreboard":
+            p.add_argument("--agent", required=True)
         if name == "pivot":
             p.add_argument("--agents", default=None, help="comma-separated agent names")
         if name == "diff":
@@ -179,6 +212,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(pivot(args.results_dir, args.metric, agents, args.experiment))
         elif args.command == "diff":
             print(diff(args.results_dir, args.metric, args.a, args.b, args.experiment))
+        elif args.command == "scoreboard":
+            print(scoreboard(args.results_dir, args.metric, args.agent, args.experiment))
         else:
             print(aggregate(args.results_dir, args.experiment))
     except ValueError as err:
