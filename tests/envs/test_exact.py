@@ -650,3 +650,44 @@ def test_squashed_normal_matches_adaptive_quadrature(head, mean, std, s, y):
         assert float(point[0]) == pytest.approx(math.log(expected), rel=1e-9)
     else:
         assert float(point[0]) == -math.inf
+
+
+@pytest.mark.parametrize("head", ["gaussian", "laplace"])
+@pytest.mark.parametrize(
+    "mean, std, s, y, scale",
+    [
+        (30.0, 0.1, 0.1, 0.0, 1.0),  # saturated at +scale (tanh(u) = 1 in float64), far target
+        (30.0, 0.1, 0.1, 0.99, 1.0),  # saturated, target near the edge
+        (0.0, 0.01, 0.01, 0.9, 1.0),  # confident and wrong: the two windows are disjoint
+        (2.0, 0.05, 0.001, -0.5, 1.0),  # disjoint, narrow head
+        (-25.0, 1.0, 0.3, 0.5, 2.0),  # saturated at -scale
+        (40.0, 0.5, 0.05, -1.5, 2.0),
+    ],
+)
+def test_squashed_normal_far_and_saturated_cases_are_finite_and_exact(head, mean, std, s, y, scale):
+    """Disjoint windows and saturated means used to give -inf; a fine Riemann sum in log
+    space over the whole region where the integrand lives is the reference."""
+    from scipy.special import logsumexp
+
+    from maxrl_envs.exact import log_expected_likelihood_squashed
+
+    lo, hi = min(mean - 14 * std, -3.0), max(mean + 14 * std, 3.0)
+    u = np.linspace(lo, hi, 4_000_001)
+    d = y - scale * np.tanh(u)
+    if head == "gaussian":
+        log_l = -0.5 * (d / s) ** 2 - math.log(s * math.sqrt(2 * math.pi))
+    else:
+        log_l = -np.abs(d) / s - math.log(2 * s)
+    log_density = -0.5 * ((u - mean) / std) ** 2 - math.log(std * math.sqrt(2 * math.pi))
+    reference = float(logsumexp(log_density + log_l) + math.log(u[1] - u[0]))
+    f64 = torch.float64
+    got = log_expected_likelihood_squashed(
+        head,
+        s,
+        torch.tensor([y], dtype=f64),
+        torch.tensor([mean], dtype=f64),
+        torch.tensor([std], dtype=f64),
+        scale,
+    )
+    assert math.isfinite(float(got[0]))
+    assert float(got[0]) == pytest.approx(reference, rel=1e-6, abs=1e-6)
