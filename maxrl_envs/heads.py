@@ -11,9 +11,12 @@ laplace  exp(-|y - yhat| / s)           -|y - yhat| / s - log(2 s)           |y 
 verifier 1[|y - yhat| <= s]             log of the reward (0, or -100 for 0) |y - yhat|<=s
 ======== ============================== ==================================== ============
 
-``s`` is ``head_scale``. Rescaling a likelihood by a constant does not change any MaxRL
-gradient (it adds a constant to log p), so rewards and normalized log-likelihoods carry the
-same information; ``log_reward`` keeps the log of the reward exactly, with no underflow.
+``s`` is ``head_scale``. Rescaling a likelihood by a constant adds a constant to log p, so
+the maximum-likelihood objective (MaxRL's T -> infinity limit) and its gradient are
+unchanged, and rewards and normalized log-likelihoods carry the same information. The
+truncated objectives of finite order T, -sum_k (1 - p)^k / k, are not scale-free: for them
+the ceiling of 1 is part of the definition. ``log_reward`` keeps the log of the reward
+exactly, with no underflow.
 """
 
 from __future__ import annotations
