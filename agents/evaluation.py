@@ -279,7 +279,9 @@ class SB3Policy:
 
         - Actor-critic (PPO, A2C), Box: a Gaussian action clipped to [-1, 1], so a censored
           normal prediction (closed form); Discrete: the categorical's probability of the
-          observed label; tokens: its sequences enumerated.
+          observed label, or, for a numeric kind (choice a predicts ``task.prediction(a)``),
+          log sum_a pi(a|x) l(y, prediction(a)) (``agents.exact``, as for our agents);
+          tokens: its sequences enumerated.
         - SAC: R tanh(u) with u Gaussian (``log_expected_likelihood_squashed``).
         - TD3, DDPG and DQN predict deterministically (SB3's ``predict`` adds no noise):
           log l(y, ŷ) of the point prediction.
@@ -325,6 +327,8 @@ class SB3Policy:
                 return log_expected_likelihood_normal(
                     core.head, core.head_scale, target, mean, std, -scale, scale
                 )
+            if task.kind.numeric:  # choice a predicts task.prediction(a): sum over choices
+                return exact.discrete_choices_log_likelihood(task, dist.logits, contexts.target)
             log_probs = torch.log_softmax(dist.logits.double(), dim=-1).cpu()
             return log_probs.gather(1, contexts.target.cpu().long().unsqueeze(1))[:, 0]
         actor = getattr(policy, "actor", None)
