@@ -255,16 +255,21 @@ def exact_log_likelihood(
 def exact_mean_log_likelihood(policy: Policy | Any, core: Any, contexts: Contexts) -> float | None:
     """Mean over contexts of ``exact_log_likelihood`` (the exact ``eval/log_likelihood``).
 
+    As in ``agents.evaluation.evaluate`` and the reference levels, contexts whose target no
+    prediction in the range can score (``core.reachable``: a verifier target beyond
+    prediction_range + head_scale, where every policy has p = 0) are left out of the mean.
+
     Args:
         policy: As for ``exact_log_likelihood``.
         core: The task core.
         contexts: The contexts to average over.
 
     Returns:
-        The mean as a Python float (-inf if any context has p = 0), or None when there is no
-        exact form.
+        The mean over reachable contexts as a Python float (-inf if a reachable context has
+        p = 0; NaN if no context is reachable), or None when there is no exact form.
     """
     values = exact_log_likelihood(policy, core, contexts)
     if values is None:
         return None
-    return float(values.mean()) if values.numel() else float("nan")
+    kept = values[core.reachable(contexts).to(values.device)]
+    return float(kept.mean()) if kept.numel() else float("nan")
