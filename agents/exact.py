@@ -25,10 +25,12 @@ verifier decisions match ``core.score`` exactly. A verifier miss everywhere give
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from typing import Any
 
 import torch
+from gymnasium import spaces
 
 from agents.policies import CategoricalPolicy, GaussianPolicy, Policy, TokenPolicy
 from maxrl_envs.core import Contexts
@@ -38,6 +40,27 @@ from maxrl_envs.exact import log_expected_likelihood_discrete, log_expected_like
 MAX_SEQUENCES = 2**16
 #: Rows (contexts x sequences) per chunk of the token enumeration.
 MAX_TOKEN_ROWS = 2**18
+
+
+def no_exact_form_reason(rollout_space: spaces.Space, max_sequences: int = MAX_SEQUENCES) -> str:
+    """Why our policy for a rollout space has no exact log p(y|x); "" when it has one.
+
+    Only a token tree (``MultiDiscrete``) larger than ``max_sequences`` sequences has none:
+    ``exact_log_likelihood`` refuses to enumerate it and ``evaluate`` reports the
+    Monte-Carlo ``eval/log_likelihood_mc`` instead of ``eval/log_likelihood``.
+
+    Args:
+        rollout_space: ``Task.rollout_space()`` (or ``describe_env(...).rollout_space``).
+        max_sequences: The enumeration's cap.
+    """
+    if isinstance(rollout_space, spaces.MultiDiscrete):
+        count = math.prod(int(n) for n in rollout_space.nvec.reshape(-1))
+        if count > max_sequences:
+            return (
+                f"its {count} token sequences exceed the {max_sequences} that the exact "
+                "log-likelihood enumerates"
+            )
+    return ""
 
 
 def _float64_device(device: torch.device) -> torch.device:

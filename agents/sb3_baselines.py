@@ -335,14 +335,37 @@ def validate_sb3_config(config: SB3Config) -> None:
             f"{config.eval_samples}] (eval_samples={config.eval_samples})"
         )
     if config.select_metric is not None:
-        from agents.evaluation import metric_tags
+        from agents.evaluation import check_select_metric, metric_tags
         from maxrl_envs import get_kind
 
         v.check_choice(
             "select_metric",
             config.select_metric,
-            metric_tags(config.pass_k, get_kind(kind).numeric),
+            dict.fromkeys((*metric_tags(config.pass_k), *metric_tags(config.pass_k, exact=False))),
         )
+        exact = has_exact_form(config.algo, config.env_id, config.env_kwargs)
+        why = "" if exact else f"{algo}'s log-likelihood has no exact form on it"
+        if not exact and episode_length > 1:
+            why = f"{algo}'s token tree is too large to enumerate exactly"
+        numeric = get_kind(kind).numeric
+        check_select_metric(config.select_metric, config.pass_k, numeric, exact, config.env_id, why)
+
+
+def has_exact_form(algo: str, env_id: str, env_kwargs: dict[str, Any]) -> bool:
+    """Whether evaluation reports the exact ``eval/log_likelihood`` for this algorithm and env.
+
+    False (``eval/log_likelihood_mc`` instead) for an actor-critic algorithm on a token tree
+    above ``agents.exact.MAX_SEQUENCES`` sequences, or a policy class ``SB3Policy`` has no
+    exact form for (``agents.evaluation.sb3_exact_form``). Decided without building data.
+    """
+    import maxrl_envs
+    from agents.evaluation import sb3_exact_form
+
+    cls = get_baseline(algo).algorithm_class()
+    policy_class = getattr(cls, "policy_aliases", {}).get("MlpPolicy")
+    if not isinstance(policy_class, type):
+        return False
+    return sb3_exact_form(policy_class, maxrl_envs.describe_env(env_id, **env_kwargs))
 
 
 class _Checkpoint:
@@ -551,13 +574,18 @@ def _load_part(path: Path, load: Any) -> Any:
 
 
 def _select_metric(config: SB3Config, task: Any) -> str:
-    """The metric that selects checkpoints: ``config.select_metric`` or the task's default."""
+    """The metric that selects checkpoints: ``config.select_metric`` or the task's default.
+
+    The default names the log-likelihood tag evaluation reports (``eval/log_likelihood_mc``
+    where ``has_exact_form`` is False); ``final.json`` records it.
+    """
     from agents.evaluation import default_metrics
 
     if config.select_metric is not None:
         return config.select_metric
     head = getattr(task.core, "head", None) if task.kind.numeric else None
-    return default_metrics(task.kind.numeric, head, config.pass_k)[0]
+    exact = has_exact_form(config.algo, config.env_id, config.env_kwargs)
+    return default_metrics(task.kind.numeric, head, config.pass_k, exact)[0]
 
 
 def read_final(run_dir: str | os.PathLike[str]) -> dict[str, Any] | None:
@@ -640,7 +668,9 @@ def train_sb3(config: SB3Config) -> dict[str, float]:
         metrics.update(run.selected_metrics(model))
         metrics["rollouts"] = float(run.rollouts(model))
         metrics["wall_time"] = run.wall_time()
-        directory.write_final({"metrics": metrics, "curve": run.curve})
+        directory.write_final(
+            {"metrics": metrics, "curve": run.curve, "select_metric": run.select_metric}
+        )
         shutil.rmtree(run.store.path, ignore_errors=True)
         return metrics
     finally:

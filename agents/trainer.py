@@ -32,7 +32,15 @@ from typing import Any
 import torch
 
 from agents.compile import unavailable_reason
-from agents.evaluation import better, default_metrics, evaluate, log_metrics, metric_tags
+from agents.evaluation import (
+    better,
+    check_select_metric,
+    default_metrics,
+    evaluate,
+    log_metrics,
+    metric_tags,
+)
+from agents.exact import no_exact_form_reason
 from agents.objectives import Objective, StepInputs, get_objective, objective_names
 from agents.policies import (
     POLICY_KINDS,
@@ -280,7 +288,11 @@ def validate_config(config: TrainConfig) -> None:
             f"(eval_samples={c.eval_samples})"
         )
     if c.select_metric is not None:
-        v.check_choice("select_metric", c.select_metric, metric_tags(c.pass_k))
+        v.check_choice(
+            "select_metric",
+            c.select_metric,
+            dict.fromkeys((*metric_tags(c.pass_k), *metric_tags(c.pass_k, exact=False))),
+        )
     reserved = sorted(set(RESERVED_ENV_KWARGS) & set(c.env_kwargs))
     if reserved:
         raise ValueError(
@@ -294,21 +306,23 @@ def validate_config(config: TrainConfig) -> None:
             f"env_kwargs={c.env_kwargs!r} is invalid for env_id={c.env_id!r}: {err}"
         ) from None
     check_policy_choice(info.rollout_space, c.policy)
-    if c.select_metric is not None and c.select_metric not in metric_tags(
-        c.pass_k, info.kind.numeric
-    ):
-        raise ValueError(
-            f"select_metric={c.select_metric!r} is not reported for env_id={c.env_id!r}; "
-            f"allowed: {', '.join(metric_tags(c.pass_k, info.kind.numeric))}"
-        )
+    if c.select_metric is not None:
+        why = no_exact_form_reason(info.rollout_space)
+        check_select_metric(c.select_metric, c.pass_k, info.kind.numeric, not why, c.env_id, why)
 
 
 def select_metric(config: TrainConfig, task: Task) -> str:
-    """The metric that selects checkpoints: ``config.select_metric`` or the task's default."""
+    """The metric that selects checkpoints: ``config.select_metric`` or the task's default.
+
+    The default names the log-likelihood tag evaluation reports: ``eval/log_likelihood``,
+    or ``eval/log_likelihood_mc`` for a token tree too large for the exact enumeration
+    (``agents.exact.no_exact_form_reason``). The run records it in ``final.json``.
+    """
     if config.select_metric is not None:
         return config.select_metric
     head = getattr(task.core, "head", None) if task.kind.numeric else None
-    return default_metrics(task.kind.numeric, head, config.pass_k)[0]
+    exact = not no_exact_form_reason(task.rollout_space())
+    return default_metrics(task.kind.numeric, head, config.pass_k, exact)[0]
 
 
 class Trainer:
@@ -621,7 +635,8 @@ class Trainer:
         }
         if checkpointing:
             self.save_checkpoint(directory.checkpoint)  # type: ignore[union-attr]
-            directory.write_final({"metrics": result})  # type: ignore[union-attr]
+            record = {"metrics": result, "select_metric": self.select_metric}
+            directory.write_final(record)  # type: ignore[union-attr]
         return result
 
     def _eval_and_log(self, writer: Any) -> dict[str, float]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import json
 
 import pytest
 import torch
@@ -72,3 +73,54 @@ def test_without_early_stopping_the_last_policy_is_reported(tmp_path) -> None:
     assert "selected_rollouts" not in result
     assert result["eval/log_likelihood"] == pytest.approx(trainer.evaluate()["eval/log_likelihood"])
     assert trainer.best is None and torch.get_num_threads() == 1
+
+
+#: 3**11 = 177147 token sequences, above the exact enumeration's cap of 2**16.
+BIG_TREE = {"num_digits": 11, "base": 3, "num_contexts": 64, "num_validation_contexts": 16}
+
+
+def big_tree_config(tmp_path, **overrides) -> TrainConfig:
+    settings = {
+        "env_id": "MaxRLTokens-v0",
+        "env_kwargs": {**BIG_TREE, "num_test_contexts": 16},
+        "group_size": 4,
+        "num_groups": 4,
+        "budget": 64,
+        "eval_every": 32,
+        "eval_samples": 4,
+        "pass_k": 2,
+        "early_stopping": True,
+        "log_dir": str(tmp_path),
+        "device": "cpu",
+        "hidden": (8,),
+        **overrides,
+    }
+    return TrainConfig(**settings)
+
+
+def test_big_token_tree_selects_on_the_monte_carlo_log_likelihood(tmp_path) -> None:
+    # The default select metric of a Gaussian head is the log-likelihood; without an exact
+    # form it falls back to the Monte-Carlo tag evaluation reports (was a KeyError).
+    config = big_tree_config(tmp_path)
+    result = trainer_module.train(config)
+    assert "eval/log_likelihood" not in result
+    assert result["eval/log_likelihood_mc"] < 0.0 and result["rollouts"] == 64
+    assert result["selected_rollouts"] in (0.0, 32.0, 64.0)
+    final = json.loads((tmp_path / config.name / "final.json").read_text())
+    assert final["select_metric"] == "eval/log_likelihood_mc"
+    # Asked for explicitly, the Monte-Carlo tag is accepted; the exact one is refused.
+    trainer_module.validate_config(
+        big_tree_config(tmp_path, select_metric="eval/log_likelihood_mc")
+    )
+    bad = big_tree_config(tmp_path, select_metric="eval/log_likelihood")
+    with pytest.raises(ValueError, match=r"select_metric='eval/log_likelihood'.*177147.*_mc"):
+        trainer_module.validate_config(bad)
+    # A small tree keeps the exact tag, and refuses the Monte-Carlo one.
+    small = dict(config.env_kwargs, num_digits=2)
+    trainer_module.validate_config(
+        big_tree_config(tmp_path, env_kwargs=small, select_metric="eval/log_likelihood")
+    )
+    with pytest.raises(ValueError, match=r"select_metric='eval/log_likelihood_mc'.*allowed"):
+        trainer_module.validate_config(
+            big_tree_config(tmp_path, env_kwargs=small, select_metric="eval/log_likelihood_mc")
+        )

@@ -130,3 +130,52 @@ def test_interrupted_checkpoint_swap_is_recovered(tmp_path: Path) -> None:
     assert (run_dir / "checkpoint" / "state.json").exists()
     assert not old.exists() and not (run_dir / "checkpoint.tmp456").exists()
     assert store.path == run_dir / "checkpoint"
+
+
+#: 3**11 = 177147 token sequences, above the exact enumeration's cap of 2**16.
+BIG_TREE = {
+    "env_id": "MaxRLTokens-v0",
+    "env_kwargs": {"num_digits": 11, "base": 3, "num_contexts": 64, "num_test_contexts": 8},
+}
+
+
+def test_big_token_tree_is_not_enumerated_and_selects_on_the_monte_carlo_tag(
+    tmp_path: Path,
+) -> None:
+    import torch
+
+    import maxrl_envs
+    from agents.evaluation import SB3Policy
+
+    ppo = {"hyperparams": {"n_steps": 11, "batch_size": 22, "n_epochs": 1}, "num_envs": 2}
+    base = {**BIG_TREE, **ppo, "algo": "PPO", "budget": 8, "eval_samples": 4, "pass_k": 2}
+    with pytest.raises(ValueError, match=r"select_metric='eval/log_likelihood'.*_mc"):
+        validate_sb3_config(SB3Config(**base, select_metric="eval/log_likelihood"))
+    validate_sb3_config(SB3Config(**base, select_metric="eval/log_likelihood_mc"))
+    assert not sb3_baselines.has_exact_form("PPO", BIG_TREE["env_id"], BIG_TREE["env_kwargs"])
+    # DQN scores its deterministic point prediction: exact on any tree.
+    assert sb3_baselines.has_exact_form("DQN", BIG_TREE["env_id"], BIG_TREE["env_kwargs"])
+    small = {**BIG_TREE["env_kwargs"], "num_digits": 2}
+    assert sb3_baselines.has_exact_form("PPO", "MaxRLTokens-v0", small)
+
+    config = SB3Config(**base, eval_every=4, early_stopping=True, log_dir=str(tmp_path))
+    metrics = train_sb3(config)
+    assert "eval/log_likelihood" not in metrics and metrics["eval/log_likelihood_mc"] < 0
+    assert metrics["rollouts"] == 8 and metrics["selected_rollouts"] in (0.0, 4.0, 8.0)
+    assert read_final(tmp_path / config.name)["select_metric"] == "eval/log_likelihood_mc"
+
+    from stable_baselines3 import PPO
+
+    from maxrl_envs.sb3 import make_sb3_vec_env
+
+    venv = make_sb3_vec_env("MaxRLTokens-v0", 2, 0, **BIG_TREE["env_kwargs"])
+    task = maxrl_envs.make_task("MaxRLTokens-v0", **BIG_TREE["env_kwargs"])
+    policy = SB3Policy(PPO("MlpPolicy", venv, n_steps=11, batch_size=22, device="cpu"), task)
+    calls: list[int] = []
+    policy.model.policy.action_net.register_forward_hook(lambda *_: calls.append(1))
+    assert policy.log_likelihood(task.core.all_contexts("test")) is None and calls == []
+    small_task = maxrl_envs.make_task("MaxRLTokens-v0", **small)
+    small_venv = make_sb3_vec_env("MaxRLTokens-v0", 2, 0, **small)
+    small_policy = SB3Policy(PPO("MlpPolicy", small_venv, device="cpu"), small_task)
+    exact = small_policy.log_likelihood(small_task.core.all_contexts("test"))
+    assert exact is not None and exact.dtype == torch.float64 and bool(exact.isfinite().all())
