@@ -179,3 +179,80 @@ def test_big_token_tree_is_not_enumerated_and_selects_on_the_monte_carlo_tag(
     small_policy = SB3Policy(PPO("MlpPolicy", small_venv, device="cpu"), small_task)
     exact = small_policy.log_likelihood(small_task.core.all_contexts("test"))
     assert exact is not None and exact.dtype == torch.float64 and bool(exact.isfinite().all())
+
+
+def test_checkpoints_wait_for_a_collection_boundary_so_a_resumed_run_keeps_its_budget(
+    tmp_path: Path, monkeypatch
+) -> None:
+    # A2C collects 8 sub-envs x 8 steps = 64 rollouts per update; evaluations every 96
+    # rollouts fall in the middle of every other collection.
+    config = SB3Config(
+        algo="A2C",
+        budget=1024,
+        eval_every=96,
+        hyperparams={"n_steps": 8},
+        log_dir=str(tmp_path),
+        **REGRESSION,
+        **SMALL,
+    )
+    crashed: list[bool] = []
+    real_evaluate = sb3_baselines._Run.evaluate
+
+    def crash_at_384(self, model):
+        if self.rollouts(model) == 384 and not crashed:
+            crashed.append(True)
+            raise RuntimeError("simulated crash")
+        return real_evaluate(self, model)
+
+    monkeypatch.setattr(sb3_baselines._Run, "evaluate", crash_at_384)
+    with pytest.raises(RuntimeError, match="simulated crash"):
+        train_sb3(config)
+    run_dir = tmp_path / config.name
+    state = json.loads((run_dir / "checkpoint" / "state.json").read_text())
+    # The evaluation at 288 was mid-collection; its checkpoint waited for 320 = 5 x 64.
+    assert state["num_timesteps"] == 320
+    assert [step for step, _ in state["curve"]] == [0, 96, 192, 288]
+    metrics = train_sb3(config)
+    assert metrics["rollouts"] == 1024 == budget_steps(config)  # was 1056 past a 288 resume
+    steps = [step for step, _ in read_final(run_dir)["curve"]]
+    assert steps == [*range(0, 1024, 96), 1024]
+
+
+def test_non_finite_metrics_are_strict_json_strings_and_come_back_as_floats(
+    tmp_path: Path, monkeypatch
+) -> None:
+    real_score = sb3_baselines._Run.score
+
+    def with_non_finite(self, model, split, max_contexts):
+        return {**real_score(self, model, split, max_contexts), "eval/x": float("-inf")}
+
+    def strict(text: str):
+        return json.loads(text, parse_constant=lambda name: pytest.fail(f"bare {name}"))
+
+    states: list[dict] = []
+    real_checkpoint = sb3_baselines._Run.checkpoint
+
+    def read_back(self, model):
+        real_checkpoint(self, model)
+        states.append(strict((self.store.path / "state.json").read_text()))
+
+    monkeypatch.setattr(sb3_baselines._Run, "score", with_non_finite)
+    monkeypatch.setattr(sb3_baselines._Run, "checkpoint", read_back)
+    config = SB3Config(
+        algo="A2C",
+        budget=256,
+        eval_every=64,
+        hyperparams={"n_steps": 8},
+        log_dir=str(tmp_path),
+        **REGRESSION,
+        **SMALL,
+    )
+    metrics = train_sb3(config)
+    assert metrics["eval/x"] == float("-inf")
+    assert states and states[0]["curve"][0][1]["eval/x"] == "-inf"
+
+    run_dir = tmp_path / config.name
+    final = strict((run_dir / "final.json").read_text())
+    assert final["metrics"]["eval/x"] == "-inf"  # json_safe, as our trainer's final.json
+    again = train_sb3(config)  # returned from final.json: floats, as our trainer returns
+    assert again == metrics and all(isinstance(val, float) for val in again.values())
