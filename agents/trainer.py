@@ -503,6 +503,8 @@ class Trainer:
             self.generator.manual_seed(self.config.seed * 1_000_003 + int(state["step"]))
         self.step = int(state["step"])
         self.wall_time = float(state["wall_time"])
+        if self.config.early_stopping and "best" not in state:
+            raise KeyError("'best': the checkpoint of an early-stopping run must record it")
         best = state.get("best")
         if best is not None:
             self.best = (float(best["value"]), int(best["rollouts"]), dict(best["policy"]))
@@ -725,21 +727,53 @@ def train(config: TrainConfig) -> dict[str, float]:
     return Trainer(config).run()
 
 
-def load_policy(run_dir: str | Path, device: str = "cpu") -> tuple[TaskPolicy, TrainConfig]:
+def load_policy(
+    run_dir: str | Path, device: str = "cpu", *, selected: bool = True
+) -> tuple[TaskPolicy, TrainConfig]:
     """Rebuild a run's policy from its ``config.json`` and ``checkpoint.pt``.
+
+    With early stopping the run reports the validation-best policy, so that is the one
+    loaded (its metrics are ``final.json``'s); without early stopping, or before any
+    evaluation had a finite score, the last one.
 
     Args:
         run_dir: The run directory (``log_dir/run_name``).
         device: Device to load onto.
+        selected: Load the early-stopping selection when there is one; False loads the last
+            policy.
 
     Returns:
         The policy bound to its task (an ``EvalPolicy``) and the run's config.
+
+    Raises:
+        CorruptFileError: The checkpoint cannot be read or does not fit the config; with
+            early stopping, it has no ``best`` entry, or ``final.json`` reports a selection
+            the checkpoint does not hold.
     """
-    from agents.runs import read_json
+    from agents.runs import FINAL, read_json
 
     run_dir = Path(run_dir)
     config = TrainConfig.from_dict(read_json(run_dir / "config.json"))
     config = dataclasses.replace(config, device=device)
     trainer = Trainer(config)
-    trainer.load_state_dict(load_checkpoint(run_dir / CHECKPOINT))
+    path = run_dir / CHECKPOINT
+    state = load_checkpoint(path)
+    try:
+        trainer.load_state_dict(state)
+    except (KeyError, RuntimeError, TypeError, ValueError) as err:
+        problem = f"does not fit this run's policy: {type(err).__name__}: {err}"
+        raise CorruptFileError(path, problem) from None
+    if config.early_stopping:
+        final = run_dir / FINAL
+        reported = read_json(final).get("metrics", {}) if final.exists() else {}
+        chosen = reported.get("selected_rollouts") if isinstance(reported, dict) else None
+        held = None if trainer.best is None else trainer.best[1]
+        if chosen is not None and (held is None or float(chosen) != held):
+            raise CorruptFileError(
+                path,
+                f"{final} reports the policy selected at {chosen} rollouts, the checkpoint "
+                f"holds {'no selection' if held is None else f'the one at {held}'}",
+            )
+        if selected and trainer.best is not None:
+            trainer.policy.load_state_dict(trainer.best[2])
     return trainer.agent, config

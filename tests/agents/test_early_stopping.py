@@ -124,3 +124,46 @@ def test_big_token_tree_selects_on_the_monte_carlo_log_likelihood(tmp_path) -> N
         trainer_module.validate_config(
             big_tree_config(tmp_path, env_kwargs=small, select_metric="eval/log_likelihood_mc")
         )
+
+
+def test_load_policy_loads_the_selected_policy_and_requires_best(tmp_path) -> None:
+    from agents.runs import CorruptFileError
+
+    config = TrainConfig(
+        env_id="MaxRLClassification-v0",
+        env_kwargs={"task": "teacher-mlp", "num_classes": 5, "num_contexts": 256},
+        group_size=8,
+        num_groups=16,
+        budget=16 * 8 * 24,
+        lr=0.05,
+        eval_every=16 * 8 * 4,
+        eval_samples=8,
+        pass_k=2,
+        early_stopping=True,
+        select_contexts=64,
+        log_dir=str(tmp_path),
+        device="cpu",
+    )
+    trainer = Trainer(config)
+    result = trainer.run()
+    assert trainer.best is not None and trainer.best[1] < trainer.rollouts_done
+    agent, _ = trainer_module.load_policy(tmp_path / config.name)
+    loaded = agent.policy.state_dict()
+    assert all(torch.equal(loaded[k], v) for k, v in trainer.best[2].items())
+    assert not all(torch.equal(loaded[k], v) for k, v in trainer.policy.state_dict().items())
+    again = trainer_module.evaluate(
+        agent.task, agent, num_samples=8, pass_k=2, seed=trainer.eval_seed
+    )
+    assert again["eval/pass@1"] == pytest.approx(result["eval/pass@1"], abs=1e-12)
+    last, _ = trainer_module.load_policy(tmp_path / config.name, selected=False)
+    last_state = last.policy.state_dict()
+    assert all(torch.equal(last_state[k], v) for k, v in trainer.policy.state_dict().items())
+
+    path = tmp_path / config.name / "checkpoint.pt"
+    state = torch.load(path, weights_only=True)
+    torch.save({k: v for k, v in state.items() if k != "best"}, path)
+    with pytest.raises(CorruptFileError, match=r"checkpoint\.pt is corrupt.*'best'"):
+        trainer_module.load_policy(tmp_path / config.name)
+    torch.save({**state, "best": None}, path)  # final.json reports a selection it lacks
+    with pytest.raises(CorruptFileError, match=r"selected at \d+\.0 rollouts.*no selection"):
+        trainer_module.load_policy(tmp_path / config.name)

@@ -256,3 +256,36 @@ def test_non_finite_metrics_are_strict_json_strings_and_come_back_as_floats(
     assert final["metrics"]["eval/x"] == "-inf"  # json_safe, as our trainer's final.json
     again = train_sb3(config)  # returned from final.json: floats, as our trainer returns
     assert again == metrics and all(isinstance(val, float) for val in again.values())
+
+
+def test_early_stopping_checkpoint_without_best_is_corrupt(tmp_path: Path, monkeypatch) -> None:
+    from agents.runs import CorruptFileError
+
+    config = SB3Config(
+        algo="A2C",
+        budget=512,
+        eval_every=128,
+        hyperparams={"n_steps": 8},
+        early_stopping=True,
+        select_contexts=16,
+        log_dir=str(tmp_path),
+        **REGRESSION,
+        **SMALL,
+    )
+    real_evaluate = sb3_baselines._Run.evaluate
+
+    def crash_at_256(self, model):
+        if self.rollouts(model) == 256:
+            raise RuntimeError("simulated crash")
+        return real_evaluate(self, model)
+
+    monkeypatch.setattr(sb3_baselines._Run, "evaluate", crash_at_256)
+    with pytest.raises(RuntimeError, match="simulated crash"):
+        train_sb3(config)
+    path = tmp_path / config.name / "checkpoint" / "state.json"
+    state = json.loads(path.read_text())
+    assert state["best"] is not None and (path.parent / "best.pt").exists()
+    path.write_text(json.dumps({k: v for k, v in state.items() if k != "best"}))
+    monkeypatch.setattr(sb3_baselines._Run, "evaluate", real_evaluate)
+    with pytest.raises(CorruptFileError, match=f"{path} is corrupt.*'best'"):
+        train_sb3(config)
