@@ -41,20 +41,37 @@ MAX_ROWS = 1 << 17
 LOWER_IS_BETTER = ("eval/excess_mse",)
 
 
-def default_metrics(numeric: bool, head: str | None, pass_k: int) -> list[str]:
+#: Tag of the exact log-likelihood and of its Monte-Carlo stand-in (no exact form).
+EXACT_TAG = "eval/log_likelihood"
+MC_TAG = "eval/log_likelihood_mc"
+
+
+def _likelihood_tag(tags: list[str], exact: bool) -> list[str]:
+    return tags if exact else [MC_TAG if tag == EXACT_TAG else tag for tag in tags]
+
+
+def default_metrics(numeric: bool, head: str | None, pass_k: int, exact: bool = True) -> list[str]:
     """Report metrics of a task; the first one also selects models (rates, checkpoints).
 
     Numeric tasks with a Gaussian or Laplace head: ``eval/log_likelihood`` (the held-out
     marginal log-likelihood, a proper score of the whole predictive distribution) and
     ``eval/excess_mse`` (of the point prediction). Verifier heads and classification:
     ``eval/pass@1`` and ``eval/pass@k``, then the log-likelihood.
+
+    Args:
+        numeric: Whether the task kind is numeric.
+        head: The likelihood head of a numeric task (None for classification).
+        pass_k: k of ``eval/pass@k``.
+        exact: Whether the agent's log-likelihood has an exact form on this task; False
+            (e.g. a token tree above ``agents.exact.MAX_SEQUENCES``) names the Monte-Carlo
+            ``eval/log_likelihood_mc`` instead, the tag ``evaluate`` then reports.
     """
     pass_at_k = [f"eval/pass@{pass_k}"] if pass_k > 1 else []
     if not numeric:
-        return ["eval/pass@1", *pass_at_k, "eval/log_likelihood"]
+        return _likelihood_tag(["eval/pass@1", *pass_at_k, EXACT_TAG], exact)
     if head == "verifier":
-        return ["eval/pass@1", *pass_at_k, "eval/log_likelihood", "eval/excess_mse"]
-    return ["eval/log_likelihood", "eval/excess_mse", "eval/pass@1"]
+        return _likelihood_tag(["eval/pass@1", *pass_at_k, EXACT_TAG, "eval/excess_mse"], exact)
+    return _likelihood_tag([EXACT_TAG, "eval/excess_mse", "eval/pass@1"], exact)
 
 
 def better(metric: str, a: float, b: float) -> bool:
@@ -62,12 +79,49 @@ def better(metric: str, a: float, b: float) -> bool:
     return a < b if metric in LOWER_IS_BETTER else a > b
 
 
-def metric_tags(pass_k: int, numeric: bool = True) -> tuple[str, ...]:
-    """The ``eval/*`` tags ``evaluate`` returns for a ``pass_k`` (numeric tasks add errors)."""
-    tags = ["eval/log_likelihood", "eval/excess_mse", "eval/pass@1", f"eval/pass@{pass_k}"]
+def metric_tags(pass_k: int, numeric: bool = True, exact: bool = True) -> tuple[str, ...]:
+    """The ``eval/*`` tags ``evaluate`` returns for a ``pass_k`` (numeric tasks add errors).
+
+    ``exact=False`` (no exact log-likelihood for the agent on the task) lists
+    ``eval/log_likelihood_mc`` in place of ``eval/log_likelihood``.
+    """
+    tags = [EXACT_TAG, "eval/excess_mse", "eval/pass@1", f"eval/pass@{pass_k}"]
     if not numeric:
         tags.remove("eval/excess_mse")
-    return (*dict.fromkeys(tags), "eval/success_rate", "eval/reward")
+    return (*dict.fromkeys(_likelihood_tag(tags, exact)), "eval/success_rate", "eval/reward")
+
+
+def check_select_metric(
+    metric: str, pass_k: int, numeric: bool, exact: bool, env_id: str, why: str = ""
+) -> None:
+    """Refuse a ``select_metric`` the evaluation of this agent on this env will not report.
+
+    Args:
+        metric: The ``select_metric`` setting.
+        pass_k: k of ``eval/pass@k``.
+        numeric: Whether the env's kind is numeric.
+        exact: Whether the agent's log-likelihood is exact on the env.
+        env_id: The env id (for the message).
+        why: Why there is no exact log-likelihood (for the message), when ``exact`` is False.
+
+    Raises:
+        ValueError: Naming ``select_metric``, its value and the allowed tags; for
+            ``eval/log_likelihood`` without an exact form it suggests
+            ``eval/log_likelihood_mc``.
+    """
+    allowed = metric_tags(pass_k, numeric, exact)
+    if metric in allowed:
+        return
+    if metric == EXACT_TAG and not exact:
+        raise ValueError(
+            f"select_metric={metric!r} is not reported for env_id={env_id!r}: {why}, so "
+            f"evaluation reports the Monte-Carlo {MC_TAG!r} instead; use "
+            f"select_metric={MC_TAG!r} (allowed: {', '.join(allowed)})"
+        )
+    raise ValueError(
+        f"select_metric={metric!r} is not reported for env_id={env_id!r}; "
+        f"allowed: {', '.join(allowed)}"
+    )
 
 
 @runtime_checkable
@@ -231,6 +285,44 @@ def log_metrics(writer: Any, metrics: dict[str, float], step: int) -> None:
             writer.add_scalar(tag, float(value), int(step))
 
 
+def sb3_exact_form(policy_class: type, task: Task | Any) -> bool:
+    """Whether ``SB3Policy.log_likelihood`` has an exact form for this SB3 policy and task.
+
+    Args:
+        policy_class: The SB3 policy class (``type(model.policy)``, or an algorithm's
+            ``policy_aliases["MlpPolicy"]`` before a model exists).
+        task: A ``Task`` or ``maxrl_envs.describe_env``'s ``EnvInfo`` (``step_action_space``
+            and ``episode_length``, ``codec``).
+
+    Returns:
+        True for deterministic policies (TD3, DDPG, DQN), actor-critic policies (PPO, A2C)
+        on one-step tasks, actor-critic policies on token tasks of at most
+        ``agents.exact.MAX_SEQUENCES`` sequences, and SAC on Box actions; False otherwise
+        (``evaluate`` then reports ``eval/log_likelihood_mc``).
+    """
+    from stable_baselines3.common.policies import ActorCriticPolicy
+    from stable_baselines3.dqn.policies import DQNPolicy
+    from stable_baselines3.sac.policies import SACPolicy
+    from stable_baselines3.td3.policies import TD3Policy
+
+    from agents.exact import MAX_SEQUENCES
+
+    space = task.step_action_space
+    space = space() if callable(space) else space
+    if issubclass(policy_class, (TD3Policy, DQNPolicy)):
+        return True
+    if int(task.episode_length) > 1:
+        codec = task.codec
+        return (
+            issubclass(policy_class, ActorCriticPolicy)
+            and codec is not None
+            and codec.base**codec.num_digits <= MAX_SEQUENCES
+        )
+    if issubclass(policy_class, ActorCriticPolicy):
+        return True
+    return isinstance(space, spaces.Box) and issubclass(policy_class, SACPolicy)
+
+
 class SB3Policy:
     """``EvalPolicy`` for a Stable-Baselines3 model trained on a maxrl_envs environment.
 
@@ -279,7 +371,10 @@ class SB3Policy:
 
         - Actor-critic (PPO, A2C), Box: a Gaussian action clipped to [-1, 1], so a censored
           normal prediction (closed form); Discrete: the categorical's probability of the
-          observed label; tokens: its sequences enumerated.
+          observed label, or, for a numeric kind (choice a predicts ``task.prediction(a)``),
+          log sum_a pi(a|x) l(y, prediction(a)) (``agents.exact``, as for our agents);
+          tokens: its sequences enumerated, None above ``agents.exact.MAX_SEQUENCES``
+          sequences, as for our token policy (``sb3_exact_form``).
         - SAC: R tanh(u) with u Gaussian (``log_expected_likelihood_squashed``).
         - TD3, DDPG and DQN predict deterministically (SB3's ``predict`` adds no noise):
           log l(y, ŷ) of the point prediction.
@@ -304,8 +399,8 @@ class SB3Policy:
             return hit.log()
         obs = self._tensor(contexts.obs)
         if task.episode_length > 1:
-            if not isinstance(policy, ActorCriticPolicy) or task.codec is None:
-                return None
+            if not sb3_exact_form(type(policy), task):
+                return None  # no codec, or a token tree too large to enumerate
 
             def step_log_probs(rows: torch.Tensor, written: torch.Tensor, t: int) -> torch.Tensor:
                 features = task.step_features(written, t)
@@ -325,6 +420,8 @@ class SB3Policy:
                 return log_expected_likelihood_normal(
                     core.head, core.head_scale, target, mean, std, -scale, scale
                 )
+            if task.kind.numeric:  # choice a predicts task.prediction(a): sum over choices
+                return exact.discrete_choices_log_likelihood(task, dist.logits, contexts.target)
             log_probs = torch.log_softmax(dist.logits.double(), dim=-1).cpu()
             return log_probs.gather(1, contexts.target.cpu().long().unsqueeze(1))[:, 0]
         actor = getattr(policy, "actor", None)

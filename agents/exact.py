@@ -10,6 +10,9 @@ log((1/M) Σ_m l(y, ŷ_m)), biased low for finite M and floored at -100 for bina
 - ``CategoricalPolicy`` with ``values`` (binned regression): a finite sum over the bins;
 - ``CategoricalPolicy`` without ``values`` (classification): log m(y|x), the policy's
   log-probability of the observed label, i.e. minus the cross-entropy;
+- ``CategoricalPolicy`` without ``values`` on a numeric kind (a ``TaskPolicy`` whose task
+  maps choice a to ``task.prediction(a)``): log sum_a m(a|x) l(y, prediction(a))
+  (``discrete_choices_log_likelihood``, shared with ``SB3Policy``);
 - ``TokenPolicy``: the law over all base**num_digits sequences, enumerated level by level
   with one batched forward per token position (``token_sequence_log_probs``), then a finite
   sum over the decoded grid; refused (None) above ``max_sequences`` sequences.
@@ -22,10 +25,12 @@ verifier decisions match ``core.score`` exactly. A verifier miss everywhere give
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from typing import Any
 
 import torch
+from gymnasium import spaces
 
 from agents.policies import CategoricalPolicy, GaussianPolicy, Policy, TokenPolicy
 from maxrl_envs.core import Contexts
@@ -35,6 +40,27 @@ from maxrl_envs.exact import log_expected_likelihood_discrete, log_expected_like
 MAX_SEQUENCES = 2**16
 #: Rows (contexts x sequences) per chunk of the token enumeration.
 MAX_TOKEN_ROWS = 2**18
+
+
+def no_exact_form_reason(rollout_space: spaces.Space, max_sequences: int = MAX_SEQUENCES) -> str:
+    """Why our policy for a rollout space has no exact log p(y|x); "" when it has one.
+
+    Only a token tree (``MultiDiscrete``) larger than ``max_sequences`` sequences has none:
+    ``exact_log_likelihood`` refuses to enumerate it and ``evaluate`` reports the
+    Monte-Carlo ``eval/log_likelihood_mc`` instead of ``eval/log_likelihood``.
+
+    Args:
+        rollout_space: ``Task.rollout_space()`` (or ``describe_env(...).rollout_space``).
+        max_sequences: The enumeration's cap.
+    """
+    if isinstance(rollout_space, spaces.MultiDiscrete):
+        count = math.prod(int(n) for n in rollout_space.nvec.reshape(-1))
+        if count > max_sequences:
+            return (
+                f"its {count} token sequences exceed the {max_sequences} that the exact "
+                "log-likelihood enumerates"
+            )
+    return ""
 
 
 def _float64_device(device: torch.device) -> torch.device:
@@ -107,6 +133,42 @@ def token_sequence_log_probs(policy: TokenPolicy, obs: torch.Tensor) -> torch.Te
     return sequence_log_probs(policy.step_logits, obs, policy.base, policy.num_digits)
 
 
+def discrete_choices_log_likelihood(
+    task: Any, log_probs: torch.Tensor, target: torch.Tensor
+) -> torch.Tensor:
+    """Exact log p(y|x) of a categorical over the choices of a one-step numeric discrete kind.
+
+    Choice a predicts ``task.prediction(a)`` (e.g. -1 or +1 for a sign kind), so
+    log p(y|x) = log sum_a pi(a|x) l(y, prediction(a)), a finite sum over the choices. Our
+    ``CategoricalPolicy`` (``TaskPolicy``) and SB3's categorical (``SB3Policy``) share it.
+
+    Args:
+        task: The task (its kind is numeric; ``prediction`` maps choice ids to predictions;
+            the core gives ``head`` and ``head_scale``).
+        log_probs: Log-probabilities or logits of every choice, ``[B, K]`` (renormalized
+            here in float64).
+        target: Targets y, ``[B]``.
+
+    Returns:
+        Float64 ``[B]`` on the device of ``target`` (-inf where every choice with positive
+        probability misses a verifier target).
+
+    Raises:
+        ValueError: The task's kind is not numeric (its choices are labels, not predictions).
+    """
+    if not task.kind.numeric:
+        raise ValueError(
+            f"task kind {task.kind.name!r} is not numeric: its choices are labels, scored by "
+            "the probability of the observed label"
+        )
+    choices = torch.arange(log_probs.shape[-1], device=task.core.device)
+    values = task.prediction(choices).to(torch.float32)
+    core = task.core
+    return log_expected_likelihood_discrete(
+        core.head, core.head_scale, target, values, _renormalized(log_probs)
+    )
+
+
 def discrete_sequences_log_likelihood(
     step_log_probs: Callable[[torch.Tensor, torch.Tensor, int], torch.Tensor],
     codec: Any,
@@ -157,9 +219,10 @@ def exact_log_likelihood(
     Args:
         policy: A ``GaussianPolicy``, ``CategoricalPolicy`` or ``TokenPolicy`` (or an object
             with such a policy as its ``policy`` attribute, e.g. ``TaskPolicy``), on the
-            core's device.
+            core's device. A ``TaskPolicy``'s ``task`` also tells how the choices of a
+            plain ``CategoricalPolicy`` on a numeric kind map to predictions.
         core: The task core (``head``, ``head_scale``, ``prediction_range``; a
-            classification core for a ``CategoricalPolicy`` without values).
+            classification core for a plain ``CategoricalPolicy`` without a numeric task).
         contexts: ``B`` contexts (``obs`` and ``target`` are used).
         max_sequences: Largest token tree (base**num_digits) enumerated; above it the
             result is None.
@@ -174,6 +237,7 @@ def exact_log_likelihood(
     Raises:
         ValueError: For a plain ``CategoricalPolicy`` on a regression core.
     """
+    task = getattr(policy, "task", None)
     if not isinstance(policy, Policy) and isinstance(getattr(policy, "policy", None), Policy):
         policy = policy.policy
     obs, target = contexts.obs, contexts.target
@@ -189,10 +253,13 @@ def exact_log_likelihood(
     if isinstance(policy, CategoricalPolicy):
         log_probs = _renormalized(policy.log_probs(obs))
         if policy.values is None:
+            if task is not None and task.kind.numeric:  # choices of a numeric kind
+                return discrete_choices_log_likelihood(task, log_probs, target)
             if not hasattr(core, "num_classes"):
                 raise ValueError(
                     "a CategoricalPolicy without values predicts classes; it needs a "
-                    "classification core"
+                    "classification core, or a TaskPolicy whose task kind maps its choices "
+                    "to predictions"
                 )
             labels = target.to(log_probs.device, torch.long).unsqueeze(1)
             return log_probs.gather(1, labels)[:, 0]
@@ -211,16 +278,21 @@ def exact_log_likelihood(
 def exact_mean_log_likelihood(policy: Policy | Any, core: Any, contexts: Contexts) -> float | None:
     """Mean over contexts of ``exact_log_likelihood`` (the exact ``eval/log_likelihood``).
 
+    As in ``agents.evaluation.evaluate`` and the reference levels, contexts whose target no
+    prediction in the range can score (``core.reachable``: a verifier target beyond
+    prediction_range + head_scale, where every policy has p = 0) are left out of the mean.
+
     Args:
         policy: As for ``exact_log_likelihood``.
         core: The task core.
         contexts: The contexts to average over.
 
     Returns:
-        The mean as a Python float (-inf if any context has p = 0), or None when there is no
-        exact form.
+        The mean over reachable contexts as a Python float (-inf if a reachable context has
+        p = 0; NaN if no context is reachable), or None when there is no exact form.
     """
     values = exact_log_likelihood(policy, core, contexts)
     if values is None:
         return None
-    return float(values.mean()) if values.numel() else float("nan")
+    kept = values[core.reachable(contexts).to(values.device)]
+    return float(kept.mean()) if kept.numel() else float("nan")

@@ -455,22 +455,11 @@ class TaskPolicy:
 
     @torch.no_grad()
     def log_likelihood(self, contexts: Contexts) -> torch.Tensor | None:
-        """Exact log p(y|x) per context, float64 ``[B]`` (EvalPolicy; ``agents.exact``)."""
-        from agents.exact import exact_log_likelihood
-        from maxrl_envs.exact import log_expected_likelihood_discrete
+        """Exact log p(y|x) per context, float64 ``[B]`` (EvalPolicy; ``agents.exact``).
 
-        policy = self.policy
-        if (
-            isinstance(policy, CategoricalPolicy)
-            and self._values is None
-            and self.task.kind.numeric
-        ):
-            # Choices of a numeric kind: a finite sum over the predictions they map to.
-            choices = torch.arange(policy.num_classes, device=contexts.obs.device)
-            values = self.task.prediction(choices).to(torch.float32)
-            log_probs = torch.log_softmax(policy.log_probs(contexts.obs).double(), dim=-1)
-            core = self.core
-            return log_expected_likelihood_discrete(
-                core.head, core.head_scale, contexts.target, values, log_probs
-            )
-        return exact_log_likelihood(policy, self.core, contexts)
+        The choices of a categorical policy on a numeric kind are summed over the
+        predictions they map to (``agents.exact.discrete_choices_log_likelihood``).
+        """
+        from agents.exact import exact_log_likelihood
+
+        return exact_log_likelihood(self, self.core, contexts)

@@ -13,10 +13,12 @@ own x-axis, ``num_timesteps`` (env steps).
 Hyperparameters are "zoo-style" defaults, one fixed setting per algorithm
 (``SB3_BASELINES``), overridable per run with ``hyperparams``. The run directory
 ``log_dir/run_name`` holds the TensorBoard events, an atomic checkpoint (``checkpoint/``:
-model, replay buffer for off-policy algorithms, state) written after every evaluation, and
-``final.json`` once the run is done. A rerun with ``resume=True`` returns ``final.json``
-without training, or continues from the checkpoint (the env restarts from a fresh seeded
-state, so a resumed run is not bitwise identical to an uninterrupted one).
+model, replay buffer for off-policy algorithms, the early-stopping best policy, state)
+written at the first collection boundary after every evaluation (never mid-collection), and
+``final.json`` once the run is done; the checkpoint is then deleted (a replay buffer can be
+large), unlike our trainer's ``checkpoint.pt``. A rerun with ``resume=True`` returns
+``final.json`` without training, or continues from the checkpoint (the env restarts from a
+fresh seeded state, so a resumed run is not bitwise identical to an uninterrupted one).
 
 >>> config = SB3Config(env_id="MaxRLRegression-v0", algo="A2C", budget=2048)
 >>> validate_sb3_config(config)  # raises ValueError on a bad setting
@@ -39,6 +41,7 @@ from agents.runs import (
     RunDirectory,
     atomic_replace_dir,
     atomic_write_text,
+    json_safe,
     read_json,
     recover_dir,
 )
@@ -335,14 +338,37 @@ def validate_sb3_config(config: SB3Config) -> None:
             f"{config.eval_samples}] (eval_samples={config.eval_samples})"
         )
     if config.select_metric is not None:
-        from agents.evaluation import metric_tags
+        from agents.evaluation import check_select_metric, metric_tags
         from maxrl_envs import get_kind
 
         v.check_choice(
             "select_metric",
             config.select_metric,
-            metric_tags(config.pass_k, get_kind(kind).numeric),
+            dict.fromkeys((*metric_tags(config.pass_k), *metric_tags(config.pass_k, exact=False))),
         )
+        exact = has_exact_form(config.algo, config.env_id, config.env_kwargs)
+        why = "" if exact else f"{algo}'s log-likelihood has no exact form on it"
+        if not exact and episode_length > 1:
+            why = f"{algo}'s token tree is too large to enumerate exactly"
+        numeric = get_kind(kind).numeric
+        check_select_metric(config.select_metric, config.pass_k, numeric, exact, config.env_id, why)
+
+
+def has_exact_form(algo: str, env_id: str, env_kwargs: dict[str, Any]) -> bool:
+    """Whether evaluation reports the exact ``eval/log_likelihood`` for this algorithm and env.
+
+    False (``eval/log_likelihood_mc`` instead) for an actor-critic algorithm on a token tree
+    above ``agents.exact.MAX_SEQUENCES`` sequences, or a policy class ``SB3Policy`` has no
+    exact form for (``agents.evaluation.sb3_exact_form``). Decided without building data.
+    """
+    import maxrl_envs
+    from agents.evaluation import sb3_exact_form
+
+    cls = get_baseline(algo).algorithm_class()
+    policy_class = getattr(cls, "policy_aliases", {}).get("MlpPolicy")
+    if not isinstance(policy_class, type):
+        return False
+    return sb3_exact_form(policy_class, maxrl_envs.describe_env(env_id, **env_kwargs))
 
 
 class _Checkpoint:
@@ -367,7 +393,8 @@ class _Checkpoint:
                 import torch
 
                 torch.save(best, folder / "best.pt")
-            atomic_write_text(folder / "state.json", json.dumps(state))
+            text = json.dumps(json_safe(state), allow_nan=False)
+            atomic_write_text(folder / "state.json", text)
 
         atomic_replace_dir(self.path, fill)
 
@@ -388,11 +415,21 @@ def _make_callback_class() -> type:
     from stable_baselines3.common.callbacks import BaseCallback
 
     class EvalCheckpointCallback(BaseCallback):
-        """Evaluate every ``eval_every`` rollouts, log at x = rollouts, then checkpoint."""
+        """Evaluate every ``eval_every`` rollouts, log at x = rollouts, then checkpoint.
+
+        The evaluation runs at the env step where the count is reached, possibly in the
+        middle of a collection. The checkpoint waits for the next safe point, the start of
+        the next collection: by then SB3 has stored the collection's transitions and trained
+        on them, so ``num_timesteps`` is a whole number of collections and a resumed run
+        loses no data and keeps to the budget. A mid-collection checkpoint would drop the
+        partial rollout buffer (on-policy) or the step's transition and update (off-policy)
+        and, resumed, run past the budget by the partial collection.
+        """
 
         def __init__(self, run: _Run) -> None:
             super().__init__(verbose=0)
             self.run = run
+            self.pending = False
 
         def _on_training_start(self) -> None:
             if not self.run.curve:
@@ -401,8 +438,13 @@ def _make_callback_class() -> type:
         def _on_step(self) -> bool:
             if self.run.rollouts(self.model) >= self.run.next_eval:
                 self.run.evaluate(self.model)
-                self.run.checkpoint(self.model)
+                self.pending = True
             return True
+
+        def _on_rollout_start(self) -> None:
+            if self.pending:
+                self.run.checkpoint(self.model)
+                self.pending = False
 
     return EvalCheckpointCallback
 
@@ -501,9 +543,11 @@ class _Run:
         state_path = self.store.path / "state.json"
         state = self.store.state()
         try:
-            self.curve = [[int(step), dict(metrics)] for step, metrics in state["curve"]]
+            self.curve = [[int(step), _floats(metrics)] for step, metrics in state["curve"]]
             self.next_eval = float(state["next_eval"])
             self.elapsed = float(state["wall_time"])
+            if self.config.early_stopping and "best" not in state:
+                raise KeyError("'best' (early stopping is on)")
             best = state.get("best")
             best_head = None if best is None else (float(best[0]), int(best[1]))
         except (KeyError, IndexError, TypeError, ValueError) as err:
@@ -540,6 +584,11 @@ class _Run:
         }
 
 
+def _floats(metrics: dict[str, Any]) -> dict[str, float]:
+    """Metrics read back from JSON: ``"nan"``/``"inf"`` strings (``json_safe``) as floats."""
+    return {str(k): float(val) for k, val in dict(metrics).items()}
+
+
 def _load_part(path: Path, load: Any) -> Any:
     """``load(path)``, with any failure of a missing, truncated or garbled file named."""
     if not path.exists():
@@ -551,13 +600,18 @@ def _load_part(path: Path, load: Any) -> Any:
 
 
 def _select_metric(config: SB3Config, task: Any) -> str:
-    """The metric that selects checkpoints: ``config.select_metric`` or the task's default."""
+    """The metric that selects checkpoints: ``config.select_metric`` or the task's default.
+
+    The default names the log-likelihood tag evaluation reports (``eval/log_likelihood_mc``
+    where ``has_exact_form`` is False); ``final.json`` records it.
+    """
     from agents.evaluation import default_metrics
 
     if config.select_metric is not None:
         return config.select_metric
     head = getattr(task.core, "head", None) if task.kind.numeric else None
-    return default_metrics(task.kind.numeric, head, config.pass_k)[0]
+    exact = has_exact_form(config.algo, config.env_id, config.env_kwargs)
+    return default_metrics(task.kind.numeric, head, config.pass_k, exact)[0]
 
 
 def read_final(run_dir: str | os.PathLike[str]) -> dict[str, Any] | None:
@@ -602,8 +656,12 @@ def train_sb3(config: SB3Config) -> dict[str, float]:
         checkpoint_config=checkpoint_config,
     )
     record = directory.prepare(config.resume)
-    if record is not None:
-        return dict(record["metrics"])
+    if record is not None:  # non-finite values come back from their strings, as floats
+        try:
+            return _floats(record["metrics"])
+        except (TypeError, ValueError) as err:
+            problem = f"a metric is not a number: {err}"
+            raise CorruptFileError(directory.final_path, problem) from None
     run_dir = directory.path
 
     from stable_baselines3.common.logger import configure
@@ -640,7 +698,9 @@ def train_sb3(config: SB3Config) -> dict[str, float]:
         metrics.update(run.selected_metrics(model))
         metrics["rollouts"] = float(run.rollouts(model))
         metrics["wall_time"] = run.wall_time()
-        directory.write_final({"metrics": metrics, "curve": run.curve})
+        directory.write_final(
+            {"metrics": metrics, "curve": run.curve, "select_metric": run.select_metric}
+        )
         shutil.rmtree(run.store.path, ignore_errors=True)
         return metrics
     finally:

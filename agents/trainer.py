@@ -32,7 +32,15 @@ from typing import Any
 import torch
 
 from agents.compile import unavailable_reason
-from agents.evaluation import better, default_metrics, evaluate, log_metrics, metric_tags
+from agents.evaluation import (
+    better,
+    check_select_metric,
+    default_metrics,
+    evaluate,
+    log_metrics,
+    metric_tags,
+)
+from agents.exact import no_exact_form_reason
 from agents.objectives import Objective, StepInputs, get_objective, objective_names
 from agents.policies import (
     POLICY_KINDS,
@@ -280,7 +288,11 @@ def validate_config(config: TrainConfig) -> None:
             f"(eval_samples={c.eval_samples})"
         )
     if c.select_metric is not None:
-        v.check_choice("select_metric", c.select_metric, metric_tags(c.pass_k))
+        v.check_choice(
+            "select_metric",
+            c.select_metric,
+            dict.fromkeys((*metric_tags(c.pass_k), *metric_tags(c.pass_k, exact=False))),
+        )
     reserved = sorted(set(RESERVED_ENV_KWARGS) & set(c.env_kwargs))
     if reserved:
         raise ValueError(
@@ -294,21 +306,23 @@ def validate_config(config: TrainConfig) -> None:
             f"env_kwargs={c.env_kwargs!r} is invalid for env_id={c.env_id!r}: {err}"
         ) from None
     check_policy_choice(info.rollout_space, c.policy)
-    if c.select_metric is not None and c.select_metric not in metric_tags(
-        c.pass_k, info.kind.numeric
-    ):
-        raise ValueError(
-            f"select_metric={c.select_metric!r} is not reported for env_id={c.env_id!r}; "
-            f"allowed: {', '.join(metric_tags(c.pass_k, info.kind.numeric))}"
-        )
+    if c.select_metric is not None:
+        why = no_exact_form_reason(info.rollout_space)
+        check_select_metric(c.select_metric, c.pass_k, info.kind.numeric, not why, c.env_id, why)
 
 
 def select_metric(config: TrainConfig, task: Task) -> str:
-    """The metric that selects checkpoints: ``config.select_metric`` or the task's default."""
+    """The metric that selects checkpoints: ``config.select_metric`` or the task's default.
+
+    The default names the log-likelihood tag evaluation reports: ``eval/log_likelihood``,
+    or ``eval/log_likelihood_mc`` for a token tree too large for the exact enumeration
+    (``agents.exact.no_exact_form_reason``). The run records it in ``final.json``.
+    """
     if config.select_metric is not None:
         return config.select_metric
     head = getattr(task.core, "head", None) if task.kind.numeric else None
-    return default_metrics(task.kind.numeric, head, config.pass_k)[0]
+    exact = not no_exact_form_reason(task.rollout_space())
+    return default_metrics(task.kind.numeric, head, config.pass_k, exact)[0]
 
 
 class Trainer:
@@ -489,6 +503,8 @@ class Trainer:
             self.generator.manual_seed(self.config.seed * 1_000_003 + int(state["step"]))
         self.step = int(state["step"])
         self.wall_time = float(state["wall_time"])
+        if self.config.early_stopping and "best" not in state:
+            raise KeyError("'best': the checkpoint of an early-stopping run must record it")
         best = state.get("best")
         if best is not None:
             self.best = (float(best["value"]), int(best["rollouts"]), dict(best["policy"]))
@@ -621,7 +637,8 @@ class Trainer:
         }
         if checkpointing:
             self.save_checkpoint(directory.checkpoint)  # type: ignore[union-attr]
-            directory.write_final({"metrics": result})  # type: ignore[union-attr]
+            record = {"metrics": result, "select_metric": self.select_metric}
+            directory.write_final(record)  # type: ignore[union-attr]
         return result
 
     def _eval_and_log(self, writer: Any) -> dict[str, float]:
@@ -710,21 +727,53 @@ def train(config: TrainConfig) -> dict[str, float]:
     return Trainer(config).run()
 
 
-def load_policy(run_dir: str | Path, device: str = "cpu") -> tuple[TaskPolicy, TrainConfig]:
+def load_policy(
+    run_dir: str | Path, device: str = "cpu", *, selected: bool = True
+) -> tuple[TaskPolicy, TrainConfig]:
     """Rebuild a run's policy from its ``config.json`` and ``checkpoint.pt``.
+
+    With early stopping the run reports the validation-best policy, so that is the one
+    loaded (its metrics are ``final.json``'s); without early stopping, or before any
+    evaluation had a finite score, the last one.
 
     Args:
         run_dir: The run directory (``log_dir/run_name``).
         device: Device to load onto.
+        selected: Load the early-stopping selection when there is one; False loads the last
+            policy.
 
     Returns:
         The policy bound to its task (an ``EvalPolicy``) and the run's config.
+
+    Raises:
+        CorruptFileError: The checkpoint cannot be read or does not fit the config; with
+            early stopping, it has no ``best`` entry, or ``final.json`` reports a selection
+            the checkpoint does not hold.
     """
-    from agents.runs import read_json
+    from agents.runs import FINAL, read_json
 
     run_dir = Path(run_dir)
     config = TrainConfig.from_dict(read_json(run_dir / "config.json"))
     config = dataclasses.replace(config, device=device)
     trainer = Trainer(config)
-    trainer.load_state_dict(load_checkpoint(run_dir / CHECKPOINT))
+    path = run_dir / CHECKPOINT
+    state = load_checkpoint(path)
+    try:
+        trainer.load_state_dict(state)
+    except (KeyError, RuntimeError, TypeError, ValueError) as err:
+        problem = f"does not fit this run's policy: {type(err).__name__}: {err}"
+        raise CorruptFileError(path, problem) from None
+    if config.early_stopping:
+        final = run_dir / FINAL
+        reported = read_json(final).get("metrics", {}) if final.exists() else {}
+        chosen = reported.get("selected_rollouts") if isinstance(reported, dict) else None
+        held = None if trainer.best is None else trainer.best[1]
+        if chosen is not None and (held is None or float(chosen) != held):
+            raise CorruptFileError(
+                path,
+                f"{final} reports the policy selected at {chosen} rollouts, the checkpoint "
+                f"holds {'no selection' if held is None else f'the one at {held}'}",
+            )
+        if selected and trainer.best is not None:
+            trainer.policy.load_state_dict(trainer.best[2])
     return trainer.agent, config

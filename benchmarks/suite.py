@@ -1055,15 +1055,19 @@ def estimate_seconds(job: Job) -> float:
         1500 * int(config.get("eval_samples", 64)) * (2 if config.get("early_stopping") else 1)
     )
     evaluation = evals * samples * EVAL_SAMPLE_SECONDS
+    # Env steps per rollout, from the kind table (token kinds write num_digits steps).
+    from maxrl_envs import describe_env
+
+    episode_length = describe_env(job.env_id, **job.env_kwargs).episode_length
     if job.family == "sb3":
         rate = SB3_STEPS_PER_SECOND.get(job.method, 1000.0)
-        steps = budget * (3 if job.kind == "tokens" else 1)
+        steps = budget * episode_length
         return steps / rate + 20 * evaluation + RUN_OVERHEAD_SECONDS
     per_step = int(config["num_groups"]) * (
         1 if job.method == "supervised" else int(config["group_size"])
     )
     steps = budget // max(per_step, 1)
-    tokens = 4.0 if job.kind == "tokens" else 1.0
+    tokens = 4.0 if episode_length > 1 else 1.0
     return (
         tokens * (steps * OURS_STEP_SECONDS + budget * OURS_ROLLOUT_SECONDS)
         + evaluation

@@ -109,6 +109,83 @@ def test_plugin_kind_passes_check_env_and_trains_one_step(plugin: Path, tmp_path
     assert info["prediction"] == 1.0
 
 
+def test_plugin_kind_exact_likelihood_sums_over_choices_for_ours_and_sb3(
+    plugin: Path, tmp_path: Path
+) -> None:
+    """On a numeric discrete kind, log p(y|x) = log sum_a pi(a|x) l(y, prediction(a)).
+
+    Both our categorical policy and SB3's PPO are checked against that enumeration, written
+    out in float64 from the Laplace density, and against a 1e6-sample Monte-Carlo mean.
+    """
+    from stable_baselines3 import PPO
+
+    from agents.evaluation import SB3Policy, evaluate
+    from agents.exact import exact_mean_log_likelihood
+    from agents.policies import TaskPolicy, make_policy
+    from maxrl_envs.sb3 import make_sb3_vec_env
+
+    pool = {"num_contexts": 64, "num_test_contexts": 32, "num_validation_contexts": 8}
+    task = make_task("ToySign-v0", **pool)
+    core = task.core
+    contexts = core.all_contexts("test")
+    y = contexts.target.double()
+    s = float(core.head_scale)
+    assert core.head == "laplace"
+
+    def enumeration(probs: torch.Tensor) -> torch.Tensor:
+        # Choice 0 predicts -1, choice 1 predicts +1 (SignKind.prediction).
+        density = [torch.exp(-(y - value).abs() / s) / (2.0 * s) for value in (-1.0, 1.0)]
+        return torch.log(probs[:, 0] * density[0] + probs[:, 1] * density[1])
+
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(3)
+        ours = TaskPolicy(make_policy(task, (8,)), task)
+        with torch.no_grad():  # a policy far from uniform, leaning by context
+            ours.policy.net[-1].weight.normal_(0.0, 2.0)
+    probs = ours.policy.log_probs(contexts.obs).detach().double().exp()
+    assert float((probs[:, 1] - 0.5).abs().max()) > 0.2
+    expected = enumeration(probs)
+    ours_exact = ours.log_likelihood(contexts)
+    torch.testing.assert_close(ours_exact, expected, rtol=1e-6, atol=0.0)
+    assert exact_mean_log_likelihood(ours, core, contexts) == pytest.approx(
+        float(expected.mean()), rel=1e-6
+    )
+    metrics = evaluate(task, ours, num_samples=4, pass_k=1)
+    assert metrics["eval/log_likelihood"] == pytest.approx(float(expected.mean()), rel=1e-6)
+
+    venv = make_sb3_vec_env("ToySign-v0", num_envs=4, seed=0, **pool)
+    model = PPO("MlpPolicy", venv, seed=1, device="cpu")
+    with torch.no_grad():
+        model.policy.action_net.bias.copy_(torch.tensor([-0.9, 0.6]))
+    sb3 = SB3Policy(model, task)
+    sb3_probs = model.policy.get_distribution(contexts.obs).distribution.probs.double()
+    sb3_exact = sb3.log_likelihood(contexts)
+    assert sb3_exact is not None and sb3_exact.dtype == torch.float64
+    torch.testing.assert_close(sb3_exact, enumeration(sb3_probs), rtol=1e-6, atol=0.0)
+    # Monte-Carlo check of the whole SB3 path (its own sampling through task.prediction).
+    draws = sb3.sample(contexts, 20_000, core.make_generator(5))
+    assert set(draws.unique().tolist()) == {-1.0, 1.0}
+    mc = core.score(contexts, draws).log_likelihood.double().exp().mean(1)
+    assert torch.allclose(mc, sb3_exact.exp(), rtol=0.03)
+    metrics = evaluate(task, sb3, num_samples=4, pass_k=1)
+    assert metrics["eval/log_likelihood"] == pytest.approx(float(sb3_exact.mean()), rel=1e-9)
+
+    config = SB3Config(
+        env_id="ToySign-v0",
+        env_kwargs=pool,
+        algo="PPO",
+        num_envs=4,
+        hyperparams={"n_steps": 16, "batch_size": 32, "n_epochs": 1},
+        budget=128,
+        eval_every=0,
+        eval_samples=4,
+        pass_k=2,
+        log_dir=str(tmp_path),
+    )
+    trained = train_sb3(config)
+    assert trained["rollouts"] == 128 and np.isfinite(trained["eval/log_likelihood"])
+
+
 def test_plugin_data_set_preset_and_sb3_baseline(plugin: Path, tmp_path: Path) -> None:
     core = make_task("CubicLowSNR-v0").core
     assert core.task == "cubic" and core.snr == pytest.approx(0.1)

@@ -117,3 +117,24 @@ def test_documented_commands_parse(where: str, line: str, tmp_path: Path) -> Non
         argv, cwd=ROOT, env=env(), capture_output=True, text=True, timeout=TIMEOUT
     )
     assert done.returncode == 0, f"{where}: {line}\n{done.stdout[-2000:]}\n{done.stderr[-2000:]}"
+
+
+def test_agents_page_lists_every_train_config_field_with_its_default() -> None:
+    import dataclasses
+
+    from agents.trainer import TrainConfig
+
+    text = (ROOT / "docs" / "agents.md").read_text(encoding="utf-8")
+    section = text[text.index("### `TrainConfig`") : text.index("`validate_config(config)`")]
+    rows = dict(re.findall(r"^\| `(\w+)` \| [^|]* \| ([^|]*) \|", section, re.M))
+    fields = {f.name: f for f in dataclasses.fields(TrainConfig)}
+    assert sorted(rows) == sorted(fields)
+    for name, field in fields.items():
+        default = field.default_factory() if callable(field.default_factory) else field.default
+        cell = rows[name].strip().strip("`").split(" (")[0]  # "False (CLI: True)" -> "False"
+        if isinstance(default, bool) or default is None:
+            assert cell == str(default), (name, cell, default)
+        elif isinstance(default, (int, float)):
+            assert float(cell) == default, (name, cell, default)
+        else:
+            assert cell == str(default), (name, cell, default)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import json
 
 import pytest
 import torch
@@ -72,3 +73,97 @@ def test_without_early_stopping_the_last_policy_is_reported(tmp_path) -> None:
     assert "selected_rollouts" not in result
     assert result["eval/log_likelihood"] == pytest.approx(trainer.evaluate()["eval/log_likelihood"])
     assert trainer.best is None and torch.get_num_threads() == 1
+
+
+#: 3**11 = 177147 token sequences, above the exact enumeration's cap of 2**16.
+BIG_TREE = {"num_digits": 11, "base": 3, "num_contexts": 64, "num_validation_contexts": 16}
+
+
+def big_tree_config(tmp_path, **overrides) -> TrainConfig:
+    settings = {
+        "env_id": "MaxRLTokens-v0",
+        "env_kwargs": {**BIG_TREE, "num_test_contexts": 16},
+        "group_size": 4,
+        "num_groups": 4,
+        "budget": 64,
+        "eval_every": 32,
+        "eval_samples": 4,
+        "pass_k": 2,
+        "early_stopping": True,
+        "log_dir": str(tmp_path),
+        "device": "cpu",
+        "hidden": (8,),
+        **overrides,
+    }
+    return TrainConfig(**settings)
+
+
+def test_big_token_tree_selects_on_the_monte_carlo_log_likelihood(tmp_path) -> None:
+    # The default select metric of a Gaussian head is the log-likelihood; without an exact
+    # form it falls back to the Monte-Carlo tag evaluation reports (was a KeyError).
+    config = big_tree_config(tmp_path)
+    result = trainer_module.train(config)
+    assert "eval/log_likelihood" not in result
+    assert result["eval/log_likelihood_mc"] < 0.0 and result["rollouts"] == 64
+    assert result["selected_rollouts"] in (0.0, 32.0, 64.0)
+    final = json.loads((tmp_path / config.name / "final.json").read_text())
+    assert final["select_metric"] == "eval/log_likelihood_mc"
+    # Asked for explicitly, the Monte-Carlo tag is accepted; the exact one is refused.
+    trainer_module.validate_config(
+        big_tree_config(tmp_path, select_metric="eval/log_likelihood_mc")
+    )
+    bad = big_tree_config(tmp_path, select_metric="eval/log_likelihood")
+    with pytest.raises(ValueError, match=r"select_metric='eval/log_likelihood'.*177147.*_mc"):
+        trainer_module.validate_config(bad)
+    # A small tree keeps the exact tag, and refuses the Monte-Carlo one.
+    small = dict(config.env_kwargs, num_digits=2)
+    trainer_module.validate_config(
+        big_tree_config(tmp_path, env_kwargs=small, select_metric="eval/log_likelihood")
+    )
+    with pytest.raises(ValueError, match=r"select_metric='eval/log_likelihood_mc'.*allowed"):
+        trainer_module.validate_config(
+            big_tree_config(tmp_path, env_kwargs=small, select_metric="eval/log_likelihood_mc")
+        )
+
+
+def test_load_policy_loads_the_selected_policy_and_requires_best(tmp_path) -> None:
+    from agents.runs import CorruptFileError
+
+    config = TrainConfig(
+        env_id="MaxRLClassification-v0",
+        env_kwargs={"task": "teacher-mlp", "num_classes": 5, "num_contexts": 256},
+        group_size=8,
+        num_groups=16,
+        budget=16 * 8 * 24,
+        lr=0.05,
+        eval_every=16 * 8 * 4,
+        eval_samples=8,
+        pass_k=2,
+        early_stopping=True,
+        select_contexts=64,
+        log_dir=str(tmp_path),
+        device="cpu",
+    )
+    trainer = Trainer(config)
+    result = trainer.run()
+    assert trainer.best is not None and trainer.best[1] < trainer.rollouts_done
+    agent, _ = trainer_module.load_policy(tmp_path / config.name)
+    loaded = agent.policy.state_dict()
+    assert all(torch.equal(loaded[k], v) for k, v in trainer.best[2].items())
+    assert not all(torch.equal(loaded[k], v) for k, v in trainer.policy.state_dict().items())
+    again = trainer_module.evaluate(
+        agent.task, agent, num_samples=8, pass_k=2, seed=trainer.eval_seed
+    )
+    assert again["eval/pass@1"] == pytest.approx(result["eval/pass@1"], abs=1e-12)
+    last, _ = trainer_module.load_policy(tmp_path / config.name, selected=False)
+    last_state = last.policy.state_dict()
+    assert all(torch.equal(last_state[k], v) for k, v in trainer.policy.state_dict().items())
+
+    path = tmp_path / config.name / "checkpoint.pt"
+    state = torch.load(path, weights_only=True)
+    torch.save({k: v for k, v in state.items() if k != "best"}, path)
+    with pytest.raises(CorruptFileError, match=r"checkpoint\.pt is corrupt.*'best'"):
+        trainer_module.load_policy(tmp_path / config.name)
+    torch.save({**state, "best": None}, path)  # final.json reports a selection it lacks
+    with pytest.raises(CorruptFileError, match=r"selected at \d+\.0 rollouts.*no selection"):
+        trainer_module.load_policy(tmp_path / config.name)

@@ -259,6 +259,24 @@ def test_unreachable_verifier_targets_are_left_out_of_the_log_likelihood():
     assert torch.isfinite(per_context[reachable]).all()
     metrics = evaluate(task, policy, num_samples=4, pass_k=2)
     assert metrics["eval/log_likelihood"] == pytest.approx(float(per_context[reachable].mean()))
+    # The exact mean leaves out the same contexts (it was -inf with them in).
+    mean = exact_mean_log_likelihood(policy, task.core, contexts)
+    assert mean == pytest.approx(metrics["eval/log_likelihood"], rel=1e-12)
+    assert math.isfinite(mean)
+    only_unreachable = _subset(contexts, ~reachable)
+    assert math.isnan(exact_mean_log_likelihood(policy, task.core, only_unreachable))
     levels = reference_levels(task.core, "test", pass_k=2)
     assert math.isfinite(levels["random"]["eval/log_likelihood"])
     assert math.isfinite(levels["bayes_sampler"]["eval/log_likelihood"])
+
+
+def _subset(contexts, mask: torch.Tensor):
+    from maxrl_envs.core import Contexts
+
+    return Contexts(
+        ids=contexts.ids[mask],
+        obs=contexts.obs[mask],
+        signal=contexts.signal[mask],
+        target=contexts.target[mask],
+        noise_scale=contexts.noise_scale[mask],
+    )

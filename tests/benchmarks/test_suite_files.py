@@ -94,6 +94,28 @@ def test_study_suites_fit_the_time_limit_by_the_cost_model(name: str) -> None:
     assert estimate_suite_seconds(load_suite(name)) / 2 < 90 * 60, name
 
 
+def test_cost_model_reads_episode_length_from_the_kind_table_not_the_kind_name() -> None:
+    import dataclasses
+
+    from benchmarks.suite import estimate_seconds
+    from maxrl_envs import describe_env
+
+    jobs = load_suite("tokens").initial_jobs()
+    for family in ("sb3", "ours"):
+        job = next(j for j in jobs if j.family == family and j.kind == "tokens")
+        digits = describe_env(job.env_id, **job.env_kwargs).episode_length
+        assert digits > 1
+        renamed = dataclasses.replace(job, kind="my-tokens")  # a plugin kind, same episodes
+        assert estimate_seconds(renamed) == estimate_seconds(job)
+        longer = dataclasses.replace(job, env_kwargs={**job.env_kwargs, "num_digits": 2 * digits})
+        one_step = dataclasses.replace(
+            job, env_id="MaxRLRegression-v0", env_kwargs={}, kind="regression"
+        )
+        if family == "sb3":  # SB3 pays per env step: twice the digits, twice the steps
+            assert estimate_seconds(longer) > estimate_seconds(job)
+        assert estimate_seconds(one_step) < estimate_seconds(job)
+
+
 def test_quick_suite_validates_and_has_a_real_comparison() -> None:
     suite = load_suite("quick")
     assert validate_suite(suite) > 0
