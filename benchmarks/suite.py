@@ -986,16 +986,19 @@ def _product(sweep: dict[str, list[Any]]) -> list[dict[str, Any]]:
 def validate_suite(suite: Suite) -> int:
     """Build and check every run's config before anything runs.
 
-    Our agents go through ``agents.trainer.validate_config`` once per cell and phase
-    (validation runs, reported runs); SB3 agents through
-    ``agents.sb3_baselines.validate_sb3_config`` once per cell. The runs of a cell differ
-    only in seed and learning rate, which ``load_suite`` has checked by the same rules.
+    Every agent, ours and SB3's, is checked at every point of its learning-rate grid, in
+    every phase it runs: validation runs (``tune``: the validation split, ``tune_budget``)
+    and reported runs (``final``, at any rate validation may choose). Our configs go through
+    ``agents.trainer.validate_config``, SB3's through
+    ``agents.sb3_baselines.validate_sb3_config``. The runs of one (cell, phase, rate) differ
+    only in seed, which ``load_suite`` has checked by the same rules.
 
     Returns:
         The number of configs checked.
 
     Raises:
-        SuiteError: The first invalid config, naming the experiment, env and agent.
+        SuiteError: The first invalid config, naming the experiment, env, agent, phase and
+            learning rate.
     """
     from agents.sb3_baselines import SB3Config, validate_sb3_config
     from agents.trainer import validate_config
@@ -1003,20 +1006,20 @@ def validate_suite(suite: Suite) -> int:
     checked = 0
     for cell in suite.cells:
         where = f"experiment {cell.experiment!r}, env {cell.env.label!r}, agent {cell.agent.name!r}"
-        seed = int(cell.settings["seeds"][0])
-        try:
-            if cell.agent.family == "sb3":
-                validate_sb3_config(SB3Config(**cell.config(seed, None, "final")))
+        seeds = {"tune": TUNE_SEED_BASE, "final": int(cell.settings["seeds"][0])}
+        phases = ("tune", "final") if cell.needs_tuning else ("final",)
+        for phase in phases:
+            for lr in cell.lr_grid:
+                config = cell.config(seeds[phase], lr, phase)
+                try:
+                    if cell.agent.family == "sb3":
+                        validate_sb3_config(SB3Config(**config))
+                    else:
+                        validate_config(train_config(config))
+                except (TypeError, ValueError) as err:
+                    run = "validation run" if phase == "tune" else "reported run"
+                    raise SuiteError(f"{where}, {run} at lr={lr:g}: {err}") from None
                 checked += 1
-                continue
-            # Runs of a cell differ only in seed and learning rate, whose rules the suite
-            # checks already match (integers >= 0; finite numbers > 0): one config per phase.
-            lr = cell.lr_grid[0]
-            for phase in ("tune", "final") if cell.needs_tuning else ("final",):
-                validate_config(train_config(cell.config(seed, lr, phase)))
-                checked += 1
-        except (TypeError, ValueError) as err:
-            raise SuiteError(f"{where}: {err}") from None
     return checked
 
 

@@ -268,4 +268,22 @@ def test_unknown_suite_lists_the_shipped_ones() -> None:
 
 def test_tiny_suite_text_is_valid(tmp_path: Path, tiny_suite_text: str) -> None:
     suite = load_suite(str(write_suite(tmp_path, tiny_suite_text)))
-    assert validate_suite(suite) == 3  # maxrl: tune and final configs; a2c-small: one
+    # maxrl: 2 rates x (tune, final); a2c-small: its one rate, final only.
+    assert validate_suite(suite) == 5
+
+
+def test_sb3_validation_runs_are_checked_at_every_grid_point(tmp_path: Path) -> None:
+    """An SB3 setting that breaks only the tuning runs fails before anything runs."""
+    # PPO updates every 16 x 64 = 1024 env steps: budget 1024 is one update, 512 none.
+    suite = load_text(tmp_path, suite_text(agents='["ppo"]', settings="tune_budget = 512"))
+    (cell,) = suite.cells
+    assert cell.needs_tuning and cell.lr_grid == pytest.approx([1e-4, 3e-4, 9e-4])
+    with pytest.raises(
+        SuiteError,
+        match=r"agent 'ppo', validation run at lr=0\.0001: budget=512 rollouts is smaller "
+        "than one PPO update",
+    ):
+        validate_suite(suite)
+    # Valid: every rate of the grid, as a validation run and as a reported run.
+    suite = load_text(tmp_path, suite_text(agents='["ppo"]', settings="tune_budget = 1024"))
+    assert validate_suite(suite) == 3 * 2
