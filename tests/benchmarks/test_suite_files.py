@@ -207,6 +207,80 @@ def test_custom_agent_overrides_trainconfig_fields(tmp_path: Path) -> None:
     assert validate_suite(suite) == 1
 
 
+def test_an_agents_own_n_feeds_the_derived_b_and_budget(tmp_path: Path) -> None:
+    """Agent-table settings apply before the suite derives num_groups and budget."""
+    extra = '[agents.maxrl-n8]\nestimator = "maxrl"\nrollouts = 8\n'  # alias of group_size
+    agents = '["maxrl", "maxrl-n8"]'
+    text = suite_text(agents=agents, settings="rollouts_per_step = 64", extra=extra)
+    configs = {c.agent.name: c.config(0, 0.01, "final") for c in load_text(tmp_path, text).cells}
+    assert (configs["maxrl"]["group_size"], configs["maxrl"]["num_groups"]) == (4, 16)
+    assert (configs["maxrl-n8"]["group_size"], configs["maxrl-n8"]["num_groups"]) == (8, 8)
+    # Equal optimizer steps: 1024 // (8 x 4) = 32 steps, of 8 x 8 rollouts for maxrl-n8.
+    text = suite_text(agents=agents, settings='framing = "steps"', extra=extra)
+    configs = {c.agent.name: c.config(0, 0.01, "final") for c in load_text(tmp_path, text).cells}
+    assert configs["maxrl"]["budget"] == 32 * 8 * 4
+    assert configs["maxrl-n8"]["budget"] == 32 * 8 * 8
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "why"),
+    [
+        ("budget", "10", "a setting every agent shares"),
+        ("eval_every", "10", "a setting every agent shares"),
+        ("early_stopping", "false", "a setting every agent shares"),
+        ("eval_samples", "4", "a setting every agent shares"),
+        ("pass_k", "2", "a setting every agent shares"),
+        ("steps", "10", "a suite setting"),
+        ("evaluations", "5", "a suite setting"),
+        ("rollouts_per_step", "64", "a suite setting"),
+        ("tune_budget", "512", "a suite setting"),
+        ("seeds", "[1]", "a suite setting"),
+    ],
+)
+@pytest.mark.parametrize("agent", ['estimator = "maxrl"', 'sb3 = "PPO"'])
+def test_an_agent_table_cannot_set_suite_settings(
+    tmp_path: Path, key: str, value: str, why: str, agent: str
+) -> None:
+    extra = f"[agents.x]\n{agent}\n{key} = {value}\n"
+    text = suite_text(agents='["x"]', extra=extra)
+    message = (
+        rf"\[agents\.x\]: agent 'x' sets {key}=.*, but {key} is {why}.*; set it in "
+        r"\[settings\] or in an \[\[experiments\]\] table instead"
+    )
+    with pytest.raises(SuiteError, match=message):
+        load_text(tmp_path, text)
+
+
+@pytest.mark.parametrize(
+    ("agent", "settings", "message"),
+    [
+        (
+            'estimator = "maxrl"\nnum_groups = 4',
+            "rollouts_per_step = 64",
+            "agent 'x' sets num_groups=4, but rollouts_per_step=64 derives num_groups here",
+        ),
+        (
+            'estimator = "maxrl"\ngroup_size = 8',
+            "",
+            "agent 'x' sets group_size=8, which this experiment sweeps",
+        ),
+        (
+            'sb3 = "PPO"\nhyperparams = { learning_rate = 0.001 }',
+            "",
+            "agent 'x' sets hyperparams.learning_rate=0.001, which its learning-rate grid would "
+            "replace; set lr",
+        ),
+    ],
+)
+def test_agent_settings_that_would_be_ignored_are_refused(
+    tmp_path: Path, agent: str, settings: str, message: str
+) -> None:
+    text = suite_text(agents='["x"]', settings=settings, extra=f"[agents.x]\n{agent}\n")
+    text += "sweep.group_size = [4, 16]\n"
+    with pytest.raises(SuiteError, match=message.replace("(", r"\(")):
+        load_text(tmp_path, text)
+
+
 @pytest.mark.parametrize(
     ("kwargs", "message"),
     [
