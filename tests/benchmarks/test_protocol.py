@@ -110,3 +110,32 @@ def test_with_rollouts_per_step_supervised_steps_repeats_supervised(tmp_path):
         "supervised",
         "supervised-steps",
     }
+
+
+@pytest.mark.parametrize(
+    "name", ["quick", "low-snr", "low-snr-heads", "low-snr-offpolicy", "tokens"]
+)
+def test_sb3_and_our_validation_runs_score_the_same_contexts(name: str) -> None:
+    """Ours score tune_eval_contexts validation contexts; SB3 (no eval_contexts) all of them.
+
+    They agree only where the split holds at most tune_eval_contexts, which every shipped
+    suite with SB3 agents must keep (docs/benchmarks.md says so).
+    """
+    import maxrl_envs
+
+    suite = load_suite(name)
+    sizes: dict[str, int] = {}
+    for cell in suite.cells:
+        contexts = int(cell.settings["tune_eval_contexts"])
+        config = cell.config(10_000, cell.lr_grid[0], "tune")
+        assert config["eval_split"] == "validation" and config["select_contexts"] == contexts
+        if cell.agent.family == "ours":
+            assert config["eval_contexts"] == contexts
+            continue
+        assert "eval_contexts" not in config  # SB3Config has no such field
+        key = repr((cell.env.id, sorted(cell.env.kwargs.items())))
+        if key not in sizes:
+            task = maxrl_envs.make_task(cell.env.id, device="cpu", **cell.env.kwargs)
+            sizes[key] = task.core.num_contexts("validation")
+        assert sizes[key] <= contexts, (cell.env.label, sizes[key], contexts)
+    assert sizes  # every one of these suites has SB3 agents
