@@ -141,9 +141,9 @@ def _summary_line(row: dict[str, Any], fresh: bool, shown: Sequence[str]) -> str
 class Sweep:
     """One pass over a suite: the queue of runs, what finished, and the cells' chosen rates.
 
-    Validation runs go first (SB3 runs, which need none and are the longest, start with
-    them); as soon as all of a tuned cell's validation runs are in, ``release`` queues its
-    reported runs at the chosen rate. Rows are appended by this process only.
+    Validation runs go first, SB3's first among them (the longest runs); as soon as all of
+    a tuned cell's validation runs are in, ``release`` queues its reported runs at the
+    chosen rate. Rows are appended by this process only.
 
     Args:
         suite: The suite (validated).

@@ -31,11 +31,13 @@ our trainer under their own name; ``ppo``, ``a2c``, ``sac``, ``td3`` and ``dqn``
 N is ``group_size`` and B ``num_groups``, as everywhere; the older keys ``rollouts`` and
 ``contexts`` are read as aliases.
 
-Every (experiment, env, sweep point, agent) is a *cell*. An SB3 agent runs its zoo-style
-defaults once per seed. Each of our agents with more than one learning rate first runs
-every rate on ``tune_seeds`` separate seeds (10_000, 10_001, ...), evaluated on the
-validation split (the test split is never used to choose); the rate with the best mean
-``select_metric`` then runs on the reported ``seeds``, evaluated on the test split.
+Every (experiment, env, sweep point, agent) is a *cell*. Every agent, ours and SB3's, is
+tuned by the same protocol: its ``lr_points`` learning rates spaced by ``lr_ratio`` around
+its usual value (SB3: the algorithm's zoo-style default; ours: an explicit ``lr_grid``
+instead, when set). An agent with more than one rate first runs every rate on
+``tune_seeds`` separate seeds (10_000, 10_001, ...), evaluated on the validation split (the
+test split is never used to choose); the rate with the best mean ``select_metric`` then runs
+on the reported ``seeds``, evaluated on the test split.
 """
 
 from __future__ import annotations

@@ -361,3 +361,34 @@ def test_sb3_validation_runs_are_checked_at_every_grid_point(tmp_path: Path) -> 
     # Valid: every rate of the grid, as a validation run and as a reported run.
     suite = load_text(tmp_path, suite_text(agents='["ppo"]', settings="tune_budget = 1024"))
     assert validate_suite(suite) == 3 * 2
+
+
+WORD_NUMBERS = {"one": 1, "two": 2, "three": 3, "four": 4, "five": 5, "seven": 7, "nine": 9}
+
+
+@pytest.mark.parametrize("name", [n for n in SHIPPED if n != "full"])
+def test_suite_descriptions_state_their_own_settings(name: str) -> None:
+    """A description's "N-point grid" and "S steps of B contexts" match the settings."""
+    import re
+
+    suite = load_suite(name)
+    text = " ".join(suite.description.split())
+    grids = re.findall(r"(\w+)-point (?:learning-rate )?grid", text)
+    assert grids, "every shipped suite says which grid its agents pick from"
+    points = {int(cell.settings["lr_points"]) for cell in suite.cells}
+    assert {WORD_NUMBERS[word] for word in grids} == points
+    for steps, contexts in re.findall(r"(\d+) steps of (\d+) contexts", text):
+        framed = [cell for cell in suite.cells if cell.settings["framing"] == "steps"]
+        assert framed and {(c.rl_steps(), int(c.settings["num_groups"])) for c in framed} == {
+            (int(steps), int(contexts))
+        }
+
+
+def test_no_stale_wording_about_untuned_sb3_or_removed_suites() -> None:
+    root = Path(__file__).resolve().parents[2]
+    files = ["benchmarks/suite.py", "benchmarks/run.py", "docs/benchmarks.md"]
+    files += [f"benchmarks/suites/{name}.toml" for name in SHIPPED]
+    for path in files:
+        text = " ".join((root / path).read_text(encoding="utf-8").split())
+        for stale in ("rollout-scaling", "need none", "needing no validation", "once per seed"):
+            assert stale not in text, (path, stale)
