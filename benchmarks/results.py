@@ -9,6 +9,9 @@ so a torn tail never corrupts the following row.
 
 Several rows may share a ``run_id`` (a failed run that was retried later); ``latest_rows``
 keeps the last row of each run.
+
+One process at a time may change a results directory: the runner and ``pack_rows``
+(``python -m benchmarks.results pack DIR``) both hold its ``ResultsLock``.
 """
 
 from __future__ import annotations
@@ -133,33 +136,47 @@ def _parse_lines(lines: Iterable[bytes]) -> list[dict[str, Any]]:
 def pack_rows(results_dir: str | os.PathLike[str]) -> Path:
     """Move a suite's rows into ``results.jsonl.gz`` (for committing them), atomically.
 
-    Every row (packed and plain) is written to a new gzip file that replaces the old one;
-    only then is the plain file removed, so a crash leaves the rows in one of the two. A
-    runner resuming the suite reads both and appends new rows to the plain file.
+    Packing holds the results directory's ``ResultsLock``, the lock a runner holds while it
+    appends rows, so it never races a running suite: a row appended between reading the
+    plain file and removing it would be lost. Every row (packed and plain) is written to a
+    new gzip file that replaces the old one; only then is the plain file removed, so a crash
+    leaves the rows in one of the two. A runner resuming the suite reads both and appends
+    new rows to the plain file.
+
+    Args:
+        results_dir: A suite's results directory (``OUT/SUITE``) holding
+            ``results.jsonl`` and/or ``results.jsonl.gz``.
 
     Returns:
         The packed file.
+
+    Raises:
+        FileNotFoundError: ``results_dir`` is not a directory, or holds no rows file.
+        LockedError: A runner (or another pack) holds the directory (the message names it).
+        OSError: The directory cannot be written.
     """
     from agents.runs import atomic_write
 
-    path = Path(results_dir) / RESULTS_FILE
-    rows = read_rows(path)
-    data = b"".join(encode_row(row) for row in rows)
+    folder = Path(results_dir)
+    path = folder / RESULTS_FILE
     packed = packed_path(path)
-    # mtime 0: the same rows always pack to the same bytes (no spurious diffs).
-    atomic_write(packed, lambda tmp: tmp.write_bytes(gzip.compress(data, 9, mtime=0)))
-    path.unlink(missing_ok=True)
+    if not folder.is_dir():
+        raise FileNotFoundError(
+            f"results_dir={str(results_dir)!r} is not a directory; allowed: a suite's results "
+            "directory (OUT/SUITE)"
+        )
+    with ResultsLock(folder, task="packing rows", hint="then pack again"):
+        if not path.exists() and not packed.exists():
+            raise FileNotFoundError(
+                f"results_dir={str(results_dir)!r} holds neither {RESULTS_FILE} nor "
+                f"{packed.name}; allowed: a suite's results directory (OUT/SUITE)"
+            )
+        rows = read_rows(path)
+        data = b"".join(encode_row(row) for row in rows)
+        # mtime 0: the same rows always pack to the same bytes (no spurious diffs).
+        atomic_write(packed, lambda tmp: tmp.write_bytes(gzip.compress(data, 9, mtime=0)))
+        path.unlink(missing_ok=True)
     return packed
-
-
-if __name__ == "__main__":  # python -m benchmarks.results pack DIR [DIR ...]
-    import sys
-
-    if len(sys.argv) < 3 or sys.argv[1] != "pack":
-        print("usage: python -m benchmarks.results pack RESULTS_DIR [RESULTS_DIR ...]")
-        raise SystemExit(2)
-    for folder in sys.argv[2:]:
-        print(pack_rows(folder))
 
 
 def latest_rows(rows: Iterable[dict[str, Any]]) -> dict[str, dict[str, Any]]:
@@ -176,3 +193,119 @@ def latest_rows(rows: Iterable[dict[str, Any]]) -> dict[str, dict[str, Any]]:
 def finished_ids(path: str | os.PathLike[str]) -> set[str]:
     """Run ids whose latest row has status ``ok``."""
     return {rid for rid, row in latest_rows(read_rows(path)).items() if row.get("status") == OK}
+
+
+def plain(err: BaseException) -> str:
+    """An error as a sentence: an ``OSError``'s message without its ``[Errno N]`` prefix."""
+    if isinstance(err, OSError) and err.strerror:
+        return err.strerror + (f": {err.filename}" if err.filename is not None else "")
+    return str(err)
+
+
+class LockedError(RuntimeError):
+    """Another runner holds a results directory."""
+
+
+class ResultsLock:
+    """An exclusive lock on a suite's results directory, held while a runner uses it.
+
+    ``fcntl.flock`` on ``.lock`` inside the directory: the OS releases it when the process
+    exits, however it dies, so a killed runner never blocks the next one. The holder writes
+    its pid, host and start time into the file, so a second runner can name it.
+
+    Args:
+        results_dir: The directory (created if needed; must be writable).
+        task: What the holder is doing, written into the stamp (e.g. ``packing rows``).
+        hint: The way out offered when another process holds the lock.
+
+    Raises:
+        LockedError: Another process holds the lock (the message names it).
+        OSError: The directory cannot be created or written (a read-only ``--out``).
+    """
+
+    FILE = ".lock"
+
+    def __init__(
+        self,
+        results_dir: str | os.PathLike[str],
+        *,
+        task: str = "",
+        hint: str = "or use another --out",
+    ) -> None:
+        import fcntl
+        import platform
+        import tempfile
+        from datetime import datetime, timezone
+
+        results_dir = Path(results_dir)
+        self.path = results_dir / self.FILE
+        try:
+            results_dir.mkdir(parents=True, exist_ok=True)
+            # The runner creates files in the directory (rows, run directories, temporary
+            # files of atomic writes): prove it can, even where .lock itself is writable.
+            probe, probe_path = tempfile.mkstemp(prefix=".write-test-", dir=results_dir)
+            os.close(probe)
+            os.unlink(probe_path)
+            self.fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as err:
+            raise OSError(
+                err.errno,
+                f"the results directory {results_dir} is not writable ({err.strerror}); "
+                "choose another --out",
+            ) from None
+        try:
+            fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.pread(self.fd, 512, 0).decode("utf-8", "replace").strip() or "unknown"
+            os.close(self.fd)
+            raise LockedError(
+                f"{results_dir} is in use by another maxrl-bench runner ({holder}); wait for "
+                f"it to finish or stop it, {hint}"
+            ) from None
+        stamp = datetime.now(timezone.utc).isoformat(timespec="seconds")
+        text = f"pid {os.getpid()} on {platform.node()}, started {stamp}"
+        if task:
+            text += f", {task}"
+        os.ftruncate(self.fd, 0)
+        os.pwrite(self.fd, text.encode("utf-8"), 0)
+
+    def __enter__(self) -> ResultsLock:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.release()
+
+    def release(self) -> None:
+        """Unlock (closing the descriptor releases the lock)."""
+        if self.fd >= 0:
+            os.close(self.fd)
+            self.fd = -1
+
+
+USAGE = "usage: python -m benchmarks.results pack RESULTS_DIR [RESULTS_DIR ...]"
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m benchmarks.results pack DIR [DIR ...]``: pack each directory's rows.
+
+    Returns:
+        0 when every directory was packed, 2 on bad input or a directory in use (as the
+        runner: nothing of that directory changed).
+    """
+    import sys
+
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if len(argv) < 2 or argv[0] != "pack":
+        print(USAGE, file=sys.stderr)
+        return 2
+    for folder in argv[1:]:
+        try:
+            print(pack_rows(folder))
+        except (OSError, LockedError) as err:
+            print(f"error: {plain(err)}", file=sys.stderr)
+            return 2
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

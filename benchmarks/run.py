@@ -33,7 +33,17 @@ from typing import Any
 
 from agents.evaluation import LOWER_IS_BETTER
 from agents.runs import atomic_write_json
-from benchmarks.results import FAILED, OK, RESULTS_FILE, append_row, latest_rows, read_rows
+from benchmarks.results import (
+    FAILED,
+    OK,
+    RESULTS_FILE,
+    LockedError,
+    ResultsLock,
+    append_row,
+    latest_rows,
+    plain,
+    read_rows,
+)
 from benchmarks.suite import (
     Cell,
     Job,
@@ -131,9 +141,9 @@ def _summary_line(row: dict[str, Any], fresh: bool, shown: Sequence[str]) -> str
 class Sweep:
     """One pass over a suite: the queue of runs, what finished, and the cells' chosen rates.
 
-    Validation runs go first (SB3 runs, which need none and are the longest, start with
-    them); as soon as all of a tuned cell's validation runs are in, ``release`` queues its
-    reported runs at the chosen rate. Rows are appended by this process only.
+    Validation runs go first, SB3's first among them (the longest runs); as soon as all of
+    a tuned cell's validation runs are in, ``release`` queues its reported runs at the
+    chosen rate. Rows are appended by this process only.
 
     Args:
         suite: The suite (validated).
@@ -545,82 +555,6 @@ def _run(args: argparse.Namespace, argv: Sequence[str], suite: Suite, results_di
         print()
         print(report.summary_text())
     return 1 if summary.failed else 0
-
-
-def plain(err: BaseException) -> str:
-    """An error as a sentence: an ``OSError``'s message without its ``[Errno N]`` prefix."""
-    if isinstance(err, OSError) and err.strerror:
-        return err.strerror + (f": {err.filename}" if err.filename is not None else "")
-    return str(err)
-
-
-class LockedError(RuntimeError):
-    """Another runner holds a results directory."""
-
-
-class ResultsLock:
-    """An exclusive lock on a suite's results directory, held while a runner uses it.
-
-    ``fcntl.flock`` on ``.lock`` inside the directory: the OS releases it when the process
-    exits, however it dies, so a killed runner never blocks the next one. The holder writes
-    its pid, host and start time into the file, so a second runner can name it.
-
-    Args:
-        results_dir: The directory (created if needed; must be writable).
-
-    Raises:
-        LockedError: Another process holds the lock (the message names it).
-        OSError: The directory cannot be created or written (a read-only ``--out``).
-    """
-
-    FILE = ".lock"
-
-    def __init__(self, results_dir: Path) -> None:
-        import fcntl
-        import platform
-        import tempfile
-        from datetime import datetime, timezone
-
-        self.path = results_dir / self.FILE
-        try:
-            results_dir.mkdir(parents=True, exist_ok=True)
-            # The runner creates files in the directory (rows, run directories, temporary
-            # files of atomic writes): prove it can, even where .lock itself is writable.
-            probe, probe_path = tempfile.mkstemp(prefix=".write-test-", dir=results_dir)
-            os.close(probe)
-            os.unlink(probe_path)
-            self.fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
-        except OSError as err:
-            raise OSError(
-                err.errno,
-                f"the results directory {results_dir} is not writable ({err.strerror}); "
-                "choose another --out",
-            ) from None
-        try:
-            fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            holder = os.pread(self.fd, 512, 0).decode("utf-8", "replace").strip() or "unknown"
-            os.close(self.fd)
-            raise LockedError(
-                f"{results_dir} is in use by another maxrl-bench runner ({holder}); wait for "
-                "it to finish or stop it, or use another --out"
-            ) from None
-        stamp = datetime.now(timezone.utc).isoformat(timespec="seconds")
-        text = f"pid {os.getpid()} on {platform.node()}, started {stamp}"
-        os.ftruncate(self.fd, 0)
-        os.pwrite(self.fd, text.encode("utf-8"), 0)
-
-    def __enter__(self) -> ResultsLock:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.release()
-
-    def release(self) -> None:
-        """Unlock (closing the descriptor releases the lock)."""
-        if self.fd >= 0:
-            os.close(self.fd)
-            self.fd = -1
 
 
 if __name__ == "__main__":

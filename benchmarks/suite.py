@@ -31,11 +31,13 @@ our trainer under their own name; ``ppo``, ``a2c``, ``sac``, ``td3`` and ``dqn``
 N is ``group_size`` and B ``num_groups``, as everywhere; the older keys ``rollouts`` and
 ``contexts`` are read as aliases.
 
-Every (experiment, env, sweep point, agent) is a *cell*. An SB3 agent runs its zoo-style
-defaults once per seed. Each of our agents with more than one learning rate first runs
-every rate on ``tune_seeds`` separate seeds (10_000, 10_001, ...), evaluated on the
-validation split (the test split is never used to choose); the rate with the best mean
-``select_metric`` then runs on the reported ``seeds``, evaluated on the test split.
+Every (experiment, env, sweep point, agent) is a *cell*. Every agent, ours and SB3's, is
+tuned by the same protocol: its ``lr_points`` learning rates spaced by ``lr_ratio`` around
+its usual value (SB3: the algorithm's zoo-style default; ours: an explicit ``lr_grid``
+instead, when set). An agent with more than one rate first runs every rate on
+``tune_seeds`` separate seeds (10_000, 10_001, ...), evaluated on the validation split (the
+test split is never used to choose); the rate with the best mean ``select_metric`` then runs
+on the reported ``seeds``, evaluated on the test split.
 """
 
 from __future__ import annotations
@@ -100,6 +102,13 @@ RUN_SETTINGS: dict[str, Any] = {
     "device": "auto",  # ours: torch device (SB3 runs on cpu)
     "early_stopping": True,  # report the validation-best checkpoint (every agent)
 }
+#: Run settings an agent table may set for one of our agents (e.g. ``order = 4``). They
+#: apply before the suite derives ``num_groups`` and ``budget`` from them.
+AGENT_SETTINGS = ("group_size", "num_groups", "order", "hidden", "state_dependent_std", "device")
+#: Run settings every agent shares: the equal budget and evaluation of the protocol, some
+#: derived per cell (``budget`` from ``framing``/``steps``/``tune_budget``, ``eval_every``
+#: from ``evaluations``). Only ``[settings]`` or an experiment may set them.
+SHARED_SETTINGS = tuple(name for name in RUN_SETTINGS if name not in AGENT_SETTINGS)
 #: Framings of "equal": the same rollouts per run, or the same optimizer steps.
 FRAMINGS = ("rollouts", "steps")
 #: Every setting and its default; any of them may be set in ``[settings]`` or in one
@@ -401,11 +410,15 @@ class Cell:
 
         objective = get_objective(self.agent.method)
         run = {k: copy.deepcopy(s[k]) for k in RUN_SETTINGS}
+        if "order" not in objective.params:
+            run["order"] = None
+        params = copy.deepcopy(self.agent.params)
+        params.pop("lr", None)
+        # The agent's own N, B, ... first: num_groups and budget are derived from them.
+        run.update({k: params.pop(k) for k in AGENT_SETTINGS if k in params})
         per_context = objective.rollouts_per_context(int(run["group_size"]))
         if s["rollouts_per_step"] is not None:
             run["num_groups"] = max(1, int(s["rollouts_per_step"]) // per_context)
-        if "order" not in objective.params:
-            run["order"] = None
         if self.framing == "steps":
             run["budget"] = rl_steps * int(run["num_groups"]) * per_context
         if tune and s["tune_budget"] is not None:
@@ -419,9 +432,7 @@ class Cell:
             "lr": float(lr) if lr is not None else None,
             "eval_contexts": int(s["tune_eval_contexts"]) if tune else None,
         }
-        params = copy.deepcopy(self.agent.params)
-        params.pop("lr", None)
-        config.update(params)
+        config.update(params)  # the agent's other TrainConfig fields (policy, init_std, ...)
         return config
 
     def rl_rollouts_per_step(self) -> int:
@@ -793,6 +804,11 @@ def _agent_table(table: Any, where: str) -> dict[str, AgentSpec]:
 
 def _agent_spec(name: str, spec: dict[str, Any], where: str) -> AgentSpec:
     here = f"{where} [agents.{name}]"
+    try:
+        spec = _canonical(spec)
+    except SuiteError as err:
+        raise SuiteError(f"{here}: {err}") from None
+    _check_not_per_agent(name, spec, here)
     role = spec.pop("role", None)
     if role is not None and role not in ROLES:
         raise SuiteError(f"{here}: role={role!r} is invalid; allowed: {', '.join(ROLES)}")
@@ -819,6 +835,13 @@ def _agent_spec(name: str, spec: dict[str, Any], where: str) -> AgentSpec:
                 f"{here}: sb3={algo!r} is invalid; allowed: {', '.join(SB3_BASELINES)}"
             )
         _check_keys(spec, ("num_envs", "hyperparams", "lr"), here)
+        hyperparams = spec.get("hyperparams", {})
+        if isinstance(hyperparams, dict) and "learning_rate" in hyperparams:
+            raise SuiteError(
+                f"{here}: agent {name!r} sets hyperparams.learning_rate="
+                f"{hyperparams['learning_rate']!r}, which its learning-rate grid would "
+                "replace; set lr (the centre of the grid) instead"
+            )
         return AgentSpec(name, "sb3", algo, spec, role or "baseline", framing=framing)
     from agents.objectives import get_objective
     from agents.trainer import TrainConfig
@@ -839,12 +862,59 @@ def _agent_spec(name: str, spec: dict[str, Any], where: str) -> AgentSpec:
         ):
             raise SuiteError(f"{here}: lr_grid={lr_grid!r} is invalid; allowed: numbers > 0")
         lr_grid = tuple(float(x) for x in lr_grid)
-    spec = _canonical(spec)
     allowed = [f.name for f in dataclasses.fields(TrainConfig) if f.name not in MANAGED_FIELDS]
-    _check_keys(spec, [*allowed, "lr", "lr_grid", "role", *RUN_SETTINGS], here)
+    _check_keys(spec, [*allowed, "lr", "lr_grid", "role", *AGENT_SETTINGS], here)
     return AgentSpec(
         name, "ours", estimator, spec, role or objective.role, lr_grid, framing=framing
     )
+
+
+def _check_not_per_agent(name: str, spec: dict[str, Any], here: str) -> None:
+    """Refuse suite settings in an agent table, naming the agent, the key and where it goes.
+
+    ``[settings]`` and experiments set them for every agent, and the suite derives some of
+    them per cell (``budget``, ``eval_every``, ``num_groups``): an agent's own value would
+    silently bypass that.
+    """
+    for key in spec:
+        if key in SHARED_SETTINGS:
+            why = (
+                "a setting every agent shares (equal budgets and the same evaluation and "
+                "early stopping for all; budget and eval_every are derived from framing, "
+                "steps, tune_budget and evaluations)"
+            )
+        elif key in SUITE_SETTINGS and key not in ("lr_grid", "framing"):
+            why = "a suite setting (it chooses, tunes or reports the runs of every agent)"
+        else:
+            continue
+        raise SuiteError(
+            f"{here}: agent {name!r} sets {key}={spec[key]!r}, but {key} is {why}; set it in "
+            "[settings] or in an [[experiments]] table instead"
+        )
+
+
+def _check_agent_settings(cell: Cell, sweep: Iterable[str], where: str) -> None:
+    """An agent's own N, B, ... must not contradict what the experiment derives or sweeps.
+
+    ``rollouts_per_step`` derives B per agent, so an agent's own ``num_groups`` would be
+    ignored; a swept setting the agent fixes would label its runs with values they never
+    used.
+    """
+    agent = cell.agent
+    if agent.family != "ours":
+        return
+    if "num_groups" in agent.params and cell.settings["rollouts_per_step"] is not None:
+        raise SuiteError(
+            f"{where}: agent {agent.name!r} sets num_groups={agent.params['num_groups']!r}, "
+            f"but rollouts_per_step={cell.settings['rollouts_per_step']!r} derives num_groups "
+            "here; drop one of them"
+        )
+    fixed = sorted(set(agent.params) & set(sweep))
+    if fixed:
+        raise SuiteError(
+            f"{where}: agent {agent.name!r} sets {fixed[0]}={agent.params[fixed[0]]!r}, which "
+            "this experiment sweeps; drop it from the agent table or from sweep"
+        )
 
 
 def _parse_env(entry: Any, where: str) -> EnvSpec:
@@ -948,6 +1018,7 @@ def _experiment_cells(
                         numeric=numeric,
                     )
                     _check_tuning(cell, here)
+                    _check_agent_settings(cell, setting_sweep, here)
                     cells.append(cell)
     return _unique_cells(cells)
 
@@ -986,16 +1057,19 @@ def _product(sweep: dict[str, list[Any]]) -> list[dict[str, Any]]:
 def validate_suite(suite: Suite) -> int:
     """Build and check every run's config before anything runs.
 
-    Our agents go through ``agents.trainer.validate_config`` once per cell and phase
-    (validation runs, reported runs); SB3 agents through
-    ``agents.sb3_baselines.validate_sb3_config`` once per cell. The runs of a cell differ
-    only in seed and learning rate, which ``load_suite`` has checked by the same rules.
+    Every agent, ours and SB3's, is checked at every point of its learning-rate grid, in
+    every phase it runs: validation runs (``tune``: the validation split, ``tune_budget``)
+    and reported runs (``final``, at any rate validation may choose). Our configs go through
+    ``agents.trainer.validate_config``, SB3's through
+    ``agents.sb3_baselines.validate_sb3_config``. The runs of one (cell, phase, rate) differ
+    only in seed, which ``load_suite`` has checked by the same rules.
 
     Returns:
         The number of configs checked.
 
     Raises:
-        SuiteError: The first invalid config, naming the experiment, env and agent.
+        SuiteError: The first invalid config, naming the experiment, env, agent, phase and
+            learning rate.
     """
     from agents.sb3_baselines import SB3Config, validate_sb3_config
     from agents.trainer import validate_config
@@ -1003,20 +1077,20 @@ def validate_suite(suite: Suite) -> int:
     checked = 0
     for cell in suite.cells:
         where = f"experiment {cell.experiment!r}, env {cell.env.label!r}, agent {cell.agent.name!r}"
-        seed = int(cell.settings["seeds"][0])
-        try:
-            if cell.agent.family == "sb3":
-                validate_sb3_config(SB3Config(**cell.config(seed, None, "final")))
+        seeds = {"tune": TUNE_SEED_BASE, "final": int(cell.settings["seeds"][0])}
+        phases = ("tune", "final") if cell.needs_tuning else ("final",)
+        for phase in phases:
+            for lr in cell.lr_grid:
+                config = cell.config(seeds[phase], lr, phase)
+                try:
+                    if cell.agent.family == "sb3":
+                        validate_sb3_config(SB3Config(**config))
+                    else:
+                        validate_config(train_config(config))
+                except (TypeError, ValueError) as err:
+                    run = "validation run" if phase == "tune" else "reported run"
+                    raise SuiteError(f"{where}, {run} at lr={lr:g}: {err}") from None
                 checked += 1
-                continue
-            # Runs of a cell differ only in seed and learning rate, whose rules the suite
-            # checks already match (integers >= 0; finite numbers > 0): one config per phase.
-            lr = cell.lr_grid[0]
-            for phase in ("tune", "final") if cell.needs_tuning else ("final",):
-                validate_config(train_config(cell.config(seed, lr, phase)))
-                checked += 1
-        except (TypeError, ValueError) as err:
-            raise SuiteError(f"{where}: {err}") from None
     return checked
 
 

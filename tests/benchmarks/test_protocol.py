@@ -72,3 +72,70 @@ def test_paired_view_runs_our_estimators_at_one_shared_rate(tmp_path: Path) -> N
     assert {tuple(cell.lr_grid) for cell in ours} == {(0.002,)}
     assert not any(cell.needs_tuning for cell in ours)
     assert all(cell.needs_tuning for cell in suite.cells if cell.agent.family == "sb3")
+
+
+def steps_of(config: dict) -> int:
+    """Optimizer steps of one of our runs: budget // rollouts per step (N = 1 supervised)."""
+    per_step = config["num_groups"] * (
+        1 if config["estimator"] == "supervised" else config["group_size"]
+    )
+    return config["budget"] // per_step
+
+
+def test_with_fixed_b_supervised_takes_n_times_the_steps_of_supervised_steps(tmp_path):
+    suite = load(tmp_path)  # N = 4, B = 16, 4096 rollouts
+    final = {cell.agent.name: cell.config(0, 1e-3, "final") for cell in suite.cells}
+    assert steps_of(final["maxrl"]) == steps_of(final["supervised-steps"]) == 64
+    assert steps_of(final["supervised"]) == 4 * 64
+
+
+def test_with_rollouts_per_step_supervised_steps_repeats_supervised(tmp_path):
+    """What docs/benchmarks.md and the classification suite say: no N-fold step gap here."""
+    suite = load(tmp_path, "rollouts_per_step = 64")
+    final = {cell.agent.name: cell.config(0, 1e-3, "final") for cell in suite.cells}
+    assert final["supervised"]["num_groups"] == final["supervised-steps"]["num_groups"] == 64
+    assert steps_of(final["supervised"]) == steps_of(final["supervised-steps"]) == 64
+    assert steps_of(final["maxrl"]) == 64
+    classification = load_suite("classification")
+    steps = {
+        (cell.agent.name, cell.settings["group_size"]): steps_of(cell.config(0, 1e-3, "final"))
+        for cell in classification.cells
+        if cell.experiment == "equal-rollouts" and cell.env.base == "digits"
+    }
+    assert set(steps.values()) == {292}  # the description's "292 steps", every agent and N
+    assert {name for name, _ in steps} == {
+        "maxrl",
+        "grpo",
+        "reinforce",
+        "supervised",
+        "supervised-steps",
+    }
+
+
+@pytest.mark.parametrize(
+    "name", ["quick", "low-snr", "low-snr-heads", "low-snr-offpolicy", "tokens"]
+)
+def test_sb3_and_our_validation_runs_score_the_same_contexts(name: str) -> None:
+    """Ours score tune_eval_contexts validation contexts; SB3 (no eval_contexts) all of them.
+
+    They agree only where the split holds at most tune_eval_contexts, which every shipped
+    suite with SB3 agents must keep (docs/benchmarks.md says so).
+    """
+    import maxrl_envs
+
+    suite = load_suite(name)
+    sizes: dict[str, int] = {}
+    for cell in suite.cells:
+        contexts = int(cell.settings["tune_eval_contexts"])
+        config = cell.config(10_000, cell.lr_grid[0], "tune")
+        assert config["eval_split"] == "validation" and config["select_contexts"] == contexts
+        if cell.agent.family == "ours":
+            assert config["eval_contexts"] == contexts
+            continue
+        assert "eval_contexts" not in config  # SB3Config has no such field
+        key = repr((cell.env.id, sorted(cell.env.kwargs.items())))
+        if key not in sizes:
+            task = maxrl_envs.make_task(cell.env.id, device="cpu", **cell.env.kwargs)
+            sizes[key] = task.core.num_contexts("validation")
+        assert sizes[key] <= contexts, (cell.env.label, sizes[key], contexts)
+    assert sizes  # every one of these suites has SB3 agents

@@ -6,6 +6,8 @@ import json
 import os
 from pathlib import Path
 
+import pytest
+
 from benchmarks.results import (
     append_row,
     encode_row,
@@ -101,3 +103,62 @@ def test_packed_rows_are_read_first_and_a_resume_appends_beside_them(tmp_path) -
     # The same rows always pack to the same bytes (no timestamp in the gzip header).
     again = pack_rows(tmp_path)
     assert again.read_bytes() == packed.read_bytes()
+
+
+def test_pack_waits_for_no_one_a_held_lock_refuses_and_changes_nothing(tmp_path, capsys) -> None:
+    """Packing takes the runner's lock: it cannot lose a row a running suite appends."""
+    from benchmarks.results import LockedError, ResultsLock, main, pack_rows, packed_path
+
+    path = tmp_path / "results.jsonl"
+    append_row(path, {"run_id": "r0", "value": 0})
+    before = path.read_bytes()
+    with ResultsLock(tmp_path):  # a runner in the middle of a suite
+        with pytest.raises(
+            LockedError, match=f"in use by another maxrl-bench runner \\(pid {os.getpid()} on "
+        ):
+            pack_rows(tmp_path)
+        assert main(["pack", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and "is in use by another maxrl-bench runner" in err
+    assert "Traceback" not in err
+    assert path.read_bytes() == before and not packed_path(path).exists()
+    # Released: packing goes through, and leaves the lock free for the next runner.
+    assert main(["pack", str(tmp_path)]) == 0
+    assert packed_path(path).exists() and not path.exists()
+    with ResultsLock(tmp_path):
+        pass
+
+
+def test_a_runner_started_while_packing_names_the_pack(tmp_path, monkeypatch) -> None:
+    from benchmarks import results as results_module
+    from benchmarks.results import LockedError, ResultsLock, pack_rows
+
+    append_row(tmp_path / "results.jsonl", {"run_id": "r0"})
+    real = results_module.read_rows
+    seen = []
+
+    def read_while_packing(path):
+        with pytest.raises(LockedError, match="packing rows") as info:
+            ResultsLock(tmp_path)
+        seen.append(str(info.value))
+        return real(path)
+
+    monkeypatch.setattr(results_module, "read_rows", read_while_packing)
+    pack_rows(tmp_path)
+    assert len(seen) == 1 and "or use another --out" in seen[0]
+
+
+def test_pack_names_a_missing_or_empty_directory(tmp_path, capsys) -> None:
+    from benchmarks.results import main, pack_rows
+
+    missing = tmp_path / "nope"
+    with pytest.raises(FileNotFoundError, match="results_dir=.*nope.* is not a directory"):
+        pack_rows(missing)
+    assert not missing.exists()  # not created by the lock
+    with pytest.raises(FileNotFoundError, match="holds neither results.jsonl nor"):
+        pack_rows(tmp_path)
+    assert not (tmp_path / "results.jsonl.gz").exists()
+    assert main(["pack"]) == 2
+    assert "usage: python -m benchmarks.results pack" in capsys.readouterr().err
+    assert main(["pack", str(missing)]) == 2
+    assert "error: results_dir=" in capsys.readouterr().err

@@ -292,3 +292,31 @@ def test_report_ignores_rows_of_an_older_suite_version(tiny_copy: tuple[Path, Pa
     report = write_report(results_dir)
     table = report.tables["main"]
     assert "999" not in table and "| 2 |" in table
+
+
+def test_workers_default_to_the_cpus_divided_by_threads(
+    tmp_path: Path, tiny_suite_text: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """What docs/benchmarks.md and --help say: --workers defaults to CPUs // --threads."""
+    from benchmarks import backends
+
+    made: list[dict] = []
+
+    def record(name: str, results_dir: str, **kwargs: object) -> None:
+        made.append({"backend": name, **kwargs})
+        raise ValueError("recorded")  # stop before anything runs
+
+    monkeypatch.setattr(backends, "default_workers", lambda: 8)
+    monkeypatch.setattr(backends, "make_backend", record)
+    suite = tmp_path / "tiny.toml"
+    suite.write_text(tiny_suite_text, encoding="utf-8")
+    common = [str(suite), "--out", str(tmp_path / "out"), "--no-progress"]
+    assert main([*common, "--threads", "2"]) == 2
+    assert main([*common, "--threads", "3"]) == 2
+    assert main([*common, "--threads", "16"]) == 2
+    assert main([*common, "--workers", "5"]) == 2
+    assert [m["workers"] for m in made] == [4, 2, 1, 5]
+    docs = (Path(__file__).resolve().parents[2] / "docs" / "benchmarks.md").read_text()
+    assert "default: the CPUs available divided by `--threads`, at least 1" in " ".join(
+        docs.split()
+    )

@@ -229,6 +229,80 @@ def test_custom_agent_overrides_trainconfig_fields(tmp_path: Path) -> None:
     assert validate_suite(suite) == 1
 
 
+def test_an_agents_own_n_feeds_the_derived_b_and_budget(tmp_path: Path) -> None:
+    """Agent-table settings apply before the suite derives num_groups and budget."""
+    extra = '[agents.maxrl-n8]\nestimator = "maxrl"\nrollouts = 8\n'  # alias of group_size
+    agents = '["maxrl", "maxrl-n8"]'
+    text = suite_text(agents=agents, settings="rollouts_per_step = 64", extra=extra)
+    configs = {c.agent.name: c.config(0, 0.01, "final") for c in load_text(tmp_path, text).cells}
+    assert (configs["maxrl"]["group_size"], configs["maxrl"]["num_groups"]) == (4, 16)
+    assert (configs["maxrl-n8"]["group_size"], configs["maxrl-n8"]["num_groups"]) == (8, 8)
+    # Equal optimizer steps: 1024 // (8 x 4) = 32 steps, of 8 x 8 rollouts for maxrl-n8.
+    text = suite_text(agents=agents, settings='framing = "steps"', extra=extra)
+    configs = {c.agent.name: c.config(0, 0.01, "final") for c in load_text(tmp_path, text).cells}
+    assert configs["maxrl"]["budget"] == 32 * 8 * 4
+    assert configs["maxrl-n8"]["budget"] == 32 * 8 * 8
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "why"),
+    [
+        ("budget", "10", "a setting every agent shares"),
+        ("eval_every", "10", "a setting every agent shares"),
+        ("early_stopping", "false", "a setting every agent shares"),
+        ("eval_samples", "4", "a setting every agent shares"),
+        ("pass_k", "2", "a setting every agent shares"),
+        ("steps", "10", "a suite setting"),
+        ("evaluations", "5", "a suite setting"),
+        ("rollouts_per_step", "64", "a suite setting"),
+        ("tune_budget", "512", "a suite setting"),
+        ("seeds", "[1]", "a suite setting"),
+    ],
+)
+@pytest.mark.parametrize("agent", ['estimator = "maxrl"', 'sb3 = "PPO"'])
+def test_an_agent_table_cannot_set_suite_settings(
+    tmp_path: Path, key: str, value: str, why: str, agent: str
+) -> None:
+    extra = f"[agents.x]\n{agent}\n{key} = {value}\n"
+    text = suite_text(agents='["x"]', extra=extra)
+    message = (
+        rf"\[agents\.x\]: agent 'x' sets {key}=.*, but {key} is {why}.*; set it in "
+        r"\[settings\] or in an \[\[experiments\]\] table instead"
+    )
+    with pytest.raises(SuiteError, match=message):
+        load_text(tmp_path, text)
+
+
+@pytest.mark.parametrize(
+    ("agent", "settings", "message"),
+    [
+        (
+            'estimator = "maxrl"\nnum_groups = 4',
+            "rollouts_per_step = 64",
+            "agent 'x' sets num_groups=4, but rollouts_per_step=64 derives num_groups here",
+        ),
+        (
+            'estimator = "maxrl"\ngroup_size = 8',
+            "",
+            "agent 'x' sets group_size=8, which this experiment sweeps",
+        ),
+        (
+            'sb3 = "PPO"\nhyperparams = { learning_rate = 0.001 }',
+            "",
+            "agent 'x' sets hyperparams.learning_rate=0.001, which its learning-rate grid would "
+            "replace; set lr",
+        ),
+    ],
+)
+def test_agent_settings_that_would_be_ignored_are_refused(
+    tmp_path: Path, agent: str, settings: str, message: str
+) -> None:
+    text = suite_text(agents='["x"]', settings=settings, extra=f"[agents.x]\n{agent}\n")
+    text += "sweep.group_size = [4, 16]\n"
+    with pytest.raises(SuiteError, match=message.replace("(", r"\(")):
+        load_text(tmp_path, text)
+
+
 @pytest.mark.parametrize(
     ("kwargs", "message"),
     [
@@ -290,4 +364,53 @@ def test_unknown_suite_lists_the_shipped_ones() -> None:
 
 def test_tiny_suite_text_is_valid(tmp_path: Path, tiny_suite_text: str) -> None:
     suite = load_suite(str(write_suite(tmp_path, tiny_suite_text)))
-    assert validate_suite(suite) == 3  # maxrl: tune and final configs; a2c-small: one
+    # maxrl: 2 rates x (tune, final); a2c-small: its one rate, final only.
+    assert validate_suite(suite) == 5
+
+
+def test_sb3_validation_runs_are_checked_at_every_grid_point(tmp_path: Path) -> None:
+    """An SB3 setting that breaks only the tuning runs fails before anything runs."""
+    # PPO updates every 16 x 64 = 1024 env steps: budget 1024 is one update, 512 none.
+    suite = load_text(tmp_path, suite_text(agents='["ppo"]', settings="tune_budget = 512"))
+    (cell,) = suite.cells
+    assert cell.needs_tuning and cell.lr_grid == pytest.approx([1e-4, 3e-4, 9e-4])
+    with pytest.raises(
+        SuiteError,
+        match=r"agent 'ppo', validation run at lr=0\.0001: budget=512 rollouts is smaller "
+        "than one PPO update",
+    ):
+        validate_suite(suite)
+    # Valid: every rate of the grid, as a validation run and as a reported run.
+    suite = load_text(tmp_path, suite_text(agents='["ppo"]', settings="tune_budget = 1024"))
+    assert validate_suite(suite) == 3 * 2
+
+
+WORD_NUMBERS = {"one": 1, "two": 2, "three": 3, "four": 4, "five": 5, "seven": 7, "nine": 9}
+
+
+@pytest.mark.parametrize("name", [n for n in SHIPPED if n != "full"])
+def test_suite_descriptions_state_their_own_settings(name: str) -> None:
+    """A description's "N-point grid" and "S steps of B contexts" match the settings."""
+    import re
+
+    suite = load_suite(name)
+    text = " ".join(suite.description.split())
+    grids = re.findall(r"(\w+)-point (?:learning-rate )?grid", text)
+    assert grids, "every shipped suite says which grid its agents pick from"
+    points = {int(cell.settings["lr_points"]) for cell in suite.cells}
+    assert {WORD_NUMBERS[word] for word in grids} == points
+    for steps, contexts in re.findall(r"(\d+) steps of (\d+) contexts", text):
+        framed = [cell for cell in suite.cells if cell.settings["framing"] == "steps"]
+        assert framed and {(c.rl_steps(), int(c.settings["num_groups"])) for c in framed} == {
+            (int(steps), int(contexts))
+        }
+
+
+def test_no_stale_wording_about_untuned_sb3_or_removed_suites() -> None:
+    root = Path(__file__).resolve().parents[2]
+    files = ["benchmarks/suite.py", "benchmarks/run.py", "docs/benchmarks.md"]
+    files += [f"benchmarks/suites/{name}.toml" for name in SHIPPED]
+    for path in files:
+        text = " ".join((root / path).read_text(encoding="utf-8").split())
+        for stale in ("rollout-scaling", "need none", "needing no validation", "once per seed"):
+            assert stale not in text, (path, stale)
