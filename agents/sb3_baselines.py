@@ -10,8 +10,9 @@ x = rollouts consumed, the x-axis of our trainer, so ``tensorboard --logdir`` ov
 SB3's own tags (``train/*``, ``rollout/*``, ``time/*``) go to the same run directory at its
 own x-axis, ``num_timesteps`` (env steps).
 
-Hyperparameters are "zoo-style" defaults, one fixed setting per algorithm
-(``SB3_BASELINES``), overridable per run with ``hyperparams``. The run directory
+Hyperparameters are "zoo-style" defaults, one setting per algorithm (``SB3_BASELINES``),
+overridable per run with ``hyperparams``; the learning rate is ``SB3Config.lr`` (the
+benchmark suites tune it on the same grid protocol as our agents). The run directory
 ``log_dir/run_name`` holds the TensorBoard events, an atomic checkpoint (``checkpoint/``:
 model, replay buffer for off-policy algorithms, the early-stopping best policy, state)
 written at the first collection boundary after every evaluation (never mid-collection), and
