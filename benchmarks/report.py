@@ -44,6 +44,7 @@ metric's direction.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import math
 import os
@@ -386,15 +387,61 @@ def _compatible(row_sweep: dict[str, Any], point_sweep: dict[str, Any]) -> bool:
     return all(point_sweep.get(k) == v for k, v in row_sweep.items())
 
 
+#: Run settings a method ignores, by the row's ``method``. The supervised reference fits one
+#: label per context (``agents.objectives.Supervised``: one rollout per context whatever N
+#: is), so a suite that sweeps ``group_size`` runs the same supervised run at every N: its
+#: rows match every N point, and runs that differ only in N are one run (:func:`run_identity`).
+IGNORED_SETTINGS: dict[str, tuple[str, ...]] = {"supervised": ("group_size",)}
+
+
+def _ignored(row: Mapping[str, Any]) -> tuple[str, ...]:
+    method = row.get("method") or (row.get("config") or {}).get("estimator")
+    return IGNORED_SETTINGS.get(str(method), ())
+
+
+def row_sweep(row: Mapping[str, Any]) -> dict[str, Any]:
+    """The sweep values a row's run depends on: its ``sweep`` less ``IGNORED_SETTINGS``."""
+    ignored = _ignored(row)
+    return {k: v for k, v in (row.get("sweep") or {}).items() if k not in ignored}
+
+
+def run_identity(row: Mapping[str, Any]) -> str:
+    """What makes two rows the same run, whichever sweep points list them.
+
+    A SHA-1 of the agent, environment label, seed, learning rate, :func:`row_sweep` and the
+    row's ``config`` less the settings its method ignores (``IGNORED_SETTINGS``): an SB3
+    run, which ignores our agents' sweep settings, is one row listed at several points; the
+    supervised runs of a ``group_size`` sweep are several rows of one identical run. Rows
+    without a ``config`` are identified by their ``run_id``.
+    """
+    config = row.get("config")
+    if not isinstance(config, Mapping):
+        return str(row["run_id"])
+    ignored = _ignored(row)
+    key = {
+        "agent": row.get("agent"),
+        "env_label": row.get("env_label"),
+        "seed": row.get("seed"),
+        "lr": row.get("lr"),
+        "sweep": row_sweep(row),
+        "config": {k: v for k, v in config.items() if k not in ignored},
+    }
+    text = json.dumps(key, sort_keys=True, default=str)
+    return hashlib.sha1(text.encode("utf-8")).hexdigest()
+
+
 def build_points(
     rows: Iterable[dict[str, Any]], agent_order: Sequence[str] = ()
 ) -> dict[str, list[Point]]:
     """Group final rows into experiments and points.
 
     A row joins every point of its experiment and environment whose sweep values include
-    its own, so an SB3 agent (which ignores N) appears at every N of a rollout-scaling sweep.
-    Rows with status ``ok`` are the agent's results; ``failed`` ones are counted beside them
-    (an agent whose runs all failed still gets its line).
+    its own (:func:`row_sweep`: less the settings its method ignores), so an SB3 agent
+    (which ignores N) appears at every N of a rollout-scaling sweep, and so does the
+    supervised reference. At one point an agent lists each run once (:func:`run_identity`:
+    the supervised rows of N = 4 and N = 16 are one run). Rows with status ``ok`` are the
+    agent's results; ``failed`` ones are counted beside them (an agent whose runs all failed
+    still gets its line).
 
     Args:
         rows: Result rows (validation rows are ignored).
@@ -406,26 +453,31 @@ def build_points(
     """
     final = [r for r in rows if r.get("phase") == "final" and r.get("status") in (OK, FAILED)]
     experiments: dict[str, list[Point]] = {}
-    for row in sorted(final, key=lambda r: (-len(r.get("sweep", {})), r.get("status") != OK)):
+    seen: dict[tuple[int, str], set[str]] = defaultdict(set)
+    for row in sorted(final, key=lambda r: (-len(row_sweep(r)), r.get("status") != OK)):
         points = experiments.setdefault(row["experiment"], [])
+        sweep = row_sweep(row)
         matches = [
-            p
-            for p in points
-            if p.env_label == row["env_label"] and _compatible(row.get("sweep", {}), p.sweep)
+            p for p in points if p.env_label == row["env_label"] and _compatible(sweep, p.sweep)
         ]
         if not matches:
             point = Point(
                 experiment=row["experiment"],
                 env_label=row["env_label"],
                 env_base=row.get("env_base", row["env_label"]),
-                sweep=dict(row.get("sweep", {})),
+                sweep=sweep,
                 metrics=_columns(row),
                 select_metric=row["select_metric"],
                 target_fraction=float(row.get("target_fraction", 0.9)),
             )
             points.append(point)
             matches = [point]
+        identity = run_identity(row)
         for point in matches:
+            runs = seen[id(point), row["agent"]]
+            if identity in runs:
+                continue  # the same run, listed again (e.g. supervised at another N)
+            runs.add(identity)
             result = point.agents.setdefault(
                 row["agent"],
                 AgentResult(
