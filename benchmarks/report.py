@@ -1042,14 +1042,17 @@ class Aggregate:
 
     Attributes:
         tasks: Task names (``experiment: point``), the columns of every score matrix.
-        runs: Runs per agent and task: the fewest finite seeds of any included agent on any
-            task (each agent keeps its first ``runs`` finite seeds by seed number).
+        runs: Agent -> its runs per task: the fewest distinct runs it has on any task (it
+            keeps its first that many by seed number).
         scores: Agent -> ``[runs, tasks]`` normalized scores of the selection metric.
         intervals: Aggregate name (``stats.AGGREGATES``) -> agent -> point and 95% interval.
         improvement: ``(maxrl agent, other agent)`` -> probability of improvement with its
             interval.
-        left_out_agents: Agent -> tasks it has no finite seed on (left out of the aggregate).
+        left_out_agents: Agent -> tasks it has no run on (left out of the aggregate).
         left_out_tasks: Task -> why it is not a task (no normalizable reference levels).
+        merged: Sweep settings that some agent ignores, merged within tasks.
+        floors: Task -> the score of a diverged run there (:func:`_task_floor`).
+        floored: Agent -> its diverged runs scored at the floor (among the kept runs).
         curve_tasks: Tasks of the sample-efficiency curve (one shared budget).
         curve_note: Which tasks the curve leaves out and why ("" if none).
         grid: Rollout counts of the sample-efficiency curve (None without a curve).
@@ -1059,12 +1062,15 @@ class Aggregate:
     """
 
     tasks: list[str]
-    runs: int
+    runs: dict[str, int]
     scores: dict[str, Any]
     intervals: dict[str, dict[str, Any]]
     improvement: dict[tuple[str, str], Any]
     left_out_agents: dict[str, list[str]]
     left_out_tasks: dict[str, str]
+    merged: list[str] = field(default_factory=list)
+    floors: dict[str, float] = field(default_factory=dict)
+    floored: dict[str, int] = field(default_factory=dict)
     curve_tasks: list[str] = field(default_factory=list)
     curve_note: str = ""
     grid: Any = None
@@ -1082,18 +1088,102 @@ def _run_budget(row: Mapping[str, Any]) -> float:
     return as_float(curve[-1][0]) if curve else float("nan")
 
 
-def _task_runs(point: Point, result: AgentResult) -> list[tuple[float, dict[str, Any]]]:
-    """``(normalized score, row)`` of an agent's finite seeds at a task, in seed order."""
-    scored = [
-        (
-            normalized_score(
-                point.select_metric, _final_value(row, point.select_metric), point.references
-            ),
-            row,
-        )
-        for row in sorted(result.rows, key=lambda r: (r.get("seed", 0), r["run_id"]))
+#: One run of an agent at a task: its normalized score (the floor if it diverged), its row,
+#: and whether it diverged.
+TaskRun = tuple[float, dict[str, Any], bool]
+
+
+def _task_floor(point: Point) -> float:
+    """The score of a diverged run at a task: min(0, the worst finite score of any run there).
+
+    A diverged run (non-finite final selection metric) is not dropped: dropping it would
+    score an agent on the runs that survived. It counts at a floor: 0, the uniform random
+    policy, since a policy that ends in NaN or infinite outputs predicts nothing better than
+    chance; and no higher than any run that finished on the task (of any agent), so an agent
+    never gains by diverging instead of finishing badly. The floor is fixed per task (every
+    agent and bootstrap replicate sees the same one). Rank statistics (IQM, probability of
+    improvement) treat a diverged run as the worst on its task (tied with the worst finished
+    run when that is below random).
+    """
+    scores = [
+        normalized_score(point.select_metric, value, point.references)
+        for result in point.agents.values()
+        for value in result.raw(point.select_metric)
     ]
-    return [(s, row) for s, row in scored if math.isfinite(s)]
+    return min([0.0, *(v for v in scores if math.isfinite(v))])
+
+
+def _task_runs(point: Point, result: AgentResult, floor: float) -> list[TaskRun]:
+    """Every distinct run of an agent at a task in seed order, diverged ones at ``floor``."""
+    out = []
+    for row in sorted(result.rows, key=lambda r: (r.get("seed", 0), r["run_id"])):
+        value = _final_value(row, point.select_metric)
+        score = normalized_score(point.select_metric, value, point.references)
+        diverged = not math.isfinite(score)
+        out.append((floor if diverged else score, row, diverged))
+    return out
+
+
+def aggregate_tasks(experiments: Mapping[str, list[Point]]) -> tuple[list[Point], list[str]]:
+    """The aggregate's tasks: the points, merged over the sweep settings some agent ignores.
+
+    A run must count once per task. An SB3 agent ignores our agents' settings (sigma mode,
+    N) and the supervised reference ignores N, so :func:`build_points` lists the same run at
+    every value of such a setting; a task made of one point each would count it once per
+    value. So a task is an experiment, environment and the values of the sweep keys every
+    agent's rows carry (the environment's, and settings every agent depends on); the points
+    that differ only in the other keys merge into it. In a merged task an agent brings each
+    of its distinct runs once (:func:`run_identity`): one per setting value and seed for an
+    agent that varies the setting (they are variants of the agent, pooled), one per seed for
+    one that ignores it. Points merge only when their reference levels agree.
+
+    Args:
+        experiments: Experiment -> points (as :func:`build_points`).
+
+    Returns:
+        ``(tasks, merged)``: the tasks as points (first-seen order) and the merged keys.
+    """
+    tasks: list[Point] = []
+    merged_keys: list[str] = []
+    for name, points in experiments.items():
+        keysets = [
+            set(row_sweep(row))
+            for point in points
+            for result in point.agents.values()
+            for row in [*result.rows, *result.failed]
+        ]
+        shared = set.intersection(*keysets) if keysets else set()
+        merged: dict[str, Point] = {}
+        for point in points:
+            sweep = {k: v for k, v in point.sweep.items() if k in shared}
+            merged_keys += [k for k in point.sweep if k not in shared and k not in merged_keys]
+            key = json.dumps(
+                [point.env_label, sweep, point.references], sort_keys=True, default=str
+            )
+            task = merged.get(key)
+            if task is None:
+                task = merged[key] = Point(
+                    experiment=name,
+                    env_label=point.env_label,
+                    env_base=point.env_base,
+                    sweep=sweep,
+                    metrics=list(point.metrics),
+                    select_metric=point.select_metric,
+                    target_fraction=point.target_fraction,
+                    references=point.references,
+                )
+            for agent, result in point.agents.items():
+                into = task.agents.setdefault(
+                    agent, AgentResult(agent, result.role, result.family, [], result.lr)
+                )
+                seen = {run_identity(r) for r in [*into.rows, *into.failed]}
+                for mine, theirs in ((into.rows, result.rows), (into.failed, result.failed)):
+                    for row in theirs:
+                        if (identity := run_identity(row)) not in seen:
+                            seen.add(identity)
+                            mine.append(row)
+        tasks += merged.values()
+    return tasks, merged_keys
 
 
 def aggregate_over_tasks(
@@ -1104,17 +1194,22 @@ def aggregate_over_tasks(
 ) -> Aggregate | None:
     """Aggregate normalized scores over every task with reference levels.
 
-    A task is a point (experiment, environment, sweep values) whose final rows carry
-    ``references`` that normalize its selection metric. A run's score is the
-    :func:`normalized_score` of its final selection metric. Agents need a finite score on
-    every task (others are left out and listed); each keeps its first ``k`` finite seeds of
-    every task, ``k`` the fewest any included agent has on any task, so score matrices are
-    complete ``[k, tasks]`` (``stats.score_matrices``). Then, with 95% stratified-bootstrap
-    percentile intervals (``reps`` replicates, ``seed``): IQM, median, mean and optimality
-    gap per agent, the probability of improvement of every ``maxrl``-role agent over each
-    other agent, the performance profile and, over the tasks that share one rollout budget,
-    the sample-efficiency curve (IQM of the normalized selection metric on a common grid of
-    ``CURVE_POINTS`` rollout counts, each run's curve interpolated linearly).
+    A task (:func:`aggregate_tasks`) is an experiment, environment and the sweep values every
+    agent depends on, whose final rows carry ``references`` that normalize its selection
+    metric; sweep settings that some agent ignores merge within tasks, so each distinct run
+    counts once per task. A run's score is the :func:`normalized_score` of its final
+    selection metric; a diverged run (non-finite) scores the task's floor
+    (:func:`_task_floor`) and is counted per agent. Agents need a run on every task (others
+    are left out and listed); each keeps its first ``k`` runs of every task by seed, ``k``
+    the fewest it has on any task (agents may differ: one that varies a merged setting
+    brings more runs), so its score matrix is complete ``[k, tasks]``
+    (``stats.score_matrices``). Then, with 95% stratified-bootstrap percentile intervals
+    (``reps`` replicates, ``seed``): IQM, median, mean and optimality gap per agent, the
+    probability of improvement of every ``maxrl``-role agent over each other agent, the
+    performance profile and, over the tasks that share one rollout budget, the
+    sample-efficiency curve (IQM of the normalized selection metric on a common grid of
+    ``CURVE_POINTS`` rollout counts, each run's curve interpolated linearly, non-finite
+    evaluations at the floor).
 
     Args:
         experiments: Experiment -> points (as :func:`build_points`).
@@ -1129,56 +1224,59 @@ def aggregate_over_tasks(
 
     left_out_tasks: dict[str, str] = {}
     tasks: list[Point] = []
-    for points in experiments.values():
-        for point in points:
-            if not point.references:
-                continue
-            metric = point.select_metric
-            unit = normalized_score(
-                metric, best_reference(metric, point.references), point.references
+    candidates, merged = aggregate_tasks(experiments)
+    for point in candidates:
+        if not point.references:
+            continue
+        metric = point.select_metric
+        unit = normalized_score(metric, best_reference(metric, point.references), point.references)
+        gap, noise = _reference_gap(point)
+        if math.isnan(unit):
+            left_out_tasks[point.task] = (
+                f"its reference levels of {_metric_name(metric)} do not normalize "
+                "(missing, infinite, or random = Bayes)"
             )
-            gap, noise = _reference_gap(point)
-            if math.isnan(unit):
-                left_out_tasks[point.task] = (
-                    f"its reference levels of {_metric_name(metric)} do not normalize "
-                    "(missing, infinite, or random = Bayes)"
-                )
-            elif not gap > noise:
-                # At very low SNR the Bayes level can sit within sampling noise of random (or
-                # below it on a finite split): normalized units would then be noise.
-                left_out_tasks[point.task] = (
-                    f"the Bayes level of {_metric_name(metric)} is only {gap:.3g} better than "
-                    f"random, within the agents' seed noise ({noise:.3g}: twice their median "
-                    "standard error), so normalized scores would be noise"
-                )
-            else:
-                tasks.append(point)
+        elif not gap > noise:
+            # At very low SNR the Bayes level can sit within sampling noise of random (or
+            # below it on a finite split): normalized units would then be noise.
+            left_out_tasks[point.task] = (
+                f"the Bayes level of {_metric_name(metric)} is only {gap:.3g} better than "
+                f"random, within the agents' seed noise ({noise:.3g}: twice their median "
+                "standard error), so normalized scores would be noise"
+            )
+        else:
+            tasks.append(point)
     if len(tasks) < 2:
         return None
     names = [p.task for p in tasks]
+    floors = {p.task: _task_floor(p) for p in tasks}
     agents = list(dict.fromkeys(name for p in tasks for name in p.agents))
-    runs: dict[str, dict[str, list[tuple[float, dict[str, Any]]]]] = {}
+    runs: dict[str, dict[str, list[TaskRun]]] = {}
     left_out_agents: dict[str, list[str]] = {}
     for agent in agents:
         per_task = {
-            p.task: _task_runs(p, p.agents[agent]) if agent in p.agents else [] for p in tasks
+            p.task: _task_runs(p, p.agents[agent], floors[p.task]) if agent in p.agents else []
+            for p in tasks
         }
         missing = [task for task, values in per_task.items() if not values]
         if missing:
             left_out_agents[agent] = missing
         else:
-            runs[agent] = per_task
+            k = min(len(v) for v in per_task.values())
+            runs[agent] = {task: values[:k] for task, values in per_task.items()}
     role = {name: r.role for p in tasks for name, r in p.agents.items()}
-    agg = Aggregate(names, 0, {}, {}, {}, left_out_agents, left_out_tasks)
+    agg = Aggregate(names, {}, {}, {}, {}, left_out_agents, left_out_tasks, merged, floors)
     if runs:
-        k = min(len(v) for per_task in runs.values() for v in per_task.values())
-        agg.runs = k
+        agg.runs = {a: len(next(iter(per_task.values()))) for a, per_task in runs.items()}
+        agg.floored = {
+            a: sum(diverged for v in per_task.values() for _, _, diverged in v)
+            for a, per_task in runs.items()
+        }
         matrices, _ = stats.score_matrices(
             {
-                a: {t: [s for s, _ in v] for t, v in per_task.items()}
+                a: {t: [score for score, _, _ in v] for t, v in per_task.items()}
                 for a, per_task in runs.items()
-            },
-            runs=k,
+            }
         )
         agg.scores = matrices
         for name, statistic in stats.AGGREGATES.items():
@@ -1190,7 +1288,7 @@ def aggregate_over_tasks(
                 agg.improvement[x, y] = stats.probability_of_improvement_ci(
                     matrices[x], matrices[y], reps=reps, seed=seed
                 )
-        curves, agg.grid = _efficiency_curves(tasks, runs, k, agg)
+        curves, agg.grid = _efficiency_curves(tasks, runs, agg)
         if curves:
             agg.curve = stats.sample_efficiency_curve(curves, stats.iqm, reps=reps, seed=seed)
         if plots_dir is not None:
@@ -1205,14 +1303,14 @@ def aggregate_over_tasks(
 
 def _efficiency_curves(
     tasks: list[Point],
-    runs: Mapping[str, Mapping[str, list[tuple[float, dict[str, Any]]]]],
-    k: int,
+    runs: Mapping[str, Mapping[str, list[TaskRun]]],
     agg: Aggregate,
 ) -> tuple[dict[str, Any], Any]:
     """``[k, tasks, points]`` normalized curves per agent on one rollout grid, and the grid.
 
-    Only tasks whose used runs share one budget join, and of those the budget most tasks
-    have; ``agg.curve_tasks`` and ``agg.curve_note`` say which.
+    ``k`` is the agent's runs per task. Only tasks whose used runs share one budget join,
+    and of those the budget most tasks have; ``agg.curve_tasks`` and ``agg.curve_note`` say
+    which. A non-finite evaluation scores the task's floor (``agg.floors``).
     """
     import numpy as np
 
@@ -1221,7 +1319,7 @@ def _efficiency_curves(
     no_curve: list[str] = []
     framings: set[str] = set()
     for point in tasks:
-        used = [row for per_task in runs.values() for _, row in per_task[point.task][:k]]
+        used = [row for per_task in runs.values() for _, row, _ in per_task[point.task]]
         found = {_run_budget(r) for r in used}
         if not all(_curve_points(r, point.select_metric) for r in used):
             no_curve.append(point.task)
@@ -1254,18 +1352,26 @@ def _efficiency_curves(
         _curve_points(row, p.select_metric)[0][0]
         for p in chosen
         for per_task in runs.values()
-        for _, row in per_task[p.task][:k]
+        for _, row, _ in per_task[p.task]
     ]
     grid = np.linspace(max(0.0, max(starts)), budget, CURVE_POINTS)
     curves = {}
     for agent, per_task in runs.items():
-        out = np.empty((k, len(chosen), grid.size))
+        out = np.empty((agg.runs[agent], len(chosen), grid.size))
         for j, point in enumerate(chosen):
-            for i, (_, row) in enumerate(per_task[point.task][:k]):
-                pts = _curve_points(row, point.select_metric)
-                x = [s for s, _ in pts]
-                y = [normalized_score(point.select_metric, v, point.references) for _, v in pts]
-                out[i, j] = np.interp(grid, x, y)
+            floor = agg.floors[point.task]
+            for i, (_, row, _) in enumerate(per_task[point.task]):
+                pts = [
+                    (
+                        as_float(x),
+                        normalized_score(
+                            point.select_metric, v.get(point.select_metric), point.references
+                        ),
+                    )
+                    for x, v in row.get("curve") or []
+                ]
+                pts = [(x, y if math.isfinite(y) else floor) for x, y in pts if math.isfinite(x)]
+                out[i, j] = np.interp(grid, [x for x, _ in pts], [y for _, y in pts])
         curves[agent] = out
     return curves, grid
 
@@ -1287,7 +1393,7 @@ def _plot_profile(agg: Aggregate, reps: int, seed: int, path: Path) -> Path:
     for level, text in ((0.0, "random"), (1.0, "Bayes")):
         ax.axvline(level, color="grey", lw=0.8, ls=":")
         ax.text(level, 1.02, text, fontsize=7, ha="center", color="grey")
-    ax.set_title(f"performance profile — {len(agg.tasks)} tasks × {agg.runs} runs", fontsize=9)
+    ax.set_title(f"performance profile — {len(agg.tasks)} tasks × {_runs_text(agg)}", fontsize=9)
     ax.set_xlabel("normalized score τ (random 0, Bayes 1)")
     ax.set_ylabel("fraction of runs with score > τ (higher is better)", fontsize=8)
     ax.set_ylim(-0.02, 1.08)
@@ -1305,7 +1411,8 @@ def _plot_efficiency(agg: Aggregate, tasks: list[Point], path: Path) -> Path:
     for name, band in agg.curve.items():
         ax.plot(grid, band.point, color=colors[name], label=name, lw=1.6)
         ax.fill_between(grid, band.low, band.high, color=colors[name], alpha=0.15, lw=0)
-    ax.set_title(f"sample efficiency — {len(agg.curve_tasks)} tasks × {agg.runs} runs", fontsize=9)
+    title = f"sample efficiency — {len(agg.curve_tasks)} tasks × {_runs_text(agg)}"
+    ax.set_title(title, fontsize=9)
     ax.set_xlabel("rollouts")
     ax.set_ylabel(f"IQM normalized {', '.join(metrics)} (higher is better)", fontsize=8)
     ax.grid(alpha=0.3)
@@ -1315,6 +1422,12 @@ def _plot_efficiency(agg: Aggregate, tasks: list[Point], path: Path) -> Path:
 
 def _fmt_interval(interval: Any) -> str:
     return f"{interval.point:.3g} [{interval.low:.3g}, {interval.high:.3g}]"
+
+
+def _runs_text(agg: Aggregate) -> str:
+    """``5 runs`` when every agent keeps as many runs per task, else ``5–10 runs``."""
+    counts = sorted(set(agg.runs.values()))
+    return f"{counts[0]} runs" if len(counts) == 1 else f"{counts[0]}–{counts[-1]} runs"
 
 
 def _aggregate_text(agg: Aggregate, reps: int, seed: int) -> str:
@@ -1328,19 +1441,44 @@ def _aggregate_text(agg: Aggregate, reps: int, seed: int) -> str:
         "",
         f"- Tasks ({len(agg.tasks)}): " + "; ".join(agg.tasks),
     ]
-    if agg.scores:
+    if agg.merged:
         lines.append(
-            f"- Runs: {agg.runs} per agent and task, the fewest finite seeds of any included "
-            f"agent on any task (each agent keeps its first {agg.runs} finite seeds by seed; "
-            "diverged and failed runs never count)"
+            f"- Merged within tasks: {', '.join(agg.merged)} (some agent ignores it, so a task "
+            "per value would count its runs once per value): every distinct run counts once "
+            "per task, an agent that varies the setting bringing one run per value and seed"
         )
+    if agg.scores:
+        counts = set(agg.runs.values())
+        if len(counts) == 1:
+            runs = f"{counts.pop()} per agent and task"
+        else:
+            runs = "per task " + ", ".join(f"{a} {n}" for a, n in agg.runs.items())
+        lines.append(
+            f"- Runs: {runs}, the fewest distinct runs the agent has on any task (it keeps "
+            "its first ones by seed); failed runs never count"
+        )
+        floored = {a: n for a, n in agg.floored.items() if n}
+        rule = (
+            "scored at the task's floor, the lower of 0 (random) and the worst finite score "
+            "of any run on the task, never dropped"
+        )
+        if floored:
+            lines.append(
+                "- Diverged runs (non-finite final metric) "
+                + rule
+                + ": "
+                + ", ".join(f"{a} {n}" for a, n in floored.items())
+                + ("; 0 for every other agent" if len(floored) < len(agg.floored) else "")
+            )
+        else:
+            lines.append(f"- Diverged runs: none (a diverged run would be {rule})")
     for agent, missing in agg.left_out_agents.items():
-        lines.append(f"- Left out: {agent} (no finite seed on {'; '.join(missing)})")
+        lines.append(f"- Left out: {agent} (no run on {'; '.join(missing)})")
     for task, why in agg.left_out_tasks.items():
         lines.append(f"- Not a task: {task} ({why})")
     lines.append("")
     if not agg.scores:
-        lines.append("No agent has a finite score on every task: nothing to aggregate.")
+        lines.append("No agent has a run on every task: nothing to aggregate.")
         return "\n".join(lines)
     names = list(agg.intervals)
     header = [

@@ -125,25 +125,31 @@ def test_aggregate_by_hand(tmp_path: Path) -> None:
     agg = aggregate_over_tasks(build_points(aggregate_rows()), tmp_path)
     assert agg is not None
     assert agg.tasks == ["e: a", "e: b"]
-    # maxrl has 2 finite seeds on a: every agent keeps its first 2 finite seeds by seed.
-    assert agg.runs == 2
+    # Every run counts: maxrl's diverged seed on a is not dropped but scored at a's floor,
+    # min(0, worst finite score on a) = min(0, grpo's 0.0) = 0.
+    assert agg.runs == {"maxrl": 3, "grpo": 3}
+    assert agg.floors == {"e: a": 0.0, "e: b": 0.0}
+    assert agg.floored == {"maxrl": 1, "grpo": 0}
     assert agg.left_out_agents == {"ppo": ["e: b"]}
-    np.testing.assert_array_equal(agg.scores["maxrl"], [[1.0, 0.75], [0.5, 1.0]])
-    np.testing.assert_array_equal(agg.scores["grpo"], [[0.25, 0.5], [0.5, 0.25]])
-    # IQM of 4 scores drops 1 from each end: maxrl (0.75 + 1) / 2, grpo (0.25 + 0.5) / 2.
-    assert agg.intervals["IQM"]["maxrl"].point == 0.875 == iqm(agg.scores["maxrl"])
+    np.testing.assert_array_equal(agg.scores["maxrl"], [[1.0, 0.75], [0.5, 1.0], [0.0, 0.5]])
+    np.testing.assert_array_equal(agg.scores["grpo"], [[0.25, 0.5], [0.5, 0.25], [0.0, 0.75]])
+    # IQM of 6 scores drops 1 from each end: maxrl (0.5 + 0.5 + 0.75 + 1) / 4, grpo
+    # (0.25 + 0.25 + 0.5 + 0.5) / 4.
+    assert agg.intervals["IQM"]["maxrl"].point == 0.6875 == iqm(agg.scores["maxrl"])
     assert agg.intervals["IQM"]["grpo"].point == 0.375
-    # P(maxrl > grpo): task a 3.5/4 (one tie), task b 4/4 -> 0.9375.
+    # P(maxrl > grpo): task a 6/9 (the floored run ties grpo's 0), task b 7/9 -> 13/18.
     assert set(agg.improvement) == {("maxrl", "grpo")}
     poi = agg.improvement["maxrl", "grpo"]
-    assert poi.point == 0.9375 and poi.low <= poi.point <= poi.high <= 1.0
+    assert poi.point == pytest.approx(13 / 18) and poi.low <= poi.point <= poi.high <= 1.0
     text = agg.text
     assert "- Tasks (2): e: a; e: b" in text
-    assert "- Runs: 2 per agent and task" in text
-    assert "- Left out: ppo (no finite seed on e: b)" in text
+    assert "- Runs: 3 per agent and task" in text
+    assert "- Diverged runs (non-finite final metric) scored at the task's floor" in text
+    assert ": maxrl 1; 0 for every other agent" in text
+    assert "- Left out: ppo (no run on e: b)" in text
     assert "stratified-bootstrap percentile intervals** (2000 replicates, seed 0" in text
     assert "Agarwal et al. (2021)" in text
-    assert "| maxrl | 0.875 [" in text and "| maxrl | grpo | 0.938 [" in text
+    assert "| maxrl | 0.688 [" in text and "| maxrl | grpo | 0.722 [" in text
     assert {p.name for p in agg.plots} == {
         "aggregate_profile.png",
         "aggregate_sample_efficiency.png",
@@ -159,7 +165,8 @@ def test_sample_efficiency_curve_interpolates_on_a_common_grid() -> None:
     assert agg.curve_tasks == ["e: a", "e: b"] and agg.curve_note == ""
     np.testing.assert_allclose(agg.grid, np.linspace(0, 1000, 21))
     # Every curve is linear from 0 (random) to its final score, so the IQM is too.
-    np.testing.assert_allclose(agg.curve["maxrl"].point, 0.875 * agg.grid / 1000)
+    # maxrl's diverged seed (final NaN) stays at the floor 0 from its start.
+    np.testing.assert_allclose(agg.curve["maxrl"].point, 0.6875 * agg.grid / 1000)
     np.testing.assert_allclose(agg.curve["grpo"].point, 0.375 * agg.grid / 1000)
 
 
@@ -344,3 +351,64 @@ def test_a_task_whose_bayes_gap_is_within_seed_noise_is_left_out() -> None:
     assert agg.tasks == ["e: a", "e: b"]
     assert "within the agents' seed noise" in agg.left_out_tasks["e: c"]
     assert "e: c" in agg.text
+
+
+def test_a_diverged_run_scores_the_worst_finite_score_when_that_is_below_random() -> None:
+    # Task a: grpo finishes one seed at -7 (score -0.5, worse than random): maxrl's diverged
+    # seed must not score above it, so a's floor is -0.5; b has no run below random: 0.
+    rows = [
+        *[row("maxrl", s, v, "a", role="maxrl") for s, v in enumerate([-1.0, "-inf"])],
+        *[row("maxrl", s, v, "b", role="maxrl") for s, v in enumerate([-1.0, "nan"])],
+        *[row("grpo", s, v, "a") for s, v in enumerate([-7.0, -6.0])],
+        *[row("grpo", s, v, "b") for s, v in enumerate([-3.0, -3.0])],
+    ]
+    agg = aggregate_over_tasks(build_points(rows))
+    assert agg is not None
+    assert agg.floors == {"e: a": -0.5, "e: b": 0.0}
+    np.testing.assert_array_equal(agg.scores["maxrl"], [[1.0, 1.0], [-0.5, 0.0]])
+    assert agg.floored == {"maxrl": 2, "grpo": 0}
+    assert ": maxrl 2; 0 for every other agent" in agg.text
+    clean = aggregate_over_tasks(build_points(aggregate_rows()[3:]))  # maxrl's NaN seed gone
+    assert clean is not None and "- Diverged runs: none (a diverged run would be" in clean.text
+
+
+def test_a_run_counts_once_per_task_across_settings_it_ignores() -> None:
+    # maxrl and grpo vary sigma (state_dependent_std); ppo (SB3) ignores it, so build_points
+    # lists each ppo run at both sigma points. The aggregate merges sigma within tasks:
+    # maxrl brings 2 sigma x 2 seeds, ppo its 2 seeds once each.
+    def ours(agent: str, seed: int, final: float, env: str, sigma: bool) -> dict:
+        return row(
+            agent,
+            seed,
+            final,
+            env,
+            role="maxrl" if agent == "maxrl" else "baseline",
+            run_id=f"{env}-{agent}-{seed}-{sigma}",
+            sweep={"state_dependent_std": sigma},
+            config={"budget": 1000, "state_dependent_std": sigma},
+        )
+
+    rows = [
+        *[
+            ours(agent, s, final + (0.5 if sigma else 0.0), env, sigma)
+            for agent, final in (("maxrl", -2.0), ("grpo", -3.0))
+            for env in ("a", "b")
+            for sigma in (False, True)
+            for s in (0, 1)
+        ],
+        *[row("ppo", s, v, env) for env in ("a", "b") for s, v in enumerate([-4.0, -1.0])],
+    ]
+    points = build_points(rows)["e"]
+    assert len(points) == 4 and all(len(p.agents["ppo"].rows) == 2 for p in points)
+    agg = aggregate_over_tasks(build_points(rows))
+    assert agg is not None
+    assert agg.tasks == ["e: a", "e: b"] and agg.merged == ["state_dependent_std"]
+    assert agg.runs == {"maxrl": 4, "grpo": 4, "ppo": 2}
+    np.testing.assert_array_equal(agg.scores["ppo"], [[0.25, 0.25], [1.0, 1.0]])
+    # Seed order (seed, run id): seed 0 at sigma False (0.75) and True (0.875), then seed 1.
+    np.testing.assert_array_equal(agg.scores["maxrl"], [[0.75, 0.75], [0.875, 0.875]] * 2)
+    # P(maxrl > ppo) per task: maxrl's 4 runs (0.75, 0.75, 0.875, 0.875) beat ppo's 0.25
+    # and lose to its 1.0: 1/2, whatever the sigma points.
+    assert agg.improvement["maxrl", "ppo"].point == 0.5
+    assert "- Merged within tasks: state_dependent_std" in agg.text
+    assert "- Runs: per task maxrl 4, grpo 4, ppo 2" in agg.text
