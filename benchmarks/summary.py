@@ -35,6 +35,7 @@ from benchmarks.report import (
     best_reference,
     build_points,
     load_rows,
+    run_identity,
     summarize,
 )
 from benchmarks.stats import compare_cells
@@ -152,22 +153,35 @@ def _verdicts(point: Point, metric: str, a: str, b: str) -> str | None:
     return "tie"
 
 
+def _identities(point: Point, agent: str) -> frozenset[str]:
+    """The runs an agent brings to a point (``run_identity`` names the environment too)."""
+    return frozenset(run_identity(r) for r in point.agents[agent].rows)
+
+
 def scoreboard(
     results_dir: str | Path, metric: str, agent: str, experiment: str | None = None
 ) -> str:
     """Markdown: ``agent`` against every other agent, counting points won, tied and lost.
 
     A point is won or lost when the Welch 95% interval of the difference of means excludes 0.
+    A comparison counts once: where both agents bring the same runs (``run_identity``) as at
+    a point already counted (two SB3 agents at both sigma modes of our agents, the
+    supervised reference at every N), the point is skipped.
     """
     points = _points(results_dir, experiment)
     others = list(dict.fromkeys(a for p in points for a in p.agents if a != agent))
     lines = [f"| {agent} vs | wins | ties | losses |", "|---|---|---|---|"]
     for other in others:
         counts = {"win": 0, "tie": 0, "loss": 0}
+        counted: set[tuple[frozenset[str], frozenset[str]]] = set()
         for point in points:
             verdict = _verdicts(point, metric, agent, other)
             if verdict is None:
                 continue
+            pair = (_identities(point, agent), _identities(point, other))
+            if pair in counted:
+                continue
+            counted.add(pair)
             counts["win" if verdict == agent else "tie" if verdict == "tie" else "loss"] += 1
         lines.append(f"| {other} | {counts['win']} | {counts['tie']} | {counts['loss']} |")
     return "\n".join(lines)
