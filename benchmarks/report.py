@@ -1041,22 +1041,26 @@ class Aggregate:
     """The aggregate over tasks of normalized scores (Agarwal et al. 2021).
 
     Attributes:
-        tasks: Task names (``experiment: point``), the columns of every score matrix.
-        runs: Agent -> its runs per task: the fewest distinct runs it has on any task (it
+        tasks: Task names (``experiment: environment point``), the columns of every score
+            matrix.
+        runs: Algorithm -> its runs per task: the fewest distinct runs it has on any task (it
             keeps its first that many by seed number).
-        scores: Agent -> ``[runs, tasks]`` normalized scores of the selection metric.
-        intervals: Aggregate name (``stats.AGGREGATES``) -> agent -> point and 95% interval.
-        improvement: ``(maxrl agent, other agent)`` -> probability of improvement with its
+        scores: Algorithm -> ``[runs, tasks]`` normalized scores of the selection metric.
+        intervals: Aggregate name (``stats.AGGREGATES``) -> algorithm -> point and 95%
             interval.
-        left_out_agents: Agent -> tasks it has no run on (left out of the aggregate).
+        improvement: ``(maxrl algorithm, other algorithm)`` -> probability of improvement
+            with its interval; the two share their values of every setting both use.
+        left_out_agents: Algorithm -> tasks it has no run on (left out of the aggregate).
         left_out_tasks: Task -> why it is not a task (no normalizable reference levels).
-        merged: Sweep settings that some agent ignores, merged within tasks.
+        merged: The agent-side sweep settings (:func:`agent_settings`), which split an agent
+            into algorithms (none: every algorithm is an agent).
         floors: Task -> the score of a diverged run there (:func:`_task_floor`).
-        floored: Agent -> its diverged runs scored at the floor (among the kept runs).
+        floored: Algorithm -> its diverged runs scored at the floor (among the kept runs).
         curve_tasks: Tasks of the sample-efficiency curve (one shared budget).
         curve_note: Which tasks the curve leaves out and why ("" if none).
         grid: Rollout counts of the sample-efficiency curve (None without a curve).
-        curve: Agent -> IQM of normalized scores at every ``grid`` point, with its band.
+        curve: Algorithm -> IQM of normalized scores at every ``grid`` point, with its band.
+        algorithms: Algorithm -> ``(agent, agent-side setting values)`` (:func:`aggregate_tasks`).
         text: The markdown section.
         plots: PNGs written.
     """
@@ -1077,6 +1081,7 @@ class Aggregate:
     curve: dict[str, Any] = field(default_factory=dict)
     text: str = ""
     plots: list[Path] = field(default_factory=list)
+    algorithms: dict[str, tuple[str, dict[str, Any]]] = field(default_factory=dict)
 
 
 def _run_budget(row: Mapping[str, Any]) -> float:
@@ -1124,39 +1129,62 @@ def _task_runs(point: Point, result: AgentResult, floor: float) -> list[TaskRun]
     return out
 
 
-def aggregate_tasks(experiments: Mapping[str, list[Point]]) -> tuple[list[Point], list[str]]:
-    """The aggregate's tasks: the points, merged over the sweep settings some agent ignores.
+def agent_settings(row: Mapping[str, Any]) -> dict[str, Any]:
+    """The agent-side sweep values a row's run uses: :func:`row_sweep` less the environment's.
 
-    A run must count once per task. An SB3 agent ignores our agents' settings (sigma mode,
-    N) and the supervised reference ignores N, so :func:`build_points` lists the same run at
-    every value of such a setting; a task made of one point each would count it once per
-    value. So a task is an experiment, environment and the values of the sweep keys every
-    agent's rows carry (the environment's, and settings every agent depends on); the points
-    that differ only in the other keys merge into it. In a merged task an agent brings each
-    of its distinct runs once (:func:`run_identity`): one per setting value and seed for an
-    agent that varies the setting (they are variants of the agent, pooled), one per seed for
-    one that ignores it. Points merge only when their reference levels agree.
+    A sweep value is the environment's when the row's ``env_kwargs`` carry it or its env
+    label names it (``snr=0.1``); the rest (``state_dependent_std``, ``group_size``) are
+    settings of the agent. A setting the agent ignores is not in its rows' sweep (an SB3
+    agent's) or is dropped by ``IGNORED_SETTINGS`` (the supervised reference's N).
+    """
+    env_kwargs = row.get("env_kwargs") or {}
+    label = str(row.get("env_label", ""))
+    return {
+        k: v
+        for k, v in row_sweep(row).items()
+        if k not in env_kwargs and not _in_label(k, v, label)
+    }
+
+
+def algorithm_name(agent: str, settings: Mapping[str, Any]) -> str:
+    """``agent`` plus its agent-side setting values as the per-cell tables write them."""
+    return " ".join([agent, *(f"{_short(k)}={_fmt_value(v)}" for k, v in settings.items())])
+
+
+def aggregate_tasks(
+    experiments: Mapping[str, list[Point]],
+) -> tuple[list[Point], list[str], dict[str, tuple[str, dict[str, Any]]]]:
+    """The aggregate's tasks and algorithms (the layout of Agarwal et al. 2021).
+
+    A task is an environment point: experiment, environment and the values of the
+    environment's sweep keys. An algorithm is an agent with the values of the agent-side
+    sweep settings its runs use (:func:`agent_settings`): maxrl at N = 16 (``maxrl N=16``)
+    and at N = 64 are two algorithms, and so are maxrl with a shared and with a
+    state-dependent sigma. An agent that ignores a setting (SB3 agents ignore sigma mode and
+    N, the supervised reference ignores N) is one algorithm: :func:`build_points` lists its
+    run at every value of the setting, and here each distinct run (:func:`run_identity`)
+    counts once per task. The points of a task merge only when their reference levels agree
+    (else they stay apart). Without agent-side sweep settings a task is a point and an
+    algorithm an agent.
 
     Args:
         experiments: Experiment -> points (as :func:`build_points`).
 
     Returns:
-        ``(tasks, merged)``: the tasks as points (first-seen order) and the merged keys.
+        ``(tasks, settings, algorithms)``: the tasks as points (first-seen order) whose
+        ``agents`` are keyed by algorithm, the agent-side setting keys, and algorithm ->
+        ``(agent, setting values)`` (by agent, then first-seen setting values).
     """
     tasks: list[Point] = []
-    merged_keys: list[str] = []
+    keys: list[str] = []
+    found: dict[str, dict[str, tuple[str, dict[str, Any]]]] = {}
     for name, points in experiments.items():
-        keysets = [
-            set(row_sweep(row))
-            for point in points
-            for result in point.agents.values()
-            for row in [*result.rows, *result.failed]
-        ]
-        shared = set.intersection(*keysets) if keysets else set()
         merged: dict[str, Point] = {}
         for point in points:
-            sweep = {k: v for k, v in point.sweep.items() if k in shared}
-            merged_keys += [k for k in point.sweep if k not in shared and k not in merged_keys]
+            rows = [r for result in point.agents.values() for r in [*result.rows, *result.failed]]
+            agent_keys = {k for r in rows for k in agent_settings(r)}
+            keys += [k for k in point.sweep if k in agent_keys and k not in keys]
+            sweep = {k: v for k, v in point.sweep.items() if k not in agent_keys}
             key = json.dumps(
                 [point.env_label, sweep, point.references], sort_keys=True, default=str
             )
@@ -1173,17 +1201,24 @@ def aggregate_tasks(experiments: Mapping[str, list[Point]]) -> tuple[list[Point]
                     references=point.references,
                 )
             for agent, result in point.agents.items():
-                into = task.agents.setdefault(
-                    agent, AgentResult(agent, result.role, result.family, [], result.lr)
-                )
-                seen = {run_identity(r) for r in [*into.rows, *into.failed]}
-                for mine, theirs in ((into.rows, result.rows), (into.failed, result.failed)):
+                for status, theirs in (("rows", result.rows), ("failed", result.failed)):
                     for row in theirs:
-                        if (identity := run_identity(row)) not in seen:
-                            seen.add(identity)
-                            mine.append(row)
+                        settings = agent_settings(row)
+                        algorithm = algorithm_name(agent, settings)
+                        found.setdefault(agent, {}).setdefault(algorithm, (agent, settings))
+                        into = task.agents.setdefault(
+                            algorithm,
+                            AgentResult(algorithm, result.role, result.family, [], result.lr),
+                        )
+                        seen = {run_identity(r) for r in [*into.rows, *into.failed]}
+                        if run_identity(row) not in seen:
+                            getattr(into, status).append(row)
         tasks += merged.values()
-    return tasks, merged_keys
+    algorithms = {a: v for variants in found.values() for a, v in variants.items()}
+    order = list(algorithms)
+    for task in tasks:
+        task.agents = dict(sorted(task.agents.items(), key=lambda kv: order.index(kv[0])))
+    return tasks, keys, algorithms
 
 
 def aggregate_over_tasks(
@@ -1194,19 +1229,21 @@ def aggregate_over_tasks(
 ) -> Aggregate | None:
     """Aggregate normalized scores over every task with reference levels.
 
-    A task (:func:`aggregate_tasks`) is an experiment, environment and the sweep values every
-    agent depends on, whose final rows carry ``references`` that normalize its selection
-    metric; sweep settings that some agent ignores merge within tasks, so each distinct run
-    counts once per task. A run's score is the :func:`normalized_score` of its final
-    selection metric; a diverged run (non-finite) scores the task's floor
-    (:func:`_task_floor`) and is counted per agent. Agents need a run on every task (others
-    are left out and listed); each keeps its first ``k`` runs of every task by seed, ``k``
-    the fewest it has on any task (agents may differ: one that varies a merged setting
-    brings more runs), so its score matrix is complete ``[k, tasks]``
-    (``stats.score_matrices``). Then, with 95% stratified-bootstrap percentile intervals
-    (``reps`` replicates, ``seed``): IQM, median, mean and optimality gap per agent, the
-    probability of improvement of every ``maxrl``-role agent over each other agent, the
-    performance profile and, over the tasks that share one rollout budget, the
+    A task (:func:`aggregate_tasks`) is an environment point (experiment, environment and
+    the environment's sweep values) whose final rows carry ``references`` that normalize
+    its selection metric; an algorithm is an agent at the values of the agent-side sweep
+    settings it uses (``maxrl N=16``), each distinct run counted once per task. A run's
+    score is the :func:`normalized_score` of its final selection metric; a diverged run
+    (non-finite) scores the task's floor (:func:`_task_floor`) and is counted per
+    algorithm. Algorithms need a run on every task (others are left out and listed); each
+    keeps its first ``k`` runs of every task by seed, ``k`` the fewest it has on any task,
+    so its score matrix is complete ``[k, tasks]`` (``stats.score_matrices``). Then, with
+    95% stratified-bootstrap percentile intervals (``reps`` replicates, ``seed``): IQM,
+    median, mean and optimality gap per algorithm, the probability of improvement of every
+    algorithm of a ``maxrl``-role agent over each algorithm of another agent that shares
+    its values of every setting both use (:func:`_comparable`: maxrl N=16 vs grpo N=16,
+    and vs the supervised reference, which ignores N), the performance profile and, over
+    the tasks that share one rollout budget, the
     sample-efficiency curve (IQM of the normalized selection metric on a common grid of
     ``CURVE_POINTS`` rollout counts, each run's curve interpolated linearly, non-finite
     evaluations at the floor).
@@ -1224,7 +1261,7 @@ def aggregate_over_tasks(
 
     left_out_tasks: dict[str, str] = {}
     tasks: list[Point] = []
-    candidates, merged = aggregate_tasks(experiments)
+    candidates, merged, algorithms = aggregate_tasks(experiments)
     for point in candidates:
         if not point.references:
             continue
@@ -1250,7 +1287,7 @@ def aggregate_over_tasks(
         return None
     names = [p.task for p in tasks]
     floors = {p.task: _task_floor(p) for p in tasks}
-    agents = list(dict.fromkeys(name for p in tasks for name in p.agents))
+    agents = [a for a in algorithms if any(a in p.agents for p in tasks)]
     runs: dict[str, dict[str, list[TaskRun]]] = {}
     left_out_agents: dict[str, list[str]] = {}
     for agent in agents:
@@ -1266,6 +1303,7 @@ def aggregate_over_tasks(
             runs[agent] = {task: values[:k] for task, values in per_task.items()}
     role = {name: r.role for p in tasks for name, r in p.agents.items()}
     agg = Aggregate(names, {}, {}, {}, {}, left_out_agents, left_out_tasks, merged, floors)
+    agg.algorithms = {a: algorithms[a] for a in agents}
     if runs:
         agg.runs = {a: len(next(iter(per_task.values()))) for a, per_task in runs.items()}
         agg.floored = {
@@ -1284,7 +1322,7 @@ def aggregate_over_tasks(
                 matrices, statistic, reps=reps, seed=seed
             )
         for x in (a for a in matrices if role.get(a) == "maxrl"):
-            for y in (a for a in matrices if a != x):
+            for y in (a for a in matrices if _comparable(agg.algorithms, x, a)):
                 agg.improvement[x, y] = stats.probability_of_improvement_ci(
                     matrices[x], matrices[y], reps=reps, seed=seed
                 )
@@ -1299,6 +1337,17 @@ def aggregate_over_tasks(
                 )
     agg.text = _aggregate_text(agg, reps, seed)
     return agg
+
+
+def _comparable(algorithms: Mapping[str, tuple[str, dict[str, Any]]], x: str, y: str) -> bool:
+    """Whether a probability of improvement of ``x`` over ``y`` answers one question.
+
+    They are different agents and agree on the value of every agent-side setting both use:
+    maxrl N=16 vs grpo N=16 (never grpo N=256), and vs supervised, which ignores N.
+    """
+    (agent_x, settings_x), (agent_y, settings_y) = algorithms[x], algorithms[y]
+    shared = settings_x.keys() & settings_y.keys()
+    return agent_x != agent_y and all(settings_x[k] == settings_y[k] for k in shared)
 
 
 def _efficiency_curves(
@@ -1376,6 +1425,22 @@ def _efficiency_curves(
     return curves, grid
 
 
+def _algorithm_styles(
+    agg: Aggregate, names: Iterable[str]
+) -> tuple[dict[str, Any], dict[str, str]]:
+    """Line colour by agent and line style by setting values (one agent: one colour)."""
+    names = list(names)
+    agent = {name: agg.algorithms.get(name, (name, {}))[0] for name in names}
+    by_agent = _colors(dict.fromkeys(agent.values()))
+    dashes = ("-", "--", ":", "-.")
+    variants: dict[str, list[str]] = defaultdict(list)
+    styles = {}
+    for name in names:
+        variants[agent[name]].append(name)
+        styles[name] = dashes[(len(variants[agent[name]]) - 1) % len(dashes)]
+    return {name: by_agent[agent[name]] for name in names}, styles
+
+
 def _plot_profile(agg: Aggregate, reps: int, seed: int, path: Path) -> Path:
     import numpy as np
 
@@ -1386,9 +1451,9 @@ def _plot_profile(agg: Aggregate, reps: int, seed: int, path: Path) -> Path:
     profiles = stats.performance_profile_ci(agg.scores, taus, reps=reps, seed=seed)
     fig, axes = _grid(1, height=4.2, width=8.0)
     ax = axes.flat[0]
-    colors = _colors(agg.scores)
+    colors, styles = _algorithm_styles(agg, agg.scores)
     for name, band in profiles.items():
-        ax.plot(taus, band.point, color=colors[name], label=name, lw=1.6)
+        ax.plot(taus, band.point, color=colors[name], ls=styles[name], label=name, lw=1.6)
         ax.fill_between(taus, band.low, band.high, color=colors[name], alpha=0.15, lw=0)
     for level, text in ((0.0, "random"), (1.0, "Bayes")):
         ax.axvline(level, color="grey", lw=0.8, ls=":")
@@ -1406,10 +1471,10 @@ def _plot_efficiency(agg: Aggregate, tasks: list[Point], path: Path) -> Path:
     metrics = sorted({_metric_name(p.select_metric) for p in tasks if p.task in agg.curve_tasks})
     fig, axes = _grid(1, height=4.2, width=8.0)
     ax = axes.flat[0]
-    colors = _colors(agg.curve)
+    colors, styles = _algorithm_styles(agg, agg.curve)
     grid = agg.grid
     for name, band in agg.curve.items():
-        ax.plot(grid, band.point, color=colors[name], label=name, lw=1.6)
+        ax.plot(grid, band.point, color=colors[name], ls=styles[name], label=name, lw=1.6)
         ax.fill_between(grid, band.low, band.high, color=colors[name], alpha=0.15, lw=0)
     title = f"sample efficiency — {len(agg.curve_tasks)} tasks × {_runs_text(agg)}"
     ax.set_title(title, fontsize=9)
@@ -1430,6 +1495,34 @@ def _runs_text(agg: Aggregate) -> str:
     return f"{counts[0]} runs" if len(counts) == 1 else f"{counts[0]}–{counts[-1]} runs"
 
 
+def _improvement_table(agg: Aggregate) -> list[str]:
+    """The probabilities of improvement with agent-side settings: a column per setting value.
+
+    A row is a maxrl-role agent X and another agent Y; a column the setting values of X's
+    algorithm, Y at the same values (or Y itself where it ignores them).
+    """
+    cells: dict[tuple[str, str], dict[str, str]] = {}
+    columns: list[str] = []
+    for (x, y), interval in agg.improvement.items():
+        agent_x, settings_x = agg.algorithms[x]
+        agent_y, settings_y = agg.algorithms[y]
+        column = algorithm_name("", settings_x).strip() or "any"
+        # Y's settings are implied by the column unless X ignores one of them.
+        extra = {k: v for k, v in settings_y.items() if k not in settings_x}
+        columns += [column] if column not in columns else []
+        cells.setdefault((agent_x, algorithm_name(agent_y, extra)), {})[column] = _fmt_interval(
+            interval
+        )
+    lines = [
+        "| X | Y | " + " | ".join(f"P(X > Y) {_md(c)}" for c in columns) + " |",
+        "|---|---|" + "---|" * len(columns),
+    ]
+    for (x, y), by_column in cells.items():
+        row = [by_column.get(c, "–") for c in columns]
+        lines.append(f"| {_md(x)} | {_md(y)} | " + " | ".join(row) + " |")
+    return lines
+
+
 def _aggregate_text(agg: Aggregate, reps: int, seed: int) -> str:
     lines = [
         "Score of a run: the normalized score of its final selection metric on the test split, "
@@ -1441,20 +1534,31 @@ def _aggregate_text(agg: Aggregate, reps: int, seed: int) -> str:
         "",
         f"- Tasks ({len(agg.tasks)}): " + "; ".join(agg.tasks),
     ]
+    unit = "algorithm" if agg.merged else "agent"
     if agg.merged:
+        ignoring = [
+            agent
+            for agent in dict.fromkeys(agent for agent, _ in agg.algorithms.values())
+            if any(a == agent and not settings for a, settings in agg.algorithms.values())
+        ]
         lines.append(
-            f"- Merged within tasks: {', '.join(agg.merged)} (some agent ignores it, so a task "
-            "per value would count its runs once per value): every distinct run counts once "
-            "per task, an agent that varies the setting bringing one run per value and seed"
+            f"- Algorithms: an agent at each value of the agent-side settings it uses "
+            f"({', '.join(agg.merged)}), a task being an environment point; "
+            + (
+                f"an agent that ignores them ({', '.join(ignoring)}) is one algorithm, "
+                "each of its distinct runs counted once per task"
+                if ignoring
+                else "every agent uses them"
+            )
         )
     if agg.scores:
         counts = set(agg.runs.values())
         if len(counts) == 1:
-            runs = f"{counts.pop()} per agent and task"
+            runs = f"{counts.pop()} per {unit} and task"
         else:
             runs = "per task " + ", ".join(f"{a} {n}" for a, n in agg.runs.items())
         lines.append(
-            f"- Runs: {runs}, the fewest distinct runs the agent has on any task (it keeps "
+            f"- Runs: {runs}, the fewest distinct runs the {unit} has on any task (it keeps "
             "its first ones by seed); failed runs never count"
         )
         floored = {a: n for a, n in agg.floored.items() if n}
@@ -1468,7 +1572,7 @@ def _aggregate_text(agg: Aggregate, reps: int, seed: int) -> str:
                 + rule
                 + ": "
                 + ", ".join(f"{a} {n}" for a, n in floored.items())
-                + ("; 0 for every other agent" if len(floored) < len(agg.floored) else "")
+                + (f"; 0 for every other {unit}" if len(floored) < len(agg.floored) else "")
             )
         else:
             lines.append(f"- Diverged runs: none (a diverged run would be {rule})")
@@ -1478,11 +1582,11 @@ def _aggregate_text(agg: Aggregate, reps: int, seed: int) -> str:
         lines.append(f"- Not a task: {task} ({why})")
     lines.append("")
     if not agg.scores:
-        lines.append("No agent has a run on every task: nothing to aggregate.")
+        lines.append(f"No {unit} has a run on every task: nothing to aggregate.")
         return "\n".join(lines)
     names = list(agg.intervals)
     header = [
-        "agent",
+        unit,
         *[f"{n} (lower is better)" if n == "Optimality gap" else n for n in names],
     ]
     lines += ["| " + " | ".join(header) + " |", "|" + "|".join(["---"] * len(header)) + "|"]
@@ -1494,13 +1598,21 @@ def _aggregate_text(agg: Aggregate, reps: int, seed: int) -> str:
         lines += [
             "Probability of improvement P(X > Y): the chance that a run of X scores higher "
             "than a run of Y on a random task (ties count 1/2), averaged over tasks; > 0.5 "
-            "favours X.",
+            "favours X."
+            + (
+                " Columns: the agent-side setting values of X, Y at the same values (an agent "
+                "that ignores a setting is compared at every value), with 95% CIs."
+                if agg.merged
+                else ""
+            ),
             "",
-            "| X | Y | P(X > Y) [95% CI] |",
-            "|---|---|---|",
         ]
-        for (x, y), interval in agg.improvement.items():
-            lines.append(f"| {_md(x)} | {_md(y)} | {_fmt_interval(interval)} |")
+        if agg.merged:
+            lines += _improvement_table(agg)
+        else:
+            lines += ["| X | Y | P(X > Y) [95% CI] |", "|---|---|---|"]
+            for (x, y), interval in agg.improvement.items():
+                lines.append(f"| {_md(x)} | {_md(y)} | {_fmt_interval(interval)} |")
         lines.append("")
     else:
         lines += [

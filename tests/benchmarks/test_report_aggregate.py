@@ -372,43 +372,115 @@ def test_a_diverged_run_scores_the_worst_finite_score_when_that_is_below_random(
     assert clean is not None and "- Diverged runs: none (a diverged run would be" in clean.text
 
 
-def test_a_run_counts_once_per_task_across_settings_it_ignores() -> None:
-    # maxrl and grpo vary sigma (state_dependent_std); ppo (SB3) ignores it, so build_points
-    # lists each ppo run at both sigma points. The aggregate merges sigma within tasks:
-    # maxrl brings 2 sigma x 2 seeds, ppo its 2 seeds once each.
-    def ours(agent: str, seed: int, final: float, env: str, sigma: bool) -> dict:
-        return row(
+SDS = "state_dependent_std"
+# Finals per (agent, sigma, env), seeds 0 and 1; normalized (x + 5) / 4 in the comments.
+SIGMA_FINALS = {
+    ("maxrl", False, "a"): (-3.0, -1.0),  # 0.5, 1.0
+    ("maxrl", False, "b"): (-2.0, -3.0),  # 0.75, 0.5
+    ("maxrl", True, "a"): (-1.0, -1.0),  # 1.0, 1.0
+    ("maxrl", True, "b"): (-1.0, -2.0),  # 1.0, 0.75
+    ("grpo", False, "a"): (-4.0, -3.0),  # 0.25, 0.5
+    ("grpo", False, "b"): (-5.0, -4.0),  # 0.0, 0.25
+    ("grpo", True, "a"): (-1.0, -2.0),  # 1.0, 0.75
+    ("grpo", True, "b"): (-2.0, -1.0),  # 0.75, 1.0
+}
+
+
+def sigma_rows() -> list[dict]:
+    """maxrl and grpo at both sigma modes (an agent-side setting); ppo (SB3) ignores it."""
+    ours = [
+        row(
             agent,
             seed,
             final,
             env,
             role="maxrl" if agent == "maxrl" else "baseline",
             run_id=f"{env}-{agent}-{seed}-{sigma}",
-            sweep={"state_dependent_std": sigma},
-            config={"budget": 1000, "state_dependent_std": sigma},
+            sweep={SDS: sigma},
+            config={"budget": 1000, SDS: sigma},
         )
-
-    rows = [
-        *[
-            ours(agent, s, final + (0.5 if sigma else 0.0), env, sigma)
-            for agent, final in (("maxrl", -2.0), ("grpo", -3.0))
-            for env in ("a", "b")
-            for sigma in (False, True)
-            for s in (0, 1)
-        ],
-        *[row("ppo", s, v, env) for env in ("a", "b") for s, v in enumerate([-4.0, -1.0])],
+        for (agent, sigma, env), finals in SIGMA_FINALS.items()
+        for seed, final in enumerate(finals)
     ]
+    ppo = [row("ppo", s, v, env) for env in ("a", "b") for s, v in enumerate([-4.0, -1.0])]
+    return ours + ppo
+
+
+def test_an_algorithm_is_an_agent_at_its_setting_values_and_poi_never_mixes_them() -> None:
+    rows = sigma_rows()
     points = build_points(rows)["e"]
     assert len(points) == 4 and all(len(p.agents["ppo"].rows) == 2 for p in points)
     agg = aggregate_over_tasks(build_points(rows))
     assert agg is not None
-    assert agg.tasks == ["e: a", "e: b"] and agg.merged == ["state_dependent_std"]
-    assert agg.runs == {"maxrl": 4, "grpo": 4, "ppo": 2}
+    # A task is an environment point; sigma splits maxrl and grpo into two algorithms each,
+    # ppo (which ignores sigma) is one algorithm with each of its runs once per task.
+    assert agg.tasks == ["e: a", "e: b"] and agg.merged == [SDS]
+    mf, mt = f"maxrl {SDS}=False", f"maxrl {SDS}=True"
+    gf, gt = f"grpo {SDS}=False", f"grpo {SDS}=True"
+    assert list(agg.scores) == [mf, mt, gf, gt, "ppo"]
+    assert agg.algorithms[mt] == ("maxrl", {SDS: True}) and agg.algorithms["ppo"] == ("ppo", {})
+    assert agg.runs == dict.fromkeys(agg.scores, 2)
+    np.testing.assert_array_equal(agg.scores[mf], [[0.5, 0.75], [1.0, 0.5]])
     np.testing.assert_array_equal(agg.scores["ppo"], [[0.25, 0.25], [1.0, 1.0]])
-    # Seed order (seed, run id): seed 0 at sigma False (0.75) and True (0.875), then seed 1.
-    np.testing.assert_array_equal(agg.scores["maxrl"], [[0.75, 0.75], [0.875, 0.875]] * 2)
-    # P(maxrl > ppo) per task: maxrl's 4 runs (0.75, 0.75, 0.875, 0.875) beat ppo's 0.25
-    # and lose to its 1.0: 1/2, whatever the sigma points.
-    assert agg.improvement["maxrl", "ppo"].point == 0.5
-    assert "- Merged within tasks: state_dependent_std" in agg.text
-    assert "- Runs: per task maxrl 4, grpo 4, ppo 2" in agg.text
+    # IQM of 4 scores drops the lowest and the highest: maxrl False (0.5 + 0.75) / 2, maxrl
+    # True (1 + 1) / 2, grpo False (0.25 + 0.25) / 2, grpo True (0.75 + 1) / 2.
+    iqms = {name: interval.point for name, interval in agg.intervals["IQM"].items()}
+    assert iqms == {mf: 0.625, mt: 1.0, gf: 0.25, gt: 0.875, "ppo": 0.625}
+    assert iqms[mf] == iqm(agg.scores[mf])
+    # PoI pairs share the sigma mode (ppo, which ignores it, meets both); never maxrl at one
+    # mode vs grpo at the other, nor maxrl vs maxrl.
+    assert set(agg.improvement) == {(mf, gf), (mf, "ppo"), (mt, gt), (mt, "ppo")}
+    for x, y in agg.improvement:
+        both = agg.algorithms[x][1].keys() & agg.algorithms[y][1].keys()
+        assert all(agg.algorithms[x][1][k] == agg.algorithms[y][1][k] for k in both)
+    # P(maxrl > grpo) at False: a 3.5/4 (0.5 ties 0.5), b 4/4 -> 0.9375; at True: a 3/4,
+    # b 2/4 -> 0.625. P(maxrl False > ppo): a 2.5/4, b 2/4 -> 0.5625.
+    assert agg.improvement[mf, gf].point == 0.9375
+    assert agg.improvement[mt, gt].point == 0.625
+    assert agg.improvement[mf, "ppo"].point == 0.5625
+    text = agg.text
+    assert f"- Algorithms: an agent at each value of the agent-side settings it uses ({SDS})" in (
+        text
+    )
+    assert "an agent that ignores them (ppo) is one algorithm" in text
+    assert "- Runs: 2 per algorithm and task" in text
+    assert f"| X | Y | P(X > Y) {SDS}=False | P(X > Y) {SDS}=True |" in text
+    assert "| maxrl | grpo | 0.938 [" in text and "| maxrl | ppo | 0.562 [" in text
+    assert f"| {mt} | 1 [" in text
+
+
+def test_the_supervised_reference_is_one_algorithm_across_group_sizes() -> None:
+    # maxrl and grpo at N = 4 and 16; supervised ignores N: its runs at N = 4 and 16 are one
+    # run (same config less group_size), one algorithm compared with maxrl at each N.
+    def at(agent: str, seed: int, final: float, env: str, n: int) -> dict:
+        return row(
+            agent,
+            seed,
+            final,
+            env,
+            role={"maxrl": "maxrl", "supervised": "reference"}.get(agent, "baseline"),
+            method=agent,
+            run_id=f"{env}-{agent}-{seed}-{n}",
+            sweep={"group_size": n},
+            config={"budget": 1000, "group_size": n},
+        )
+
+    rows = [
+        at(agent, seed, -5.0 + 4.0 * (seed + n / 16) / 3, env, n)
+        for agent in ("maxrl", "grpo", "supervised")
+        for env in ("a", "b")
+        for n in (4, 16)
+        for seed in (0, 1)
+    ]
+    agg = aggregate_over_tasks(build_points(rows))
+    assert agg is not None and agg.tasks == ["e: a", "e: b"]
+    assert list(agg.scores) == ["maxrl N=4", "maxrl N=16", "grpo N=4", "grpo N=16", "supervised"]
+    assert agg.runs["supervised"] == 2  # not 4: the N = 16 rows are the N = 4 runs again
+    assert set(agg.improvement) == {
+        ("maxrl N=4", "grpo N=4"),
+        ("maxrl N=4", "supervised"),
+        ("maxrl N=16", "grpo N=16"),
+        ("maxrl N=16", "supervised"),
+    }
+    assert "| X | Y | P(X > Y) N=4 | P(X > Y) N=16 |" in agg.text
+    assert "an agent that ignores them (supervised) is one algorithm" in agg.text
