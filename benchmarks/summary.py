@@ -15,8 +15,10 @@ checks that the committed rows still print every table as committed::
 mean ± 95% t half-width over seeds (diverged seeds noted), then the exact random and best
 Bayes levels. ``diff``: A − B per point with a Welch 95% interval, and which is better when
 the interval excludes 0 (``tie`` otherwise). ``scoreboard``: one agent against every other,
-points won, tied and lost. ``aggregate``: the report's IQM and probability of improvement
-tables over the suite's tasks.
+points won, tied and lost. ``aggregate``: the report's aggregate lines over the suite's
+tasks (environment points): IQM per algorithm (an agent at the agent-side setting values it
+uses, e.g. ``maxrl N=16``) and the probability of improvement between algorithms that share
+their setting values.
 """
 
 from __future__ import annotations
@@ -188,7 +190,12 @@ def scoreboard(
 
 
 def aggregate(results_dir: str | Path, experiment: str | None = None) -> str:
-    """The report's aggregate tables (IQM and probability of improvement) of a suite."""
+    """The report's aggregate lines of a suite: its ``- `` notes and its tables, as written.
+
+    The same computation as the report (``aggregate_over_tasks`` with its default bootstrap
+    replicates and seed): a task per environment point, IQM per algorithm, probability of
+    improvement between algorithms that share their agent-side setting values.
+    """
     rows, meta = load_rows(results_dir)
     experiments = build_points(rows, meta.get("agents") or ())
     if experiment is not None:
