@@ -902,8 +902,8 @@ def _grid(count: int, height: float = PANEL_HEIGHT, width: float = PANEL_WIDTH) 
     return fig, axes
 
 
-def _legend(fig: Any, axes: Any, title: str) -> None:
-    """One legend under the panels (every label once) and the figure title above them."""
+def _legend(fig: Any, axes: Any, title: str, ncol: int = 6) -> None:
+    """One legend under the panels (every label once, ``ncol`` columns at most), a title."""
     handles: dict[str, Any] = {}
     for ax in axes.flat:
         for handle, label in zip(*ax.get_legend_handles_labels(), strict=True):
@@ -913,7 +913,7 @@ def _legend(fig: Any, axes: Any, title: str) -> None:
             list(handles.values()),
             list(handles),
             loc="outside lower center",
-            ncol=min(6, len(handles)),
+            ncol=min(ncol, len(handles)),
             fontsize=8,
         )
     fig.suptitle(title, fontsize=11)
@@ -1425,6 +1425,11 @@ def _efficiency_curves(
     return curves, grid
 
 
+def _legend_columns(names: Iterable[str]) -> int:
+    """Legend columns that fit an 8-inch figure: 6 for agent names, fewer for long names."""
+    return max(1, min(6, 120 // (max(len(n) for n in names) + 6)))
+
+
 def _algorithm_styles(
     agg: Aggregate, names: Iterable[str]
 ) -> tuple[dict[str, Any], dict[str, str]]:
@@ -1463,7 +1468,12 @@ def _plot_profile(agg: Aggregate, reps: int, seed: int, path: Path) -> Path:
     ax.set_ylabel("fraction of runs with score > τ (higher is better)", fontsize=8)
     ax.set_ylim(-0.02, 1.08)
     ax.grid(alpha=0.3)
-    _legend(fig, axes, "aggregate: run-score distribution (95% stratified-bootstrap band)")
+    _legend(
+        fig,
+        axes,
+        "aggregate: run-score distribution (95% stratified-bootstrap band)",
+        _legend_columns(profiles),
+    )
     return _save_figure(fig, path)
 
 
@@ -1481,7 +1491,12 @@ def _plot_efficiency(agg: Aggregate, tasks: list[Point], path: Path) -> Path:
     ax.set_xlabel("rollouts")
     ax.set_ylabel(f"IQM normalized {', '.join(metrics)} (higher is better)", fontsize=8)
     ax.grid(alpha=0.3)
-    _legend(fig, axes, "aggregate: IQM of normalized scores (95% stratified-bootstrap band)")
+    _legend(
+        fig,
+        axes,
+        "aggregate: IQM of normalized scores (95% stratified-bootstrap band)",
+        _legend_columns(agg.curve),
+    )
     return _save_figure(fig, path)
 
 
