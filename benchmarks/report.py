@@ -44,6 +44,7 @@ metric's direction.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import math
 import os
@@ -386,15 +387,61 @@ def _compatible(row_sweep: dict[str, Any], point_sweep: dict[str, Any]) -> bool:
     return all(point_sweep.get(k) == v for k, v in row_sweep.items())
 
 
+#: Run settings a method ignores, by the row's ``method``. The supervised reference fits one
+#: label per context (``agents.objectives.Supervised``: one rollout per context whatever N
+#: is), so a suite that sweeps ``group_size`` runs the same supervised run at every N: its
+#: rows match every N point, and runs that differ only in N are one run (:func:`run_identity`).
+IGNORED_SETTINGS: dict[str, tuple[str, ...]] = {"supervised": ("group_size",)}
+
+
+def _ignored(row: Mapping[str, Any]) -> tuple[str, ...]:
+    method = row.get("method") or (row.get("config") or {}).get("estimator")
+    return IGNORED_SETTINGS.get(str(method), ())
+
+
+def row_sweep(row: Mapping[str, Any]) -> dict[str, Any]:
+    """The sweep values a row's run depends on: its ``sweep`` less ``IGNORED_SETTINGS``."""
+    ignored = _ignored(row)
+    return {k: v for k, v in (row.get("sweep") or {}).items() if k not in ignored}
+
+
+def run_identity(row: Mapping[str, Any]) -> str:
+    """What makes two rows the same run, whichever sweep points list them.
+
+    A SHA-1 of the agent, environment label, seed, learning rate, :func:`row_sweep` and the
+    row's ``config`` less the settings its method ignores (``IGNORED_SETTINGS``): an SB3
+    run, which ignores our agents' sweep settings, is one row listed at several points; the
+    supervised runs of a ``group_size`` sweep are several rows of one identical run. Rows
+    without a ``config`` are identified by their ``run_id``.
+    """
+    config = row.get("config")
+    if not isinstance(config, Mapping):
+        return str(row["run_id"])
+    ignored = _ignored(row)
+    key = {
+        "agent": row.get("agent"),
+        "env_label": row.get("env_label"),
+        "seed": row.get("seed"),
+        "lr": row.get("lr"),
+        "sweep": row_sweep(row),
+        "config": {k: v for k, v in config.items() if k not in ignored},
+    }
+    text = json.dumps(key, sort_keys=True, default=str)
+    return hashlib.sha1(text.encode("utf-8")).hexdigest()
+
+
 def build_points(
     rows: Iterable[dict[str, Any]], agent_order: Sequence[str] = ()
 ) -> dict[str, list[Point]]:
     """Group final rows into experiments and points.
 
     A row joins every point of its experiment and environment whose sweep values include
-    its own, so an SB3 agent (which ignores N) appears at every N of a rollout-scaling sweep.
-    Rows with status ``ok`` are the agent's results; ``failed`` ones are counted beside them
-    (an agent whose runs all failed still gets its line).
+    its own (:func:`row_sweep`: less the settings its method ignores), so an SB3 agent
+    (which ignores N) appears at every N of a rollout-scaling sweep, and so does the
+    supervised reference. At one point an agent lists each run once (:func:`run_identity`:
+    the supervised rows of N = 4 and N = 16 are one run). Rows with status ``ok`` are the
+    agent's results; ``failed`` ones are counted beside them (an agent whose runs all failed
+    still gets its line).
 
     Args:
         rows: Result rows (validation rows are ignored).
@@ -406,26 +453,31 @@ def build_points(
     """
     final = [r for r in rows if r.get("phase") == "final" and r.get("status") in (OK, FAILED)]
     experiments: dict[str, list[Point]] = {}
-    for row in sorted(final, key=lambda r: (-len(r.get("sweep", {})), r.get("status") != OK)):
+    seen: dict[tuple[int, str], set[str]] = defaultdict(set)
+    for row in sorted(final, key=lambda r: (-len(row_sweep(r)), r.get("status") != OK)):
         points = experiments.setdefault(row["experiment"], [])
+        sweep = row_sweep(row)
         matches = [
-            p
-            for p in points
-            if p.env_label == row["env_label"] and _compatible(row.get("sweep", {}), p.sweep)
+            p for p in points if p.env_label == row["env_label"] and _compatible(sweep, p.sweep)
         ]
         if not matches:
             point = Point(
                 experiment=row["experiment"],
                 env_label=row["env_label"],
                 env_base=row.get("env_base", row["env_label"]),
-                sweep=dict(row.get("sweep", {})),
+                sweep=sweep,
                 metrics=_columns(row),
                 select_metric=row["select_metric"],
                 target_fraction=float(row.get("target_fraction", 0.9)),
             )
             points.append(point)
             matches = [point]
+        identity = run_identity(row)
         for point in matches:
+            runs = seen[id(point), row["agent"]]
+            if identity in runs:
+                continue  # the same run, listed again (e.g. supervised at another N)
+            runs.add(identity)
             result = point.agents.setdefault(
                 row["agent"],
                 AgentResult(
@@ -850,8 +902,8 @@ def _grid(count: int, height: float = PANEL_HEIGHT, width: float = PANEL_WIDTH) 
     return fig, axes
 
 
-def _legend(fig: Any, axes: Any, title: str) -> None:
-    """One legend under the panels (every label once) and the figure title above them."""
+def _legend(fig: Any, axes: Any, title: str, ncol: int = 6) -> None:
+    """One legend under the panels (every label once, ``ncol`` columns at most), a title."""
     handles: dict[str, Any] = {}
     for ax in axes.flat:
         for handle, label in zip(*ax.get_legend_handles_labels(), strict=True):
@@ -861,7 +913,7 @@ def _legend(fig: Any, axes: Any, title: str) -> None:
             list(handles.values()),
             list(handles),
             loc="outside lower center",
-            ncol=min(6, len(handles)),
+            ncol=min(ncol, len(handles)),
             fontsize=8,
         )
     fig.suptitle(title, fontsize=11)
@@ -989,36 +1041,47 @@ class Aggregate:
     """The aggregate over tasks of normalized scores (Agarwal et al. 2021).
 
     Attributes:
-        tasks: Task names (``experiment: point``), the columns of every score matrix.
-        runs: Runs per agent and task: the fewest finite seeds of any included agent on any
-            task (each agent keeps its first ``runs`` finite seeds by seed number).
-        scores: Agent -> ``[runs, tasks]`` normalized scores of the selection metric.
-        intervals: Aggregate name (``stats.AGGREGATES``) -> agent -> point and 95% interval.
-        improvement: ``(maxrl agent, other agent)`` -> probability of improvement with its
+        tasks: Task names (``experiment: environment point``), the columns of every score
+            matrix.
+        runs: Algorithm -> its runs per task: the fewest distinct runs it has on any task (it
+            keeps its first that many by seed number).
+        scores: Algorithm -> ``[runs, tasks]`` normalized scores of the selection metric.
+        intervals: Aggregate name (``stats.AGGREGATES``) -> algorithm -> point and 95%
             interval.
-        left_out_agents: Agent -> tasks it has no finite seed on (left out of the aggregate).
+        improvement: ``(maxrl algorithm, other algorithm)`` -> probability of improvement
+            with its interval; the two share their values of every setting both use.
+        left_out_agents: Algorithm -> tasks it has no run on (left out of the aggregate).
         left_out_tasks: Task -> why it is not a task (no normalizable reference levels).
+        merged: The agent-side sweep settings (:func:`agent_settings`), which split an agent
+            into algorithms (none: every algorithm is an agent).
+        floors: Task -> the score of a diverged run there (:func:`_task_floor`).
+        floored: Algorithm -> its diverged runs scored at the floor (among the kept runs).
         curve_tasks: Tasks of the sample-efficiency curve (one shared budget).
         curve_note: Which tasks the curve leaves out and why ("" if none).
         grid: Rollout counts of the sample-efficiency curve (None without a curve).
-        curve: Agent -> IQM of normalized scores at every ``grid`` point, with its band.
+        curve: Algorithm -> IQM of normalized scores at every ``grid`` point, with its band.
+        algorithms: Algorithm -> ``(agent, agent-side setting values)`` (:func:`aggregate_tasks`).
         text: The markdown section.
         plots: PNGs written.
     """
 
     tasks: list[str]
-    runs: int
+    runs: dict[str, int]
     scores: dict[str, Any]
     intervals: dict[str, dict[str, Any]]
     improvement: dict[tuple[str, str], Any]
     left_out_agents: dict[str, list[str]]
     left_out_tasks: dict[str, str]
+    merged: list[str] = field(default_factory=list)
+    floors: dict[str, float] = field(default_factory=dict)
+    floored: dict[str, int] = field(default_factory=dict)
     curve_tasks: list[str] = field(default_factory=list)
     curve_note: str = ""
     grid: Any = None
     curve: dict[str, Any] = field(default_factory=dict)
     text: str = ""
     plots: list[Path] = field(default_factory=list)
+    algorithms: dict[str, tuple[str, dict[str, Any]]] = field(default_factory=dict)
 
 
 def _run_budget(row: Mapping[str, Any]) -> float:
@@ -1030,18 +1093,132 @@ def _run_budget(row: Mapping[str, Any]) -> float:
     return as_float(curve[-1][0]) if curve else float("nan")
 
 
-def _task_runs(point: Point, result: AgentResult) -> list[tuple[float, dict[str, Any]]]:
-    """``(normalized score, row)`` of an agent's finite seeds at a task, in seed order."""
-    scored = [
-        (
-            normalized_score(
-                point.select_metric, _final_value(row, point.select_metric), point.references
-            ),
-            row,
-        )
-        for row in sorted(result.rows, key=lambda r: (r.get("seed", 0), r["run_id"]))
+#: One run of an agent at a task: its normalized score (the floor if it diverged), its row,
+#: and whether it diverged.
+TaskRun = tuple[float, dict[str, Any], bool]
+
+
+def _task_floor(point: Point) -> float:
+    """The score of a diverged run at a task: min(0, the worst finite score of any run there).
+
+    A diverged run (non-finite final selection metric) is not dropped: dropping it would
+    score an agent on the runs that survived. It counts at a floor: 0, the uniform random
+    policy, since a policy that ends in NaN or infinite outputs predicts nothing better than
+    chance; and no higher than any run that finished on the task (of any agent), so an agent
+    never gains by diverging instead of finishing badly. The floor is fixed per task (every
+    agent and bootstrap replicate sees the same one). Rank statistics (IQM, probability of
+    improvement) treat a diverged run as the worst on its task (tied with the worst finished
+    run when that is below random).
+    """
+    scores = [
+        normalized_score(point.select_metric, value, point.references)
+        for result in point.agents.values()
+        for value in result.raw(point.select_metric)
     ]
-    return [(s, row) for s, row in scored if math.isfinite(s)]
+    return min([0.0, *(v for v in scores if math.isfinite(v))])
+
+
+def _task_runs(point: Point, result: AgentResult, floor: float) -> list[TaskRun]:
+    """Every distinct run of an agent at a task in seed order, diverged ones at ``floor``."""
+    out = []
+    for row in sorted(result.rows, key=lambda r: (r.get("seed", 0), r["run_id"])):
+        value = _final_value(row, point.select_metric)
+        score = normalized_score(point.select_metric, value, point.references)
+        diverged = not math.isfinite(score)
+        out.append((floor if diverged else score, row, diverged))
+    return out
+
+
+def agent_settings(row: Mapping[str, Any]) -> dict[str, Any]:
+    """The agent-side sweep values a row's run uses: :func:`row_sweep` less the environment's.
+
+    A sweep value is the environment's when the row's ``env_kwargs`` carry it or its env
+    label names it (``snr=0.1``); the rest (``state_dependent_std``, ``group_size``) are
+    settings of the agent. A setting the agent ignores is not in its rows' sweep (an SB3
+    agent's) or is dropped by ``IGNORED_SETTINGS`` (the supervised reference's N).
+    """
+    env_kwargs = row.get("env_kwargs") or {}
+    label = str(row.get("env_label", ""))
+    return {
+        k: v
+        for k, v in row_sweep(row).items()
+        if k not in env_kwargs and not _in_label(k, v, label)
+    }
+
+
+def algorithm_name(agent: str, settings: Mapping[str, Any]) -> str:
+    """``agent`` plus its agent-side setting values as the per-cell tables write them."""
+    return " ".join([agent, *(f"{_short(k)}={_fmt_value(v)}" for k, v in settings.items())])
+
+
+def aggregate_tasks(
+    experiments: Mapping[str, list[Point]],
+) -> tuple[list[Point], list[str], dict[str, tuple[str, dict[str, Any]]]]:
+    """The aggregate's tasks and algorithms (the layout of Agarwal et al. 2021).
+
+    A task is an environment point: experiment, environment and the values of the
+    environment's sweep keys. An algorithm is an agent with the values of the agent-side
+    sweep settings its runs use (:func:`agent_settings`): maxrl at N = 16 (``maxrl N=16``)
+    and at N = 64 are two algorithms, and so are maxrl with a shared and with a
+    state-dependent sigma. An agent that ignores a setting (SB3 agents ignore sigma mode and
+    N, the supervised reference ignores N) is one algorithm: :func:`build_points` lists its
+    run at every value of the setting, and here each distinct run (:func:`run_identity`)
+    counts once per task. The points of a task merge only when their reference levels agree
+    (else they stay apart). Without agent-side sweep settings a task is a point and an
+    algorithm an agent.
+
+    Args:
+        experiments: Experiment -> points (as :func:`build_points`).
+
+    Returns:
+        ``(tasks, settings, algorithms)``: the tasks as points (first-seen order) whose
+        ``agents`` are keyed by algorithm, the agent-side setting keys, and algorithm ->
+        ``(agent, setting values)`` (by agent, then first-seen setting values).
+    """
+    tasks: list[Point] = []
+    keys: list[str] = []
+    found: dict[str, dict[str, tuple[str, dict[str, Any]]]] = {}
+    for name, points in experiments.items():
+        merged: dict[str, Point] = {}
+        for point in points:
+            rows = [r for result in point.agents.values() for r in [*result.rows, *result.failed]]
+            agent_keys = {k for r in rows for k in agent_settings(r)}
+            keys += [k for k in point.sweep if k in agent_keys and k not in keys]
+            sweep = {k: v for k, v in point.sweep.items() if k not in agent_keys}
+            key = json.dumps(
+                [point.env_label, sweep, point.references], sort_keys=True, default=str
+            )
+            task = merged.get(key)
+            if task is None:
+                task = merged[key] = Point(
+                    experiment=name,
+                    env_label=point.env_label,
+                    env_base=point.env_base,
+                    sweep=sweep,
+                    metrics=list(point.metrics),
+                    select_metric=point.select_metric,
+                    target_fraction=point.target_fraction,
+                    references=point.references,
+                )
+            for agent, result in point.agents.items():
+                for status, theirs in (("rows", result.rows), ("failed", result.failed)):
+                    for row in theirs:
+                        settings = agent_settings(row)
+                        algorithm = algorithm_name(agent, settings)
+                        found.setdefault(agent, {}).setdefault(algorithm, (agent, settings))
+                        into = task.agents.setdefault(
+                            algorithm,
+                            AgentResult(algorithm, result.role, result.family, [], result.lr),
+                        )
+                        seen = {run_identity(r) for r in [*into.rows, *into.failed]}
+                        if run_identity(row) not in seen:
+                            getattr(into, status).append(row)
+        tasks += merged.values()
+    algorithms = {a: v for variants in found.values() for a, v in variants.items()}
+    order = list(algorithms)
+    for task in tasks:
+        task.agents = dict(sorted(task.agents.items(), key=lambda kv: order.index(kv[0])))
+    return tasks, keys, algorithms
 
 
 def aggregate_over_tasks(
@@ -1052,17 +1229,24 @@ def aggregate_over_tasks(
 ) -> Aggregate | None:
     """Aggregate normalized scores over every task with reference levels.
 
-    A task is a point (experiment, environment, sweep values) whose final rows carry
-    ``references`` that normalize its selection metric. A run's score is the
-    :func:`normalized_score` of its final selection metric. Agents need a finite score on
-    every task (others are left out and listed); each keeps its first ``k`` finite seeds of
-    every task, ``k`` the fewest any included agent has on any task, so score matrices are
-    complete ``[k, tasks]`` (``stats.score_matrices``). Then, with 95% stratified-bootstrap
-    percentile intervals (``reps`` replicates, ``seed``): IQM, median, mean and optimality
-    gap per agent, the probability of improvement of every ``maxrl``-role agent over each
-    other agent, the performance profile and, over the tasks that share one rollout budget,
-    the sample-efficiency curve (IQM of the normalized selection metric on a common grid of
-    ``CURVE_POINTS`` rollout counts, each run's curve interpolated linearly).
+    A task (:func:`aggregate_tasks`) is an environment point (experiment, environment and
+    the environment's sweep values) whose final rows carry ``references`` that normalize
+    its selection metric; an algorithm is an agent at the values of the agent-side sweep
+    settings it uses (``maxrl N=16``), each distinct run counted once per task. A run's
+    score is the :func:`normalized_score` of its final selection metric; a diverged run
+    (non-finite) scores the task's floor (:func:`_task_floor`) and is counted per
+    algorithm. Algorithms need a run on every task (others are left out and listed); each
+    keeps its first ``k`` runs of every task by seed, ``k`` the fewest it has on any task,
+    so its score matrix is complete ``[k, tasks]`` (``stats.score_matrices``). Then, with
+    95% stratified-bootstrap percentile intervals (``reps`` replicates, ``seed``): IQM,
+    median, mean and optimality gap per algorithm, the probability of improvement of every
+    algorithm of a ``maxrl``-role agent over each algorithm of another agent that shares
+    its values of every setting both use (:func:`_comparable`: maxrl N=16 vs grpo N=16,
+    and vs the supervised reference, which ignores N), the performance profile and, over
+    the tasks that share one rollout budget, the
+    sample-efficiency curve (IQM of the normalized selection metric on a common grid of
+    ``CURVE_POINTS`` rollout counts, each run's curve interpolated linearly, non-finite
+    evaluations at the floor).
 
     Args:
         experiments: Experiment -> points (as :func:`build_points`).
@@ -1077,56 +1261,60 @@ def aggregate_over_tasks(
 
     left_out_tasks: dict[str, str] = {}
     tasks: list[Point] = []
-    for points in experiments.values():
-        for point in points:
-            if not point.references:
-                continue
-            metric = point.select_metric
-            unit = normalized_score(
-                metric, best_reference(metric, point.references), point.references
+    candidates, merged, algorithms = aggregate_tasks(experiments)
+    for point in candidates:
+        if not point.references:
+            continue
+        metric = point.select_metric
+        unit = normalized_score(metric, best_reference(metric, point.references), point.references)
+        gap, noise = _reference_gap(point)
+        if math.isnan(unit):
+            left_out_tasks[point.task] = (
+                f"its reference levels of {_metric_name(metric)} do not normalize "
+                "(missing, infinite, or random = Bayes)"
             )
-            gap, noise = _reference_gap(point)
-            if math.isnan(unit):
-                left_out_tasks[point.task] = (
-                    f"its reference levels of {_metric_name(metric)} do not normalize "
-                    "(missing, infinite, or random = Bayes)"
-                )
-            elif not gap > noise:
-                # At very low SNR the Bayes level can sit within sampling noise of random (or
-                # below it on a finite split): normalized units would then be noise.
-                left_out_tasks[point.task] = (
-                    f"the Bayes level of {_metric_name(metric)} is only {gap:.3g} better than "
-                    f"random, within the agents' seed noise ({noise:.3g}: twice their median "
-                    "standard error), so normalized scores would be noise"
-                )
-            else:
-                tasks.append(point)
+        elif not gap > noise:
+            # At very low SNR the Bayes level can sit within sampling noise of random (or
+            # below it on a finite split): normalized units would then be noise.
+            left_out_tasks[point.task] = (
+                f"the Bayes level of {_metric_name(metric)} is only {gap:.3g} better than "
+                f"random, within the agents' seed noise ({noise:.3g}: twice their median "
+                "standard error), so normalized scores would be noise"
+            )
+        else:
+            tasks.append(point)
     if len(tasks) < 2:
         return None
     names = [p.task for p in tasks]
-    agents = list(dict.fromkeys(name for p in tasks for name in p.agents))
-    runs: dict[str, dict[str, list[tuple[float, dict[str, Any]]]]] = {}
+    floors = {p.task: _task_floor(p) for p in tasks}
+    agents = [a for a in algorithms if any(a in p.agents for p in tasks)]
+    runs: dict[str, dict[str, list[TaskRun]]] = {}
     left_out_agents: dict[str, list[str]] = {}
     for agent in agents:
         per_task = {
-            p.task: _task_runs(p, p.agents[agent]) if agent in p.agents else [] for p in tasks
+            p.task: _task_runs(p, p.agents[agent], floors[p.task]) if agent in p.agents else []
+            for p in tasks
         }
         missing = [task for task, values in per_task.items() if not values]
         if missing:
             left_out_agents[agent] = missing
         else:
-            runs[agent] = per_task
+            k = min(len(v) for v in per_task.values())
+            runs[agent] = {task: values[:k] for task, values in per_task.items()}
     role = {name: r.role for p in tasks for name, r in p.agents.items()}
-    agg = Aggregate(names, 0, {}, {}, {}, left_out_agents, left_out_tasks)
+    agg = Aggregate(names, {}, {}, {}, {}, left_out_agents, left_out_tasks, merged, floors)
+    agg.algorithms = {a: algorithms[a] for a in agents}
     if runs:
-        k = min(len(v) for per_task in runs.values() for v in per_task.values())
-        agg.runs = k
+        agg.runs = {a: len(next(iter(per_task.values()))) for a, per_task in runs.items()}
+        agg.floored = {
+            a: sum(diverged for v in per_task.values() for _, _, diverged in v)
+            for a, per_task in runs.items()
+        }
         matrices, _ = stats.score_matrices(
             {
-                a: {t: [s for s, _ in v] for t, v in per_task.items()}
+                a: {t: [score for score, _, _ in v] for t, v in per_task.items()}
                 for a, per_task in runs.items()
-            },
-            runs=k,
+            }
         )
         agg.scores = matrices
         for name, statistic in stats.AGGREGATES.items():
@@ -1134,11 +1322,11 @@ def aggregate_over_tasks(
                 matrices, statistic, reps=reps, seed=seed
             )
         for x in (a for a in matrices if role.get(a) == "maxrl"):
-            for y in (a for a in matrices if a != x):
+            for y in (a for a in matrices if _comparable(agg.algorithms, x, a)):
                 agg.improvement[x, y] = stats.probability_of_improvement_ci(
                     matrices[x], matrices[y], reps=reps, seed=seed
                 )
-        curves, agg.grid = _efficiency_curves(tasks, runs, k, agg)
+        curves, agg.grid = _efficiency_curves(tasks, runs, agg)
         if curves:
             agg.curve = stats.sample_efficiency_curve(curves, stats.iqm, reps=reps, seed=seed)
         if plots_dir is not None:
@@ -1151,16 +1339,27 @@ def aggregate_over_tasks(
     return agg
 
 
+def _comparable(algorithms: Mapping[str, tuple[str, dict[str, Any]]], x: str, y: str) -> bool:
+    """Whether a probability of improvement of ``x`` over ``y`` answers one question.
+
+    They are different agents and agree on the value of every agent-side setting both use:
+    maxrl N=16 vs grpo N=16 (never grpo N=256), and vs supervised, which ignores N.
+    """
+    (agent_x, settings_x), (agent_y, settings_y) = algorithms[x], algorithms[y]
+    shared = settings_x.keys() & settings_y.keys()
+    return agent_x != agent_y and all(settings_x[k] == settings_y[k] for k in shared)
+
+
 def _efficiency_curves(
     tasks: list[Point],
-    runs: Mapping[str, Mapping[str, list[tuple[float, dict[str, Any]]]]],
-    k: int,
+    runs: Mapping[str, Mapping[str, list[TaskRun]]],
     agg: Aggregate,
 ) -> tuple[dict[str, Any], Any]:
     """``[k, tasks, points]`` normalized curves per agent on one rollout grid, and the grid.
 
-    Only tasks whose used runs share one budget join, and of those the budget most tasks
-    have; ``agg.curve_tasks`` and ``agg.curve_note`` say which.
+    ``k`` is the agent's runs per task. Only tasks whose used runs share one budget join,
+    and of those the budget most tasks have; ``agg.curve_tasks`` and ``agg.curve_note`` say
+    which. A non-finite evaluation scores the task's floor (``agg.floors``).
     """
     import numpy as np
 
@@ -1169,7 +1368,7 @@ def _efficiency_curves(
     no_curve: list[str] = []
     framings: set[str] = set()
     for point in tasks:
-        used = [row for per_task in runs.values() for _, row in per_task[point.task][:k]]
+        used = [row for per_task in runs.values() for _, row, _ in per_task[point.task]]
         found = {_run_budget(r) for r in used}
         if not all(_curve_points(r, point.select_metric) for r in used):
             no_curve.append(point.task)
@@ -1202,20 +1401,49 @@ def _efficiency_curves(
         _curve_points(row, p.select_metric)[0][0]
         for p in chosen
         for per_task in runs.values()
-        for _, row in per_task[p.task][:k]
+        for _, row, _ in per_task[p.task]
     ]
     grid = np.linspace(max(0.0, max(starts)), budget, CURVE_POINTS)
     curves = {}
     for agent, per_task in runs.items():
-        out = np.empty((k, len(chosen), grid.size))
+        out = np.empty((agg.runs[agent], len(chosen), grid.size))
         for j, point in enumerate(chosen):
-            for i, (_, row) in enumerate(per_task[point.task][:k]):
-                pts = _curve_points(row, point.select_metric)
-                x = [s for s, _ in pts]
-                y = [normalized_score(point.select_metric, v, point.references) for _, v in pts]
-                out[i, j] = np.interp(grid, x, y)
+            floor = agg.floors[point.task]
+            for i, (_, row, _) in enumerate(per_task[point.task]):
+                pts = [
+                    (
+                        as_float(x),
+                        normalized_score(
+                            point.select_metric, v.get(point.select_metric), point.references
+                        ),
+                    )
+                    for x, v in row.get("curve") or []
+                ]
+                pts = [(x, y if math.isfinite(y) else floor) for x, y in pts if math.isfinite(x)]
+                out[i, j] = np.interp(grid, [x for x, _ in pts], [y for _, y in pts])
         curves[agent] = out
     return curves, grid
+
+
+def _legend_columns(names: Iterable[str]) -> int:
+    """Legend columns that fit an 8-inch figure: 6 for agent names, fewer for long names."""
+    return max(1, min(6, 120 // (max(len(n) for n in names) + 6)))
+
+
+def _algorithm_styles(
+    agg: Aggregate, names: Iterable[str]
+) -> tuple[dict[str, Any], dict[str, str]]:
+    """Line colour by agent and line style by setting values (one agent: one colour)."""
+    names = list(names)
+    agent = {name: agg.algorithms.get(name, (name, {}))[0] for name in names}
+    by_agent = _colors(dict.fromkeys(agent.values()))
+    dashes = ("-", "--", ":", "-.")
+    variants: dict[str, list[str]] = defaultdict(list)
+    styles = {}
+    for name in names:
+        variants[agent[name]].append(name)
+        styles[name] = dashes[(len(variants[agent[name]]) - 1) % len(dashes)]
+    return {name: by_agent[agent[name]] for name in names}, styles
 
 
 def _plot_profile(agg: Aggregate, reps: int, seed: int, path: Path) -> Path:
@@ -1228,19 +1456,24 @@ def _plot_profile(agg: Aggregate, reps: int, seed: int, path: Path) -> Path:
     profiles = stats.performance_profile_ci(agg.scores, taus, reps=reps, seed=seed)
     fig, axes = _grid(1, height=4.2, width=8.0)
     ax = axes.flat[0]
-    colors = _colors(agg.scores)
+    colors, styles = _algorithm_styles(agg, agg.scores)
     for name, band in profiles.items():
-        ax.plot(taus, band.point, color=colors[name], label=name, lw=1.6)
+        ax.plot(taus, band.point, color=colors[name], ls=styles[name], label=name, lw=1.6)
         ax.fill_between(taus, band.low, band.high, color=colors[name], alpha=0.15, lw=0)
     for level, text in ((0.0, "random"), (1.0, "Bayes")):
         ax.axvline(level, color="grey", lw=0.8, ls=":")
         ax.text(level, 1.02, text, fontsize=7, ha="center", color="grey")
-    ax.set_title(f"performance profile — {len(agg.tasks)} tasks × {agg.runs} runs", fontsize=9)
+    ax.set_title(f"performance profile — {len(agg.tasks)} tasks × {_runs_text(agg)}", fontsize=9)
     ax.set_xlabel("normalized score τ (random 0, Bayes 1)")
     ax.set_ylabel("fraction of runs with score > τ (higher is better)", fontsize=8)
     ax.set_ylim(-0.02, 1.08)
     ax.grid(alpha=0.3)
-    _legend(fig, axes, "aggregate: run-score distribution (95% stratified-bootstrap band)")
+    _legend(
+        fig,
+        axes,
+        "aggregate: run-score distribution (95% stratified-bootstrap band)",
+        _legend_columns(profiles),
+    )
     return _save_figure(fig, path)
 
 
@@ -1248,21 +1481,61 @@ def _plot_efficiency(agg: Aggregate, tasks: list[Point], path: Path) -> Path:
     metrics = sorted({_metric_name(p.select_metric) for p in tasks if p.task in agg.curve_tasks})
     fig, axes = _grid(1, height=4.2, width=8.0)
     ax = axes.flat[0]
-    colors = _colors(agg.curve)
+    colors, styles = _algorithm_styles(agg, agg.curve)
     grid = agg.grid
     for name, band in agg.curve.items():
-        ax.plot(grid, band.point, color=colors[name], label=name, lw=1.6)
+        ax.plot(grid, band.point, color=colors[name], ls=styles[name], label=name, lw=1.6)
         ax.fill_between(grid, band.low, band.high, color=colors[name], alpha=0.15, lw=0)
-    ax.set_title(f"sample efficiency — {len(agg.curve_tasks)} tasks × {agg.runs} runs", fontsize=9)
+    title = f"sample efficiency — {len(agg.curve_tasks)} tasks × {_runs_text(agg)}"
+    ax.set_title(title, fontsize=9)
     ax.set_xlabel("rollouts")
     ax.set_ylabel(f"IQM normalized {', '.join(metrics)} (higher is better)", fontsize=8)
     ax.grid(alpha=0.3)
-    _legend(fig, axes, "aggregate: IQM of normalized scores (95% stratified-bootstrap band)")
+    _legend(
+        fig,
+        axes,
+        "aggregate: IQM of normalized scores (95% stratified-bootstrap band)",
+        _legend_columns(agg.curve),
+    )
     return _save_figure(fig, path)
 
 
 def _fmt_interval(interval: Any) -> str:
     return f"{interval.point:.3g} [{interval.low:.3g}, {interval.high:.3g}]"
+
+
+def _runs_text(agg: Aggregate) -> str:
+    """``5 runs`` when every agent keeps as many runs per task, else ``5–10 runs``."""
+    counts = sorted(set(agg.runs.values()))
+    return f"{counts[0]} runs" if len(counts) == 1 else f"{counts[0]}–{counts[-1]} runs"
+
+
+def _improvement_table(agg: Aggregate) -> list[str]:
+    """The probabilities of improvement with agent-side settings: a column per setting value.
+
+    A row is a maxrl-role agent X and another agent Y; a column the setting values of X's
+    algorithm, Y at the same values (or Y itself where it ignores them).
+    """
+    cells: dict[tuple[str, str], dict[str, str]] = {}
+    columns: list[str] = []
+    for (x, y), interval in agg.improvement.items():
+        agent_x, settings_x = agg.algorithms[x]
+        agent_y, settings_y = agg.algorithms[y]
+        column = algorithm_name("", settings_x).strip() or "any"
+        # Y's settings are implied by the column unless X ignores one of them.
+        extra = {k: v for k, v in settings_y.items() if k not in settings_x}
+        columns += [column] if column not in columns else []
+        cells.setdefault((agent_x, algorithm_name(agent_y, extra)), {})[column] = _fmt_interval(
+            interval
+        )
+    lines = [
+        "| X | Y | " + " | ".join(f"P(X > Y) {_md(c)}" for c in columns) + " |",
+        "|---|---|" + "---|" * len(columns),
+    ]
+    for (x, y), by_column in cells.items():
+        row = [by_column.get(c, "–") for c in columns]
+        lines.append(f"| {_md(x)} | {_md(y)} | " + " | ".join(row) + " |")
+    return lines
 
 
 def _aggregate_text(agg: Aggregate, reps: int, seed: int) -> str:
@@ -1276,23 +1549,59 @@ def _aggregate_text(agg: Aggregate, reps: int, seed: int) -> str:
         "",
         f"- Tasks ({len(agg.tasks)}): " + "; ".join(agg.tasks),
     ]
-    if agg.scores:
+    unit = "algorithm" if agg.merged else "agent"
+    if agg.merged:
+        ignoring = [
+            agent
+            for agent in dict.fromkeys(agent for agent, _ in agg.algorithms.values())
+            if any(a == agent and not settings for a, settings in agg.algorithms.values())
+        ]
         lines.append(
-            f"- Runs: {agg.runs} per agent and task, the fewest finite seeds of any included "
-            f"agent on any task (each agent keeps its first {agg.runs} finite seeds by seed; "
-            "diverged and failed runs never count)"
+            f"- Algorithms: an agent at each value of the agent-side settings it uses "
+            f"({', '.join(agg.merged)}), a task being an environment point; "
+            + (
+                f"an agent that ignores them ({', '.join(ignoring)}) is one algorithm, "
+                "each of its distinct runs counted once per task"
+                if ignoring
+                else "every agent uses them"
+            )
         )
+    if agg.scores:
+        counts = set(agg.runs.values())
+        if len(counts) == 1:
+            runs = f"{counts.pop()} per {unit} and task"
+        else:
+            runs = "per task " + ", ".join(f"{a} {n}" for a, n in agg.runs.items())
+        lines.append(
+            f"- Runs: {runs}, the fewest distinct runs the {unit} has on any task (it keeps "
+            "its first ones by seed); failed runs never count"
+        )
+        floored = {a: n for a, n in agg.floored.items() if n}
+        rule = (
+            "scored at the task's floor, the lower of 0 (random) and the worst finite score "
+            "of any run on the task, never dropped"
+        )
+        if floored:
+            lines.append(
+                "- Diverged runs (non-finite final metric) "
+                + rule
+                + ": "
+                + ", ".join(f"{a} {n}" for a, n in floored.items())
+                + (f"; 0 for every other {unit}" if len(floored) < len(agg.floored) else "")
+            )
+        else:
+            lines.append(f"- Diverged runs: none (a diverged run would be {rule})")
     for agent, missing in agg.left_out_agents.items():
-        lines.append(f"- Left out: {agent} (no finite seed on {'; '.join(missing)})")
+        lines.append(f"- Left out: {agent} (no run on {'; '.join(missing)})")
     for task, why in agg.left_out_tasks.items():
         lines.append(f"- Not a task: {task} ({why})")
     lines.append("")
     if not agg.scores:
-        lines.append("No agent has a finite score on every task: nothing to aggregate.")
+        lines.append(f"No {unit} has a run on every task: nothing to aggregate.")
         return "\n".join(lines)
     names = list(agg.intervals)
     header = [
-        "agent",
+        unit,
         *[f"{n} (lower is better)" if n == "Optimality gap" else n for n in names],
     ]
     lines += ["| " + " | ".join(header) + " |", "|" + "|".join(["---"] * len(header)) + "|"]
@@ -1304,13 +1613,21 @@ def _aggregate_text(agg: Aggregate, reps: int, seed: int) -> str:
         lines += [
             "Probability of improvement P(X > Y): the chance that a run of X scores higher "
             "than a run of Y on a random task (ties count 1/2), averaged over tasks; > 0.5 "
-            "favours X.",
+            "favours X."
+            + (
+                " Columns: the agent-side setting values of X, Y at the same values (an agent "
+                "that ignores a setting is compared at every value), with 95% CIs."
+                if agg.merged
+                else ""
+            ),
             "",
-            "| X | Y | P(X > Y) [95% CI] |",
-            "|---|---|---|",
         ]
-        for (x, y), interval in agg.improvement.items():
-            lines.append(f"| {_md(x)} | {_md(y)} | {_fmt_interval(interval)} |")
+        if agg.merged:
+            lines += _improvement_table(agg)
+        else:
+            lines += ["| X | Y | P(X > Y) [95% CI] |", "|---|---|---|"]
+            for (x, y), interval in agg.improvement.items():
+                lines.append(f"| {_md(x)} | {_md(y)} | {_fmt_interval(interval)} |")
         lines.append("")
     else:
         lines += [

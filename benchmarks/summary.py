@@ -15,8 +15,10 @@ checks that the committed rows still print every table as committed::
 mean ± 95% t half-width over seeds (diverged seeds noted), then the exact random and best
 Bayes levels. ``diff``: A − B per point with a Welch 95% interval, and which is better when
 the interval excludes 0 (``tie`` otherwise). ``scoreboard``: one agent against every other,
-points won, tied and lost. ``aggregate``: the report's IQM and probability of improvement
-tables over the suite's tasks.
+points won, tied and lost. ``aggregate``: the report's aggregate lines over the suite's
+tasks (environment points): IQM per algorithm (an agent at the agent-side setting values it
+uses, e.g. ``maxrl N=16``) and the probability of improvement between algorithms that share
+their setting values.
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ from benchmarks.report import (
     best_reference,
     build_points,
     load_rows,
+    run_identity,
     summarize,
 )
 from benchmarks.stats import compare_cells
@@ -152,29 +155,47 @@ def _verdicts(point: Point, metric: str, a: str, b: str) -> str | None:
     return "tie"
 
 
+def _identities(point: Point, agent: str) -> frozenset[str]:
+    """The runs an agent brings to a point (``run_identity`` names the environment too)."""
+    return frozenset(run_identity(r) for r in point.agents[agent].rows)
+
+
 def scoreboard(
     results_dir: str | Path, metric: str, agent: str, experiment: str | None = None
 ) -> str:
     """Markdown: ``agent`` against every other agent, counting points won, tied and lost.
 
     A point is won or lost when the Welch 95% interval of the difference of means excludes 0.
+    A comparison counts once: where both agents bring the same runs (``run_identity``) as at
+    a point already counted (two SB3 agents at both sigma modes of our agents, the
+    supervised reference at every N), the point is skipped.
     """
     points = _points(results_dir, experiment)
     others = list(dict.fromkeys(a for p in points for a in p.agents if a != agent))
     lines = [f"| {agent} vs | wins | ties | losses |", "|---|---|---|---|"]
     for other in others:
         counts = {"win": 0, "tie": 0, "loss": 0}
+        counted: set[tuple[frozenset[str], frozenset[str]]] = set()
         for point in points:
             verdict = _verdicts(point, metric, agent, other)
             if verdict is None:
                 continue
+            pair = (_identities(point, agent), _identities(point, other))
+            if pair in counted:
+                continue
+            counted.add(pair)
             counts["win" if verdict == agent else "tie" if verdict == "tie" else "loss"] += 1
         lines.append(f"| {other} | {counts['win']} | {counts['tie']} | {counts['loss']} |")
     return "\n".join(lines)
 
 
 def aggregate(results_dir: str | Path, experiment: str | None = None) -> str:
-    """The report's aggregate tables (IQM and probability of improvement) of a suite."""
+    """The report's aggregate lines of a suite: its ``- `` notes and its tables, as written.
+
+    The same computation as the report (``aggregate_over_tasks`` with its default bootstrap
+    replicates and seed): a task per environment point, IQM per algorithm, probability of
+    improvement between algorithms that share their agent-side setting values.
+    """
     rows, meta = load_rows(results_dir)
     experiments = build_points(rows, meta.get("agents") or ())
     if experiment is not None:

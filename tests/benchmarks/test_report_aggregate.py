@@ -125,25 +125,31 @@ def test_aggregate_by_hand(tmp_path: Path) -> None:
     agg = aggregate_over_tasks(build_points(aggregate_rows()), tmp_path)
     assert agg is not None
     assert agg.tasks == ["e: a", "e: b"]
-    # maxrl has 2 finite seeds on a: every agent keeps its first 2 finite seeds by seed.
-    assert agg.runs == 2
+    # Every run counts: maxrl's diverged seed on a is not dropped but scored at a's floor,
+    # min(0, worst finite score on a) = min(0, grpo's 0.0) = 0.
+    assert agg.runs == {"maxrl": 3, "grpo": 3}
+    assert agg.floors == {"e: a": 0.0, "e: b": 0.0}
+    assert agg.floored == {"maxrl": 1, "grpo": 0}
     assert agg.left_out_agents == {"ppo": ["e: b"]}
-    np.testing.assert_array_equal(agg.scores["maxrl"], [[1.0, 0.75], [0.5, 1.0]])
-    np.testing.assert_array_equal(agg.scores["grpo"], [[0.25, 0.5], [0.5, 0.25]])
-    # IQM of 4 scores drops 1 from each end: maxrl (0.75 + 1) / 2, grpo (0.25 + 0.5) / 2.
-    assert agg.intervals["IQM"]["maxrl"].point == 0.875 == iqm(agg.scores["maxrl"])
+    np.testing.assert_array_equal(agg.scores["maxrl"], [[1.0, 0.75], [0.5, 1.0], [0.0, 0.5]])
+    np.testing.assert_array_equal(agg.scores["grpo"], [[0.25, 0.5], [0.5, 0.25], [0.0, 0.75]])
+    # IQM of 6 scores drops 1 from each end: maxrl (0.5 + 0.5 + 0.75 + 1) / 4, grpo
+    # (0.25 + 0.25 + 0.5 + 0.5) / 4.
+    assert agg.intervals["IQM"]["maxrl"].point == 0.6875 == iqm(agg.scores["maxrl"])
     assert agg.intervals["IQM"]["grpo"].point == 0.375
-    # P(maxrl > grpo): task a 3.5/4 (one tie), task b 4/4 -> 0.9375.
+    # P(maxrl > grpo): task a 6/9 (the floored run ties grpo's 0), task b 7/9 -> 13/18.
     assert set(agg.improvement) == {("maxrl", "grpo")}
     poi = agg.improvement["maxrl", "grpo"]
-    assert poi.point == 0.9375 and poi.low <= poi.point <= poi.high <= 1.0
+    assert poi.point == pytest.approx(13 / 18) and poi.low <= poi.point <= poi.high <= 1.0
     text = agg.text
     assert "- Tasks (2): e: a; e: b" in text
-    assert "- Runs: 2 per agent and task" in text
-    assert "- Left out: ppo (no finite seed on e: b)" in text
+    assert "- Runs: 3 per agent and task" in text
+    assert "- Diverged runs (non-finite final metric) scored at the task's floor" in text
+    assert ": maxrl 1; 0 for every other agent" in text
+    assert "- Left out: ppo (no run on e: b)" in text
     assert "stratified-bootstrap percentile intervals** (2000 replicates, seed 0" in text
     assert "Agarwal et al. (2021)" in text
-    assert "| maxrl | 0.875 [" in text and "| maxrl | grpo | 0.938 [" in text
+    assert "| maxrl | 0.688 [" in text and "| maxrl | grpo | 0.722 [" in text
     assert {p.name for p in agg.plots} == {
         "aggregate_profile.png",
         "aggregate_sample_efficiency.png",
@@ -159,7 +165,8 @@ def test_sample_efficiency_curve_interpolates_on_a_common_grid() -> None:
     assert agg.curve_tasks == ["e: a", "e: b"] and agg.curve_note == ""
     np.testing.assert_allclose(agg.grid, np.linspace(0, 1000, 21))
     # Every curve is linear from 0 (random) to its final score, so the IQM is too.
-    np.testing.assert_allclose(agg.curve["maxrl"].point, 0.875 * agg.grid / 1000)
+    # maxrl's diverged seed (final NaN) stays at the floor 0 from its start.
+    np.testing.assert_allclose(agg.curve["maxrl"].point, 0.6875 * agg.grid / 1000)
     np.testing.assert_allclose(agg.curve["grpo"].point, 0.375 * agg.grid / 1000)
 
 
@@ -344,3 +351,136 @@ def test_a_task_whose_bayes_gap_is_within_seed_noise_is_left_out() -> None:
     assert agg.tasks == ["e: a", "e: b"]
     assert "within the agents' seed noise" in agg.left_out_tasks["e: c"]
     assert "e: c" in agg.text
+
+
+def test_a_diverged_run_scores_the_worst_finite_score_when_that_is_below_random() -> None:
+    # Task a: grpo finishes one seed at -7 (score -0.5, worse than random): maxrl's diverged
+    # seed must not score above it, so a's floor is -0.5; b has no run below random: 0.
+    rows = [
+        *[row("maxrl", s, v, "a", role="maxrl") for s, v in enumerate([-1.0, "-inf"])],
+        *[row("maxrl", s, v, "b", role="maxrl") for s, v in enumerate([-1.0, "nan"])],
+        *[row("grpo", s, v, "a") for s, v in enumerate([-7.0, -6.0])],
+        *[row("grpo", s, v, "b") for s, v in enumerate([-3.0, -3.0])],
+    ]
+    agg = aggregate_over_tasks(build_points(rows))
+    assert agg is not None
+    assert agg.floors == {"e: a": -0.5, "e: b": 0.0}
+    np.testing.assert_array_equal(agg.scores["maxrl"], [[1.0, 1.0], [-0.5, 0.0]])
+    assert agg.floored == {"maxrl": 2, "grpo": 0}
+    assert ": maxrl 2; 0 for every other agent" in agg.text
+    clean = aggregate_over_tasks(build_points(aggregate_rows()[3:]))  # maxrl's NaN seed gone
+    assert clean is not None and "- Diverged runs: none (a diverged run would be" in clean.text
+
+
+SDS = "state_dependent_std"
+# Finals per (agent, sigma, env), seeds 0 and 1; normalized (x + 5) / 4 in the comments.
+SIGMA_FINALS = {
+    ("maxrl", False, "a"): (-3.0, -1.0),  # 0.5, 1.0
+    ("maxrl", False, "b"): (-2.0, -3.0),  # 0.75, 0.5
+    ("maxrl", True, "a"): (-1.0, -1.0),  # 1.0, 1.0
+    ("maxrl", True, "b"): (-1.0, -2.0),  # 1.0, 0.75
+    ("grpo", False, "a"): (-4.0, -3.0),  # 0.25, 0.5
+    ("grpo", False, "b"): (-5.0, -4.0),  # 0.0, 0.25
+    ("grpo", True, "a"): (-1.0, -2.0),  # 1.0, 0.75
+    ("grpo", True, "b"): (-2.0, -1.0),  # 0.75, 1.0
+}
+
+
+def sigma_rows() -> list[dict]:
+    """maxrl and grpo at both sigma modes (an agent-side setting); ppo (SB3) ignores it."""
+    ours = [
+        row(
+            agent,
+            seed,
+            final,
+            env,
+            role="maxrl" if agent == "maxrl" else "baseline",
+            run_id=f"{env}-{agent}-{seed}-{sigma}",
+            sweep={SDS: sigma},
+            config={"budget": 1000, SDS: sigma},
+        )
+        for (agent, sigma, env), finals in SIGMA_FINALS.items()
+        for seed, final in enumerate(finals)
+    ]
+    ppo = [row("ppo", s, v, env) for env in ("a", "b") for s, v in enumerate([-4.0, -1.0])]
+    return ours + ppo
+
+
+def test_an_algorithm_is_an_agent_at_its_setting_values_and_poi_never_mixes_them() -> None:
+    rows = sigma_rows()
+    points = build_points(rows)["e"]
+    assert len(points) == 4 and all(len(p.agents["ppo"].rows) == 2 for p in points)
+    agg = aggregate_over_tasks(build_points(rows))
+    assert agg is not None
+    # A task is an environment point; sigma splits maxrl and grpo into two algorithms each,
+    # ppo (which ignores sigma) is one algorithm with each of its runs once per task.
+    assert agg.tasks == ["e: a", "e: b"] and agg.merged == [SDS]
+    mf, mt = f"maxrl {SDS}=False", f"maxrl {SDS}=True"
+    gf, gt = f"grpo {SDS}=False", f"grpo {SDS}=True"
+    assert list(agg.scores) == [mf, mt, gf, gt, "ppo"]
+    assert agg.algorithms[mt] == ("maxrl", {SDS: True}) and agg.algorithms["ppo"] == ("ppo", {})
+    assert agg.runs == dict.fromkeys(agg.scores, 2)
+    np.testing.assert_array_equal(agg.scores[mf], [[0.5, 0.75], [1.0, 0.5]])
+    np.testing.assert_array_equal(agg.scores["ppo"], [[0.25, 0.25], [1.0, 1.0]])
+    # IQM of 4 scores drops the lowest and the highest: maxrl False (0.5 + 0.75) / 2, maxrl
+    # True (1 + 1) / 2, grpo False (0.25 + 0.25) / 2, grpo True (0.75 + 1) / 2.
+    iqms = {name: interval.point for name, interval in agg.intervals["IQM"].items()}
+    assert iqms == {mf: 0.625, mt: 1.0, gf: 0.25, gt: 0.875, "ppo": 0.625}
+    assert iqms[mf] == iqm(agg.scores[mf])
+    # PoI pairs share the sigma mode (ppo, which ignores it, meets both); never maxrl at one
+    # mode vs grpo at the other, nor maxrl vs maxrl.
+    assert set(agg.improvement) == {(mf, gf), (mf, "ppo"), (mt, gt), (mt, "ppo")}
+    for x, y in agg.improvement:
+        both = agg.algorithms[x][1].keys() & agg.algorithms[y][1].keys()
+        assert all(agg.algorithms[x][1][k] == agg.algorithms[y][1][k] for k in both)
+    # P(maxrl > grpo) at False: a 3.5/4 (0.5 ties 0.5), b 4/4 -> 0.9375; at True: a 3/4,
+    # b 2/4 -> 0.625. P(maxrl False > ppo): a 2.5/4, b 2/4 -> 0.5625.
+    assert agg.improvement[mf, gf].point == 0.9375
+    assert agg.improvement[mt, gt].point == 0.625
+    assert agg.improvement[mf, "ppo"].point == 0.5625
+    text = agg.text
+    assert f"- Algorithms: an agent at each value of the agent-side settings it uses ({SDS})" in (
+        text
+    )
+    assert "an agent that ignores them (ppo) is one algorithm" in text
+    assert "- Runs: 2 per algorithm and task" in text
+    assert f"| X | Y | P(X > Y) {SDS}=False | P(X > Y) {SDS}=True |" in text
+    assert "| maxrl | grpo | 0.938 [" in text and "| maxrl | ppo | 0.562 [" in text
+    assert f"| {mt} | 1 [" in text
+
+
+def test_the_supervised_reference_is_one_algorithm_across_group_sizes() -> None:
+    # maxrl and grpo at N = 4 and 16; supervised ignores N: its runs at N = 4 and 16 are one
+    # run (same config less group_size), one algorithm compared with maxrl at each N.
+    def at(agent: str, seed: int, final: float, env: str, n: int) -> dict:
+        return row(
+            agent,
+            seed,
+            final,
+            env,
+            role={"maxrl": "maxrl", "supervised": "reference"}.get(agent, "baseline"),
+            method=agent,
+            run_id=f"{env}-{agent}-{seed}-{n}",
+            sweep={"group_size": n},
+            config={"budget": 1000, "group_size": n},
+        )
+
+    rows = [
+        at(agent, seed, -5.0 + 4.0 * (seed + n / 16) / 3, env, n)
+        for agent in ("maxrl", "grpo", "supervised")
+        for env in ("a", "b")
+        for n in (4, 16)
+        for seed in (0, 1)
+    ]
+    agg = aggregate_over_tasks(build_points(rows))
+    assert agg is not None and agg.tasks == ["e: a", "e: b"]
+    assert list(agg.scores) == ["maxrl N=4", "maxrl N=16", "grpo N=4", "grpo N=16", "supervised"]
+    assert agg.runs["supervised"] == 2  # not 4: the N = 16 rows are the N = 4 runs again
+    assert set(agg.improvement) == {
+        ("maxrl N=4", "grpo N=4"),
+        ("maxrl N=4", "supervised"),
+        ("maxrl N=16", "grpo N=16"),
+        ("maxrl N=16", "supervised"),
+    }
+    assert "| X | Y | P(X > Y) N=4 | P(X > Y) N=16 |" in agg.text
+    assert "an agent that ignores them (supervised) is one algorithm" in agg.text

@@ -14,6 +14,7 @@ from benchmarks.report import (
     experiment_table,
     mean_ci,
     rollouts_to_target,
+    run_identity,
     write_report,
 )
 from benchmarks.results import append_row
@@ -94,6 +95,47 @@ def test_sb3_row_without_n_joins_every_n_point() -> None:
     assert len(points) == 2
     assert all(set(p.agents) == {"maxrl", "ppo"} for p in points)
     assert {p.label for p in points} == {"env · N=4", "env · N=16"}
+
+
+def supervised_row(seed: int, n: int, final: float) -> dict:
+    """A supervised run at group size ``n``: its config differs from N = 4's only in N."""
+    config = {"estimator": "supervised", "group_size": n, "seed": seed, "budget": 200}
+    return row(
+        "supervised",
+        seed,
+        [-2.0, final],
+        role="reference",
+        method="supervised",
+        sweep={"group_size": n},
+        config=config,
+    )
+
+
+def test_supervised_ignores_n_and_counts_each_run_once() -> None:
+    rows = [
+        *[
+            row("maxrl", s, [-2.0, -1.0], role="maxrl", sweep={"group_size": n}, method="maxrl")
+            for n in (4, 16, 64)
+            for s in (0, 1)
+        ],
+        # The supervised runs at N = 4 and N = 16 are the same two runs (N is ignored); they
+        # stand at N = 64 too, where the suite ran none.
+        *[supervised_row(s, n, -0.5 - s) for n in (4, 16) for s in (0, 1)],
+    ]
+    points = build_points(rows)["e"]
+    assert [p.label for p in points] == ["env · N=4", "env · N=16", "env · N=64"]
+    for point in points:
+        supervised = point.agents["supervised"]
+        assert [r["seed"] for r in supervised.rows] == [0, 1]  # not [0, 1, 0, 1]
+        assert supervised.raw(METRIC) == [-0.5, -1.5]
+        assert len(point.agents["maxrl"].rows) == 2
+    assert run_identity(supervised_row(0, 4, -1.0)) == run_identity(supervised_row(0, 64, -1.0))
+    assert run_identity(supervised_row(0, 4, -1.0)) != run_identity(supervised_row(1, 4, -1.0))
+    # Our estimators do depend on N: their runs at two N are two runs.
+    maxrl = [r for r in rows if r["agent"] == "maxrl" and r["seed"] == 0]
+    assert run_identity({**maxrl[0], "config": {"group_size": 4}}) != run_identity(
+        {**maxrl[1], "config": {"group_size": 16}}
+    )
 
 
 def test_report_writes_tables_and_sweep_plots(tmp_path: Path) -> None:
