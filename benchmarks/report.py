@@ -15,7 +15,7 @@
 - ``plots/curves_<experiment>.png``: learning curves (mean over seeds with a 95% band), one
   panel per environment, sweep point and metric, at most 3 panels a row.
 - ``plots/sweep_<experiment>_<key>.png``: final metric against a swept value (``snr`` in
-  the low-SNR suite, ``rollouts`` N in the rollout-scaling suite), one line per agent.
+  the low-SNR suite, ``group_size`` N in the classification suite), one line per agent.
 - ``plots/aggregate_profile.png`` and ``plots/aggregate_sample_efficiency.png``: the
   performance profile and sample-efficiency curve of the aggregate (two tasks or more).
 
@@ -437,7 +437,7 @@ def build_points(
 
     A row joins every point of its experiment and environment whose sweep values include
     its own (:func:`row_sweep`: less the settings its method ignores), so an SB3 agent
-    (which ignores N) appears at every N of a rollout-scaling sweep, and so does the
+    (which ignores N) appears at every N of a group_size sweep, and so does the
     supervised reference. At one point an agent lists each run once (:func:`run_identity`:
     the supervised rows of N = 4 and N = 16 are one run). Rows with status ``ok`` are the
     agent's results; ``failed`` ones are counted beside them (an agent whose runs all failed
