@@ -15,10 +15,11 @@ checks that the committed rows still print every table as committed::
 mean ± 95% t half-width over seeds (diverged seeds noted), then the exact random and best
 Bayes levels. ``diff``: A − B per point with a Welch 95% interval, and which is better when
 the interval excludes 0 (``tie`` otherwise). ``scoreboard``: one agent against every other,
-points won, tied and lost. ``aggregate``: the report's aggregate lines over the suite's
-tasks (environment points): IQM per algorithm (an agent at the agent-side setting values it
-uses, e.g. ``maxrl N=16``) and the probability of improvement between algorithms that share
-their setting values.
+points won, tied and lost. ``efficiency``: per point, each agent's rollouts to the
+report's target as a ratio to the fastest baseline, with its 95% bootstrap interval.
+``aggregate``: the report's aggregate lines over the suite's tasks (environment points): IQM
+per algorithm (an agent at the agent-side setting values it uses, e.g. ``maxrl N=16``) and
+the probability of improvement between algorithms that share their setting values.
 """
 
 from __future__ import annotations
@@ -32,10 +33,12 @@ from pathlib import Path
 from agents.evaluation import LOWER_IS_BETTER
 from benchmarks.report import (
     Point,
+    _fmt_ratio,
     aggregate_over_tasks,
     as_float,
     best_reference,
     build_points,
+    compute_targets,
     load_rows,
     run_identity,
     summarize,
@@ -189,6 +192,39 @@ def scoreboard(
     return "\n".join(lines)
 
 
+def efficiency(
+    results_dir: str | Path,
+    agents: Sequence[str] | None = None,
+    experiment: str | None = None,
+) -> str:
+    """Markdown: per point, rollouts to the target as a ratio to the fastest baseline.
+
+    The same computation as the report's "vs best baseline" column (``compute_targets``):
+    the target is the best baseline's start plus 90% of its improvement on the selection
+    metric, read off each agent's mean curve. ``not reached``: the agent's mean curve never
+    reaches it; ``–``: no ratio (the agent is not at the point, is at the target from the
+    start, or the point has no target because no baseline improved). < 1 is faster.
+    """
+    points = _points(results_dir, experiment)
+    names = list(agents or dict.fromkeys(a for p in points for a in p.agents))
+    header = ["point", "target", *names]
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for point in points:
+        compute_targets(point)
+        target = "none" if point.target is None else f"{point.target:.4g} ({point.target_agent})"
+        cells = [_label(point, experiment is None), target]
+        for name in names:
+            result = point.agents.get(name)
+            if result is None:
+                cells.append("–")
+            elif point.target is not None and result.to_target is None:
+                cells.append("not reached")
+            else:
+                cells.append(_fmt_ratio(result.ratio, result.ratio_ci))
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
 def aggregate(results_dir: str | Path, experiment: str | None = None) -> str:
     """The report's aggregate lines of a suite: its ``- `` notes and its tables, as written.
 
@@ -208,20 +244,20 @@ def aggregate(results_dir: str | Path, experiment: str | None = None) -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m benchmarks.summary {pivot,diff,aggregate} DIR ...``: print one table."""
+    """``python -m benchmarks.summary {pivot,diff,scoreboard,efficiency,aggregate} DIR ...``."""
     parser = argparse.ArgumentParser(
         prog="python -m benchmarks.summary", description=__doc__.split("\n")[0]
     )
     sub = parser.add_subparsers(dest="command", required=True)
-    for name in ("pivot", "diff", "scoreboard", "aggregate"):
+    for name in ("pivot", "diff", "scoreboard", "efficiency", "aggregate"):
         p = sub.add_parser(name)
         p.add_argument("results_dir")
         p.add_argument("--experiment", default=None)
-        if name != "aggregate":
+        if name not in ("aggregate", "efficiency"):
             p.add_argument("--metric", required=True)
         if name == "scoreboard":
             p.add_argument("--agent", required=True)
-        if name == "pivot":
+        if name in ("pivot", "efficiency"):
             p.add_argument("--agents", default=None, help="comma-separated agent names")
         if name == "diff":
             p.add_argument("--a", required=True)
@@ -235,6 +271,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(diff(args.results_dir, args.metric, args.a, args.b, args.experiment))
         elif args.command == "scoreboard":
             print(scoreboard(args.results_dir, args.metric, args.agent, args.experiment))
+        elif args.command == "efficiency":
+            agents = args.agents.split(",") if args.agents else None
+            print(efficiency(args.results_dir, agents, args.experiment))
         else:
             print(aggregate(args.results_dir, args.experiment))
     except ValueError as err:

@@ -90,3 +90,54 @@ def test_aggregate_prints_the_reports_algorithm_tables(tmp_path: Path) -> None:
     assert "| X | Y | P(X > Y) state_dependent_std=False | P(X > Y) state_dependent_std=True |" in (
         text
     )
+
+
+def test_efficiency_table_agrees_with_the_report_column() -> None:
+    """Every ratio the efficiency table prints is the committed report's "vs best baseline"
+    cell for the same point and agent (``not reached`` where the report says so)."""
+    from benchmarks.summary import efficiency
+
+    root = Path(__file__).resolve().parents[2] / "docs" / "results" / "classification"
+    table = efficiency(root, ["maxrl", "grpo", "reinforce"], "equal-steps").splitlines()
+    assert table[0] == "| point | target | maxrl | grpo | reinforce |"
+    report = (root / "report.md").read_text(encoding="utf-8")
+    section = report.split("## equal-steps", 1)[1].split("\n## ", 1)[0]
+    cells = {}
+    for line in section.splitlines():
+        parts = [p.strip() for p in line.strip("|").split("|")]
+        if len(parts) == 10 and parts[1] in ("maxrl", "grpo", "reinforce"):
+            to_target, ratio = parts[8], parts[9]
+            cells[(parts[0], parts[1])] = "not reached" if to_target == "not reached" else ratio
+    checked = 0
+    for line in table[2:]:
+        parts = [p.strip() for p in line.strip("|").split("|")]
+        for agent, cell in zip(("maxrl", "grpo", "reinforce"), parts[2:], strict=True):
+            if parts[1] == "none":
+                assert cell == "–"
+                continue
+            assert cell == cells[(parts[0], agent)], (parts[0], agent)
+            checked += 1
+    assert checked >= 30
+
+
+def test_fill_results_doc_reprints_only_the_marked_tables(monkeypatch) -> None:
+    from benchmarks import fill_results_doc, summary
+
+    monkeypatch.setattr(summary, "main", lambda argv: print(f"| {' '.join(argv)} |\n|---|") or 0)
+    text = (
+        "intro\n| kept | table |\n\n<!-- summary: pivot X --metric m -->\n| stale |\n| rows |\n"
+        "\nprose\n<!-- summary: diff Y --a a --b b -->\n\nend\n"
+    )
+    out = fill_results_doc.fill(text)
+    assert out == (
+        "intro\n| kept | table |\n\n<!-- summary: pivot X --metric m -->\n"
+        "| pivot X --metric m |\n|---|\n\nprose\n<!-- summary: diff Y --a a --b b -->\n"
+        "| diff Y --a a --b b |\n|---|\n\nend\n"
+    )
+    monkeypatch.setattr(summary, "main", lambda argv: 2)
+    try:
+        fill_results_doc.fill(text)
+    except SystemExit as err:
+        assert "exited 2" in str(err)
+    else:
+        raise AssertionError("a failing summary command must stop the fill")
