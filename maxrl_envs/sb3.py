@@ -76,7 +76,8 @@ class SB3VecEnv(VecEnv):
     >>> obs, rewards, dones, infos = venv.step(np.zeros((4, 1), dtype=np.float32))
     >>> rewards.dtype, dones.tolist()
     (dtype('float32'), [True, True, True, True])
-    >>> infos[0]["terminal_observation"].shape, infos[0]["TimeLimit.truncated"]
+    >>> first = infos[0]
+    >>> first["terminal_observation"].shape, first["TimeLimit.truncated"]
     ((8,), False)
     """
 
