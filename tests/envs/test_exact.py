@@ -598,6 +598,16 @@ def test_reference_levels_rejects_bad_arguments():
     }
 
 
+def _squashed(head: str, s: float, y: float, mean: float, std: float, scale: float):
+    """log_expected_likelihood_squashed at one float64 context."""
+    from maxrl_envs.exact import log_expected_likelihood_squashed
+
+    f64 = torch.float64
+    return log_expected_likelihood_squashed(
+        head, s, *(torch.tensor([v], dtype=f64) for v in (y, mean, std)), scale
+    )
+
+
 @pytest.mark.parametrize("head", ["gaussian", "laplace", "verifier"])
 @pytest.mark.parametrize(
     "mean, std, s, y",
@@ -606,8 +616,6 @@ def test_reference_levels_rejects_bad_arguments():
 def test_squashed_normal_matches_adaptive_quadrature(head, mean, std, s, y):
     from scipy import integrate
     from scipy.stats import norm
-
-    from maxrl_envs.exact import log_expected_likelihood_squashed
 
     scale = 4.0
 
@@ -626,25 +634,10 @@ def test_squashed_normal_matches_adaptive_quadrature(head, mean, std, s, y):
     breaks = [math.atanh(max(-0.999999, min(0.999999, v / scale))) for v in (y - s, y, y + s)]
     inside = sorted(b for b in breaks if lo < b < hi)
     reference, _ = integrate.quad(integrand, lo, hi, points=inside or None, limit=400)
-    f64 = torch.float64
-    got = log_expected_likelihood_squashed(
-        head,
-        s,
-        torch.tensor([y], dtype=f64),
-        torch.tensor([mean], dtype=f64),
-        torch.tensor([std], dtype=f64),
-        scale,
-    )
+    got = _squashed(head, s, y, mean, std, scale)
     assert float(got[0]) == pytest.approx(math.log(reference), rel=1e-7, abs=1e-7)
     # std -> 0 is the deterministic prediction scale * tanh(mean)
-    point = log_expected_likelihood_squashed(
-        head,
-        s,
-        torch.tensor([y], dtype=f64),
-        torch.tensor([mean], dtype=f64),
-        torch.tensor([0.0], dtype=f64),
-        scale,
-    )
+    point = _squashed(head, s, y, mean, 0.0, scale)
     expected = likelihood(scale * math.tanh(mean))
     if expected > 0:
         assert float(point[0]) == pytest.approx(math.log(expected), rel=1e-9)
@@ -669,8 +662,6 @@ def test_squashed_normal_far_and_saturated_cases_are_finite_and_exact(head, mean
     space over the whole region where the integrand lives is the reference."""
     from scipy.special import logsumexp
 
-    from maxrl_envs.exact import log_expected_likelihood_squashed
-
     lo, hi = min(mean - 14 * std, -3.0), max(mean + 14 * std, 3.0)
     u = np.linspace(lo, hi, 4_000_001)
     d = y - scale * np.tanh(u)
@@ -680,14 +671,6 @@ def test_squashed_normal_far_and_saturated_cases_are_finite_and_exact(head, mean
         log_l = -np.abs(d) / s - math.log(2 * s)
     log_density = -0.5 * ((u - mean) / std) ** 2 - math.log(std * math.sqrt(2 * math.pi))
     reference = float(logsumexp(log_density + log_l) + math.log(u[1] - u[0]))
-    f64 = torch.float64
-    got = log_expected_likelihood_squashed(
-        head,
-        s,
-        torch.tensor([y], dtype=f64),
-        torch.tensor([mean], dtype=f64),
-        torch.tensor([std], dtype=f64),
-        scale,
-    )
+    got = _squashed(head, s, y, mean, std, scale)
     assert math.isfinite(float(got[0]))
     assert float(got[0]) == pytest.approx(reference, rel=1e-6, abs=1e-6)
