@@ -12,15 +12,17 @@ from agents import trainer as trainer_module
 from agents.trainer import TrainConfig, Trainer
 
 
-def test_early_stopping_picks_the_validation_best_checkpoint(monkeypatch, tmp_path) -> None:
-    config = TrainConfig(
+def classification_config(tmp_path, steps: int, **overrides) -> TrainConfig:
+    """A 5-class early-stopping run of ``steps`` steps of 16 contexts x 8 rollouts,
+    evaluated every 4 steps; lr 0.05 is large enough to move the validation score up and
+    down."""
+    settings = dict(
         env_id="MaxRLClassification-v0",
         env_kwargs={"task": "teacher-mlp", "num_classes": 5, "num_contexts": 256},
-        estimator="maxrl",
         group_size=8,
         num_groups=16,
-        budget=16 * 8 * 40,
-        lr=0.05,  # large enough to move the validation score up and down
+        budget=16 * 8 * steps,
+        lr=0.05,
         eval_every=16 * 8 * 4,
         eval_samples=8,
         pass_k=2,
@@ -29,6 +31,11 @@ def test_early_stopping_picks_the_validation_best_checkpoint(monkeypatch, tmp_pa
         log_dir=str(tmp_path),
         device="cpu",
     )
+    return TrainConfig(**{**settings, **overrides})
+
+
+def test_early_stopping_picks_the_validation_best_checkpoint(monkeypatch, tmp_path) -> None:
+    config = classification_config(tmp_path, steps=40, estimator="maxrl")
     seen: list[tuple[int, float, dict]] = []
     original = Trainer.track_best
 
@@ -129,21 +136,7 @@ def test_big_token_tree_selects_on_the_monte_carlo_log_likelihood(tmp_path) -> N
 def test_load_policy_loads_the_selected_policy_and_requires_best(tmp_path) -> None:
     from agents.runs import CorruptFileError
 
-    config = TrainConfig(
-        env_id="MaxRLClassification-v0",
-        env_kwargs={"task": "teacher-mlp", "num_classes": 5, "num_contexts": 256},
-        group_size=8,
-        num_groups=16,
-        budget=16 * 8 * 24,
-        lr=0.05,
-        eval_every=16 * 8 * 4,
-        eval_samples=8,
-        pass_k=2,
-        early_stopping=True,
-        select_contexts=64,
-        log_dir=str(tmp_path),
-        device="cpu",
-    )
+    config = classification_config(tmp_path, steps=24)
     trainer = Trainer(config)
     result = trainer.run()
     assert trainer.best is not None and trainer.best[1] < trainer.rollouts_done
