@@ -91,6 +91,15 @@ def metric_tags(pass_k: int, numeric: bool = True, exact: bool = True) -> tuple[
     return (*dict.fromkeys(_likelihood_tag(tags, exact)), "eval/success_rate", "eval/reward")
 
 
+def any_metric_tags(pass_k: int) -> tuple[str, ...]:
+    """Every ``eval/*`` tag ``evaluate`` can report for a ``pass_k``, exact or Monte-Carlo.
+
+    The first check of a ``select_metric`` setting, before the env (and so the kind and
+    whether the log-likelihood is exact) is known; ``check_select_metric`` then narrows it.
+    """
+    return tuple(dict.fromkeys((*metric_tags(pass_k), *metric_tags(pass_k, exact=False))))
+
+
 def check_select_metric(
     metric: str, pass_k: int, numeric: bool, exact: bool, env_id: str, why: str = ""
 ) -> None:
@@ -291,13 +300,13 @@ def sb3_exact_form(policy_class: type, task: Task | Any) -> bool:
     Args:
         policy_class: The SB3 policy class (``type(model.policy)``, or an algorithm's
             ``policy_aliases["MlpPolicy"]`` before a model exists).
-        task: A ``Task`` or ``maxrl_envs.describe_env``'s ``EnvInfo`` (``step_action_space``
-            and ``episode_length``, ``codec``).
+        task: A ``Task`` or ``maxrl_envs.describe_env``'s ``EnvInfo`` (``step_action_space``,
+            ``rollout_space``, ``episode_length`` and ``codec``).
 
     Returns:
         True for deterministic policies (TD3, DDPG, DQN), actor-critic policies (PPO, A2C)
-        on one-step tasks, actor-critic policies on token tasks of at most
-        ``agents.exact.MAX_SEQUENCES`` sequences, and SAC on Box actions; False otherwise
+        on one-step tasks, actor-critic policies on token tasks the exact enumeration takes
+        (``agents.exact.no_exact_form_reason``), and SAC on Box actions; False otherwise
         (``evaluate`` then reports ``eval/log_likelihood_mc``).
     """
     from stable_baselines3.common.policies import ActorCriticPolicy
@@ -305,18 +314,19 @@ def sb3_exact_form(policy_class: type, task: Task | Any) -> bool:
     from stable_baselines3.sac.policies import SACPolicy
     from stable_baselines3.td3.policies import TD3Policy
 
-    from agents.exact import MAX_SEQUENCES
+    from agents.exact import no_exact_form_reason
 
     space = task.step_action_space
     space = space() if callable(space) else space
     if issubclass(policy_class, (TD3Policy, DQNPolicy)):
         return True
     if int(task.episode_length) > 1:
-        codec = task.codec
+        rollout_space = task.rollout_space
+        rollout_space = rollout_space() if callable(rollout_space) else rollout_space
         return (
             issubclass(policy_class, ActorCriticPolicy)
-            and codec is not None
-            and codec.base**codec.num_digits <= MAX_SEQUENCES
+            and task.codec is not None
+            and not no_exact_form_reason(rollout_space)
         )
     if issubclass(policy_class, ActorCriticPolicy):
         return True

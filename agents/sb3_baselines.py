@@ -339,14 +339,10 @@ def validate_sb3_config(config: SB3Config) -> None:
             f"{config.eval_samples}] (eval_samples={config.eval_samples})"
         )
     if config.select_metric is not None:
-        from agents.evaluation import check_select_metric, metric_tags
+        from agents.evaluation import any_metric_tags, check_select_metric
         from maxrl_envs import get_kind
 
-        v.check_choice(
-            "select_metric",
-            config.select_metric,
-            dict.fromkeys((*metric_tags(config.pass_k), *metric_tags(config.pass_k, exact=False))),
-        )
+        v.check_choice("select_metric", config.select_metric, any_metric_tags(config.pass_k))
         exact = has_exact_form(config.algo, config.env_id, config.env_kwargs)
         why = "" if exact else f"{algo}'s log-likelihood has no exact form on it"
         if not exact and episode_length > 1:

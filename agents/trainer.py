@@ -33,12 +33,12 @@ import torch
 
 from agents.compile import unavailable_reason
 from agents.evaluation import (
+    any_metric_tags,
     better,
     check_select_metric,
     default_metrics,
     evaluate,
     log_metrics,
-    metric_tags,
 )
 from agents.exact import no_exact_form_reason
 from agents.objectives import Objective, StepInputs, get_objective, objective_names
@@ -288,11 +288,7 @@ def validate_config(config: TrainConfig) -> None:
             f"(eval_samples={c.eval_samples})"
         )
     if c.select_metric is not None:
-        v.check_choice(
-            "select_metric",
-            c.select_metric,
-            dict.fromkeys((*metric_tags(c.pass_k), *metric_tags(c.pass_k, exact=False))),
-        )
+        v.check_choice("select_metric", c.select_metric, any_metric_tags(c.pass_k))
     reserved = sorted(set(RESERVED_ENV_KWARGS) & set(c.env_kwargs))
     if reserved:
         raise ValueError(
