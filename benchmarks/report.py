@@ -1180,6 +1180,7 @@ def aggregate_tasks(
     found: dict[str, dict[str, tuple[str, dict[str, Any]]]] = {}
     for name, points in experiments.items():
         merged: dict[str, Point] = {}
+        counted: dict[tuple[str, str], set[str]] = defaultdict(set)  # (task, algorithm): runs
         for point in points:
             rows = [r for result in point.agents.values() for r in [*result.rows, *result.failed]]
             agent_keys = {k for r in rows for k in agent_settings(r)}
@@ -1210,8 +1211,9 @@ def aggregate_tasks(
                             algorithm,
                             AgentResult(algorithm, result.role, result.family, [], result.lr),
                         )
-                        seen = {run_identity(r) for r in [*into.rows, *into.failed]}
-                        if run_identity(row) not in seen:
+                        identity = run_identity(row)
+                        if identity not in counted[(key, algorithm)]:
+                            counted[(key, algorithm)].add(identity)
                             getattr(into, status).append(row)
         tasks += merged.values()
     algorithms = {a: v for variants in found.values() for a, v in variants.items()}
