@@ -638,7 +638,7 @@ def _fmt(mean: float, half: float) -> str:
     return f"{mean:.4g} ± {half:.2g}"
 
 
-def _fmt_ratio(ratio: float | None, interval: tuple[float, float] | None) -> str:
+def format_ratio(ratio: float | None, interval: tuple[float, float] | None) -> str:
     """``1.25× [0.9, 2.1]``: the ratio and its bootstrap interval (``∞`` when unbounded)."""
     if ratio is None:
         return "–"
@@ -725,7 +725,7 @@ def experiment_table(points: list[Point]) -> str:
                     summarize(point.normalized(result)).text() if point.references else "–"
                 )
             cells.append("–" if point.target is None else _fmt_rollouts(result.to_target))
-            cells.append(_fmt_ratio(result.ratio, result.ratio_ci))
+            cells.append(format_ratio(result.ratio, result.ratio_ci))
             lines.append("| " + " | ".join(_md(c) for c in cells) + " |")
         for key, name in REFERENCES.items():
             if key not in point.references:

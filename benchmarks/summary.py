@@ -33,12 +33,12 @@ from pathlib import Path
 from agents.evaluation import LOWER_IS_BETTER
 from benchmarks.report import (
     Point,
-    _fmt_ratio,
     aggregate_over_tasks,
     as_float,
     best_reference,
     build_points,
     compute_targets,
+    format_ratio,
     load_rows,
     run_identity,
     summarize,
@@ -220,7 +220,7 @@ def efficiency(
             elif point.target is not None and result.to_target is None:
                 cells.append("not reached")
             else:
-                cells.append(_fmt_ratio(result.ratio, result.ratio_ci))
+                cells.append(format_ratio(result.ratio, result.ratio_ci))
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
