@@ -234,6 +234,10 @@ def evaluate(
     step = max(1, MAX_ROWS // num_samples)
     exact_form = getattr(policy, "log_likelihood", None)
     exact = exact_form is not None
+    binned = hasattr(core, "difficulty_level")  # per-bin metrics (hard-contexts tasks)
+    bin_sums = torch.zeros(
+        int(getattr(core, "levels", 0)), 4, dtype=torch.float64, device=core.device
+    )
     for start in range(0, count, step):
         part = _chunk(contexts, start, min(count, start + step))
         samples = policy.sample(part, num_samples, generator)
@@ -256,6 +260,17 @@ def evaluate(
             if numeric
             else torch.zeros_like(log_lik)
         )
+        if binned:
+            per_context = torch.stack(
+                [
+                    log_lik,
+                    scores.is_success.double().mean(1),
+                    table[successes],
+                    reachable.double(),
+                ],
+                dim=1,
+            )
+            bin_sums.index_add_(0, core.difficulty_level(part).to(core.device), per_context)
         sums += torch.stack(
             [
                 log_lik.sum(),
@@ -277,7 +292,36 @@ def evaluate(
     metrics[f"eval/pass@{pass_k}"] = means[3]
     metrics["eval/success_rate"] = means[4]
     metrics["eval/reward"] = means[5]
+    if binned:
+        metrics.update(_bin_metrics(bin_sums, tag, pass_k))
     return metrics
+
+
+def bin_tags(levels: int, pass_k: int, exact: bool = True) -> tuple[str, ...]:
+    """The per-difficulty-bin tags ``evaluate`` reports on a core with ``levels`` bins.
+
+    ``eval/bin<b>/log_likelihood`` (mean exact log p over the bin's contexts; ``_mc`` without
+    an exact form), ``eval/bin<b>/pass@1`` and ``eval/bin<b>/pass@<k>``, for b = 0 (hardest)
+    ... levels - 1. A hard-contexts core (``maxrl_envs.hard``) names each bin's nominal
+    initial pass rate in ``level_pass_rates()``.
+    """
+    name = "log_likelihood" if exact else "log_likelihood_mc"
+    return tuple(
+        f"eval/bin{b}/{metric}"
+        for b in range(levels)
+        for metric in (name, "pass@1", f"pass@{pass_k}")
+    )
+
+
+def _bin_metrics(bin_sums: torch.Tensor, tag: str, pass_k: int) -> dict[str, float]:
+    """Means per difficulty bin from per-bin sums (log p, pass@1, pass@k, reachable count)."""
+    out: dict[str, float] = {}
+    name = tag.removeprefix("eval/")
+    for b, (log_p, pass1, passk, n) in enumerate(bin_sums.tolist()):
+        out[f"eval/bin{b}/{name}"] = log_p / n if n else math.nan
+        out[f"eval/bin{b}/pass@1"] = pass1 / n if n else math.nan
+        out[f"eval/bin{b}/pass@{pass_k}"] = passk / n if n else math.nan
+    return out
 
 
 def log_metrics(writer: Any, metrics: dict[str, float], step: int) -> None:
@@ -432,8 +476,8 @@ class SB3Policy:
                 )
             if task.kind.numeric:  # choice a predicts task.prediction(a): sum over choices
                 return exact.discrete_choices_log_likelihood(task, dist.logits, contexts.target)
-            log_probs = torch.log_softmax(dist.logits.double(), dim=-1).cpu()
-            return log_probs.gather(1, contexts.target.cpu().long().unsqueeze(1))[:, 0]
+            log_probs = torch.log_softmax(dist.logits.double(), dim=-1)
+            return exact.label_log_likelihood(core, log_probs.to(core.device), contexts)
         actor = getattr(policy, "actor", None)
         if self._box and hasattr(actor, "get_action_dist_params"):
             mean, log_std, _ = actor.get_action_dist_params(obs)

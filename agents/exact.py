@@ -97,6 +97,16 @@ def sequence_log_probs(
     base: int,
     digits: int,
 ) -> torch.Tensor:
+    """``sequence_log_probs_grad`` without gradients (see there)."""
+    return sequence_log_probs_grad(step_log_probs, obs, base, digits)
+
+
+def sequence_log_probs_grad(
+    step_log_probs: Callable[[torch.Tensor, torch.Tensor, int], torch.Tensor],
+    obs: torch.Tensor,
+    base: int,
+    digits: int,
+) -> torch.Tensor:
     """Log-probabilities of every token sequence for each context, by batched enumeration.
 
     Level t holds the base**t prefixes of all contexts; one call of ``step_log_probs`` on
@@ -195,7 +205,7 @@ def discrete_sequences_log_likelihood(
     parts = []
     for start in range(0, count, chunk):
         obs = contexts.obs[start : start + chunk]
-        log_probs = sequence_log_probs(step_log_probs, obs, codec.base, codec.num_digits)
+        log_probs = sequence_log_probs_grad(step_log_probs, obs, codec.base, codec.num_digits)
         target = contexts.target[start : start + chunk]
         parts.append(
             log_expected_likelihood_discrete(core.head, core.head_scale, target, values, log_probs)
@@ -203,6 +213,27 @@ def discrete_sequences_log_likelihood(
     if not parts:
         return torch.zeros(0, dtype=torch.float64, device=_float64_device(contexts.obs.device))
     return torch.cat(parts)
+
+
+def label_log_likelihood(core: Any, log_probs: torch.Tensor, contexts: Contexts) -> torch.Tensor:
+    """Exact log p(y|x) of a categorical over the classes of a (non-numeric) classification core.
+
+    The probability of the observed label, or, for a core that accepts a set of classes per
+    context (``log_pass_probability``, e.g. ``maxrl_envs.hard.HardContextsCore``), the log
+    of the probability mass on that set. Differentiable in ``log_probs``.
+
+    Args:
+        core: The classification core.
+        log_probs: Normalized log-probabilities ``[B, C]``.
+        contexts: ``B`` contexts (``target``, and what the core's set needs).
+
+    Returns:
+        ``[B]`` in the dtype and on the device of ``log_probs``.
+    """
+    if hasattr(core, "log_pass_probability"):
+        return core.log_pass_probability(log_probs, contexts)
+    labels = contexts.target.to(log_probs.device, torch.long).unsqueeze(1)
+    return log_probs.gather(1, labels)[:, 0]
 
 
 @torch.no_grad()
@@ -215,6 +246,27 @@ def exact_log_likelihood(
     max_rows: int = MAX_TOKEN_ROWS,
 ) -> torch.Tensor | None:
     """Exact log p(y|x) = log E_{ŷ ~ policy(x)} l(y, ŷ) for each context, or None.
+
+    ``log_likelihood_grad`` is the same computation with gradients (the ``supervised-ml``
+    objective); see it for the arguments.
+    """
+    return log_likelihood_grad(
+        policy, core, contexts, max_sequences=max_sequences, max_rows=max_rows
+    )
+
+
+def log_likelihood_grad(
+    policy: Policy | Any,
+    core: Any,
+    contexts: Contexts,
+    *,
+    max_sequences: int = MAX_SEQUENCES,
+    max_rows: int = MAX_TOKEN_ROWS,
+) -> torch.Tensor | None:
+    """Exact log p(y|x) = log E_{ŷ ~ policy(x)} l(y, ŷ) per context, differentiable.
+
+    Every form below is a closed form or a finite sum of torch operations, so autograd
+    gives the exact gradient of log p(y|x) in the policy's parameters.
 
     Args:
         policy: A ``GaussianPolicy``, ``CategoricalPolicy`` or ``TokenPolicy`` (or an object
@@ -261,8 +313,7 @@ def exact_log_likelihood(
                     "classification core, or a TaskPolicy whose task kind maps its choices "
                     "to predictions"
                 )
-            labels = target.to(log_probs.device, torch.long).unsqueeze(1)
-            return log_probs.gather(1, labels)[:, 0]
+            return label_log_likelihood(core, log_probs, contexts)
         return log_expected_likelihood_discrete(
             core.head, core.head_scale, target, policy.values, log_probs
         )

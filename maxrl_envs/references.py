@@ -145,6 +145,8 @@ def _classification_levels(core: Any, contexts: Any, pass_k: int) -> dict[str, d
     clean = _f64(clean)
     levels: dict[str, dict[str, float]] = {}
     uniform = torch.full_like(clean, 1.0 / k)
+    if hasattr(core, "uniform_pass_rate"):  # a core accepting several classes per context
+        uniform = _f64(core.uniform_pass_rate(contexts))
     levels["random"] = _summary(uniform.log(), uniform, pass_k, None)
     levels["bayes_point"] = _summary(clean.log(), clean, pass_k, None)
     hit, miss = torch.full_like(clean, 1.0 - eps), torch.full_like(clean, eps / (k - 1))

@@ -8,6 +8,7 @@ from typing import Any
 from gymnasium import spaces
 from gymnasium.envs.registration import register, registry
 
+from maxrl_envs import hard as _hard  # noqa: F401  (registers the hard-contexts kind)
 from maxrl_envs.kinds import Task, TaskKind, get_kind
 from maxrl_envs.validation import check_device
 
@@ -20,6 +21,7 @@ BASE_IDS: dict[str, tuple[str, dict[str, Any]]] = {
     "MaxRLVerifier-v0": ("regression", {"head": "verifier"}),
     "MaxRLClassification-v0": ("classification", {}),
     "MaxRLTokens-v0": ("tokens", {}),
+    "MaxRLHardContexts-v0": ("hard-contexts", {}),
 }
 
 #: Presets used by the benchmark suites: id -> (base id, kwargs, what it is for).

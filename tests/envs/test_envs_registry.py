@@ -49,7 +49,7 @@ def rollout(env: gym.Env, seed: int, steps: int) -> list:
 
 
 def test_all_ids_are_registered_and_documented():
-    assert len(IDS) == len(set(IDS)) == 4 + len(maxrl_envs.PRESETS)
+    assert len(IDS) == len(set(IDS)) == 5 + len(maxrl_envs.PRESETS)
     for env_id in IDS:
         assert env_id in gym.registry
         spec = gym.spec(env_id)
@@ -177,7 +177,7 @@ def core_prediction(task, actions: list) -> torch.Tensor:
     """What the core predicts from one episode's actions, ``[1, 1]``."""
     if task.kind.name == "regression":
         return task.core.action_to_prediction(torch.as_tensor(actions[0]).reshape(1, 1))
-    if task.kind.name == "classification":
+    if not task.kind.numeric:  # classification, hard-contexts: the class itself
         return torch.as_tensor(actions[0]).reshape(1, 1)
     tokens = torch.as_tensor(np.stack(actions)).reshape(1, -1)
     return task.codec.decode(tokens).reshape(1, 1)
