@@ -837,6 +837,56 @@ def maxrl_binary_weights(rewards: Tensor, *, validate: bool = True) -> Tensor:
     return weights.to(rewards.dtype)
 
 
+def maxrl_loo_weights(
+    likelihoods: Tensor,
+    order: int | None = None,
+    *,
+    log_space: bool = False,
+    validate: bool = True,
+) -> Tensor:
+    """Generalized MaxRL of order T with a leave-one-out baseline: A_j = omega_j (l_j - m_j).
+
+    m_j = (1 / (N - 1)) sum_{k != j} l_k is the mean likelihood of the other rollouts, and
+    omega_j is :func:`maxrl_omega` (also built from the other rollouts only). The baseline
+    b_j = omega_j m_j is therefore a function of the rollouts k != j alone, which are
+    independent of z_j, so E[b_j S_j] = E[b_j] E[S_j] = 0 and the estimator keeps the mean
+    of :func:`maxrl_weights`: (1/N) sum_j A_j S_j is unbiased for grad J_T. It is the
+    plug-in of the best baseline given the others, E[omega_j l_j | z_{-j}] = omega_j p.
+
+    (A baseline built from the others' weights omega_k l_k, k != j, would not do: omega_k
+    reads l_j, so it is correlated with S_j and biases the estimate.)
+
+    Properties: a group where every likelihood is equal (all fail, all pass, all the same)
+    gets A = 0, like the paper's practical binary estimator, yet the estimator stays
+    unbiased for order T (``maxrl-binary`` is unbiased for order N - 1 only). With binary
+    rewards, T = N and K successes: A_j = N (N - K) / (K (N - 1)) for a success and
+    -N K / ((K + 1)(N - 1)) for a failure.
+
+    Args:
+        likelihoods: ``[B, N]`` per-rollout likelihoods l in [0, 1] (or log l in [-inf, 0]
+            with ``log_space``), N >= 2.
+        order: Truncation order T with 1 <= T <= N; None means T = N.
+        log_space: Read ``likelihoods`` as log l.
+        validate: Scan the values (one device-to-host sync on GPU); False skips the scan.
+
+    Returns:
+        ``[B, N]`` weights A, same dtype and device as ``likelihoods``.
+
+    Raises:
+        TypeError: If ``likelihoods`` is not a tensor.
+        ValueError: As :func:`maxrl_weights`, and for N < 2.
+    """
+    name = "log-likelihoods (likelihoods with log_space=True)" if log_space else "likelihoods"
+    _check_group_tensor(likelihoods, name, 2, "maxrl-loo")
+    x, order = _prepare_likelihoods(likelihoods, order, log_space, validate)
+    omega = _loo_omega(x, order, log_space)
+    lik = x.double().exp() if log_space else x.double()
+    # l_j - m_j = (N d_j - sum_i d_i) / (N - 1) with d = l - l_1: exactly 0 on equal groups.
+    d = lik - lik[:, :1]
+    centred = (x.shape[1] * d - d.sum(-1, keepdim=True)) / (x.shape[1] - 1)
+    return (omega.double() * centred).to(likelihoods.dtype)
+
+
 def reinforce(rewards: Tensor, baseline: float = 0.0, *, validate: bool = True) -> Tensor:
     """REINFORCE with a constant baseline: A = r - b (unbiased for grad E[r], i.e. order 1).
 
@@ -1085,6 +1135,20 @@ for _entry in _BUILT_IN:
 
 #: The built-in estimator names, in a fixed order (``estimator_names()`` adds registered ones).
 ESTIMATOR_NAMES: tuple[str, ...] = tuple(entry.name for entry in _BUILT_IN)
+
+#: Research variants beyond the built-in set (registered like a plugin would be).
+register_estimator(
+    Estimator(
+        "maxrl-loo",
+        maxrl_loo_weights,
+        input="likelihood",
+        min_group_size=2,
+        params=("order",),
+        role="maxrl",
+        summary="generalized MaxRL of order T with the leave-one-out baseline omega_j * mean "
+        "of the other likelihoods; unbiased for grad J_T, 0 for groups of equal likelihoods",
+    )
+)
 
 
 def group_weights(
