@@ -4,8 +4,10 @@ The trainer runs one loop for every objective; an objective turns a batch of con
 loss. ``PolicyGradient`` samples N rollouts per context, scores them with the task's core and
 weights their log-probabilities with a registered estimator (``agents.estimators``);
 ``Supervised`` maximizes the log-probability of the rollout that writes the observed target
-(the "labels seen directly" reference). ``get_objective(name)`` resolves a
-``TrainConfig.estimator`` name: every registered estimator, plus ``supervised``.
+(the "labels seen directly" reference, density of y); ``SupervisedML`` maximizes the exact
+log E_z l(y, z) of the scored quantity on the same labels. ``get_objective(name)`` resolves
+a ``TrainConfig.estimator`` name: every registered estimator, plus ``supervised`` and
+``supervised-ml``.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from agents.policies import TaskPolicy
 from maxrl_envs.core import Contexts, Scores
 
 SUPERVISED = "supervised"
+SUPERVISED_ML = "supervised-ml"
 
 
 @dataclass
@@ -168,9 +171,62 @@ class Supervised(Objective):
         return -agent.policy.log_prob(step.contexts.obs, labels).mean(), {}
 
 
+class SupervisedML(Objective):
+    """Exact maximum likelihood of the scored quantity: maximize log E_z l(y, z) under the policy.
+
+    The N -> infinity limit of MaxRL, trained on the same labels as ``supervised`` (one
+    observed target per context, so a step costs B rollouts of budget). The loss is
+    -mean log p(y|x) with p(y|x) = E_{z ~ m(.|x)} l(y, z), computed exactly and
+    differentiably by ``agents.exact.log_likelihood_grad``, the code behind the exact
+    ``eval/log_likelihood``:
+
+    - Gaussian policy N(mu, s^2), clipped to the prediction range: the censored-normal
+      closed form of each head (Gaussian head of width h: N(y; R mu, R^2 s^2 + h^2) away
+      from the clip bounds; Laplace and verifier heads: their closed forms);
+    - categorical policies: cross-entropy on the label (classification), the log of the
+      probability mass on the accepted classes (hard contexts), or log sum_k pi_k l(y, v_k)
+      over the bins of a binned policy;
+    - token policies: the exact sum over every token sequence (up to
+      ``agents.exact.MAX_SEQUENCES``; above it the objective refuses to run).
+
+    ``supervised`` (log m(z* | x) of the rollout that writes y, e.g. a Gaussian NLL of
+    y / prediction_range) is kept as the density-of-y variant. As in the evaluation,
+    contexts whose target no prediction can score (``core.reachable``) are left out, and so
+    are contexts where the policy's p(y|x) is exactly 0 (a binned policy whose bins all miss
+    a verifier window): they have no gradient.
+    """
+
+    name = SUPERVISED_ML
+    role = "reference"
+
+    def rollouts_per_context(self, group_size: int) -> int:
+        """1: one label per context."""
+        return 1
+
+    def loss(self, step: StepInputs) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """-mean exact log p(y|x) over the step's reachable contexts."""
+        from agents.exact import log_likelihood_grad, no_exact_form_reason
+
+        agent, contexts = step.agent, step.contexts
+        values = log_likelihood_grad(agent, agent.core, contexts)
+        if values is None:
+            why = no_exact_form_reason(agent.task.rollout_space()) or "no exact form"
+            raise ValueError(
+                f"estimator={self.name!r} needs the exact log-likelihood of the policy, and "
+                f"this task has none ({why}); allowed: 'supervised' here"
+            )
+        kept = agent.core.reachable(contexts).to(values.device) & torch.isfinite(values)
+        count = kept.sum().clamp_min(1)
+        loss = -torch.where(kept, values, torch.zeros_like(values)).sum() / count
+        stats: dict[str, torch.Tensor] = {}
+        if step.with_stats:
+            stats["train/log_likelihood"] = -loss.detach()
+        return loss.to(contexts.obs.dtype), stats  # float32 in training, as the others
+
+
 def objective_names() -> tuple[str, ...]:
-    """Every name ``get_objective`` resolves: the registered estimators, then supervised."""
-    return (*estimators.estimator_names(), SUPERVISED)
+    """Every name ``get_objective`` resolves: the estimators, supervised and supervised-ml."""
+    return (*estimators.estimator_names(), SUPERVISED, SUPERVISED_ML)
 
 
 def get_objective(name: str) -> Objective:
@@ -181,6 +237,8 @@ def get_objective(name: str) -> Objective:
     """
     if name == SUPERVISED:
         return Supervised()
+    if name == SUPERVISED_ML:
+        return SupervisedML()
     if not isinstance(name, str) or name not in estimators.ESTIMATORS:
         raise ValueError(
             f"estimator={name!r} is invalid; allowed: {', '.join(objective_names())} "
