@@ -391,7 +391,10 @@ def _compatible(row_sweep: dict[str, Any], point_sweep: dict[str, Any]) -> bool:
 #: label per context (``agents.objectives.Supervised``: one rollout per context whatever N
 #: is), so a suite that sweeps ``group_size`` runs the same supervised run at every N: its
 #: rows match every N point, and runs that differ only in N are one run (:func:`run_identity`).
-IGNORED_SETTINGS: dict[str, tuple[str, ...]] = {"supervised": ("group_size",)}
+IGNORED_SETTINGS: dict[str, tuple[str, ...]] = {
+    "supervised": ("group_size",),
+    "supervised-ml": ("group_size",),
+}
 
 
 def _ignored(row: Mapping[str, Any]) -> tuple[str, ...]:

@@ -186,6 +186,10 @@ class AgentSpec:
         lr_grid: Learning rates (ours), overriding the settings' grid when set.
         framing: ``rollouts`` or ``steps`` for this agent, overriding the experiment's
             (e.g. the supervised reference at equal optimizer steps).
+        binary_method: Ours only: the estimator used instead of ``method`` on envs whose
+            rewards are binary (classification kinds and verifier heads), e.g.
+            ``maxrl-binary`` for an agent whose ``method`` is ``maxrl`` (the agent-table
+            key ``estimator_binary``). None: ``method`` everywhere.
     """
 
     name: str
@@ -195,6 +199,13 @@ class AgentSpec:
     role: str = "baseline"
     lr_grid: tuple[float, ...] | None = None
     framing: str | None = None
+    binary_method: str | None = None
+
+    def for_env(self, binary_rewards: bool) -> AgentSpec:
+        """The agent as it runs on an env: ``binary_method`` replaces ``method`` there."""
+        if self.binary_method is None or not binary_rewards:
+            return self
+        return dataclasses.replace(self, method=self.binary_method, binary_method=None)
 
     @property
     def usual_lr(self) -> float:
@@ -789,6 +800,10 @@ def builtin_agents() -> dict[str, dict[str, Any]]:
     ours: dict[str, dict[str, Any]] = {name: {"estimator": name} for name in objective_names()}
     # The supervised reference at the optimizer steps of the policy-gradient agents.
     ours["supervised-steps"] = {"estimator": "supervised", "framing": "steps"}
+    ours["supervised-ml-steps"] = {"estimator": "supervised-ml", "framing": "steps"}
+    # MaxRL as the protocol runs it: the paper's binary estimator where rewards are binary,
+    # the generalized one (b = 1) on continuous likelihoods.
+    ours["maxrl-auto"] = {"estimator": "maxrl", "estimator_binary": "maxrl-binary"}
     return {**ours, **{algo.lower(): {"sb3": algo} for algo in SB3_BASELINES}}
 
 
@@ -847,10 +862,17 @@ def _agent_spec(name: str, spec: dict[str, Any], where: str) -> AgentSpec:
     from agents.trainer import TrainConfig
 
     estimator = spec.pop("estimator")
+    binary_method = spec.pop("estimator_binary", None)
     try:
         objective = get_objective(estimator)
     except ValueError as err:
         raise SuiteError(f"{here}: {err}") from None
+    if binary_method is not None:
+        try:
+            get_objective(binary_method)
+        except ValueError as err:
+            message = str(err).replace("estimator=", "estimator_binary=", 1)
+            raise SuiteError(f"{here}: {message}") from None
     lr_grid = spec.pop("lr_grid", None)
     if lr_grid is not None:
         if (
@@ -865,7 +887,14 @@ def _agent_spec(name: str, spec: dict[str, Any], where: str) -> AgentSpec:
     allowed = [f.name for f in dataclasses.fields(TrainConfig) if f.name not in MANAGED_FIELDS]
     _check_keys(spec, [*allowed, "lr", "lr_grid", "role", *AGENT_SETTINGS], here)
     return AgentSpec(
-        name, "ours", estimator, spec, role or objective.role, lr_grid, framing=framing
+        name,
+        "ours",
+        estimator,
+        spec,
+        role or objective.role,
+        lr_grid,
+        framing=framing,
+        binary_method=binary_method,
     )
 
 
@@ -1000,7 +1029,8 @@ def _experiment_cells(
             for setting_point in setting_points:
                 point_settings = _merge_settings(resolved, setting_point, here)
                 for agent_name in agent_names:
-                    agent = agents[agent_name]
+                    # Binary rewards: classification kinds and verifier heads.
+                    agent = agents[agent_name].for_env(not numeric or head == "verifier")
                     applied = {
                         k: v
                         for k, v in setting_point.items()
@@ -1138,7 +1168,7 @@ def estimate_seconds(job: Job) -> float:
         steps = budget * episode_length
         return steps / rate + 20 * evaluation + RUN_OVERHEAD_SECONDS
     per_step = int(config["num_groups"]) * (
-        1 if job.method == "supervised" else int(config["group_size"])
+        1 if job.method in ("supervised", "supervised-ml") else int(config["group_size"])
     )
     steps = budget // max(per_step, 1)
     tokens = 4.0 if episode_length > 1 else 1.0
