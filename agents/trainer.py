@@ -110,8 +110,9 @@ class TrainConfig:
     )
     estimator: str = _field(
         "maxrl",
-        "Objective: a registered estimator (maxrl, maxrl-binary, reinforce, reinforce-mean, "
-        "rloo, grpo, dr-grpo, ...) or supervised.",
+        "Objective: a registered estimator (maxrl, maxrl-binary, maxrl-loo, reinforce, "
+        "reinforce-mean, rloo, grpo, dr-grpo, ...), supervised (density of the label) or "
+        "supervised-ml (exact maximum likelihood of the scored quantity).",
         v.choice(lambda: objective_names()),
     )
     group_size: int = _field(16, "Rollouts N per context per step.", v.integer(1))

@@ -47,7 +47,7 @@ SPLITS = ("train", "test", "validation")
 #: Default class count and number of difficulty levels: pass rates 1/1000 ... 511/1000.
 DEFAULT_CLASSES = 1000
 DEFAULT_LEVELS = 9
-#: Most difficulty levels (a window of 2^13 - 1 = 8191 classes needs C >= 8191).
+#: Most difficulty levels (L levels need C >= 2^L - 1 classes and a train pool of C).
 MAX_LEVELS = 20
 
 

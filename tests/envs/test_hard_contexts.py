@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import doctest
 import math
 
 import numpy as np
@@ -9,6 +10,7 @@ import pytest
 import torch
 
 import maxrl_envs
+import maxrl_envs.hard
 from agents.evaluation import bin_tags, evaluate
 from agents.exact import exact_log_likelihood
 from agents.policies import TaskPolicy, make_policy
@@ -113,3 +115,8 @@ def test_vector_env_groups_and_errors():
         maxrl_envs.describe_env("MaxRLHardContexts-v0", levels=0)
     info = maxrl_envs.describe_env("MaxRLHardContexts-v0", levels=4, num_classes=20)
     assert info.kind.name == "hard-contexts" and int(info.step_action_space.n) == 20
+
+
+def test_kind_card_example_runs():
+    results = doctest.testmod(maxrl_envs.hard, optionflags=doctest.ELLIPSIS, verbose=False)
+    assert results.attempted > 0 and results.failed == 0
