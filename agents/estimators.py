@@ -851,7 +851,7 @@ def maxrl_loo_weights(
     b_j = omega_j m_j is therefore a function of the rollouts k != j alone, which are
     independent of z_j, so E[b_j S_j] = E[b_j] E[S_j] = 0 and the estimator keeps the mean
     of :func:`maxrl_weights`: (1/N) sum_j A_j S_j is unbiased for grad J_T. It is the
-    plug-in of the best baseline given the others, E[omega_j l_j | z_{-j}] = omega_j p.
+    plug-in of the conditional mean of the weight, E[omega_j l_j | z_{-j}] = omega_j p.
 
     (A baseline built from the others' weights omega_k l_k, k != j, would not do: omega_k
     reads l_j, so it is correlated with S_j and biases the estimate.)

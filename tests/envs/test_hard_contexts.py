@@ -120,3 +120,21 @@ def test_vector_env_groups_and_errors():
 def test_kind_card_example_runs():
     results = doctest.testmod(maxrl_envs.hard, optionflags=doctest.ELLIPSIS, verbose=False)
     assert results.attempted > 0 and results.failed == 0
+
+
+def test_sb3_categorical_scores_the_window(task):
+    from stable_baselines3 import PPO
+
+    from agents.evaluation import SB3Policy
+    from maxrl_envs.sb3 import make_sb3_vec_env
+
+    venv = make_sb3_vec_env("MaxRLHardContexts-v0", num_envs=2, seed=0, **SMALL)
+    model = PPO("MlpPolicy", venv, n_steps=4, batch_size=8, device="cpu", seed=0)
+    ctx = task.core.contexts(torch.arange(40), "test")
+    got = SB3Policy(model, task).log_likelihood(ctx)
+    with torch.no_grad():
+        logits = model.policy.get_distribution(ctx.obs).distribution.logits.double()
+    want = torch.logsumexp(
+        torch.log_softmax(logits, -1).masked_fill(~task.core.accepted(ctx), -math.inf), -1
+    )
+    assert torch.allclose(got, want, rtol=1e-12, atol=1e-12)
