@@ -215,6 +215,130 @@ def discrete_sequences_log_likelihood(
     return torch.cat(parts)
 
 
+_LOG_SQRT_2PI = 0.5 * math.log(2.0 * math.pi)
+_SQRT2 = math.sqrt(2.0)
+
+
+def _log1mexp(x: torch.Tensor) -> torch.Tensor:
+    """log(1 - e^x) for x < 0 (finite there, with a finite derivative)."""
+    return torch.where(x > -math.log(2.0), torch.log(-torch.expm1(x)), torch.log1p(-torch.exp(x)))
+
+
+def _log_ndtr_diff_grad(lo: torch.Tensor, hi: torch.Tensor) -> torch.Tensor:
+    """log(Phi(hi) - Phi(lo)) for lo < hi (either may be infinite), safe under autograd.
+
+    The value is that of ``maxrl_envs.exact``'s CDF difference (left tail after reflection,
+    erf sum across 0), but every branch is evaluated on inputs that keep it and its
+    derivative finite (a branch a row does not take sees a harmless stand-in), so no
+    0 * inf = NaN reaches the gradient.
+    """
+    flip = lo > 0
+    a = torch.where(flip, -hi, lo)
+    b = torch.where(flip, -lo, hi)
+    tail = b <= 0
+    b_t = torch.where(tail, b, torch.full_like(b, -1.0))
+    finite_a = tail & torch.isfinite(a)
+    a_t = torch.where(finite_a, a, b_t - 1.0)
+    log_b = torch.special.log_ndtr(b_t)
+    rest = _log1mexp(torch.special.log_ndtr(a_t) - log_b)
+    tail_value = log_b + torch.where(finite_a, rest, torch.zeros_like(rest))
+    a_s = torch.where(tail, torch.full_like(a, -1.0), a)
+    b_s = torch.where(tail, torch.ones_like(b), b)
+    straddle = torch.log(0.5 * (torch.special.erf(b_s / _SQRT2) - torch.special.erf(a_s / _SQRT2)))
+    return torch.where(tail, tail_value, straddle)
+
+
+def _masked(value: torch.Tensor, empty: torch.Tensor) -> torch.Tensor:
+    return torch.where(empty, torch.full_like(value, -math.inf), value)
+
+
+def censored_normal_log_likelihood_grad(
+    head: str,
+    s: float,
+    y: torch.Tensor,
+    mean: torch.Tensor,
+    std: torch.Tensor,
+    low: float,
+    high: float,
+) -> torch.Tensor:
+    """Log E l(y, clip(a, low, high)), a ~ N(mean, std^2), std > 0, with safe gradients.
+
+    The same quantity as ``maxrl_envs.exact.log_expected_likelihood_normal`` (whose value it
+    returns, to the last bit), with a gradient from closed forms written so that autograd
+    never meets 0 * inf: with p = Phi(z_low) l(y, low) + Phi(-z_high) l(y, high) + interior,
+
+    - verifier: p = Phi(u) - Phi(v), u = (y + s - mean) / std (+inf when the upper atom
+      passes, y + s >= high), v = (y - s - mean) / std (-inf when y - s <= low);
+    - gaussian: interior N(y; mean, std^2 + s^2) [Phi((high - c)/tau) - Phi((low - c)/tau)];
+    - laplace: each side of y is e^{+-(mean - y)/s + std^2/2s^2} times a Phi difference at
+      mean -+ std^2 / s.
+
+    Args:
+        head: ``gaussian``, ``laplace`` or ``verifier``.
+        s: Head scale.
+        y: Targets, float64 ``[B]``.
+        mean: Mean of a, float64 ``[B]`` (differentiable).
+        std: Std of a, float64 ``[B]``, > 0 (differentiable).
+        low: Lower clip bound (finite).
+        high: Upper clip bound (finite, > low).
+
+    Returns:
+        Float64 ``[B]``: the exact value, differentiable in ``mean`` and ``std``; -inf (with a
+        zero gradient) where p = 0 (a verifier target out of reach).
+    """
+    exact = log_expected_likelihood_normal(head, s, y, mean.detach(), std.detach(), low, high).to(
+        mean.device
+    )
+    y = y.to(mean.device, torch.float64)
+    if head == "verifier":
+        empty = (y - s > high) | (y + s < low)
+        upper = y + s >= high
+        lower = y - s <= low
+        u = torch.where(upper | empty, torch.full_like(y, math.inf), (y + s - mean) / std)
+        v = torch.where(lower | empty, torch.full_like(y, -math.inf), (y - s - mean) / std)
+        safe = _masked(_log_ndtr_diff_grad(v, u), empty)
+    elif head == "gaussian":
+        h = torch.sqrt(std.square() + s**2)
+        c = mean + (y - mean) * (std / h).square()
+        tau = std * (s / h)
+        interior = (
+            -0.5 * ((y - mean) / h).square()
+            - torch.log(h)
+            - _LOG_SQRT_2PI
+            + _log_ndtr_diff_grad((low - c) / tau, (high - c) / tau)
+        )
+        log_head_low = -0.5 * ((y - low) / s) ** 2 - math.log(s) - _LOG_SQRT_2PI
+        log_head_high = -0.5 * ((y - high) / s) ** 2 - math.log(s) - _LOG_SQRT_2PI
+        atom_low = torch.special.log_ndtr((low - mean) / std) + log_head_low
+        atom_high = torch.special.log_ndtr((mean - high) / std) + log_head_high
+        safe = torch.logsumexp(torch.stack([atom_low, atom_high, interior]), dim=0)
+    elif head == "laplace":
+        shift = std.square() / s
+        scale = 0.5 * (std / s).square()
+        top = torch.clamp(y, max=high)
+        left_empty = top <= low
+        left_hi = torch.where(left_empty, torch.ones_like(y), (top - mean - shift) / std)
+        left_lo = torch.where(left_empty, torch.zeros_like(y), (low - mean - shift) / std)
+        left = (mean - y) / s + scale + _log_ndtr_diff_grad(left_lo, left_hi)
+        bottom = torch.clamp(y, min=low)
+        right_empty = bottom >= high
+        right_hi = torch.where(right_empty, torch.ones_like(y), (high - mean + shift) / std)
+        right_lo = torch.where(right_empty, torch.zeros_like(y), (bottom - mean + shift) / std)
+        right = (y - mean) / s + scale + _log_ndtr_diff_grad(right_lo, right_hi)
+        interior = torch.logaddexp(_masked(left, left_empty), _masked(right, right_empty))
+        interior = interior - math.log(2.0 * s)
+        log_head_low = -(y - low).abs() / s - math.log(2.0 * s)
+        log_head_high = -(y - high).abs() / s - math.log(2.0 * s)
+        atom_low = torch.special.log_ndtr((low - mean) / std) + log_head_low
+        atom_high = torch.special.log_ndtr((mean - high) / std) + log_head_high
+        safe = torch.logsumexp(torch.stack([atom_low, atom_high, interior]), dim=0)
+    else:
+        raise ValueError(f"head={head!r} is not supported; allowed: gaussian, laplace, verifier")
+    finite = torch.isfinite(exact)
+    safe = torch.where(finite, safe, torch.zeros_like(safe))
+    return exact + (safe - safe.detach())
+
+
 def label_log_likelihood(core: Any, log_probs: torch.Tensor, contexts: Contexts) -> torch.Tensor:
     """Exact log p(y|x) of a categorical over the classes of a (non-numeric) classification core.
 
@@ -299,6 +423,10 @@ def log_likelihood_grad(
         device = _float64_device(mean.device)
         mean = mean.to(device, torch.float64) * scale
         std = log_std.to(device, torch.float64).exp() * scale
+        if torch.is_grad_enabled() and mean.requires_grad:
+            return censored_normal_log_likelihood_grad(
+                core.head, float(core.head_scale), target, mean, std, -scale, scale
+            )
         return log_expected_likelihood_normal(
             core.head, core.head_scale, target, mean, std, -scale, scale
         )

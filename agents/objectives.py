@@ -13,7 +13,7 @@ a ``TrainConfig.estimator`` name: every registered estimator, plus ``supervised`
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 import torch
@@ -204,11 +204,13 @@ class SupervisedML(Objective):
         return 1
 
     def loss(self, step: StepInputs) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        """-mean exact log p(y|x) over the step's reachable contexts."""
-        from agents.exact import log_likelihood_grad, no_exact_form_reason
+        """-mean exact log p(y|x) over the step's reachable contexts with p(y|x) > 0."""
+        from agents.exact import exact_log_likelihood, log_likelihood_grad, no_exact_form_reason
 
         agent, contexts = step.agent, step.contexts
-        values = log_likelihood_grad(agent, agent.core, contexts)
+        # A first pass without gradients finds the contexts to keep, so that the graph never
+        # holds a row whose log p is -inf (its backward would turn 0 * inf into NaN).
+        values = exact_log_likelihood(agent, agent.core, contexts)
         if values is None:
             why = no_exact_form_reason(agent.task.rollout_space()) or "no exact form"
             raise ValueError(
@@ -216,12 +218,21 @@ class SupervisedML(Objective):
                 f"this task has none ({why}); allowed: 'supervised' here"
             )
         kept = agent.core.reachable(contexts).to(values.device) & torch.isfinite(values)
-        count = kept.sum().clamp_min(1)
-        loss = -torch.where(kept, values, torch.zeros_like(values)).sum() / count
+        if not bool(kept.all()):
+            contexts = _subset(contexts, kept.to(contexts.ids.device))
+        if contexts.ids.numel() == 0:  # nothing to learn from on this step
+            loss = sum((p * 0.0).sum() for p in agent.policy.parameters())
+        else:
+            loss = -log_likelihood_grad(agent, agent.core, contexts).mean()
         stats: dict[str, torch.Tensor] = {}
         if step.with_stats:
-            stats["train/log_likelihood"] = -loss.detach()
-        return loss.to(contexts.obs.dtype), stats  # float32 in training, as the others
+            stats["train/log_likelihood"] = -loss.detach().float()
+        return loss.to(step.contexts.obs.dtype), stats  # float32 in training, as the others
+
+
+def _subset(contexts: Contexts, keep: torch.Tensor) -> Contexts:
+    """The contexts where ``keep`` is True (every field indexed alike)."""
+    return Contexts(**{f.name: getattr(contexts, f.name)[keep] for f in fields(contexts)})
 
 
 def objective_names() -> tuple[str, ...]:

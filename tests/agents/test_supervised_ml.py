@@ -143,3 +143,52 @@ def test_token_tree_too_large_is_refused():
     policy = make_policy(task, (8,))
     with pytest.raises(ValueError, match="supervised-ml.*allowed: 'supervised'"):
         ml_loss(task, policy, task.core.all_contexts("train"))
+
+
+@pytest.mark.parametrize("head", ["gaussian", "laplace", "verifier"])
+def test_gradient_stays_finite_and_exact_in_the_tails(head):
+    """Tiny policy std, means far from the targets and targets beyond the prediction range."""
+    from agents.exact import censored_normal_log_likelihood_grad
+    from maxrl_envs.exact import log_expected_likelihood_normal
+
+    y = torch.tensor([-4.3, -3.9, -1.0, 0.0, 2.5, 3.95, 4.6], dtype=torch.float64)
+    for std_value in (1e-4, 0.05, 3.0):
+        mean = torch.tensor([3.0, -4.5, 1.0, -0.2, -3.0, 4.2, 0.5], dtype=torch.float64)
+        mean.requires_grad_(True)
+        std = torch.full_like(mean, std_value, requires_grad=True)
+        value = censored_normal_log_likelihood_grad(head, 0.5, y, mean, std, -4.0, 4.0)
+        exact = log_expected_likelihood_normal(head, 0.5, y, mean.detach(), std.detach(), -4, 4)
+        assert torch.equal(value.detach(), exact)  # the value is the metric, bit for bit
+        kept = torch.isfinite(value)
+        grads = torch.autograd.grad(value[kept].sum(), (mean, std))
+        assert all(torch.isfinite(g).all() for g in grads)
+        for i in torch.nonzero(kept & (exact > -200))[:, 0].tolist():
+            h = 1e-6 * std_value
+            for g, bump in ((grads[0], (h, 0.0)), (grads[1], (0.0, h))):
+                up = log_expected_likelihood_normal(
+                    head, 0.5, y[i], mean[i].detach() + bump[0], std[i].detach() + bump[1], -4, 4
+                )
+                down = log_expected_likelihood_normal(
+                    head, 0.5, y[i], mean[i].detach() - bump[0], std[i].detach() - bump[1], -4, 4
+                )
+                numeric = float(up - down) / (2 * h)
+                assert float(g[i]) == pytest.approx(numeric, rel=1e-4, abs=1e-6 / std_value)
+
+
+def test_contexts_no_bin_can_score_have_no_gradient():
+    """A binned policy whose bins all miss a verifier window: p = 0 there, kept out."""
+    task = maxrl_envs.make_task("MaxRLVerifier-v0", **SMALL, snr=100.0)
+    policy = make_policy(task, (8,), kind="binned", bins=3)  # predictions -4, 0, 4
+    contexts = task.core.all_contexts("train")
+    values = exact_log_likelihood_per_context(task, policy, contexts)
+    assert bool((~torch.isfinite(values)).any()) and bool(torch.isfinite(values).any())
+    loss = ml_loss(task, policy, contexts)
+    grads = torch.autograd.grad(loss, list(policy.parameters()))
+    assert math.isfinite(float(loss.detach())) and all(torch.isfinite(g).all() for g in grads)
+    assert float(loss.detach()) == pytest.approx(-float(values[torch.isfinite(values)].mean()))
+
+
+def exact_log_likelihood_per_context(task, policy, contexts):
+    from agents.exact import exact_log_likelihood
+
+    return exact_log_likelihood(TaskPolicy(policy, task), task.core, contexts)
