@@ -776,9 +776,16 @@ def _check_settings(s: dict[str, Any], where: str) -> None:
     if s["select_metric"] is not None and s["select_metric"] not in known:
         fail("select_metric", f"one of {', '.join(known)}")
     if s["metrics"] is not None and not (
-        isinstance(s["metrics"], list) and s["metrics"] and all(m in known for m in s["metrics"])
+        isinstance(s["metrics"], list)
+        and s["metrics"]
+        and all(m in known or _is_bin_tag(m, s["pass_k"]) for m in s["metrics"])
     ):
-        fail("metrics", f"a non-empty list of {', '.join(known)}")
+        fail(
+            "metrics",
+            f"a non-empty list of {', '.join(known)} or per-difficulty-bin tags "
+            f"eval/bin<b>/log_likelihood, eval/bin<b>/pass@1, eval/bin<b>/pass@{s['pass_k']} "
+            "(envs with difficulty levels, e.g. MaxRLHardContexts-v0)",
+        )
     fraction = s["target_fraction"]
     if (
         isinstance(fraction, bool)
@@ -786,6 +793,19 @@ def _check_settings(s: dict[str, Any], where: str) -> None:
         or not 0 < fraction <= 1
     ):
         fail("target_fraction", "a number in (0, 1]")
+
+
+def _is_bin_tag(tag: Any, pass_k: int) -> bool:
+    """Whether ``tag`` is a per-difficulty-bin metric (``agents.evaluation.bin_tags``)."""
+    import re
+
+    match = re.fullmatch(r"eval/bin(\d+)/(log_likelihood|log_likelihood_mc|pass@\d+)", str(tag))
+    return bool(match) and match.group(2) in (
+        "log_likelihood",
+        "log_likelihood_mc",
+        "pass@1",
+        f"pass@{pass_k}",
+    )
 
 
 def builtin_agents() -> dict[str, dict[str, Any]]:

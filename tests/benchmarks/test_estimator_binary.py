@@ -52,3 +52,17 @@ def test_unknown_binary_estimator_is_named(tmp_path):
     path.write_text(SUITE.format(binary="maxrl-nope"))
     with pytest.raises(SuiteError, match=r"\[agents.mine\].*estimator_binary='maxrl-nope'"):
         load_suite(path)
+
+
+def test_per_bin_metrics_may_be_report_columns(tmp_path):
+    base = SUITE.format(binary="maxrl-binary").replace(
+        "num_groups = 2",
+        'num_groups = 2\nmetrics = ["eval/log_likelihood", "eval/bin0/pass@16", '
+        '"eval/bin8/log_likelihood", "eval/bin3/pass@1"]',
+    )
+    path = tmp_path / "s.toml"
+    path.write_text(base)
+    assert load_suite(path).cells[0].metrics[1] == "eval/bin0/pass@16"
+    path.write_text(base.replace("eval/bin0/pass@16", "eval/bin0/pass@3"))
+    with pytest.raises(SuiteError, match=r"metrics=.*per-difficulty-bin tags"):
+        load_suite(path)
