@@ -52,7 +52,6 @@ import sys
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -1958,7 +1957,10 @@ def _columns(row: dict[str, Any]) -> list[str]:
 
 def _markdown(report: Report, meta: dict[str, Any], rows: list[dict[str, Any]]) -> str:
     results_dir = report.results_dir
-    now = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    # Not the time of writing: the newest row's, so rebuilding an unchanged report changes
+    # nothing (committed reports do not churn).
+    newest = max((str(r["finished_at"]) for r in rows if r.get("finished_at")), default=None)
+    written = f"rows up to {newest}" if newest else "no finished rows"
     here = report.path.parent
     elsewhere = f" --report-dir {here}" if here != results_dir else ""
     lines = [
@@ -1967,7 +1969,7 @@ def _markdown(report: Report, meta: dict[str, Any], rows: list[dict[str, Any]]) 
         meta.get("description", "").strip(),
         "",
         f"- Produced by: `{report.command or '(unknown)'}`",
-        f"- Report written by: `python -m benchmarks.report {results_dir}{elsewhere}` ({now})",
+        f"- Report written by: `python -m benchmarks.report {results_dir}{elsewhere}` ({written})",
         f"- Rows: `{results_dir / RESULTS_FILE}`; TensorBoard: "
         f"`tensorboard --logdir {results_dir / 'logs'}`",
         "",
