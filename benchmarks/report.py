@@ -2041,7 +2041,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="with one directory: write report.md and plots/ here instead of into DIR "
         "(e.g. when DIR is read-only)",
     )
+    parser.add_argument(
+        "--csv",
+        metavar="PATH",
+        help="with one directory: also write its rows as a tidy CSV table, one line per run "
+        "and metric (benchmarks.results.to_frame; needs pandas: pip install 'maxrl-bench[data]')",
+    )
     args = parser.parse_args(argv)
+    if args.csv and len(args.results_dirs) != 1:
+        print("error: --csv is for one directory", file=sys.stderr)
+        return 2
     if len(args.results_dirs) > 2:
         parser.print_usage(sys.stderr)
         print("error: give one results directory, or two to compare", file=sys.stderr)
@@ -2065,13 +2074,31 @@ def main(argv: Sequence[str] | None = None) -> int:
                 atomic_write_text(Path(args.out), text)
                 print(f"comparison: {args.out}")
             return 0
-        return _report(paths[0], args.report_dir)
+        code = _report(paths[0], args.report_dir)
+        if args.csv:
+            code = code or _write_csv(paths[0], args.csv)
+        return code
     except CorruptFileError as err:
         print(
             f"error: {err}; move it away (the report then counts every row) or rerun the suite",
             file=sys.stderr,
         )
         return 2
+
+
+def _write_csv(results_dir: Path, out: str) -> int:
+    """``--csv``: write the tidy table of a results directory; 2 with a one-line error."""
+    from benchmarks.export import write_csv
+
+    try:
+        print(f"csv:    {write_csv(results_dir, out)}")
+    except ImportError as err:
+        print(f"error: --csv {out}: {err}", file=sys.stderr)
+        return 2
+    except OSError as err:
+        print(f"error: --csv {out}: cannot write it ({err.strerror or err})", file=sys.stderr)
+        return 2
+    return 0
 
 
 def _report(results_dir: Path, report_dir: str | None) -> int:
