@@ -6,7 +6,7 @@ time beside the estimate with the current factors.
 
 The fit, in two steps:
 
-1. Per agent family f (``suite.cost_family``: ``ours:<task kind>`` or ``sb3:<algorithm>``),
+1. Per agent family f (``suite.cost_family``: ``ours:<env shape>`` or ``sb3:<algorithm>``),
    the ratio of the measured seconds of its ok runs (each row's ``elapsed``, the run's wall
    time in its worker) to the cost model's (``suite.model_seconds``), summed over every
    committed run of the family: ``wall_f = sum(elapsed) / sum(model)``.

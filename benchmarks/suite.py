@@ -1125,21 +1125,35 @@ RUN_OVERHEAD_SECONDS = 1.5
 #: ``python -m benchmarks.calibrate`` (docs/benchmarks.md, "Cost estimates"). The model's
 #: shape (steps, rollouts, evaluations) stays; these factors make its totals match.
 COST_SCALE = {
-    "ours:classification": 0.33,
-    "ours:regression": 0.13,
-    "ours:tokens": 0.81,
+    "ours:categorical": 0.33,
+    "ours:numeric": 0.13,
+    "ours:sequence": 0.81,
     "sb3:A2C": 0.52,
     "sb3:PPO": 0.48,
     "sb3:SAC": 0.22,
     "sb3:TD3": 0.34,
 }
-#: The factor of a family without committed rows (e.g. DQN, or a plugin's task kind).
+#: The factor of a family without committed rows (e.g. DQN).
 DEFAULT_COST_SCALE = 0.4
 
 
 def cost_family(job: Job) -> str:
-    """The agent family a run's cost is calibrated by: ``ours:<task kind>`` or ``sb3:<algo>``."""
-    return f"sb3:{job.method}" if job.family == "sb3" else f"ours:{job.kind}"
+    """The agent family a run's cost is calibrated by.
+
+    ``sb3:<algorithm>`` or, for ours, the env's shape (read from the kind table, not the
+    kind's name, so a plugin kind of the same shape costs the same): ``ours:sequence``
+    (token episodes of several steps, e.g. ``tokens``), ``ours:numeric`` (one numeric
+    action, ``regression``) or ``ours:categorical`` (one discrete action,
+    ``classification``).
+    """
+    if job.family == "sb3":
+        return f"sb3:{job.method}"
+    from maxrl_envs import describe_env
+
+    info = describe_env(job.env_id, **job.env_kwargs)
+    if info.episode_length > 1:
+        return "ours:sequence"
+    return "ours:numeric" if info.kind.numeric else "ours:categorical"
 
 
 def estimate_seconds(job: Job) -> float:

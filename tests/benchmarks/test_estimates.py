@@ -22,5 +22,5 @@ def test_estimate_is_within_a_factor_of_1_5_of_the_recorded_cpu_time(folder) -> 
 
 
 def test_every_family_of_the_committed_rows_is_calibrated() -> None:
-    assert {"ours:regression", "ours:classification", "ours:tokens", "sb3:PPO"} <= set(COST_SCALE)
+    assert {"ours:numeric", "ours:categorical", "ours:sequence", "sb3:PPO"} <= set(COST_SCALE)
     assert all(0 < scale < 1.5 for scale in COST_SCALE.values())
