@@ -43,8 +43,8 @@ def git_state(root: str | None = None) -> tuple[str | None, bool | None]:
     """``(commit, dirty)`` of the checkout holding this package; ``(None, None)`` if unknown.
 
     ``dirty`` says whether tracked files differ from the commit (untracked files and run
-    outputs do not count). Never raises: no git executable, no checkout, or a git error all
-    read as unknown.
+    outputs do not count). Never raises: no git executable, no checkout of this package (an
+    installed copy, even inside another repository), or a git error all read as unknown.
     """
     where = root or str(Path(__file__).resolve().parents[1])
 
@@ -61,6 +61,11 @@ def git_state(root: str | None = None) -> tuple[str | None, bool | None]:
             return None
         return done.stdout.strip() if done.returncode == 0 else None
 
+    # Only this package's own checkout counts: an installed copy inside some other
+    # repository (a virtual environment in a project) must not report that one's commit.
+    top = git("rev-parse", "--show-toplevel")
+    if not top or Path(top).resolve() != Path(where).resolve():
+        return None, None
     commit = git("rev-parse", "HEAD")
     if not commit:
         return None, None

@@ -43,6 +43,24 @@ def test_git_commit_is_none_outside_a_checkout(tmp_path: Path) -> None:
     provenance.git_state.cache_clear()
     try:
         assert provenance.git_state(str(tmp_path)) == (None, None)
+        # A copy inside another repository (a venv in some project) is not that project.
+        _git(tmp_path, "init", "-q")
+        _git(
+            tmp_path,
+            "-c",
+            "user.name=t",
+            "-c",
+            "user.email=t@t",
+            "commit",
+            "-qm",
+            "x",
+            "--allow-empty",
+        )
+        (tmp_path / "site-packages").mkdir()
+        provenance.git_state.cache_clear()
+        assert provenance.git_state(str(tmp_path / "site-packages")) == (None, None)
+        commit, dirty = provenance.git_state(str(tmp_path))
+        assert len(commit) == 40 and dirty is False
     finally:
         provenance.git_state.cache_clear()
     assert provenance.package_version("no-such-distribution-x") is None
