@@ -15,7 +15,7 @@ Examples::
     python -m benchmarks.run quick                 # the demo: < 10 minutes on 2 CPU cores
     python -m benchmarks.run low-snr --workers 8
     python -m benchmarks.run full --backend ray --address auto
-    python -m benchmarks.run quick --dry-run       # validate and list the runs
+    python -m benchmarks.run quick --dry-run       # validate; list the runs still to run
 """
 
 from __future__ import annotations
@@ -493,7 +493,7 @@ def _positive(text: str) -> int:
 EXAMPLES = """examples:
   maxrl-bench --list                         suites, their runs and rough cost
   maxrl-bench quick                          the demo (README: its measured time)
-  maxrl-bench quick --dry-run                validate every run and list them, train nothing
+  maxrl-bench quick --dry-run                validate; list the runs a rerun would start
   maxrl-bench low-snr --workers 2 --seeds 0,1,2,3,4
   maxrl-bench my-suite.toml --out results    any suite file; results in results/<name>
   maxrl-bench full --backend ray --address auto
@@ -535,7 +535,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--budget", type=_positive, default=None, help="override rollouts per run")
     parser.add_argument(
-        "--dry-run", action="store_true", help="validate and list runs, run nothing"
+        "--dry-run",
+        action="store_true",
+        help="validate, say how many runs are finished and list those that would run; run nothing",
     )
     parser.add_argument("--skip-failed", action="store_true", help="do not retry failed runs")
     parser.add_argument("--no-report", action="store_true", help="skip the report at the end")
