@@ -5,7 +5,7 @@
 PYTHON ?= python3
 VENV ?= .venv
 TORCH_SPEC ?= torch==2.13.0
-EXTRAS ?= dev,ray,docs
+EXTRAS ?= dev,ray,docs,data
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 

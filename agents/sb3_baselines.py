@@ -695,6 +695,10 @@ def train_sb3(config: SB3Config) -> dict[str, float]:
         metrics.update(run.selected_metrics(model))
         metrics["rollouts"] = float(run.rollouts(model))
         metrics["wall_time"] = run.wall_time()
+        from agents.callbacks import write_hparams
+
+        # TensorBoard's HParams tab: the run's settings beside its final metrics (pass@k too).
+        write_hparams(run.writer, directory.config, metrics, run.rollouts(model))
         directory.write_final(
             {"metrics": metrics, "curve": run.curve, "select_metric": run.select_metric}
         )

@@ -31,6 +31,7 @@ from typing import Any
 
 import torch
 
+from agents.callbacks import TrainerCallback, as_callback, write_hparams
 from agents.compile import unavailable_reason
 from agents.evaluation import (
     any_metric_tags,
@@ -327,6 +328,8 @@ class Trainer:
 
     Args:
         config: The run's configuration (validated here).
+        callbacks: ``agents.callbacks.TrainerCallback`` instances called at every step,
+            evaluation and at the end (None: none).
 
     Attributes:
         task: The task (kind, core with every split, codec).
@@ -337,8 +340,13 @@ class Trainer:
         step: Optimizer steps taken; ``rollouts_done`` = step * rollouts_per_step.
     """
 
-    def __init__(self, config: TrainConfig) -> None:
+    def __init__(
+        self,
+        config: TrainConfig,
+        callbacks: TrainerCallback | list[TrainerCallback] | None = None,
+    ) -> None:
         validate_config(config)
+        self.callback = as_callback(callbacks)
         self.config = config
         self.device = resolve_device(config.device)
         c = config
@@ -553,7 +561,8 @@ class Trainer:
                 str(directory.path), purge_step=self.rollouts_done + 1 if resumed else None
             )
             if not resumed:
-                _write_hparams(writer, c)
+                text = json.dumps(c.to_dict(), indent=2, sort_keys=True)
+                writer.add_text("config", f"```json\n{text}\n```", 0)
         try:
             return self._loop(directory, writer, resumed)
         finally:
@@ -567,6 +576,7 @@ class Trainer:
         metrics: dict[str, float] = {}
         start = time.perf_counter()
         wall_start = self.wall_time
+        self.callback.on_start(self)
         if not resumed:
             metrics = self._eval_and_log(writer)
         done = self.rollouts_done
@@ -590,6 +600,7 @@ class Trainer:
                 stats = self.train_step(with_stats=log_now)
                 if progress is not None:
                     progress.update(per_step)
+                values: dict[str, float] = {}
                 if log_now:
                     # One host sync per logging step for all statistics.
                     flat = torch.stack(list(stats.values())).tolist()
@@ -604,6 +615,7 @@ class Trainer:
                         log_metrics(writer, values, self.rollouts_done)
                     if progress is not None:
                         progress.set_postfix(loss=f"{values['train/loss']:.3g}", refresh=False)
+                self.callback.on_step(self, self.rollouts_done, values)
                 if next_eval is not None and self.rollouts_done >= next_eval:
                     eval_start = time.perf_counter()
                     next_eval = (self.rollouts_done // c.eval_every + 1) * c.eval_every
@@ -632,10 +644,13 @@ class Trainer:
             "rollouts": float(self.rollouts_done),
             "wall_time": self.wall_time,
         }
+        if writer is not None:
+            write_hparams(writer, c.to_dict(), result, self.rollouts_done)
         if checkpointing:
             self.save_checkpoint(directory.checkpoint)  # type: ignore[union-attr]
             record = {"metrics": result, "select_metric": self.select_metric}
             directory.write_final(record)  # type: ignore[union-attr]
+        self.callback.on_end(self, result)
         return result
 
     def _eval_and_log(self, writer: Any) -> dict[str, float]:
@@ -647,6 +662,7 @@ class Trainer:
                 tag = "select/" + self.select_metric.removeprefix("eval/")
                 writer.add_scalar(tag, value, self.rollouts_done)
             writer.flush()
+        self.callback.on_evaluation(self, self.rollouts_done, metrics)
         return metrics
 
 
@@ -684,23 +700,9 @@ def checkpoint_config(path: Path) -> dict[str, Any] | None:
     return config
 
 
-def _write_hparams(writer: Any, config: TrainConfig) -> None:
-    from torch.utils.tensorboard.summary import hparams
-
-    data = config.to_dict()
-    writer.add_text("config", "```json\n" + json.dumps(data, indent=2, sort_keys=True) + "\n```", 0)
-    flat = {
-        k: val if isinstance(val, (int, float, str, bool)) else json.dumps(val, sort_keys=True)
-        for k, val in data.items()
-    }
-    tags = ["eval/log_likelihood", "eval/excess_mse", "eval/pass@1", "eval/success_rate"]
-    # Written into this run's own event file (add_hparams would start a sub-run directory).
-    file_writer = writer._get_file_writer()
-    for summary in hparams(flat, {tag: 0.0 for tag in tags}):
-        file_writer.add_summary(summary)
-
-
-def train(config: TrainConfig) -> dict[str, float]:
+def train(
+    config: TrainConfig, callbacks: TrainerCallback | list[TrainerCallback] | None = None
+) -> dict[str, float]:
     """Train one run and return its final evaluation.
 
     With ``log_dir`` set, the run lives in ``log_dir/run_name`` (``agents.runs``):
@@ -712,6 +714,9 @@ def train(config: TrainConfig) -> dict[str, float]:
 
     Args:
         config: The run's configuration.
+        callbacks: ``agents.callbacks.TrainerCallback`` instances (a user's logger): called
+            at the start, after every step and evaluation, and at the end. A finished run
+            that ``resume=True`` returns without training calls none of them.
 
     Returns:
         The final ``eval/*`` metrics (keys are the TensorBoard tags), plus ``rollouts``
@@ -721,7 +726,7 @@ def train(config: TrainConfig) -> dict[str, float]:
         ValueError: An invalid config (see ``validate_config``) or a run directory holding
             a run with different settings.
     """
-    return Trainer(config).run()
+    return Trainer(config, callbacks).run()
 
 
 def load_policy(

@@ -14,6 +14,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from benchmarks import provenance
 from benchmarks.results import FAILED, OK
 
 #: Folder of a suite's output directory that holds the run directories.
@@ -109,7 +110,8 @@ def execute_job(
     Returns:
         The row: the job's fields plus ``status``, ``metrics``, ``curve``, ``rollouts``,
         ``wall_time``, ``elapsed``, ``run_dir`` (relative to ``results_dir``), ``error``,
-        ``host`` and ``finished_at``.
+        ``host``, ``finished_at`` and ``provenance`` (``benchmarks.provenance``: package
+        versions, git commit, device and threads).
     """
     started = time.perf_counter()
     row: dict[str, Any] = dict(job)
@@ -122,6 +124,7 @@ def execute_job(
             from benchmarks.suite import import_plugins
 
             import_plugins(imports)
+        row[provenance.KEY] = provenance.provenance(provenance.job_device(job), threads)
         metrics = _train_recovering(job, directory, threads, row)
         row["status"] = OK
         row["error"] = None
@@ -162,6 +165,7 @@ def failed_row(job: dict[str, Any], results_dir: str, error: str) -> dict[str, A
         elapsed=float("nan"),
         finished_at=_now(),
     )
+    row[provenance.KEY] = provenance.provenance(provenance.job_device(job))
     return row
 
 

@@ -12,12 +12,17 @@
   (IQM and friends with stratified-bootstrap intervals, probability of improvement,
   performance profile and sample-efficiency curve, after Agarwal et al. 2021), the
   learning-rate selection, failed runs, the plots, and the commands that produced it all.
-- ``plots/curves_<experiment>.png``: learning curves (mean over seeds with a 95% band), one
-  panel per environment, sweep point and metric, at most 3 panels a row.
+- ``plots/curves_<experiment>.png``: learning curves (mean over seeds with a 95% band clipped
+  to the metric's range), one panel per environment, sweep point and metric, 4 panels a row
+  and 4 rows a figure (more go to ``curves_<experiment>.2.png``, ...); under early stopping
+  a star marks the selected checkpoint, where the table's value comes from.
 - ``plots/sweep_<experiment>_<key>.png``: final metric against a swept value (``snr`` in
   the low-SNR suite, ``group_size`` N in the classification suite), one line per agent.
-- ``plots/aggregate_profile.png`` and ``plots/aggregate_sample_efficiency.png``: the
-  performance profile and sample-efficiency curve of the aggregate (two tasks or more).
+- ``plots/aggregate_intervals.png``, ``plots/aggregate_improvement.png``,
+  ``plots/aggregate_profile.png`` and ``plots/aggregate_sample_efficiency.png``: the IQM,
+  median, mean and optimality gap with their intervals, the probabilities of improvement
+  (``benchmarks.plots``), the performance profile and the sample-efficiency curve of the
+  aggregate (two tasks or more).
 
 ``python -m benchmarks.report A B`` compares two results directories cell by cell (Welch
 95% interval of each difference of means, B - A) and prints the comparison
@@ -52,7 +57,6 @@ import sys
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -884,15 +888,28 @@ def _colors(names: Iterable[str]) -> dict[str, Any]:
     return {name: cmap(i % 10) for i, name in enumerate(names)}
 
 
-def _grid(count: int, height: float = PANEL_HEIGHT, width: float = PANEL_WIDTH) -> tuple[Any, Any]:
-    """A figure of ``count`` panels, at most ``MAX_COLUMNS`` a row (unused ones hidden)."""
+def _grid(
+    count: int,
+    height: float = PANEL_HEIGHT,
+    width: float = PANEL_WIDTH,
+    columns: int = MAX_COLUMNS,
+) -> tuple[Any, Any]:
+    """A figure of ``count`` panels, at most ``columns`` a row (unused ones hidden).
+
+    Never larger than ``plots.MAX_FIGURE_INCHES``: panels shrink to fit (callers page many
+    panels over several figures instead, see ``plots.pages``).
+    """
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    cols = min(MAX_COLUMNS, count)
+    from benchmarks.plots import MAX_FIGURE_INCHES
+
+    cols = max(1, min(columns, count))
     rows = math.ceil(count / cols)
+    width = min(width, MAX_FIGURE_INCHES[0] / cols)
+    height = min(height, (MAX_FIGURE_INCHES[1] - 0.6) / rows)
     fig, axes = plt.subplots(
         rows,
         cols,
@@ -938,26 +955,55 @@ def _metric_name(metric: str) -> str:
     return metric.removeprefix("eval/")
 
 
+#: Curve panels: columns (two points of two metrics a row) and rows of one figure; more
+#: panels go to further figures (``curves_<experiment>.2.png``, ...).
+CURVE_COLUMNS = 4
+CURVE_ROWS = 4
+
+
 def plot_curves(
     experiment: str, points: list[Point], path: Path, metrics_per_point: int = 2
-) -> Path | None:
+) -> list[Path]:
     """Learning curves of one experiment against rollouts.
 
     One panel per point and metric: the selection metric and the next report column (e.g.
-    log-likelihood and excess MSE, or pass@1 and pass@k), at most three panels a row, each
-    titled with its metric and task. The target of the selection metric is a dotted line
-    labelled "target"; seeds that diverged are left out and named in the panel.
+    log-likelihood and excess MSE, or pass@1 and pass@k), ``CURVE_COLUMNS`` panels a row
+    and ``CURVE_ROWS`` rows a figure (further figures: ``path`` with ``.2``, ``.3``, ...),
+    each titled with its metric and task (wrapped). The target of the selection metric is a
+    dotted line labelled "target"; seeds that diverged are left out and named in the panel;
+    bands are clipped to the metric's range; under early stopping a star marks the selected
+    checkpoint, where the table's value comes from.
+
+    Returns:
+        The figures written (none without panels).
     """
+    from benchmarks import plots
+
     panels = []
     for point in points:
         metrics = list(dict.fromkeys([point.select_metric, *point.metrics]))
         panels += [(point, metric) for metric in metrics[:metrics_per_point]]
     if not panels:
-        return None
-    fig, axes = _grid(len(panels))
+        return []
     colors = _colors(dict.fromkeys(a for p in points for a in p.agents))
+    written = []
+    for index, page in enumerate(plots.pages(panels, CURVE_COLUMNS * CURVE_ROWS)):
+        fig, axes = _grid(len(page), height=3.0, width=4.0, columns=CURVE_COLUMNS)
+        _curve_panels(axes, page, colors)
+        title = f"{experiment}: learning curves on the test split (mean, 95% CI over seeds)"
+        if len(panels) > len(page):
+            title += f", part {index + 1}"
+        _legend(fig, axes, title)
+        written.append(_save_figure(fig, plots.page_path(path, index)))
+    return written
+
+
+def _curve_panels(axes: Any, panels: list[tuple[Point, str]], colors: dict[str, Any]) -> None:
+    from benchmarks import plots
+
     for ax, (point, metric) in zip(axes.flat, panels, strict=False):
         left_out = []
+        marked = False
         for name, result in point.agents.items():
             kept = len(_curve_rows(result.rows, metric))
             if kept < len(result.rows):
@@ -968,9 +1014,16 @@ def plot_curves(
             x, mean, half = curve
             style = "--" if result.family == "sb3" else ":" if result.role == "reference" else "-"
             ax.plot(x, mean, style, color=colors[name], label=name, lw=1.6)
-            ax.fill_between(x, mean - half, mean + half, color=colors[name], alpha=0.15, lw=0)
+            low, high = plots.clip_band(metric, mean - half, mean + half)
+            ax.fill_between(x, low, high, color=colors[name], alpha=0.15, lw=0)
+            selected = plots.selected_point(result.rows, metric)
+            if selected is not None:
+                plots.mark_selected(ax, *selected, colors[name])
+                marked = True
         if point.target is not None and metric == point.select_metric:
             ax.axhline(point.target, color="grey", lw=1.0, ls=":", label="target")
+        if marked:
+            plots.legend_selected(ax)
         if left_out:
             ax.text(
                 0.01,
@@ -980,12 +1033,11 @@ def plot_curves(
                 fontsize=7,
                 color="firebrick",
             )
-        ax.set_title(f"{_metric_name(metric)} — {point.label}", fontsize=9)
-        ax.set_xlabel("rollouts")
+        ax.set_title(plots.wrap(f"{_metric_name(metric)} — {point.label}"), fontsize=8)
+        ax.set_xlabel("rollouts", fontsize=8)
         ax.set_ylabel(f"{_metric_name(metric)} ({direction(metric)})", fontsize=8)
+        ax.tick_params(labelsize=7)
         ax.grid(alpha=0.3)
-    _legend(fig, axes, f"{experiment}: learning curves on the test split (mean, 95% CI over seeds)")
-    return _save_figure(fig, path)
 
 
 def plot_sweep(experiment: str, points: list[Point], key: str, path: Path) -> Path | None:
@@ -1025,7 +1077,9 @@ def plot_sweep(experiment: str, points: list[Point], key: str, path: Path) -> Pa
         values = [float(p.sweep[key]) for p in group]
         if min(values) > 0 and max(values) / min(values) >= 10:
             ax.set_xscale("log", base=2 if key in ("rollouts", "contexts") else 10)
-        ax.set_title(f"final {_metric_name(metric)} — {title}", fontsize=9)
+        from benchmarks.plots import wrap
+
+        ax.set_title(wrap(f"final {_metric_name(metric)} — {title}", 60), fontsize=9)
         ax.set_xlabel(_short(key))
         ax.set_ylabel(f"final {_metric_name(metric)} ({direction(metric)})", fontsize=8)
         ax.grid(alpha=0.3)
@@ -1335,6 +1389,14 @@ def aggregate_over_tasks(
         if curves:
             agg.curve = stats.sample_efficiency_curve(curves, stats.iqm, reps=reps, seed=seed)
         if plots_dir is not None:
+            from benchmarks import plots
+
+            for plot in (
+                plots.plot_intervals(agg, plots_dir / "aggregate_intervals.png"),
+                plots.plot_improvement(agg, plots_dir / "aggregate_improvement.png"),
+            ):
+                if plot is not None:
+                    agg.plots.append(plot)
             agg.plots.append(_plot_profile(agg, reps, seed, plots_dir / "aggregate_profile.png"))
             if agg.curve:
                 agg.plots.append(
@@ -1886,11 +1948,9 @@ def build_report(
         targets[experiment] = _targets_text(points)
         if plots_dir is None:
             continue
-        curve_plot = plot_curves(
+        written += plot_curves(
             experiment, points, plots_dir / f"curves_{slug(experiment, None)}.png"
         )
-        if curve_plot:
-            written.append(curve_plot)
         keys = dict.fromkeys(k for p in points for k in p.sweep)
         for key in keys:
             sweep_plot = plot_sweep(
@@ -1961,7 +2021,10 @@ def _columns(row: dict[str, Any]) -> list[str]:
 
 def _markdown(report: Report, meta: dict[str, Any], rows: list[dict[str, Any]]) -> str:
     results_dir = report.results_dir
-    now = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    # Not the time of writing: the newest row's, so rebuilding an unchanged report changes
+    # nothing (committed reports do not churn).
+    newest = max((str(r["finished_at"]) for r in rows if r.get("finished_at")), default=None)
+    written = f"rows up to {newest}" if newest else "no finished rows"
     here = report.path.parent
     elsewhere = f" --report-dir {here}" if here != results_dir else ""
     lines = [
@@ -1970,7 +2033,7 @@ def _markdown(report: Report, meta: dict[str, Any], rows: list[dict[str, Any]]) 
         meta.get("description", "").strip(),
         "",
         f"- Produced by: `{report.command or '(unknown)'}`",
-        f"- Report written by: `python -m benchmarks.report {results_dir}{elsewhere}` ({now})",
+        f"- Report written by: `python -m benchmarks.report {results_dir}{elsewhere}` ({written})",
         f"- Rows: `{results_dir / RESULTS_FILE}`; TensorBoard: "
         f"`tensorboard --logdir {results_dir / 'logs'}`",
         "",
@@ -1999,11 +2062,20 @@ def _markdown(report: Report, meta: dict[str, Any], rows: list[dict[str, Any]]) 
         ]
     for experiment, table in report.tables.items():
         lines += [f"## {experiment}", "", table, "", "Targets:", "", report.targets[experiment], ""]
-        for plot in report.plots:
-            if plot.name.startswith(
-                (f"curves_{slug(experiment, None)}.", f"sweep_{slug(experiment, None)}_")
-            ):
-                lines += [f"![{plot.stem}]({plot.relative_to(report.path.parent)})", ""]
+        curves = [p for p in report.plots if p.name.startswith(f"curves_{slug(experiment, None)}.")]
+        sweeps = [p for p in report.plots if p.name.startswith(f"sweep_{slug(experiment, None)}_")]
+        for plot in curves:
+            lines += [f"![{plot.stem}]({plot.relative_to(report.path.parent)})", ""]
+        if curves:
+            from benchmarks.plots import curves_caption
+
+            points = report.experiments[experiment]
+            lines += [
+                curves_caption(r for p in points for a in p.agents.values() for r in a.rows),
+                "",
+            ]
+        for plot in sweeps:
+            lines += [f"![{plot.stem}]({plot.relative_to(report.path.parent)})", ""]
     if report.aggregate is not None:
         lines += ["## Aggregate over tasks", "", report.aggregate.text, ""]
         for plot in report.aggregate.plots:
@@ -2042,7 +2114,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="with one directory: write report.md and plots/ here instead of into DIR "
         "(e.g. when DIR is read-only)",
     )
+    parser.add_argument(
+        "--csv",
+        metavar="PATH",
+        help="with one directory: also write its rows as a tidy CSV table, one line per run "
+        "and metric (benchmarks.results.to_frame; needs pandas: pip install 'maxrl-bench[data]')",
+    )
     args = parser.parse_args(argv)
+    if args.csv and len(args.results_dirs) != 1:
+        print("error: --csv is for one directory", file=sys.stderr)
+        return 2
     if len(args.results_dirs) > 2:
         parser.print_usage(sys.stderr)
         print("error: give one results directory, or two to compare", file=sys.stderr)
@@ -2066,13 +2147,31 @@ def main(argv: Sequence[str] | None = None) -> int:
                 atomic_write_text(Path(args.out), text)
                 print(f"comparison: {args.out}")
             return 0
-        return _report(paths[0], args.report_dir)
+        code = _report(paths[0], args.report_dir)
+        if args.csv:
+            code = code or _write_csv(paths[0], args.csv)
+        return code
     except CorruptFileError as err:
         print(
             f"error: {err}; move it away (the report then counts every row) or rerun the suite",
             file=sys.stderr,
         )
         return 2
+
+
+def _write_csv(results_dir: Path, out: str) -> int:
+    """``--csv``: write the tidy table of a results directory; 2 with a one-line error."""
+    from benchmarks.export import write_csv
+
+    try:
+        print(f"csv:    {write_csv(results_dir, out)}")
+    except ImportError as err:
+        print(f"error: --csv {out}: {err}", file=sys.stderr)
+        return 2
+    except OSError as err:
+        print(f"error: --csv {out}: cannot write it ({err.strerror or err})", file=sys.stderr)
+        return 2
+    return 0
 
 
 def _report(results_dir: Path, report_dir: str | None) -> int:

@@ -285,6 +285,16 @@ class ResultsLock:
 USAGE = "usage: python -m benchmarks.results pack RESULTS_DIR [RESULTS_DIR ...]"
 
 
+def to_frame(path: str | os.PathLike[str], curves: bool = False) -> Any:
+    """A pandas DataFrame of a results directory, one row per run and metric.
+
+    See ``benchmarks.export.to_frame`` (pandas is the optional extra ``maxrl-bench[data]``).
+    """
+    from benchmarks.export import to_frame as frame
+
+    return frame(path, curves=curves)
+
+
 def main(argv: list[str] | None = None) -> int:
     """``python -m benchmarks.results pack DIR [DIR ...]``: pack each directory's rows.
 

@@ -15,7 +15,7 @@ Examples::
     python -m benchmarks.run quick                 # the demo: < 10 minutes on 2 CPU cores
     python -m benchmarks.run low-snr --workers 8
     python -m benchmarks.run full --backend ray --address auto
-    python -m benchmarks.run quick --dry-run       # validate and list the runs
+    python -m benchmarks.run quick --dry-run       # validate; list the runs still to run
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from agents.evaluation import LOWER_IS_BETTER
-from agents.runs import atomic_write_json
+from agents.runs import CorruptFileError, atomic_write_json, read_json
 from benchmarks.results import (
     FAILED,
     OK,
@@ -271,8 +271,12 @@ def run_suite(
     started = time.perf_counter()
     results_dir = Path(results_dir)
     results_dir.mkdir(parents=True, exist_ok=True)
-    meta = suite_meta(suite, command)
-    atomic_write_json(results_dir / SUITE_FILE, meta)
+    meta = suite_meta(suite, command, threads=getattr(backend, "threads", None))
+    recorded = _read_meta(results_dir / SUITE_FILE)
+    # suite.json is written when the first run starts (so an interrupted sweep's report
+    # knows the suite's cells) and at the end; a sweep that runs nothing and finds the same
+    # suite recorded leaves the file as it is (no churn of committed records).
+    started_meta = False
     bar = tqdm(
         total=suite.total_runs(),
         unit="run",
@@ -297,6 +301,9 @@ def run_suite(
                 job = sweep.next_job()
                 if job is None:
                     break
+                if not started_meta:
+                    atomic_write_json(results_dir / SUITE_FILE, meta)
+                    started_meta = True
                 backend.submit(job.to_dict())
             if backend.in_flight:
                 for job_dict, row in backend.wait():
@@ -309,13 +316,59 @@ def run_suite(
         bar.close()
         backend.close(cancel=interrupted)
         sweep.summary.elapsed = time.perf_counter() - started
-    atomic_write_json(results_dir / SUITE_FILE, {**meta, "run_ids": sweep.summary.run_ids})
+    final = {**meta, "run_ids": sweep.summary.run_ids}
+    if started_meta or recorded is None or not same_suite(recorded, final):
+        atomic_write_json(results_dir / SUITE_FILE, final)
     return sweep.summary
 
 
-def suite_meta(suite: Suite, command: str) -> dict[str, Any]:
-    """What ``suite.json`` records: the suite's identity and the command that ran it."""
+#: ``suite.json`` keys that say how and where a sweep ran, not which suite it is.
+RUN_CONTEXT_KEYS = ("command", "source", "provenance")
+
+
+def same_suite(a: dict[str, Any], b: dict[str, Any]) -> bool:
+    """Whether two ``suite.json`` records describe the same suite and runs.
+
+    The command, the suite file's path and provenance (how and where it ran) are left out
+    of the comparison, and so is the order of the run ids.
+    """
+
+    def identity(meta: dict[str, Any]) -> str:
+        import json
+
+        kept = {k: v for k, v in meta.items() if k not in RUN_CONTEXT_KEYS}
+        # The order of run ids is the order runs finished in; the set is what counts.
+        kept["run_ids"] = sorted(kept.get("run_ids") or ())
+        return json.dumps(kept, sort_keys=True, default=str)
+
+    return identity(a) == identity(b)
+
+
+def _read_meta(path: Path) -> dict[str, Any] | None:
+    """A recorded ``suite.json``, or None when it is missing or unreadable."""
+    try:
+        return read_json(path)
+    except (FileNotFoundError, CorruptFileError):
+        return None
+
+
+def suite_meta(suite: Suite, command: str, threads: int | None = None) -> dict[str, Any]:
+    """What ``suite.json`` records: the suite's identity, the command that ran it, provenance.
+
+    Args:
+        suite: The suite.
+        command: The command line that started the sweep.
+        threads: Torch threads per run (None: this process's).
+
+    Returns:
+        The record; ``provenance`` holds the package versions, git commit, the devices the
+        runs use and the threads per run (``benchmarks.provenance``).
+    """
+    from benchmarks.provenance import job_device, provenance
+
+    devices = sorted({job_device(job.to_dict()) for job in suite.initial_jobs()})
     return {
+        "provenance": provenance(", ".join(devices) or None, threads),
         "suite": suite.name,
         "description": suite.description,
         "source": suite.source,
@@ -326,6 +379,93 @@ def suite_meta(suite: Suite, command: str) -> dict[str, Any]:
         # What the report keeps when the file also holds rows of an older suite version.
         "cells": {c.key: {"seeds": list(c.settings["seeds"])} for c in suite.cells},
     }
+
+
+@dataclass
+class Pending:
+    """What a rerun of a suite would run, given the rows already in its results directory.
+
+    Attributes:
+        jobs: Runs that would start (validation runs, and reported runs whose rate is known).
+        finished: Runs already done (an ``ok`` row; a ``failed`` one too without retries).
+        later: Reported runs of tuned cells whose validation runs are not all done: their
+            learning rate (hence their runs) is chosen only once those finish.
+        skipped: Reported runs of cells where no validation run succeeded (never run).
+    """
+
+    jobs: list[Job] = field(default_factory=list)
+    finished: int = 0
+    later: int = 0
+    skipped: int = 0
+
+
+def pending_runs(suite: Suite, results_dir: Path, retry_failed: bool = True) -> Pending:
+    """The runs a sweep of ``suite`` into ``results_dir`` would execute (see ``Pending``).
+
+    Reads the rows (read-only, no lock): a finished tuned cell's reported runs are those at
+    the rate :func:`choose_lr` picks from its validation rows, as the sweep would.
+    """
+    latest = latest_rows(read_rows(results_dir / RESULTS_FILE))
+
+    def done(job: Job) -> bool:
+        status = (latest.get(job.run_id) or {}).get("status")
+        return status == OK or (status == FAILED and not retry_failed)
+
+    pending = Pending()
+    initial = suite.initial_jobs()
+    for job in initial:
+        if done(job):
+            pending.finished += 1
+        else:
+            pending.jobs.append(job)
+    for cell in suite.cells:
+        if not cell.needs_tuning:
+            continue
+        seeds = len(cell.settings["seeds"])
+        tune = [job for job in initial if job.cell == cell.key and job.phase == "tune"]
+        if not all(done(job) for job in tune):
+            pending.later += seeds
+            continue
+        lr = choose_lr(cell, [latest[job.run_id] for job in tune])
+        if lr is None:
+            pending.skipped += seeds
+            continue
+        for job in suite.final_jobs(cell, lr):
+            if done(job):
+                pending.finished += 1
+            else:
+                pending.jobs.append(job)
+    return pending
+
+
+def dry_run_text(suite: Suite, results_dir: Path, retry_failed: bool = True) -> str:
+    """What ``--dry-run`` prints: the runs a sweep would execute now, and how many are done."""
+    pending = pending_runs(suite, results_dir, retry_failed)
+    total = suite.total_runs()
+    lines = [
+        f"{pending.finished} of {total} runs are finished in {results_dir}; "
+        f"{len(pending.jobs)} would run now" + (":" if pending.jobs else "")
+    ]
+    for job in pending.jobs:
+        lines.append(
+            f"  {job.phase:5} {job.experiment} | {job.env_label} | {job.agent} "
+            f"lr={'default' if job.lr is None else f'{job.lr:g}'} seed={job.seed}"
+        )
+    if pending.later:
+        lines.append(
+            f"  ... plus {pending.later} reported runs at the learning rates chosen on validation"
+        )
+    if pending.skipped:
+        lines.append(
+            f"  ({pending.skipped} reported runs are skipped: no validation run of their cell "
+            "succeeded)"
+        )
+    if pending.jobs or pending.later:
+        cost = sum(estimate_seconds(job) for job in pending.jobs)
+        lines.append(f"rough cost of the runs listed: {_minutes(cost)} CPU")
+    else:
+        lines.append("nothing to run: a rerun would only rewrite the report")
+    return "\n".join(lines)
 
 
 def _parse_seeds(text: str) -> list[int]:
@@ -353,7 +493,7 @@ def _positive(text: str) -> int:
 EXAMPLES = """examples:
   maxrl-bench --list                         suites, their runs and rough cost
   maxrl-bench quick                          the demo (README: its measured time)
-  maxrl-bench quick --dry-run                validate every run and list them, train nothing
+  maxrl-bench quick --dry-run                validate; list the runs a rerun would start
   maxrl-bench low-snr --workers 2 --seeds 0,1,2,3,4
   maxrl-bench my-suite.toml --out results    any suite file; results in results/<name>
   maxrl-bench full --backend ray --address auto
@@ -395,7 +535,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--budget", type=_positive, default=None, help="override rollouts per run")
     parser.add_argument(
-        "--dry-run", action="store_true", help="validate and list runs, run nothing"
+        "--dry-run",
+        action="store_true",
+        help="validate, say how many runs are finished and list those that would run; run nothing",
     )
     parser.add_argument("--skip-failed", action="store_true", help="do not retry failed runs")
     parser.add_argument("--no-report", action="store_true", help="skip the report at the end")
@@ -478,14 +620,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         f"CPU); results in {results_dir}"
     )
     if args.dry_run:
-        for job in suite.initial_jobs():
-            print(
-                f"  {job.phase:5} {job.experiment} | {job.env_label} | {job.agent} "
-                f"lr={'default' if job.lr is None else f'{job.lr:g}'} seed={job.seed}"
-            )
-        tuned = sum(len(c.settings["seeds"]) for c in suite.cells if c.needs_tuning)
-        if tuned:
-            print(f"  ... plus {tuned} reported runs at the learning rates chosen on validation")
+        print(dry_run_text(suite, results_dir, retry_failed=not args.skip_failed))
         return 0
     try:
         lock = ResultsLock(results_dir)
@@ -551,7 +686,8 @@ def _run(args: argparse.Namespace, argv: Sequence[str], suite: Suite, results_di
     if not args.no_report:
         from benchmarks.report import write_report
 
-        report = write_report(results_dir, command=command)
+        # The command comes from suite.json: a sweep that ran nothing kept the recorded one.
+        report = write_report(results_dir)
         print()
         print(report.summary_text())
     return 1 if summary.failed else 0

@@ -1170,8 +1170,52 @@ EVAL_SAMPLE_SECONDS = 2e-7
 RUN_OVERHEAD_SECONDS = 1.5
 
 
+#: Calibration of the cost model per agent family (``cost_family``): measured CPU seconds
+#: over the model's seconds, fitted on the committed study rows by
+#: ``python -m benchmarks.calibrate`` (docs/benchmarks.md, "Cost estimates"). The model's
+#: shape (steps, rollouts, evaluations) stays; these factors make its totals match.
+COST_SCALE = {
+    "ours:categorical": 0.33,
+    "ours:numeric": 0.13,
+    "ours:sequence": 0.81,
+    "sb3:A2C": 0.52,
+    "sb3:PPO": 0.48,
+    "sb3:SAC": 0.22,
+    "sb3:TD3": 0.34,
+}
+#: The factor of a family without committed rows (e.g. DQN).
+DEFAULT_COST_SCALE = 0.4
+
+
+def cost_family(job: Job) -> str:
+    """The agent family a run's cost is calibrated by.
+
+    ``sb3:<algorithm>`` or, for ours, the env's shape (read from the kind table, not the
+    kind's name, so a plugin kind of the same shape costs the same): ``ours:sequence``
+    (token episodes of several steps, e.g. ``tokens``), ``ours:numeric`` (one numeric
+    action, ``regression``) or ``ours:categorical`` (one discrete action,
+    ``classification``).
+    """
+    if job.family == "sb3":
+        return f"sb3:{job.method}"
+    from maxrl_envs import describe_env
+
+    info = describe_env(job.env_id, **job.env_kwargs)
+    if info.episode_length > 1:
+        return "ours:sequence"
+    return "ours:numeric" if info.kind.numeric else "ours:categorical"
+
+
 def estimate_seconds(job: Job) -> float:
-    """A rough CPU-seconds estimate of one run (for ETAs and ``--list``), not a promise."""
+    """A rough CPU-seconds estimate of one run (for ETAs and ``--list``), not a promise.
+
+    The cost model (:func:`model_seconds`) times its family's ``COST_SCALE``.
+    """
+    return COST_SCALE.get(cost_family(job), DEFAULT_COST_SCALE) * model_seconds(job)
+
+
+def model_seconds(job: Job) -> float:
+    """The uncalibrated cost model of one run: steps, rollouts and evaluations, in seconds."""
     config = job.config
     budget = int(config["budget"])
     evals = 2 + (budget // int(config["eval_every"]) if config.get("eval_every") else 0)

@@ -151,6 +151,8 @@ def test_aggregate_by_hand(tmp_path: Path) -> None:
     assert "Agarwal et al. (2021)" in text
     assert "| maxrl | 0.688 [" in text and "| maxrl | grpo | 0.722 [" in text
     assert {p.name for p in agg.plots} == {
+        "aggregate_intervals.png",
+        "aggregate_improvement.png",
         "aggregate_profile.png",
         "aggregate_sample_efficiency.png",
     }
@@ -298,17 +300,26 @@ def test_plots_are_readable(tmp_path: Path, monkeypatch) -> None:
     assert set(by_name) == {
         "curves_e.png",
         "sweep_e_rollouts.png",
+        "aggregate_intervals.png",
+        "aggregate_improvement.png",
         "aggregate_profile.png",
         "aggregate_sample_efficiency.png",
     }
+    intervals = ("aggregate_intervals.png", "aggregate_improvement.png")
+    assert by_name["aggregate_intervals.png"]["titles"] == [
+        "IQM (higher is better)",
+        "Mean (higher is better)",
+        "Median (higher is better)",
+        "Optimality gap (lower is better)",
+    ]
     for figure in figures:
-        assert figure["width"] <= 15 and figure["columns"] <= 3
-        assert all(
+        assert figure["width"] <= 16 and figure["columns"] <= 4
+        assert figure["name"] in intervals or all(
             label.endswith(("(higher is better)", "(lower is better)"))
             for label in figure["ylabels"]
         )
     curves = by_name["curves_e.png"]
-    assert curves["columns"] == 3 and len(curves["titles"]) == 8  # 4 points x 2 metrics
+    assert curves["columns"] == 4 and len(curves["titles"]) == 8  # 4 points x 2 metrics
     assert "log_likelihood — a · N=4" in curves["titles"]
     assert "excess_mse — b · N=16" in curves["titles"]
     assert "excess_mse (lower is better)" in curves["ylabels"]
@@ -323,7 +334,7 @@ def test_plots_are_readable(tmp_path: Path, monkeypatch) -> None:
     for plot in report.plots:
         with Image.open(plot) as image:
             assert image.info["dpi"] == pytest.approx((110, 110), abs=0.5)
-            assert image.width <= 15 * 110
+            assert image.width <= 16 * 110 and image.height <= 15 * 110
 
 
 def test_a_task_whose_bayes_gap_is_within_seed_noise_is_left_out() -> None:
