@@ -270,9 +270,11 @@ _PRODUCT_FLUSH = 1e-290
 
 @contextlib.contextmanager
 def compiled_kernels(enabled: bool = True) -> Iterator[None]:
-    """Inside the block, :func:`maxrl_weights` of order T = N runs compiled kernels.
+    """Inside the block, the exact order-N kernel runs compiled (float64 inputs by default).
 
-    The quadrature of :func:`_omega_full_order` is then evaluated in product form by
+    float32 and half inputs take the fast kernel (:func:`full_order_kernel`), which needs no
+    compiling; with ``full_order_kernel("exact")``, or for float64 inputs, the quadrature of
+    :func:`_omega_full_order` is evaluated in product form by
     :func:`_compiled_full_order` under ``torch.compile`` (``agents.compile.compiled``): no
     logarithms or exponentials and no ``[nodes, N, B]`` temporaries, in float64. It agrees
     with the eager kernel to rounding (float64: ~1e-15 relative; the eager float32 kernel's
@@ -448,6 +450,10 @@ FAST_FLOAT32_BOUND = 1e-7
 # [G, rows, N] float64 temporaries per chunk: a cache-sized chunk on CPU, few launches on GPU.
 _FAST_CHUNK_ELEMENTS_CPU = 1 << 18
 _FAST_CHUNK_ELEMENTS_GPU = 1 << 24
+# log l is raised to this floor before exp: l >= 4.5e-296 keeps every product in the kernel a
+# normal float64 (subnormal operands and exp's underflow path cost 2-3x the whole kernel),
+# and changes omega by < N * 1e-295.
+_FAST_LOG_FLOOR = -680.0
 
 #: The T = N kernel choices of :func:`full_order_kernel`.
 KERNELS = ("auto", "fast", "exact")
@@ -514,7 +520,7 @@ def _omega_fast(x: Tensor, log_space: bool, *, times_likelihood: bool = False) -
         omega (or omega * l) ``[B, N]`` in float64.
     """
     batch, n = x.shape
-    lik = x.double().exp_() if log_space else x.double()
+    lik = x.double().clamp_min_(_FAST_LOG_FLOOR).exp_() if log_space else x.double()
     exact_nodes = (n + 1) // 2
     truncate = exact_nodes > FAST_NODES
     t, _, w, _ = _quadrature_rule(FAST_NODES if truncate else exact_nodes, torch.float64, x.device)
@@ -539,7 +545,11 @@ def _omega_fast(x: Tensor, log_space: bool, *, times_likelihood: bool = False) -
         coef.mul_(n if scale is None else scale[:, r0:r1])
         torch.div(coef[:, :, None], f, out=f)  # n s_max w_g prod_{i != j} f_gi
         torch.sum(f, 0, out=omega[r0:r1])
-    return omega.mul_(lik) if times_likelihood else omega
+    if not times_likelihood:
+        return omega
+    if log_space and x.dtype == torch.float64:  # below the floor omega * l is still a float64
+        return omega.mul_(x.exp())
+    return omega.mul_(lik)  # float32 and half: products below 1e-290 round to 0 anyway
 
 
 # --------------------------------------------------------------------------------------------
