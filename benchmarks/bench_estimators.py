@@ -298,6 +298,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     parser.add_argument("--log-space", action="store_true", help="pass log-likelihoods")
     parser.add_argument("--validate", action="store_true", help="include the input scan")
+    parser.add_argument(
+        "--low-success",
+        action="store_true",
+        help="likelihoods 0.02 u, u ~ U(0, 1) (the regime MaxRL is for) instead of the mix",
+    )
     parser.add_argument("--peers", action="store_true", help="also time the other estimators")
     parser.add_argument(
         "--kernel",
@@ -335,7 +340,7 @@ def main(argv: list[str] | None = None) -> None:
 
     print(
         f"torch {torch.__version__}, {args.dtype}, CPU threads {torch.get_num_threads()}, "
-        f"log_space={args.log_space}, validate={args.validate}, "
+        f"log_space={args.log_space}, validate={args.validate}, low_success={args.low_success}, "
         f"median/best of {args.repeats} after {args.warmup} warm-up calls"
     )
     header = (
@@ -349,6 +354,10 @@ def main(argv: list[str] | None = None) -> None:
         label = torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu"
         for contexts, rollouts in shapes:
             lik = likelihood_batch(contexts, rollouts, device, dtype)
+            if args.low_success:
+                lik = 0.02 * torch.rand(
+                    contexts, rollouts, generator=torch.Generator().manual_seed(rollouts)
+                ).to(device=device, dtype=dtype)
             x = lik.log() if args.log_space else lik
             orders = args.orders or default_orders(rollouts)
             kernels = ["fast", "exact"] if args.kernel == "both" else [args.kernel]

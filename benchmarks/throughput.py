@@ -205,6 +205,7 @@ class Cell:
         samples: One value per round (rollouts/s, or ms per call).
         wall: Wall-clock seconds of each window (what the cell costs per round).
         cpu: CPU seconds this process used in each window (``time.process_time``).
+        inner: Kernel rows: seconds per step spent in the estimator, per window.
         status: ``measured``, or why not (``not measured: ...``, ``failed: ...``).
         memory: Peak memory after the warm-up (``rss_mib``; ``cuda_mib`` on a GPU).
     """
@@ -217,6 +218,7 @@ class Cell:
     samples: list[float] = field(default_factory=list)
     wall: list[float] = field(default_factory=list)
     cpu: list[float] = field(default_factory=list)
+    inner: list[float] = field(default_factory=list)
     status: str = "measured"
     memory: dict[str, float | None] = field(default_factory=dict)
 
@@ -245,17 +247,39 @@ def _trainer_config(
 
 
 def trainer_setup(
-    config: Any, seconds: float, warmup: int, kernel: str = "auto"
+    config: Any,
+    seconds: float,
+    warmup: int,
+    kernel: str = "auto",
+    estimator_seconds: list[float] | None = None,
 ) -> Callable[[], tuple[float, float]]:
     """Build a trainer, take ``warmup`` steps; return its window (steps for >= ``seconds``).
 
-    ``kernel``: the order-N MaxRL kernel the steps use (``full_order_kernel``).
+    Args:
+        config: The run's config.
+        seconds: Minimum length of a window.
+        warmup: Untimed steps first.
+        kernel: The order-N MaxRL kernel the steps use (``full_order_kernel``).
+        estimator_seconds: If given, each window appends to it the seconds its steps spent
+            in the estimator call (``objective.weights``, timed inside the step).
     """
     from agents.estimators import full_order_kernel
     from agents.trainer import Trainer
 
     trainer = Trainer(config)
     device = trainer.device
+    spent = [0.0]
+    if estimator_seconds is not None:
+        weights = trainer.objective.weights
+
+        def timed_weights(*args: Any, **kwargs: Any) -> torch.Tensor:
+            start = time.perf_counter()
+            out = weights(*args, **kwargs)
+            _sync(device)
+            spent[0] += time.perf_counter() - start
+            return out
+
+        trainer.objective.weights = timed_weights  # the step calls it through the instance
     with full_order_kernel(kernel):
         for _ in range(max(1, warmup)):  # the first step also runs the one-time input checks
             trainer.train_step(with_stats=False)
@@ -264,6 +288,7 @@ def trainer_setup(
 
     def window() -> tuple[float, float]:
         steps, start = 0, time.perf_counter()
+        spent[0] = 0.0
         with full_order_kernel(kernel):
             while True:
                 trainer.train_step(with_stats=False)
@@ -271,7 +296,10 @@ def trainer_setup(
                 if time.perf_counter() - start >= seconds:
                     break
         _sync(device)
-        return steps * per_step, time.perf_counter() - start
+        elapsed = time.perf_counter() - start
+        if estimator_seconds is not None:
+            estimator_seconds.append(spent[0] / steps)
+        return steps * per_step, elapsed
 
     return window
 
@@ -587,7 +615,13 @@ def build_cells(plan: Plan) -> list[Cell]:
 
 
 def _kernel_cells(plan: Plan) -> list[Cell]:
-    """End-to-end and estimator-alone cells for each regime, (B, N) and kernel."""
+    """End-to-end cells for each regime, (B, N) and kernel; the estimator timed in the step.
+
+    The estimator's time is measured inside the same steps (``objective.weights`` wrapped
+    with a timer), so its share is of the very steps whose rate is reported: the exact
+    kernel's cost depends on the data (its node cutoff), so a separate call on other scores
+    would not be comparable.
+    """
     cells = []
     for regime, env_kwargs in KERNEL_REGIMES.items():
         for b, n in plan.kernel_sizes:
@@ -595,56 +629,36 @@ def _kernel_cells(plan: Plan) -> list[Cell]:
                 _trainer_config("regression", "maxrl", b, n, "cpu", False),
                 env_kwargs=dict(env_kwargs),
             )
-            shared: dict[str, StepParts] = {}
             for kernel in KERNEL_CHOICES:
-                for part in ("step", "estimator"):
-                    key = {
-                        "regime": regime,
-                        "env_kwargs": dict(env_kwargs),
-                        "group_size": n,
-                        "num_groups": b,
-                        "kernel": kernel,
-                        "part": part,
-                        "device": "cpu",
-                    }
-                    cell = Cell("kernel", key, "rollouts/s" if part == "step" else "ms")
-                    if kernel == "exact" and (regime, n) in SLOW_EXACT and not plan.slow_exact:
-                        cell.status = "not measured: one step takes 15-40 s (--slow-exact)"
-                    elif part == "step":
-                        cell.setup = lambda config=config, kernel=kernel: trainer_setup(
-                            config, plan.seconds, plan.warmup, kernel
-                        )
-                    else:
-
-                        def setup(
-                            config: Any = config, kernel: str = kernel, shared: dict = shared
-                        ) -> Callable[[], tuple[float, float]]:
-                            from agents.estimators import full_order_kernel
-
-                            if "parts" not in shared:  # both kernels weight the same scores
-                                shared["parts"] = StepParts(config, plan.warmup)
-                            parts = shared["parts"]
-
-                            def call() -> float:
-                                with full_order_kernel(kernel):
-                                    return parts.estimator()
-
-                            return calls_window(call, plan.seconds)
-
-                        cell.setup = setup
-                    cells.append(cell)
+                key = {
+                    "regime": regime,
+                    "env_kwargs": dict(env_kwargs),
+                    "group_size": n,
+                    "num_groups": b,
+                    "kernel": kernel,
+                    "device": "cpu",
+                }
+                cell = Cell("kernel", key, "rollouts/s")
+                if kernel == "exact" and (regime, n) in SLOW_EXACT and not plan.slow_exact:
+                    cell.status = "not measured: one step takes 15-40 s (--slow-exact)"
+                else:
+                    cell.setup = lambda config=config, kernel=kernel, cell=cell: trainer_setup(
+                        config, plan.seconds, plan.warmup, kernel, cell.inner
+                    )
+                cells.append(cell)
     return cells
 
 
 def derive_kernels(cells: list[Cell]) -> list[dict[str, Any]]:
     """Per regime and (B, N): each kernel's rate, estimator time and share; the speed-ups.
 
-    Shares and speed-ups are paired by round: share = estimator ms / step ms of the same
-    kernel (step ms = rollouts per step / rate), speed-up = fast / exact of the same round.
+    Per window: the estimator's ms per step and its share of the step (estimator seconds
+    over step seconds, both from the same steps); speed-ups are paired by round (fast over
+    exact rollouts/s, exact over fast estimator ms).
     """
     rows = []
     seen = []
-    for cell in _find(cells, "kernel", part="step", kernel="fast"):
+    for cell in _find(cells, "kernel", kernel="fast"):
         k = cell.key
         what = (k["regime"], k["num_groups"], k["group_size"])
         if what in seen:
@@ -652,34 +666,30 @@ def derive_kernels(cells: list[Cell]) -> list[dict[str, Any]]:
         seen.append(what)
         regime, b, n = what
         row: dict[str, Any] = {"regime": regime, "num_groups": b, "group_size": n}
-        cells_of = {
-            (c.key["kernel"], c.key["part"]): c
+        of = {
+            c.key["kernel"]: c
             for c in _find(cells, "kernel", regime=regime, num_groups=b, group_size=n)
         }
-
-        def share(ms: float, rate: float, per_step: int = b * n) -> float:
-            return (ms / 1e3) / (per_step / rate)
-
+        est_ms: dict[str, list[float]] = {}
         for kernel in KERNEL_CHOICES:
-            step_cell, est_cell = cells_of[(kernel, "step")], cells_of[(kernel, "estimator")]
-            cpu = [c / w for c, w in zip(step_cell.cpu, step_cell.wall, strict=False) if w > 0]
+            c = of[kernel]
+            step_s = [b * n / rate for rate in c.samples]
+            est_ms[kernel] = [1e3 * s for s in c.inner]
             row[kernel] = {
-                "rollouts_per_s": summary(step_cell.samples),
-                "estimator_ms": summary(est_cell.samples),
-                "share": _paired(est_cell, step_cell, share)
-                if est_cell.samples and step_cell.samples
-                else None,
-                "cpu_per_wall": summary(cpu),
-                "status": step_cell.status,
+                "rollouts_per_s": summary(c.samples),
+                "estimator_ms": summary(est_ms[kernel]),
+                "share": summary([e / s for e, s in zip(c.inner, step_s, strict=False)]),
+                "cpu_per_wall": summary(
+                    [cpu / wall for cpu, wall in zip(c.cpu, c.wall, strict=False) if wall > 0]
+                ),
+                "status": c.status,
             }
-        fast_step, exact_step = cells_of[("fast", "step")], cells_of[("exact", "step")]
-        fast_est, exact_est = cells_of[("fast", "estimator")], cells_of[("exact", "estimator")]
+        fast, exact = of["fast"], of["exact"]
         row["step_speedup"] = (
-            _paired(fast_step, exact_step, lambda x, y: x / y) if exact_step.samples else None
+            _paired(fast, exact, lambda x, y: x / y) if exact.samples and fast.samples else None
         )
-        row["estimator_speedup"] = (
-            _paired(exact_est, fast_est, lambda x, y: x / y) if exact_est.samples else None
-        )
+        pairs = [e / f for e, f in zip(est_ms["exact"], est_ms["fast"], strict=False) if f > 0]
+        row["estimator_speedup"] = summary(pairs)
         rows.append(row)
     return rows
 
@@ -714,6 +724,8 @@ def render_kernels(rows: list[dict[str, Any]]) -> list[str]:
         "Order-N kernel, fast (default for float32) vs exact: regression, maxrl T = N, CPU",
         f"{'regime':<12}{'N':>6}{'B':>6}  {'kernel':<6}{'rollouts/s':>11}  {'min-max':<15}"
         f"{'estimator ms':>13}{'share':>7}{'cpu/wall':>9}{'step x':>8}{'est x':>8}",
+        "(estimator ms per step and its share, timed inside the same steps; step x, est x: how\n"
+        "many times faster the fast kernel is, paired by round)",
     ]
 
     def med(s: dict[str, Any] | None, fmt: Callable[[float], str]) -> str:
@@ -1159,6 +1171,7 @@ def cell_record(cell: Cell) -> dict[str, Any]:
         "memory": cell.memory,
         "window_s": [round(w, 3) for w in cell.wall],
         "cpu_s": [round(c, 3) for c in cell.cpu],
+        **({"estimator_s_per_step": [round(s, 6) for s in cell.inner]} if cell.inner else {}),
     }
 
 
