@@ -497,9 +497,10 @@ def _omega_fast(x: Tensor, log_space: bool, *, times_likelihood: bool = False) -
 
     With lambda = sum_i l_i - max_i l_i, prod_{i != j} (1 - s l_i) <= exp(-lambda s) for
     every j, and the integrand is log-concave, so the part past s_max = min(1, c / lambda)
-    is at most 1 / (e^c - 1) of the rest; on [0, s_max] the integrand decays at most like
-    e^{-(c + 1) u} in u = s / s_max, so a fixed G-node Gauss-Legendre rule is accurate to
-    8.5e-10 (G = 12, c = 20: proof and measurements in ``docs/estimators.md``). Where
+    is at most 1 / (e^c - 1) of the rest; on [0, s_max], s_max sum_{i != j} l_i <= c + 1
+    bounds the integrand on a Bernstein ellipse around the interval whatever N is, so a
+    fixed G-node Gauss-Legendre rule is accurate to 8.5e-10 relative (G = 12, c = 20: proof
+    and measurements in ``docs/estimators.md``). Where
     ceil(N/2) <= G the exact rule on [0, 1] is used instead (exact, like the reference).
 
     Everything runs in float64 from the exactly widened input: l = exp(log l) once (the
@@ -507,7 +508,7 @@ def _omega_fast(x: Tensor, log_space: bool, *, times_likelihood: bool = False) -
     (t_g < 1, m_i <= 1). Each f carries an absolute error of about 2^-53, so a relative
     one of 2^-53 / f; f >= 1/2 except for the at most 2(c + 1) rollouts with m_i > 1/2
     (sum_i m_i <= c + 1), where f >= 1 - t_G (0.0047 at G = 12): the product over all
-    rollouts is within ~1e-12 relative, also where likelihoods tie (the cancellation that
+    rollouts is within ~1e-11 relative, also where likelihoods tie (the cancellation that
     float32 factors would suffer is 2^29 times smaller here). The leave-one-out product is
     that product over the own factor. O(B N G) work, no host sync.
 
@@ -861,6 +862,8 @@ def maxrl_omega(
 
     which depends on rollout j only through the others, so E[omega_j l_j S_j] = w_T(p) grad p.
     omega_j >= 1; T = 1 gives 1, T = N gives N * int_0^1 prod_{i != j} (1 - t l_i) dt.
+    For T = N, float32 and half inputs use the fast kernel (within 6.3e-8 relative of the
+    exact omega; ``full_order_kernel``), float64 inputs the exact quadrature.
 
     Args:
         likelihoods: ``[B, N]`` per-rollout likelihoods l in [0, 1], or their logs in
@@ -895,7 +898,9 @@ def maxrl_weights(
     J_T(p) = -sum_{k=1}^{T} (1 - p)^k / k, p = E_z l(y, z), for any constant baseline b
     (E[S] = 0). omega_j is :func:`maxrl_omega`. T = 1 is REINFORCE (A = l - b); T = N with
     binary l gives omega_j l_j = N l_j / K (K successes), so b = 1 reproduces the paper's
-    control-variate estimator sum_j (l_j / K - 1/N) S_j.
+    control-variate estimator sum_j (l_j / K - 1/N) S_j. For T = N, float32 and half inputs
+    use the fast kernel: omega * l - b is formed in float64 and rounded once, within 6.3e-8
+    relative of the exact omega * l (``full_order_kernel``; docs/estimators.md).
 
     Args:
         likelihoods: ``[B, N]`` per-rollout likelihoods l in [0, 1], or log l in [-inf, 0]
