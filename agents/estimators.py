@@ -45,6 +45,7 @@ __all__ = [
     "Estimator",
     "dr_grpo",
     "estimator_names",
+    "full_order_kernel",
     "get_estimator",
     "group_weights",
     "grpo",
@@ -269,9 +270,11 @@ _PRODUCT_FLUSH = 1e-290
 
 @contextlib.contextmanager
 def compiled_kernels(enabled: bool = True) -> Iterator[None]:
-    """Inside the block, :func:`maxrl_weights` of order T = N runs compiled kernels.
+    """Inside the block, the exact order-N kernel runs compiled (float64 inputs by default).
 
-    The quadrature of :func:`_omega_full_order` is then evaluated in product form by
+    float32 and half inputs take the fast kernel (:func:`full_order_kernel`), which needs no
+    compiling; with ``full_order_kernel("exact")``, or for float64 inputs, the quadrature of
+    :func:`_omega_full_order` is evaluated in product form by
     :func:`_compiled_full_order` under ``torch.compile`` (``agents.compile.compiled``): no
     logarithms or exponentials and no ``[nodes, N, B]`` temporaries, in float64. It agrees
     with the eager kernel to rounding (float64: ~1e-15 relative; the eager float32 kernel's
@@ -429,6 +432,125 @@ def _omega_full_order(lik: Tensor, a: Tensor) -> Tensor:
             omega.index_add_(0, rows, part)
         g0 = g1
     return omega.mul_(n)
+
+
+# --------------------------------------------------------------------------------------------
+# Fast T = N kernel: G fixed nodes on [0, s_max] (default for float32 and half inputs)
+# --------------------------------------------------------------------------------------------
+
+#: Nodes of the fast kernel's Gauss-Legendre rule on [0, s_max] (docs/estimators.md).
+FAST_NODES = 12
+#: Its cutoff constant c: s_max = min(1, c / lambda), lambda = sum_i l_i - max_i l_i.
+FAST_CUTOFF = 20.0
+#: The relative error bound of the fast kernel's float64 result (truncation 1 / (e^c - 1)
+#: plus quadrature, proved in docs/estimators.md); float32 output adds its rounding, 2^-24.
+FAST_MATH_BOUND = 3e-9
+#: The documented bound on the float32 weights' relative error against the exact kernel.
+FAST_FLOAT32_BOUND = 1e-7
+# [G, rows, N] float64 temporaries per chunk: a cache-sized chunk on CPU, few launches on GPU.
+_FAST_CHUNK_ELEMENTS_CPU = 1 << 18
+_FAST_CHUNK_ELEMENTS_GPU = 1 << 24
+# log l is raised to this floor before exp: l >= 4.5e-296 keeps every product in the kernel a
+# normal float64 (subnormal operands and exp's underflow path cost 2-3x the whole kernel),
+# and changes omega by < N * 1e-295.
+_FAST_LOG_FLOOR = -680.0
+
+#: The T = N kernel choices of :func:`full_order_kernel`.
+KERNELS = ("auto", "fast", "exact")
+_KERNEL = "auto"
+
+
+@contextlib.contextmanager
+def full_order_kernel(kind: str = "auto") -> Iterator[None]:
+    """Inside the block, order T = N uses the kernel ``kind``.
+
+    ``auto`` (the default outside any block): :func:`_omega_fast` for float32 and half
+    inputs on every device, the exact quadrature (:func:`_omega_full_order`) for float64.
+    ``fast`` or ``exact`` force one of them for every dtype. Orders T < N always use their
+    exact algorithms.
+
+    Args:
+        kind: One of :data:`KERNELS`.
+
+    Raises:
+        ValueError: For another ``kind``.
+    """
+    global _KERNEL
+    if kind not in KERNELS:
+        raise ValueError(f"kind must be one of {', '.join(KERNELS)}; got {kind!r}")
+    previous, _KERNEL = _KERNEL, kind
+    try:
+        yield
+    finally:
+        _KERNEL = previous
+
+
+def full_order_kernel_for(dtype: torch.dtype) -> str:
+    """``fast`` or ``exact``: the T = N kernel that inputs of ``dtype`` get right now."""
+    if _KERNEL != "auto":
+        return _KERNEL
+    return "exact" if _compute_dtype(dtype) == torch.float64 else "fast"
+
+
+def _omega_fast(x: Tensor, log_space: bool, *, times_likelihood: bool = False) -> Tensor:
+    """omega_j = N int_0^1 prod_{i != j} (1 - s l_i) ds by G nodes on [0, s_max], float64.
+
+    With lambda = sum_i l_i - max_i l_i, prod_{i != j} (1 - s l_i) <= exp(-lambda s) for
+    every j, and the integrand is log-concave, so the part past s_max = min(1, c / lambda)
+    is at most 1 / (e^c - 1) of the rest; on [0, s_max], s_max sum_{i != j} l_i <= c + 1
+    bounds the integrand on a Bernstein ellipse around the interval whatever N is, so a
+    fixed G-node Gauss-Legendre rule is accurate to 8.5e-10 relative (G = 12, c = 20: proof
+    and measurements in ``docs/estimators.md``). Where
+    ceil(N/2) <= G the exact rule on [0, 1] is used instead (exact, like the reference).
+
+    Everything runs in float64 from the exactly widened input: l = exp(log l) once (the
+    only transcendental) and, with m_i = s_max l_i, each factor f = 1 - t_g m_i > 0
+    (t_g < 1, m_i <= 1). Each f carries an absolute error of about 2^-53, so a relative
+    one of 2^-53 / f; f >= 1/2 except for the at most 2(c + 1) rollouts with m_i > 1/2
+    (sum_i m_i <= c + 1), where f >= 1 - t_G (0.0047 at G = 12): the product over all
+    rollouts is within ~1e-11 relative, also where likelihoods tie (the cancellation that
+    float32 factors would suffer is 2^29 times smaller here). The leave-one-out product is
+    that product over the own factor. O(B N G) work, no host sync.
+
+    Args:
+        x: ``[B, N]`` likelihoods, or log-likelihoods when ``log_space``.
+        log_space: Read ``x`` as log l.
+        times_likelihood: Return omega * l (formed in float64, so the caller rounds once).
+
+    Returns:
+        omega (or omega * l) ``[B, N]`` in float64.
+    """
+    batch, n = x.shape
+    lik = x.double().clamp_min_(_FAST_LOG_FLOOR).exp_() if log_space else x.double()
+    exact_nodes = (n + 1) // 2
+    truncate = exact_nodes > FAST_NODES
+    t, _, w, _ = _quadrature_rule(FAST_NODES if truncate else exact_nodes, torch.float64, x.device)
+    nodes = t.numel()
+    if truncate:  # s_max = c / max(c, lambda) per context; m_i = s_max l_i
+        lam = lik.sum(-1, keepdim=True) - lik.amax(-1, keepdim=True)
+        s_max = lam.clamp_min_(FAST_CUTOFF).reciprocal_().mul_(FAST_CUTOFF)  # [B, 1]
+        m = lik * s_max
+        scale = s_max.squeeze(1).mul_(n)[None]  # [1, B]: n * s_max, the interval's length
+    else:  # the exact ceil(N/2)-node rule on [0, 1]
+        m, scale = lik, None
+    budget = _FAST_CHUNK_ELEMENTS_CPU if x.device.type == "cpu" else _FAST_CHUNK_ELEMENTS_GPU
+    rows = max(1, budget // (nodes * n))
+    neg_t, w2 = t.neg()[:, None, None], w[:, None]
+    omega = torch.empty(batch, n, dtype=torch.float64, device=x.device)
+    buf = torch.empty(nodes, min(rows, batch), n, dtype=torch.float64, device=x.device)
+    for r0 in range(0, batch, rows):  # row blocks, never single contexts unless N is huge
+        r1 = min(batch, r0 + rows)
+        f = buf[:, : r1 - r0]
+        torch.mul(m[None, r0:r1], neg_t, out=f).add_(1.0)  # f[g, b, i] = 1 - t_g m_i
+        coef = f.prod(-1).mul_(w2)  # [G, rows]: w_g prod_i f_gi
+        coef.mul_(n if scale is None else scale[:, r0:r1])
+        torch.div(coef[:, :, None], f, out=f)  # n s_max w_g prod_{i != j} f_gi
+        torch.sum(f, 0, out=omega[r0:r1])
+    if not times_likelihood:
+        return omega
+    if log_space and x.dtype == torch.float64:  # below the floor omega * l is still a float64
+        return omega.mul_(x.exp())
+    return omega.mul_(lik)  # float32 and half: products below 1e-290 round to 0 anyway
 
 
 # --------------------------------------------------------------------------------------------
@@ -647,13 +769,18 @@ def _loo_omega(x: Tensor, order: int, log_space: bool) -> Tensor:
 
     Regimes (N rollouts, order T):
       T = 1: omega = 1.
-      T = N: Gauss-Legendre quadrature of N * int prod_{i != j}(1 - t l_i) dt, O(B N^2 / 2).
+      T = N, float32/half (``full_order_kernel``): :func:`_omega_fast`, G nodes on
+        [0, s_max], O(B N G), returned in float64.
+      T = N, float64: Gauss-Legendre quadrature of N * int prod_{i != j}(1 - t l_i) dt,
+        exact with ceil(N/2) nodes, O(B N^2 / 2).
       2T <= N + 2: forward peel-off from the full-set means, O(B N T).
       otherwise: forward peel-off where stable, else omega_N - (top-down tail), O(B N^2).
     """
     batch, n = x.shape
     if order == 1 or batch == 0:
         return torch.ones_like(x)
+    if order == n and full_order_kernel_for(x.dtype) == "fast":
+        return _omega_fast(x, log_space)
     if log_space:
         lik, a = x.exp(), -torch.expm1(x)
     else:
@@ -692,6 +819,11 @@ def _times_likelihood(omega: Tensor, log_l: Tensor) -> Tensor:
     """
     if omega.dtype != torch.float64:
         return (omega.double() * log_l.double().exp()).to(omega.dtype)
+    if log_l.dtype != torch.float64:
+        # The fast kernel's float64 omega with float32 log l: where exp(log l) leaves
+        # float64's normal range the product is far below float32's, so one float64
+        # product, rounded once by the caller, is within an ulp of float32.
+        return omega * log_l.double().exp()
     direct = omega * log_l.exp()
     shifted = omega * (log_l + 64.0).exp() * math.exp(-64.0)
     return torch.where(log_l < _LOG_TINY_F64, shifted, direct)
@@ -730,6 +862,8 @@ def maxrl_omega(
 
     which depends on rollout j only through the others, so E[omega_j l_j S_j] = w_T(p) grad p.
     omega_j >= 1; T = 1 gives 1, T = N gives N * int_0^1 prod_{i != j} (1 - t l_i) dt.
+    For T = N, float32 and half inputs use the fast kernel (within 6.3e-8 relative of the
+    exact omega; ``full_order_kernel``), float64 inputs the exact quadrature.
 
     Args:
         likelihoods: ``[B, N]`` per-rollout likelihoods l in [0, 1], or their logs in
@@ -764,7 +898,9 @@ def maxrl_weights(
     J_T(p) = -sum_{k=1}^{T} (1 - p)^k / k, p = E_z l(y, z), for any constant baseline b
     (E[S] = 0). omega_j is :func:`maxrl_omega`. T = 1 is REINFORCE (A = l - b); T = N with
     binary l gives omega_j l_j = N l_j / K (K successes), so b = 1 reproduces the paper's
-    control-variate estimator sum_j (l_j / K - 1/N) S_j.
+    control-variate estimator sum_j (l_j / K - 1/N) S_j. For T = N, float32 and half inputs
+    use the fast kernel: omega * l - b is formed in float64 and rounded once, within 6.3e-8
+    relative of the exact omega * l (``full_order_kernel``; docs/estimators.md).
 
     Args:
         likelihoods: ``[B, N]`` per-rollout likelihoods l in [0, 1], or log l in [-inf, 0]
@@ -789,6 +925,11 @@ def maxrl_weights(
     """
     x, order = _prepare_likelihoods(likelihoods, order, log_space, validate)
     b = _check_real(baseline, "baseline", allow_none=True)
+    if 1 < order == x.shape[1] and full_order_kernel_for(x.dtype) == "fast":
+        scaled = _omega_fast(x, log_space, times_likelihood=True)  # float64, rounded once
+        if b:
+            scaled = scaled.sub_(b)
+        return scaled.to(likelihoods.dtype)
     omega = _loo_omega(x, order, log_space)
     if not log_space:
         scaled = omega * x

@@ -17,7 +17,16 @@ warm-up and in one process:
   after a warm-up, in rollouts (finished episodes) per second;
 - **ratios** of our best MaxRL row (N = 16) to each SB3 algorithm, taken round by round;
 - peak memory (process RSS from ``getrusage``; ``torch.cuda.max_memory_allocated`` per
-  CUDA row) and the machine (CPU model and cores, GPU, torch and CUDA versions, load).
+  CUDA row) and the machine (CPU model and cores, GPU, torch and CUDA versions, load);
+- with ``--kernel-compare``: the order-N MaxRL kernels side by side (the fast default and the
+  exact quadrature it replaced for float32, ``agents.estimators.full_order_kernel``) on
+  regression at N = 64, 256 (B = 1024) and 1024, 4096 (B = 256), end to end and the
+  estimator alone, with its share of the step, in the default task and in a low-success
+  regime (a Gaussian head 0.02 wide: mean likelihood ~0.015, where the exact kernel's node
+  cutoff skips nothing).
+
+Each round also records the load average, and each window the process's CPU time next to
+its wall time (``cpu_s``), so figures from a loaded machine can be read as such.
 
 Every measured system is timed in each of ``--repeats`` rounds, one window each, in an order
 that rotates between rounds, so a noisy neighbour hits all of them alike; tables give the
@@ -27,6 +36,8 @@ median and the min-max of the rounds. ``--json FILE`` writes everything. Example
     python -m benchmarks.throughput --quick --json q.json  # a few-second smoke run
     python -m benchmarks.throughput --tasks regression --estimators maxrl --no-sb3
     python -m benchmarks.throughput --devices cuda --json gpu.json   # GPU rows only
+    python -m benchmarks.throughput --kernel-compare --tasks regression --group-sizes 16 64 \
+        --no-compile --sb3 PPO --json k.json     # fast vs exact order-N kernel, PPO ratio
 
 Timings belong to scripts like this one, never to tests. Use one torch thread (the default,
 ``--threads 1``) on a shared CPU: small networks run fastest that way.
@@ -82,6 +93,23 @@ RATIO_GROUP_SIZE = 16
 TARGET_ROLLOUTS_PER_S = 1e6
 TARGET_RATIO_PPO = 1000.0
 TARGET_ESTIMATOR_SHARE = 0.10
+#: --kernel-compare: (B, N) of the regression rows, maxrl with T = N.
+KERNEL_SIZES = ((1024, 64), (1024, 256), (256, 1024), (256, 4096))
+#: The regimes of --kernel-compare: env kwargs of MaxRLRegression-v0. ``low-success`` is a
+#: Gaussian head 0.02 wide: likelihoods ~U(0, 0.02)-like, lambda = sum l - max l below the
+#: exact kernel's cutoff, so that kernel integrates over all ceil(N/2) nodes.
+KERNEL_REGIMES: dict[str, dict[str, Any]] = {"default": {}, "low-success": {"head_scale": 0.02}}
+KERNEL_CHOICES = ("fast", "exact")
+#: Exact-kernel rows skipped unless --slow-exact: one step takes 15-40 s on one thread.
+SLOW_EXACT = {("low-success", 4096)}
+#: The order-N kernel issue's targets, judged on the fast kernel's default-regime rows:
+#: estimator share at most 15% at (B, N) = (1024, 64); rollouts/s at least 4M at
+#: (1024, 256) and 3M at (256, 4096).
+KERNEL_TARGETS = {
+    "estimator_share": ((1024, 64), 0.15),
+    "rollouts_per_s_n256": ((1024, 256), 4e6),
+    "rollouts_per_s_n4096": ((256, 4096), 3e6),
+}
 SCHEMA = 1
 
 
@@ -176,6 +204,8 @@ class Cell:
         window: One timed window: returns (units done, seconds).
         samples: One value per round (rollouts/s, or ms per call).
         wall: Wall-clock seconds of each window (what the cell costs per round).
+        cpu: CPU seconds this process used in each window (``time.process_time``).
+        inner: Kernel rows: seconds per step spent in the estimator, per window.
         status: ``measured``, or why not (``not measured: ...``, ``failed: ...``).
         memory: Peak memory after the warm-up (``rss_mib``; ``cuda_mib`` on a GPU).
     """
@@ -187,6 +217,8 @@ class Cell:
     window: Callable[[], tuple[float, float]] | None = None
     samples: list[float] = field(default_factory=list)
     wall: list[float] = field(default_factory=list)
+    cpu: list[float] = field(default_factory=list)
+    inner: list[float] = field(default_factory=list)
     status: str = "measured"
     memory: dict[str, float | None] = field(default_factory=dict)
 
@@ -214,26 +246,60 @@ def _trainer_config(
     )
 
 
-def trainer_setup(config: Any, seconds: float, warmup: int) -> Callable[[], tuple[float, float]]:
-    """Build a trainer, take ``warmup`` steps; return its window (steps for >= ``seconds``)."""
+def trainer_setup(
+    config: Any,
+    seconds: float,
+    warmup: int,
+    kernel: str = "auto",
+    estimator_seconds: list[float] | None = None,
+) -> Callable[[], tuple[float, float]]:
+    """Build a trainer, take ``warmup`` steps; return its window (steps for >= ``seconds``).
+
+    Args:
+        config: The run's config.
+        seconds: Minimum length of a window.
+        warmup: Untimed steps first.
+        kernel: The order-N MaxRL kernel the steps use (``full_order_kernel``).
+        estimator_seconds: If given, each window appends to it the seconds its steps spent
+            in the estimator call (``objective.weights``, timed inside the step).
+    """
+    from agents.estimators import full_order_kernel
     from agents.trainer import Trainer
 
     trainer = Trainer(config)
     device = trainer.device
-    for _ in range(max(1, warmup)):  # the first step also runs the one-time input checks
-        trainer.train_step(with_stats=False)
+    spent = [0.0]
+    if estimator_seconds is not None:
+        weights = trainer.objective.weights
+
+        def timed_weights(*args: Any, **kwargs: Any) -> torch.Tensor:
+            start = time.perf_counter()
+            out = weights(*args, **kwargs)
+            _sync(device)
+            spent[0] += time.perf_counter() - start
+            return out
+
+        trainer.objective.weights = timed_weights  # the step calls it through the instance
+    with full_order_kernel(kernel):
+        for _ in range(max(1, warmup)):  # the first step also runs the one-time input checks
+            trainer.train_step(with_stats=False)
     _sync(device)
     per_step = config.rollouts_per_step
 
     def window() -> tuple[float, float]:
         steps, start = 0, time.perf_counter()
-        while True:
-            trainer.train_step(with_stats=False)
-            steps += 1
-            if time.perf_counter() - start >= seconds:
-                break
+        spent[0] = 0.0
+        with full_order_kernel(kernel):
+            while True:
+                trainer.train_step(with_stats=False)
+                steps += 1
+                if time.perf_counter() - start >= seconds:
+                    break
         _sync(device)
-        return steps * per_step, time.perf_counter() - start
+        elapsed = time.perf_counter() - start
+        if estimator_seconds is not None:
+            estimator_seconds.append(spent[0] / steps)
+        return steps * per_step, elapsed
 
     return window
 
@@ -409,6 +475,9 @@ class Plan:
     repeats: int
     warmup: int
     quick: bool = False
+    kernel_compare: bool = False
+    kernel_sizes: list[tuple[int, int]] = field(default_factory=lambda: list(KERNEL_SIZES))
+    slow_exact: bool = False
 
 
 def _num_groups(plan: Plan, task: str, group_size: int, device: str) -> list[int]:
@@ -525,6 +594,8 @@ def build_cells(plan: Plan) -> list[Cell]:
                 cells += _part_cells(plan, task, estimator, device, False)
                 if plan.compile and estimator == "maxrl":
                     cells += _part_cells(plan, task, estimator, device, True)
+    if plan.kernel_compare:
+        cells += _kernel_cells(plan)
     if plan.sb3 is None or plan.sb3:
         for task in plan.sb3_tasks:
             for algo in sb3_algos(task, plan.sb3):
@@ -539,12 +610,173 @@ def build_cells(plan: Plan) -> list[Cell]:
 
 
 # --------------------------------------------------------------------------------------------
+# The order-N kernels side by side (--kernel-compare)
+# --------------------------------------------------------------------------------------------
+
+
+def _kernel_cells(plan: Plan) -> list[Cell]:
+    """End-to-end cells for each regime, (B, N) and kernel; the estimator timed in the step.
+
+    The estimator's time is measured inside the same steps (``objective.weights`` wrapped
+    with a timer), so its share is of the very steps whose rate is reported: the exact
+    kernel's cost depends on the data (its node cutoff), so a separate call on other scores
+    would not be comparable.
+    """
+    cells = []
+    for regime, env_kwargs in KERNEL_REGIMES.items():
+        for b, n in plan.kernel_sizes:
+            config = dataclasses.replace(
+                _trainer_config("regression", "maxrl", b, n, "cpu", False),
+                env_kwargs=dict(env_kwargs),
+            )
+            for kernel in KERNEL_CHOICES:
+                key = {
+                    "regime": regime,
+                    "env_kwargs": dict(env_kwargs),
+                    "group_size": n,
+                    "num_groups": b,
+                    "kernel": kernel,
+                    "device": "cpu",
+                }
+                cell = Cell("kernel", key, "rollouts/s")
+                if kernel == "exact" and (regime, n) in SLOW_EXACT and not plan.slow_exact:
+                    cell.status = "not measured: one step takes 15-40 s (--slow-exact)"
+                else:
+                    cell.setup = lambda config=config, kernel=kernel, cell=cell: trainer_setup(
+                        config, plan.seconds, plan.warmup, kernel, cell.inner
+                    )
+                cells.append(cell)
+    return cells
+
+
+def derive_kernels(cells: list[Cell]) -> list[dict[str, Any]]:
+    """Per regime and (B, N): each kernel's rate, estimator time and share; the speed-ups.
+
+    Per window: the estimator's ms per step and its share of the step (estimator seconds
+    over step seconds, both from the same steps); speed-ups are paired by round (fast over
+    exact rollouts/s, exact over fast estimator ms).
+    """
+    rows = []
+    seen = []
+    for cell in _find(cells, "kernel", kernel="fast"):
+        k = cell.key
+        what = (k["regime"], k["num_groups"], k["group_size"])
+        if what in seen:
+            continue
+        seen.append(what)
+        regime, b, n = what
+        row: dict[str, Any] = {"regime": regime, "num_groups": b, "group_size": n}
+        of = {
+            c.key["kernel"]: c
+            for c in _find(cells, "kernel", regime=regime, num_groups=b, group_size=n)
+        }
+        est_ms: dict[str, list[float]] = {}
+        for kernel in KERNEL_CHOICES:
+            c = of[kernel]
+            step_s = [b * n / rate for rate in c.samples]
+            est_ms[kernel] = [1e3 * s for s in c.inner]
+            row[kernel] = {
+                "rollouts_per_s": summary(c.samples),
+                "estimator_ms": summary(est_ms[kernel]),
+                "share": summary([e / s for e, s in zip(c.inner, step_s, strict=False)]),
+                "cpu_per_wall": summary(
+                    [cpu / wall for cpu, wall in zip(c.cpu, c.wall, strict=False) if wall > 0]
+                ),
+                "status": c.status,
+            }
+        fast, exact = of["fast"], of["exact"]
+        row["step_speedup"] = (
+            _paired(fast, exact, lambda x, y: x / y) if exact.samples and fast.samples else None
+        )
+        pairs = [e / f for e, f in zip(est_ms["exact"], est_ms["fast"], strict=False) if f > 0]
+        row["estimator_speedup"] = summary(pairs)
+        rows.append(row)
+    return rows
+
+
+def kernel_targets(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """:data:`KERNEL_TARGETS` against the fast kernel's default-regime medians."""
+    out = {}
+    for name, ((b, n), target) in KERNEL_TARGETS.items():
+        row = next(
+            (
+                r
+                for r in rows
+                if (r["regime"], r["num_groups"], r["group_size"]) == ("default", b, n)
+            ),
+            None,
+        )
+        stat = None
+        if row is not None:
+            stat = row["fast"]["share" if name == "estimator_share" else "rollouts_per_s"]
+        value = stat["median"] if stat else None
+        met = None
+        if value is not None:
+            met = value <= target if name == "estimator_share" else value >= target
+        out[name] = {"num_groups": b, "group_size": n, "target": target, "value": value, "met": met}
+    return out
+
+
+def render_kernels(rows: list[dict[str, Any]]) -> list[str]:
+    """The printed comparison table and the kernel issue's targets."""
+    lines = [
+        "",
+        "Order-N kernel, fast (default for float32) vs exact: regression, maxrl T = N, CPU",
+        f"{'regime':<12}{'N':>6}{'B':>6}  {'kernel':<6}{'rollouts/s':>11}  {'min-max':<15}"
+        f"{'estimator ms':>13}{'share':>7}{'cpu/wall':>9}{'step x':>8}{'est x':>8}",
+        "(estimator ms per step and its share, timed inside the same steps; step x, est x: how\n"
+        "many times faster the fast kernel is, paired by round)",
+    ]
+
+    def med(s: dict[str, Any] | None, fmt: Callable[[float], str]) -> str:
+        return fmt(s["median"]) if s else "-"
+
+    for row in rows:
+        for kernel in KERNEL_CHOICES:
+            v = row[kernel]
+            rate = v["rollouts_per_s"]
+            spread = f"{_rate(rate['min'])}-{_rate(rate['max'])}" if rate else v["status"][:15]
+            speed = ""
+            if kernel == "fast":
+                speed = f"{med(row['step_speedup'], lambda x: f'{x:.1f}x'):>8}"
+                speed += f"{med(row['estimator_speedup'], lambda x: f'{x:.0f}x'):>8}"
+            lines.append(
+                f"{row['regime']:<12}{row['group_size']:>6}{row['num_groups']:>6}  {kernel:<6}"
+                f"{med(rate, _rate):>11}  {spread:<15}"
+                f"{med(v['estimator_ms'], lambda x: f'{x:.3g}'):>13}"
+                f"{med(v['share'], lambda x: f'{x:.0%}'):>7}"
+                f"{med(v['cpu_per_wall'], lambda x: f'{x:.0%}'):>9}{speed}"
+            )
+    lines.append("Targets (fast kernel, default regime):")
+    for name, t in kernel_targets(rows).items():
+        flag = "n/a" if t["met"] is None else "met" if t["met"] else "MISSED"
+        if t["value"] is None:
+            shown = "-"
+        elif name == "estimator_share":
+            shown = f"{t['value']:.0%} (<= {t['target']:.0%})"
+        else:
+            shown = f"{_rate(t['value'])} (>= {_rate(t['target'])})"
+        lines.append(f"  {name} at B = {t['num_groups']}, N = {t['group_size']}: {shown} [{flag}]")
+    return lines
+
+
+# --------------------------------------------------------------------------------------------
 # Running and summarizing
 # --------------------------------------------------------------------------------------------
 
 
-def run_cells(cells: list[Cell], repeats: int, log: Callable[[str], None]) -> None:
-    """Warm every cell up (alone, recording its memory), then time them round-robin."""
+def _load() -> list[float] | None:
+    """The 1, 5 and 15 minute load averages (None where the OS has none)."""
+    return [round(x, 2) for x in os.getloadavg()] if hasattr(os, "getloadavg") else None
+
+
+def run_cells(cells: list[Cell], repeats: int, log: Callable[[str], None]) -> list[Any]:
+    """Warm every cell up (alone, recording its memory), then time them round-robin.
+
+    Returns:
+        The load averages at the start of each round.
+    """
+    loads: list[Any] = []
     for i, cell in enumerate(cells):
         if cell.setup is None:
             continue
@@ -566,12 +798,13 @@ def run_cells(cells: list[Cell], repeats: int, log: Callable[[str], None]) -> No
         }
     live = [cell for cell in cells if cell.window is not None]
     for r in range(repeats):
-        log(f"[round {r + 1}/{repeats}] {len(live)} systems")
+        log(f"[round {r + 1}/{repeats}] {len(live)} systems, load {_load()}")
+        loads.append(_load())
         shift = (r * max(1, len(live) // repeats)) % max(1, len(live))
         for cell in live[shift:] + live[:shift]:
             if cell.status != "measured":
                 continue
-            start = time.perf_counter()
+            start, cpu_start = time.perf_counter(), time.process_time()
             try:
                 units, seconds = cell.window()  # type: ignore[misc]
             except (RuntimeError, MemoryError) as err:
@@ -579,6 +812,7 @@ def run_cells(cells: list[Cell], repeats: int, log: Callable[[str], None]) -> No
                 log(f"  {cell.label()}: {cell.status}")
                 continue
             cell.wall.append(time.perf_counter() - start)
+            cell.cpu.append(time.process_time() - cpu_start)
             if cell.unit == "ms":
                 cell.samples.append(1e3 * seconds / units)
             else:
@@ -586,6 +820,8 @@ def run_cells(cells: list[Cell], repeats: int, log: Callable[[str], None]) -> No
     for cell in cells:
         if cell.status == "measured" and not cell.samples:
             cell.status = "not measured"
+
+    return loads
 
 
 def summary(samples: Sequence[float]) -> dict[str, Any] | None:
@@ -885,6 +1121,11 @@ def render(result: dict[str, Any], cells: list[Cell]) -> str:
                 f"{head}{row['ours']['num_groups']:>7}"
                 f"{r['median']:>10,.0f}x  {r['min']:,.0f}-{r['max']:,.0f}x"
             )
+    if result.get("kernel_comparison"):
+        lines += render_kernels(result["kernel_comparison"])
+    if result.get("round_loads"):
+        loads = ", ".join(f"{load[0]:.1f}" for load in result["round_loads"] if load)
+        lines += ["", f"Load average (1 min) at the start of each round: {loads}"]
     t = result["targets"]
     quick = " (--quick: tiny sizes, not representative)" if result["settings"]["quick"] else ""
     lines += ["", f"Targets{quick}"]
@@ -929,6 +1170,8 @@ def cell_record(cell: Cell) -> dict[str, Any]:
         "stats": summary(cell.samples),
         "memory": cell.memory,
         "window_s": [round(w, 3) for w in cell.wall],
+        "cpu_s": [round(c, 3) for c in cell.cpu],
+        **({"estimator_s_per_step": [round(s, 6) for s in cell.inner]} if cell.inner else {}),
     }
 
 
@@ -992,6 +1235,24 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--warmup", type=int, default=2, help="untimed steps per trainer")
     parser.add_argument("--threads", type=int, default=1, help="torch threads")
     parser.add_argument("--quiet", action="store_true", help="no progress messages")
+    parser.add_argument(
+        "--kernel-compare",
+        action="store_true",
+        help="also time the fast and the exact order-N kernel side by side (regression)",
+    )
+    parser.add_argument(
+        "--kernel-sizes",
+        nargs="+",
+        default=None,
+        help="BxN pairs for --kernel-compare (default: "
+        + " ".join(f"{b}x{n}" for b, n in KERNEL_SIZES)
+        + ")",
+    )
+    parser.add_argument(
+        "--slow-exact",
+        action="store_true",
+        help="also the exact kernel's low-success N = 4096 rows (15-40 s per step)",
+    )
     return parser
 
 
@@ -1016,6 +1277,8 @@ def make_plan(args: argparse.Namespace) -> Plan:
             repeats=2,
             warmup=1,
             quick=True,
+            kernel_compare=args.kernel_compare,
+            kernel_sizes=[(16, 16), (4, 64)],
         )
     return Plan(
         tasks=args.tasks,
@@ -1034,7 +1297,26 @@ def make_plan(args: argparse.Namespace) -> Plan:
         seconds=args.seconds,
         repeats=args.repeats,
         warmup=args.warmup,
+        kernel_compare=args.kernel_compare,
+        kernel_sizes=_kernel_sizes(args.kernel_sizes),
+        slow_exact=args.slow_exact,
     )
+
+
+def _kernel_sizes(texts: Sequence[str] | None) -> list[tuple[int, int]]:
+    """``BxN`` texts as (B, N) pairs (default :data:`KERNEL_SIZES`)."""
+    if texts is None:
+        return list(KERNEL_SIZES)
+    sizes = []
+    for text in texts:
+        try:
+            b, n = (int(part) for part in text.lower().split("x"))
+        except ValueError:
+            b = n = 0
+        if b < 1 or n < 2:
+            raise SystemExit(f"--kernel-sizes: {text!r} must be BxN with B >= 1, N >= 2")
+        sizes.append((b, n))
+    return sizes
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -1054,7 +1336,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     started_at = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
     started = time.perf_counter()
     cells = build_cells(plan)
-    run_cells(cells, plan.repeats, log)
+    loads = run_cells(cells, plan.repeats, log)
     info_end = {"load_average_end": list(os.getloadavg()) if hasattr(os, "getloadavg") else None}
     result: dict[str, Any] = {
         "schema": SCHEMA,
@@ -1069,6 +1351,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         "trainer": [cell_record(c) for c in _find(cells, "trainer")],
         "parts": [cell_record(c) for c in _find(cells, "part")],
         "sb3": [cell_record(c) for c in _find(cells, "sb3")],
+        "kernels": [cell_record(c) for c in _find(cells, "kernel")],
+        "round_loads": loads,
         "memory": {
             "peak_rss_mib": round(peak_rss_mib(), 1),
             "cuda_max_memory_allocated_mib": round(torch.cuda.max_memory_allocated() / (1 << 20), 1)
@@ -1077,6 +1361,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         },
     }
     result.update(derive(cells, plan))
+    result["kernel_comparison"] = derive_kernels(cells)
+    result["kernel_targets"] = kernel_targets(result["kernel_comparison"])
     result["elapsed_s"] = round(time.perf_counter() - started, 1)
     print(render(result, cells), flush=True)
     if args.json is not None:

@@ -102,3 +102,30 @@ def test_quick_rows_cover_tasks_estimators_parts_and_sb3(quick: tuple[dict, str]
 def test_console_script_is_declared() -> None:
     scripts = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["scripts"]
     assert scripts["maxrl-throughput"] == "benchmarks.throughput:main"
+
+
+def test_kernel_comparison_pairs_rounds_and_judges_targets() -> None:
+    from benchmarks import throughput as tp
+
+    def cell(kernel: str, rates: list[float], inner: list[float]) -> tp.Cell:
+        key = {"regime": "default", "group_size": 64, "num_groups": 1024, "kernel": kernel}
+        out = tp.Cell("kernel", key, "rollouts/s", samples=rates, inner=inner)
+        out.wall, out.cpu = [1.0] * len(rates), [0.5] * len(rates)
+        return out
+
+    per_step = 1024 * 64
+    fast = cell("fast", [4e6, 8e6], [0.1 * per_step / 4e6, 0.18 * per_step / 8e6])
+    exact = cell("exact", [1e6, 2e6], [0.8 * per_step / 1e6, 0.5 * per_step / 2e6])
+    (row,) = tp.derive_kernels([fast, exact])
+    assert row["fast"]["share"]["samples"] == pytest.approx([0.1, 0.18])
+    assert row["exact"]["share"]["samples"] == pytest.approx([0.8, 0.5])
+    assert row["step_speedup"]["samples"] == pytest.approx([4.0, 4.0])
+    assert row["estimator_speedup"]["samples"] == pytest.approx([32.0, 0.5 / 0.18 * 4])
+    assert row["fast"]["cpu_per_wall"]["median"] == pytest.approx(0.5)
+    targets = tp.kernel_targets([row])
+    assert targets["estimator_share"]["value"] == pytest.approx(0.14)
+    assert targets["estimator_share"]["met"] is True
+    assert targets["rollouts_per_s_n256"]["met"] is None  # no row at (1024, 256)
+    assert "estimator_share at B = 1024, N = 64: 14% (<= 15%) [met]" in "\n".join(
+        tp.render_kernels([row])
+    )
