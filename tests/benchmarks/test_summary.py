@@ -180,3 +180,22 @@ def test_fill_results_doc_reprints_only_the_marked_tables(monkeypatch) -> None:
         assert "exited 2" in str(err)
     else:
         raise AssertionError("a failing summary command must stop the fill")
+
+
+def test_aggregate_leaves_out_a_task_whose_bayes_and_random_levels_nearly_coincide(
+    tmp_path: Path,
+) -> None:
+    # Tasks a and b: random -5, Bayes -1. Task c: Bayes only 0.01 nats above random, more
+    # than the agents' seed noise (their values differ by 1e-4) but under the protocol's 0.02.
+    wide = {"random": {LL: -5.0}, "bayes_point": {LL: -1.0}, "bayes_sampler": {LL: -1.0}}
+    narrow = {"random": {LL: -1.0}, "bayes_point": {LL: -0.99}, "bayes_sampler": {LL: -0.99}}
+    for env, refs in (("a", wide), ("b", wide), ("c", narrow)):
+        for agent, base in (("maxrl", -1.0), ("grpo", -1.005)):
+            for s in range(3):
+                r = row(agent, s, base + 1e-4 * s, {})
+                r.update(env_label=env, env_base=env, references=refs, run_id=f"{env}-{agent}-{s}")
+                append_row(tmp_path / "results.jsonl", r)
+    text = aggregate_over_tasks(build_points(load_rows(tmp_path)[0])).text
+    assert "- Tasks (2): e: a; e: b" in text
+    assert "- Not a task: e: c (the Bayes level of log_likelihood is only 0.01 better" in text
+    assert "less than the protocol's 0.02" in text
