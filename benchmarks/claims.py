@@ -5,10 +5,13 @@ an entry of ``docs/results/claims.toml``: the suite, experiment and point (or th
 comparison family), the metric, agents A and B, the framing, and what the protocol
 (``docs/protocol.md``) concludes. A **point** claim states a verdict (``win``, ``loss``,
 ``equivalent``, ``inconclusive``: A against B) with its figure, ``A − B`` and the
-Holm-corrected interval; a **tally** claim states how many points of a comparison family
-end in each verdict. This module recomputes each from the committed rows with
-:func:`benchmarks.summary.families` (Holm within the family, TOST at 5% of the
-random-to-Bayes distance), so wording and numbers cannot drift apart::
+Holm-corrected interval, and which of the two agents chose a learning rate on an edge of
+its grid there (``grid_edge``: such a verdict is provisional under the protocol); a
+**tally** claim states how many points of a comparison family end in each verdict, and at
+how many either agent's rate is on a grid edge (``on_grid_edge``). This module recomputes
+each from the committed rows with :func:`benchmarks.summary.families` (Holm within the
+family, TOST at 5% of the random-to-Bayes distance), so wording and numbers cannot drift
+apart::
 
     python -m benchmarks.claims                  # every claim; exit 1 on any mismatch
     python -m benchmarks.claims --claims FILE    # another claims file
@@ -35,7 +38,7 @@ except ModuleNotFoundError:  # Python 3.10
 
 from benchmarks.report import Point
 from benchmarks.stats import VERDICTS
-from benchmarks.summary import ALPHA, MARGIN_FRACTION, _label, _points, families
+from benchmarks.summary import ALPHA, MARGIN_FRACTION, _label, families, load_points
 
 ROOT = Path(__file__).resolve().parents[1]
 CLAIMS = ROOT / "docs" / "results" / "claims.toml"
@@ -58,6 +61,8 @@ _ALLOWED = {
     "tally",
     "first_edition",
     "source",
+    "grid_edge",
+    "on_grid_edge",
 }
 
 
@@ -86,6 +91,8 @@ class Claim:
     tally: dict[str, int] = field(default_factory=dict)
     first_edition: str = ""
     source: str = ""
+    grid_edge: list[str] = field(default_factory=list)
+    on_grid_edge: int = 0
 
 
 @dataclass
@@ -98,6 +105,8 @@ class Outcome:
         diff: Recomputed ``A − B``.
         interval: Recomputed Holm-corrected interval.
         tally: Recomputed verdict counts (tally claims).
+        grid_edge: Agents whose learning rate sits on a grid edge at the point (point
+            claims), or the number of such points in the family (tally claims).
         problems: How the claim differs from the rows (empty: it holds).
     """
 
@@ -106,6 +115,7 @@ class Outcome:
     diff: float = math.nan
     interval: tuple[float, float] = (math.nan, math.nan)
     tally: dict[str, int] = field(default_factory=dict)
+    grid_edge: list[str] | int = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
 
     @property
@@ -216,7 +226,7 @@ def _same(computed: float, claimed: float) -> bool:
 def check(
     claim: Claim,
     results: str | Path = ROOT / "docs" / "results",
-    cache: dict[tuple[str, str | None], list[Point]] | None = None,
+    cache: dict[tuple[str, str | None], tuple[list[Point], set[str]]] | None = None,
 ) -> Outcome:
     """Recompute one claim from the rows of ``results/<suite>``.
 
@@ -241,10 +251,11 @@ def check(
         ):
             raise ClaimError(f"claim {claim.id!r}: suite={claim.suite!r} has no rows in {results}")
         try:
-            cache[key] = _points(directory, claim.experiment)
+            cache[key] = load_points(directory, claim.experiment)
         except ValueError as error:
             raise ClaimError(f"claim {claim.id!r}: {error}") from error
-    found = families(cache[key], claim.metric, claim.a, claim.b, MARGIN_FRACTION, ALPHA)
+    points, edges = cache[key]
+    found = families(points, claim.metric, claim.a, claim.b, MARGIN_FRACTION, ALPHA, edges)
     outcome = Outcome(claim)
     if claim.kind == "tally":
         family = next((f for f in found if f.label == claim.at), None)
@@ -256,6 +267,11 @@ def check(
         outcome.tally = family.tally()
         if outcome.tally != claim.tally:
             outcome.problems.append(f"tally {claim.tally} but the rows give {outcome.tally}")
+        outcome.grid_edge = sum(bool(e) for e in family.edges)
+        if outcome.grid_edge != claim.on_grid_edge:
+            outcome.problems.append(
+                f"on_grid_edge {claim.on_grid_edge} but the rows give {outcome.grid_edge}"
+            )
         return outcome
     labels = {
         _label(p, claim.experiment is None): (f, i)
@@ -270,6 +286,11 @@ def check(
         )
     family, index = labels[claim.point]
     c = family.comparisons[index]
+    outcome.grid_edge = family.edges[index]
+    if sorted(outcome.grid_edge) != sorted(claim.grid_edge):
+        outcome.problems.append(
+            f"grid_edge {claim.grid_edge} but the rows give {outcome.grid_edge}"
+        )
     outcome.verdict, outcome.diff, outcome.interval = c.verdict, c.diff, (c.low, c.high)
     if c.verdict != claim.verdict:
         outcome.problems.append(f"verdict {claim.verdict} but the rows give {c.verdict}")
@@ -288,15 +309,15 @@ def check_all(
     claims: Sequence[Claim], results: str | Path = ROOT / "docs" / "results"
 ) -> list[Outcome]:
     """:func:`check` of every claim, each suite's rows read once."""
-    cache: dict[tuple[str, str | None], list[Point]] = {}
+    cache: dict[tuple[str, str | None], tuple[list[Point], set[str]]] = {}
     return [check(claim, results, cache) for claim in claims]
 
 
 def table(outcomes: Sequence[Outcome]) -> str:
     """Markdown: one line per claim, the claimed and the recomputed result."""
     lines = [
-        "| claim | A vs B | point | claimed | recomputed | holds |",
-        "|---|---|---|---|---|---|",
+        "| claim | A vs B | point | claimed | recomputed | grid edge | holds |",
+        "|---|---|---|---|---|---|---|",
     ]
     for o in outcomes:
         c = o.claim
@@ -308,10 +329,11 @@ def table(outcomes: Sequence[Outcome]) -> str:
             claimed = f"{c.verdict} {c.diff:+.3g} [{c.interval[0]:+.3g}, {c.interval[1]:+.3g}]"
             got = f"{o.verdict} {o.diff:+.3g} [{o.interval[0]:+.3g}, {o.interval[1]:+.3g}]"
             where = c.point or ""
+        edge = o.grid_edge if isinstance(o.grid_edge, int) else ", ".join(o.grid_edge) or "–"
         holds = "yes" if o.ok else "NO: " + "; ".join(o.problems)
         lines.append(
             f"| {c.id} | {c.a} vs {c.b} ({c.suite}, {c.metric}) | {where} | {claimed} | {got} "
-            f"| {holds} |"
+            f"| {edge} | {holds} |"
         )
     return "\n".join(lines)
 

@@ -54,7 +54,38 @@ from benchmarks.stats import Comparison, compare_cells, compare_family
 
 
 def _points(results_dir: str | Path, experiment: str | None) -> list[Point]:
+    return load_points(results_dir, experiment)[0]
+
+
+def grid_edges(rows: Sequence[dict[str, Any]]) -> set[str]:
+    """Cells whose chosen learning rate is the lowest or highest of a grid of 3 or more.
+
+    The rule of the report's selection table ("(grid edge)"): the rates a cell's validation
+    runs tried, and the rate its reported runs use.
+    """
+    tried: dict[str, set[float]] = {}
+    chosen: dict[str, float] = {}
+    for row in rows:
+        lr = row.get("lr")
+        if lr is None:
+            continue
+        if row.get("phase") == "tune":
+            tried.setdefault(row["cell"], set()).add(float(lr))
+        elif row.get("phase") == "final" and row.get("status") == "ok":
+            chosen[row["cell"]] = float(lr)
+    return {
+        cell
+        for cell, lr in chosen.items()
+        if len(tried.get(cell, ())) >= 3 and lr in (min(tried[cell]), max(tried[cell]))
+    }
+
+
+def load_points(
+    results_dir: str | Path, experiment: str | None = None
+) -> tuple[list[Point], set[str]]:
+    """The points of a results directory (one experiment, or all) and its grid-edge cells."""
     rows, meta = load_rows(results_dir)
+    edges = grid_edges(rows)
     experiments = build_points(rows, meta.get("agents") or ())
     if experiment is not None:
         if experiment not in experiments:
@@ -62,8 +93,8 @@ def _points(results_dir: str | Path, experiment: str | None) -> list[Point]:
                 f"experiment={experiment!r} is not in {results_dir}; allowed: "
                 f"{', '.join(experiments)}"
             )
-        return experiments[experiment]
-    return [p for points in experiments.values() for p in points]
+        return experiments[experiment], edges
+    return [p for points in experiments.values() for p in points], edges
 
 
 #: Shorter names of sweep keys in a summary's point labels.
@@ -196,12 +227,16 @@ class Family:
         at: A's values of the settings B ignores (``{}``: one family over every point).
         points: The points, each pair of run sets counted once.
         comparisons: One :class:`benchmarks.stats.Comparison` per point.
+        edges: Per point, the agents (of A and B) whose chosen learning rate there sits on
+            an edge of its grid (:func:`grid_edges`): such a comparison names no winner
+            under the protocol until the grid is extended past the edge.
     """
 
     opponent: str
     at: dict[str, Any]
     points: list[Point] = field(default_factory=list)
     comparisons: list[Comparison] = field(default_factory=list)
+    edges: list[list[str]] = field(default_factory=list)
 
     @property
     def label(self) -> str:
@@ -233,6 +268,7 @@ def families(
     b: str,
     margin_fraction: float = MARGIN_FRACTION,
     alpha: float = ALPHA,
+    edges: set[str] | frozenset[str] = frozenset(),
 ) -> list[Family]:
     """A against B as the protocol counts it: Holm families, each distinct run once.
 
@@ -242,7 +278,8 @@ def families(
     into one family per value of A's, so no run of B counts twice in a family. A point
     whose two run sets were already counted in its family is skipped. Within a family the
     difference tests and, separately, the equivalence tests (margin:
-    ``margin_fraction * |Bayes - random|``) are Holm-corrected at ``alpha``.
+    ``margin_fraction * |Bayes - random|``) are Holm-corrected at ``alpha``. ``edges``: the
+    cells on a grid edge (:func:`grid_edges`), listed per point in ``Family.edges``.
 
     Returns:
         The families in first-seen order (empty when the agents never meet).
@@ -268,6 +305,10 @@ def families(
         pairs = [(_finite(p, a, metric), _finite(p, b, metric)) for p in family.points]
         margins = [margin(p, metric, margin_fraction) for p in family.points]
         family.comparisons = compare_family(pairs, margins, alpha, higher_is_better=higher)
+        family.edges = [
+            [agent for agent in (a, b) if any(r.get("cell") in edges for r in p.agents[agent].rows)]
+            for p in family.points
+        ]
     return list(out.values())
 
 
@@ -288,18 +329,19 @@ def verdicts(
     """
     lines = [
         f"| point | family | {a} − {b} [Holm interval] | level | margin | TOST p (Holm) "
-        "| verdict |",
-        "|---|---|---|---|---|---|---|",
+        "| verdict | grid edge |",
+        "|---|---|---|---|---|---|---|---|",
     ]
-    for family in families(_points(results_dir, experiment), metric, a, b, margin_fraction, alpha):
-        for point, c in zip(family.points, family.comparisons, strict=True):
+    points, edges = load_points(results_dir, experiment)
+    for family in families(points, metric, a, b, margin_fraction, alpha, edges):
+        for point, c, edge in zip(family.points, family.comparisons, family.edges, strict=True):
             text = f"{c.diff:+.3g} [{c.low:+.3g}, {c.high:+.3g}]"
             level = f"{c.level:.4f}" if math.isfinite(c.level) else "–"
             m = f"{c.margin:.3g}" if math.isfinite(c.margin) else "–"
             tp = f"{c.p_tost_holm:.3g}" if math.isfinite(c.p_tost_holm) else "–"
             lines.append(
                 f"| {_label(point, experiment is None)} | {family.label} | {text} | {level} "
-                f"| {m} | {tp} | {c.verdict or '–'} |"
+                f"| {m} | {tp} | {c.verdict or '–'} | {', '.join(edge) or '–'} |"
             )
     return "\n".join(lines)
 
@@ -317,24 +359,27 @@ def scoreboard(
 
     Corrected (the protocol's, default): per family (:func:`families`), the points won,
     found equivalent (TOST at the margin), inconclusive and lost, from Holm-corrected
-    intervals and equivalence tests. ``raw=True``: the first edition's table, points won,
-    tied and lost by uncorrected Welch 95% intervals over all points, a comparison of the
-    same two run sets counted once.
+    intervals and equivalence tests, and at how many of its points either agent's learning
+    rate sits on an edge of its grid (a verdict there is provisional). ``raw=True``: the
+    first edition's table, points won, tied and lost by uncorrected Welch 95% intervals over
+    all points, a comparison of the same two run sets counted once.
     """
-    points = _points(results_dir, experiment)
+    points, edges = load_points(results_dir, experiment)
     others = list(dict.fromkeys(a for p in points for a in p.agents if a != agent))
     if raw:
         return _raw_scoreboard(points, metric, agent, others)
     lines = [
-        f"| {agent} vs | at | points | wins | equivalent | inconclusive | losses |",
-        "|---|---|---|---|---|---|---|",
+        f"| {agent} vs | at | points | wins | equivalent | inconclusive | losses "
+        "| on a grid edge |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for other in others:
-        for family in families(points, metric, agent, other, margin_fraction, alpha):
+        for family in families(points, metric, agent, other, margin_fraction, alpha, edges):
             n = family.tally()
+            on_edge = sum(bool(e) for e in family.edges)
             lines.append(
                 f"| {other} | {family.label} | {sum(n.values())} | {n['win']} | "
-                f"{n['equivalent']} | {n['inconclusive']} | {n['loss']} |"
+                f"{n['equivalent']} | {n['inconclusive']} | {n['loss']} | {on_edge} |"
             )
     return "\n".join(lines)
 

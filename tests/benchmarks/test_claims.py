@@ -58,6 +58,7 @@ framing = "equal-rollouts"
 verdict = "{verdict}"
 diff = {diff}
 interval = [-0.526, -0.47]
+grid_edge = ["sac"]
 """
 
 
@@ -69,6 +70,9 @@ def test_a_claim_that_the_rows_contradict_fails_the_command(tmp_path: Path, caps
         "verdict win but the rows give loss" in out and "diff -0.4 but the rows give -0.498" in out
     )
     assert "1 of 1 claims do not hold: x" in out
+    path = _write(tmp_path, CLAIM.format(verdict="loss", diff=-0.498).replace('["sac"]', "[]"))
+    assert main(["--claims", str(path)]) == 1
+    assert "grid_edge [] but the rows give ['sac']" in capsys.readouterr().out
     path = _write(tmp_path, CLAIM.format(verdict="loss", diff=-0.498))
     assert main(["--claims", str(path)]) == 0
 
