@@ -246,6 +246,14 @@ def normalized_score(metric: str, value: Any, references: Mapping[str, Mapping[s
     return (x - random) / denominator
 
 
+#: The protocol's exclusion rule for normalized aggregates (``docs/protocol.md``): a task
+#: enters only if its Bayes level beats random by at least this much on the selection metric,
+#: in the metric's own units (nats for a log-likelihood, probability for a pass rate), beside
+#: beating the agents' seed noise (:func:`_reference_gap`). Below it one normalized unit is a
+#: sliver of the metric and normalized scores swing with seed noise.
+MIN_REFERENCE_GAP = 0.02
+
+
 def _reference_gap(point: Point) -> tuple[float, float]:
     """How much better the Bayes level is than random on the selection metric, and the noise.
 
@@ -1339,6 +1347,12 @@ def aggregate_over_tasks(
                 f"the Bayes level of {_metric_name(metric)} is only {gap:.3g} better than "
                 f"random, within the agents' seed noise ({noise:.3g}: twice their median "
                 "standard error), so normalized scores would be noise"
+            )
+        elif gap < MIN_REFERENCE_GAP:
+            left_out_tasks[point.task] = (
+                f"the Bayes level of {_metric_name(metric)} is only {gap:.3g} better than "
+                f"random, less than the protocol's {MIN_REFERENCE_GAP:g} (docs/protocol.md), "
+                "so a normalized unit would magnify seed noise"
             )
         else:
             tasks.append(point)

@@ -36,6 +36,13 @@ never on which other agents are in the mapping.
 
 :func:`compare_cells` is separate: a Welch t interval for the difference of two means of
 per-seed values (one cell of two result directories), not a bootstrap.
+
+Verdicts of one agent against another over a family of points (``docs/protocol.md``):
+:func:`difference_test` (Welch or paired t test), :func:`holm` (Holm's step-down correction,
+with the confidence level of each hypothesis' compatible interval), :func:`tost` (two
+one-sided tests of equivalence within a margin), :func:`verdict` (win / loss from a corrected
+interval, equivalent from a corrected TOST, else inconclusive) and :func:`compare_family`,
+which applies them to every point of a family.
 """
 
 from __future__ import annotations
@@ -691,3 +698,361 @@ def compare_cells(a_values: ArrayLike, b_values: ArrayLike, confidence: float = 
     df = (va + vb) ** 2 / (va**2 / (a.size - 1) + vb**2 / (b.size - 1))
     half = float(_scipy_stats.t.ppf(0.5 + confidence / 2, df)) * se
     return Interval(diff, diff - half, diff + half)
+
+
+# ----------------------------------------------------------------------------- verdicts
+
+VERDICTS = ("win", "loss", "equivalent", "inconclusive")
+"""What a comparison of agent A with agent B can conclude (``docs/protocol.md``)."""
+
+
+class DifferenceTest(NamedTuple):
+    """A t test of the difference of two means (Welch) or the mean of paired differences.
+
+    Attributes:
+        diff: ``mean(a) - mean(b)`` (unpaired) or ``mean(a - b)`` (paired).
+        se: Its standard error (0 when every value agrees; NaN with too few values).
+        df: Degrees of freedom of the t distribution (Welch-Satterthwaite, or ``n - 1``).
+        p: Two-sided p-value of ``diff = 0`` (NaN when ``se`` is NaN; 1 or 0 when ``se`` is 0
+            and ``diff`` is or is not 0).
+    """
+
+    diff: float
+    se: float
+    df: float
+    p: float
+
+
+def _per_seed(values: ArrayLike, name: str) -> np.ndarray:
+    v = np.asarray(values, dtype=float)
+    if v.ndim != 1:
+        raise ValueError(f"{name} must be a 1-D sequence of per-seed values; got shape {v.shape}")
+    if not np.isfinite(v).all():
+        raise ValueError(f"{name} must be finite (drop failed runs explicitly); got {v}")
+    return v
+
+
+def difference_test(
+    a_values: ArrayLike, b_values: ArrayLike, paired: bool = False
+) -> DifferenceTest:
+    """Welch's t test of ``mean(a) - mean(b)``, or the one-sample t test of paired differences.
+
+    Unpaired: ``se = sqrt(s_a^2 / n_a + s_b^2 / n_b)`` and Welch-Satterthwaite ``df`` (as
+    :func:`compare_cells` and ``scipy.stats.ttest_ind(a, b, equal_var=False)``). Paired (the
+    same seeds on both sides, e.g. two agents sharing data and initialization per seed):
+    ``d = a - b``, ``se = s_d / sqrt(n)``, ``df = n - 1`` (``scipy.stats.ttest_rel``).
+
+    Args:
+        a_values: ``[n_a]`` per-seed values of A.
+        b_values: ``[n_b]`` per-seed values of B (``n_b = n_a`` when paired, in seed order).
+        paired: Whether the values are paired by position.
+
+    Returns:
+        The :class:`DifferenceTest`; ``se``, ``df`` and ``p`` are NaN when a side has fewer
+        than 2 values (and ``diff`` too when a side has none).
+
+    Raises:
+        ValueError: Input not 1-D or not finite, or paired sides of different lengths.
+    """
+    a, b = _per_seed(a_values, "a_values"), _per_seed(b_values, "b_values")
+    nan = float("nan")
+    if paired:
+        if a.size != b.size:
+            raise ValueError(
+                f"paired values need the same number of seeds on both sides; got {a.size} "
+                f"and {b.size}"
+            )
+        d = a - b
+        if d.size == 0:
+            return DifferenceTest(nan, nan, nan, nan)
+        diff = float(d.mean())
+        if d.size < 2:
+            return DifferenceTest(diff, nan, nan, nan)
+        se, df = float(d.std(ddof=1)) / math.sqrt(d.size), float(d.size - 1)
+    else:
+        if a.size == 0 or b.size == 0:
+            return DifferenceTest(nan, nan, nan, nan)
+        diff = float(a.mean() - b.mean())
+        if a.size < 2 or b.size < 2:
+            return DifferenceTest(diff, nan, nan, nan)
+        va, vb = a.var(ddof=1) / a.size, b.var(ddof=1) / b.size
+        se = math.sqrt(va + vb)
+        df = (
+            float((va + vb) ** 2 / (va**2 / (a.size - 1) + vb**2 / (b.size - 1)))
+            if se > 0
+            else float(a.size + b.size - 2)
+        )
+    if se == 0.0:
+        return DifferenceTest(diff, 0.0, df, 1.0 if diff == 0 else 0.0)
+    p = float(2.0 * _scipy_stats.t.sf(abs(diff) / se, df))
+    return DifferenceTest(diff, se, df, min(1.0, p))
+
+
+def t_interval(test: DifferenceTest, confidence: float) -> tuple[float, float]:
+    """The two-sided ``confidence`` t interval ``diff -/+ t_{(1 + c) / 2, df} se`` of a test.
+
+    It excludes 0 exactly when ``test.p < 1 - confidence``. NaN ends with too few values;
+    ``(diff, diff)`` when ``se`` is 0.
+    """
+    confidence = _check_confidence(confidence)
+    if not math.isfinite(test.se):
+        return float("nan"), float("nan")
+    if test.se == 0.0:
+        return test.diff, test.diff
+    half = float(_scipy_stats.t.ppf(0.5 + confidence / 2, test.df)) * test.se
+    return test.diff - half, test.diff + half
+
+
+def _check_alpha(alpha: float) -> float:
+    try:
+        a = float(alpha)
+    except (TypeError, ValueError) as error:
+        raise ValueError(f"alpha must be a number in (0, 1); got {alpha!r}") from error
+    if not 0.0 < a < 1.0:
+        raise ValueError(f"alpha must be in (0, 1) (e.g. 0.05); got {alpha!r}")
+    return a
+
+
+class Holm(NamedTuple):
+    """Holm's step-down correction of a family of p-values (lists in the input's order).
+
+    Attributes:
+        adjusted: Holm-adjusted p-values ``max_{j <= rank} min(1, (m - j + 1) p_(j))``;
+            NaN where the input is NaN (such hypotheses are not in the family: ``m``
+            counts the finite p-values only).
+        reject: Whether the hypothesis is rejected at ``alpha`` (``adjusted < alpha``).
+        levels: The confidence level of each hypothesis' Holm-compatible interval:
+            ``1 - alpha / (m - r + 1)`` with ``r`` its rank, or the rank of the first
+            hypothesis not rejected when that comes earlier. A two-sided interval at this
+            level excludes 0 exactly when the hypothesis is rejected (NaN for NaN inputs).
+    """
+
+    adjusted: list[float]
+    reject: list[bool]
+    levels: list[float]
+
+
+def holm(p_values: Sequence[float], alpha: float = 0.05) -> Holm:
+    """Holm's (1979) step-down correction, controlling the family-wise error rate at ``alpha``.
+
+    Sort the ``m`` finite p-values ``p_(1) <= ... <= p_(m)``; reject ``H_(1), ..., H_(k)``
+    for the largest ``k`` such that ``p_(j) < alpha / (m - j + 1)`` for every ``j <= k``.
+    Ties keep their input order.
+
+    Args:
+        p_values: One p-value per hypothesis of the family (NaN: not tested, left out).
+        alpha: Family-wise error rate, in (0, 1).
+
+    Returns:
+        The :class:`Holm` correction.
+
+    Raises:
+        ValueError: A p-value outside [0, 1] or ``alpha`` outside (0, 1).
+    """
+    alpha = _check_alpha(alpha)
+    p = [float(v) for v in p_values]
+    for i, v in enumerate(p):
+        if not math.isnan(v) and not 0.0 <= v <= 1.0:
+            raise ValueError(f"p_values[{i}] must be in [0, 1] (or NaN: not tested); got {v}")
+    order = sorted((i for i, v in enumerate(p) if not math.isnan(v)), key=lambda i: p[i])
+    m = len(order)
+    nan = float("nan")
+    adjusted, reject, levels = [nan] * len(p), [False] * len(p), [nan] * len(p)
+    running, stopped = 0.0, None
+    for rank, i in enumerate(order, start=1):
+        running = max(running, min(1.0, (m - rank + 1) * p[i]))
+        adjusted[i] = running
+        if stopped is None and not p[i] < alpha / (m - rank + 1):
+            stopped = rank
+        reject[i] = stopped is None
+        levels[i] = 1.0 - alpha / (m - (rank if stopped is None else stopped) + 1)
+    return Holm(adjusted, reject, levels)
+
+
+class Equivalence(NamedTuple):
+    """Two one-sided tests (TOST) of ``|diff| < margin``.
+
+    Attributes:
+        diff: The difference (as :func:`difference_test`).
+        low: Lower end of the ``1 - 2 alpha`` interval (equivalent at ``alpha`` exactly when
+            it lies inside ``(-margin, margin)``).
+        high: Its upper end.
+        p: ``max(p_lower, p_upper)``: ``p_lower`` of ``H0: diff <= -margin`` and ``p_upper``
+            of ``H0: diff >= margin`` (NaN with too few values).
+        margin: The equivalence margin (> 0).
+    """
+
+    diff: float
+    low: float
+    high: float
+    p: float
+    margin: float
+
+
+def tost(
+    a_values: ArrayLike,
+    b_values: ArrayLike,
+    margin: float,
+    alpha: float = 0.05,
+    paired: bool = False,
+) -> Equivalence:
+    """Schuirmann's two one-sided t tests: is ``mean(a) - mean(b)`` within ``+/- margin``?
+
+    With the standard error and degrees of freedom of :func:`difference_test` (Welch, or
+    paired differences): ``p_lower = P(T > (diff + margin) / se)``, ``p_upper =
+    P(T < (diff - margin) / se)``; equivalence at ``alpha`` when ``max(p_lower, p_upper) <
+    alpha``, i.e. when the ``1 - 2 alpha`` interval lies within ``(-margin, margin)``.
+
+    Args:
+        a_values: ``[n_a]`` per-seed values of A.
+        b_values: ``[n_b]`` per-seed values of B.
+        margin: Equivalence margin in the metric's units, > 0.
+        alpha: Level of each one-sided test, in (0, 0.5).
+        paired: As :func:`difference_test`.
+
+    Returns:
+        The :class:`Equivalence` (``p`` NaN when a side has fewer than 2 values; with zero
+        standard error ``p`` is 0 inside the margin and 1 outside).
+
+    Raises:
+        ValueError: A margin that is not a positive finite number, ``alpha`` outside
+            (0, 0.5), or bad values (as :func:`difference_test`).
+    """
+    alpha = _check_alpha(alpha)
+    if not alpha < 0.5:
+        raise ValueError(f"alpha must be in (0, 0.5) for two one-sided tests; got {alpha!r}")
+    try:
+        delta = float(margin)
+    except (TypeError, ValueError) as error:
+        raise ValueError(f"margin must be a positive number; got {margin!r}") from error
+    if not (math.isfinite(delta) and delta > 0):
+        raise ValueError(f"margin must be a positive finite number; got {margin!r}")
+    test = difference_test(a_values, b_values, paired)
+    low, high = t_interval(test, 1.0 - 2.0 * alpha)
+    if not math.isfinite(test.se):
+        return Equivalence(test.diff, low, high, float("nan"), delta)
+    if test.se == 0.0:
+        return Equivalence(test.diff, low, high, 0.0 if abs(test.diff) < delta else 1.0, delta)
+    p_lower = float(_scipy_stats.t.sf((test.diff + delta) / test.se, test.df))
+    p_upper = float(_scipy_stats.t.cdf((test.diff - delta) / test.se, test.df))
+    return Equivalence(test.diff, low, high, max(p_lower, p_upper), delta)
+
+
+def verdict(low: float, high: float, equivalent: bool, higher_is_better: bool = True) -> str:
+    """The verdict of A against B from a corrected interval of ``A - B`` and an equivalence test.
+
+    ``win`` (A better) or ``loss`` when the (Holm-corrected) interval excludes 0, in the
+    metric's direction; otherwise ``equivalent`` when the (corrected) TOST says so; otherwise
+    ``inconclusive``. A difference both significant and within the margin is a win or loss:
+    its direction is established, however small (the table shows its size).
+
+    Args:
+        low: Lower end of the corrected interval of ``A - B`` (NaN: no interval).
+        high: Upper end.
+        equivalent: Whether the corrected equivalence test concluded ``|A - B| < margin``.
+        higher_is_better: The metric's direction.
+
+    Returns:
+        One of :data:`VERDICTS`.
+    """
+    if math.isfinite(low) and low > 0:
+        return "win" if higher_is_better else "loss"
+    if math.isfinite(high) and high < 0:
+        return "loss" if higher_is_better else "win"
+    return "equivalent" if equivalent else "inconclusive"
+
+
+class Comparison(NamedTuple):
+    """One hypothesis of a comparison family (:func:`compare_family`).
+
+    Attributes:
+        diff: ``A - B`` (means, or mean of paired differences).
+        low: Lower end of the Holm-compatible interval (level ``level``).
+        high: Upper end.
+        level: Confidence level of that interval (:class:`Holm`).
+        p: Raw two-sided p-value of ``diff = 0``.
+        p_holm: Holm-adjusted p-value within the family.
+        margin: Equivalence margin (NaN: no equivalence test).
+        p_tost: Raw TOST p-value (NaN without a margin).
+        p_tost_holm: Holm-adjusted TOST p-value within the family's equivalence tests.
+        verdict: One of :data:`VERDICTS`, or ``""`` when the hypothesis could not be tested
+            (too few values).
+    """
+
+    diff: float
+    low: float
+    high: float
+    level: float
+    p: float
+    p_holm: float
+    margin: float
+    p_tost: float
+    p_tost_holm: float
+    verdict: str
+
+
+def compare_family(
+    pairs: Sequence[tuple[ArrayLike, ArrayLike]],
+    margins: Sequence[float] | None = None,
+    alpha: float = 0.05,
+    paired: bool = False,
+    higher_is_better: bool = True,
+) -> list[Comparison]:
+    """Holm-corrected verdicts of A against B over a family of points.
+
+    Each pair is A's and B's per-seed values at one point. The difference tests
+    (:func:`difference_test`, two-sided) are Holm-corrected together at ``alpha``, and so,
+    separately, are the equivalence tests (:func:`tost`, each at its own margin); a point's
+    verdict (:func:`verdict`) comes from its Holm-compatible interval and its corrected TOST.
+
+    Args:
+        pairs: ``[(a_values, b_values), ...]``, one per point.
+        margins: One equivalence margin per point (NaN or None: that point has no
+            equivalence test and can only be a win, a loss or inconclusive); None: none.
+        alpha: Family-wise error rate of each of the two corrections, in (0, 0.5).
+        paired: As :func:`difference_test`.
+        higher_is_better: The metric's direction.
+
+    Returns:
+        One :class:`Comparison` per pair, in order.
+
+    Raises:
+        ValueError: ``margins`` of another length, or any error of :func:`difference_test`
+            or :func:`tost`.
+    """
+    alpha = _check_alpha(alpha)
+    if margins is None:
+        margins = [float("nan")] * len(pairs)
+    if len(margins) != len(pairs):
+        raise ValueError(f"margins must have one value per pair ({len(pairs)}); got {len(margins)}")
+    tests = [difference_test(a, b, paired) for a, b in pairs]
+    nan = float("nan")
+    equivalences = []
+    for (a, b), margin in zip(pairs, margins, strict=True):
+        m = nan if margin is None else float(margin)
+        equivalences.append(tost(a, b, m, alpha, paired) if math.isfinite(m) else None)
+    corrected = holm([t.p for t in tests], alpha)
+    corrected_tost = holm([nan if e is None else e.p for e in equivalences], alpha)
+    out = []
+    for i, test in enumerate(tests):
+        level = corrected.levels[i]
+        low, high = t_interval(test, level) if math.isfinite(level) else (nan, nan)
+        e = equivalences[i]
+        tested = math.isfinite(test.p)
+        out.append(
+            Comparison(
+                diff=test.diff,
+                low=low,
+                high=high,
+                level=level,
+                p=test.p,
+                p_holm=corrected.adjusted[i],
+                margin=nan if e is None else e.margin,
+                p_tost=nan if e is None else e.p,
+                p_tost_holm=corrected_tost.adjusted[i],
+                verdict=verdict(low, high, corrected_tost.reject[i], higher_is_better)
+                if tested
+                else "",
+            )
+        )
+    return out

@@ -13,9 +13,13 @@ checks that the committed rows still print every table as committed::
 
 ``pivot``: one row per point (environment and sweep values), one column per agent with the
 mean ± 95% t half-width over seeds (diverged seeds noted), then the exact random and best
-Bayes levels. ``diff``: A − B per point with a Welch 95% interval, and which is better when
-the interval excludes 0 (``tie`` otherwise). ``scoreboard``: one agent against every other,
-points won, tied and lost. ``efficiency``: per point, each agent's rollouts to the
+Bayes levels. ``diff``: A − B per point with an uncorrected Welch 95% interval, and which is
+better when the interval excludes 0 (``tie`` otherwise). ``verdicts``: A − B per point as the
+protocol (``docs/protocol.md``) judges it: Holm-corrected interval within the comparison
+family, TOST equivalence at 5% of the random-to-Bayes distance, and the verdict (win, loss,
+equivalent, inconclusive). ``scoreboard``: one agent against every other, one line per
+comparison family with its verdicts counted (``--raw``: the first edition's uncorrected
+wins, ties and losses). ``efficiency``: per point, each agent's rollouts to the
 report's target as a ratio to the fastest baseline, with its 95% bootstrap interval.
 ``aggregate``: the report's aggregate lines over the suite's tasks (environment points): IQM
 per algorithm (an agent at the agent-side setting values it uses, e.g. ``maxrl N=16``) and
@@ -28,11 +32,14 @@ import argparse
 import math
 import sys
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from agents.evaluation import LOWER_IS_BETTER
 from benchmarks.report import (
     Point,
+    agent_settings,
     aggregate_over_tasks,
     as_float,
     best_reference,
@@ -43,11 +50,42 @@ from benchmarks.report import (
     run_identity,
     summarize,
 )
-from benchmarks.stats import compare_cells
+from benchmarks.stats import Comparison, compare_cells, compare_family
 
 
 def _points(results_dir: str | Path, experiment: str | None) -> list[Point]:
+    return load_points(results_dir, experiment)[0]
+
+
+def grid_edges(rows: Sequence[dict[str, Any]]) -> set[str]:
+    """Cells whose chosen learning rate is the lowest or highest of a grid of 3 or more.
+
+    The rule of the report's selection table ("(grid edge)"): the rates a cell's validation
+    runs tried, and the rate its reported runs use.
+    """
+    tried: dict[str, set[float]] = {}
+    chosen: dict[str, float] = {}
+    for row in rows:
+        lr = row.get("lr")
+        if lr is None:
+            continue
+        if row.get("phase") == "tune":
+            tried.setdefault(row["cell"], set()).add(float(lr))
+        elif row.get("phase") == "final" and row.get("status") == "ok":
+            chosen[row["cell"]] = float(lr)
+    return {
+        cell
+        for cell, lr in chosen.items()
+        if len(tried.get(cell, ())) >= 3 and lr in (min(tried[cell]), max(tried[cell]))
+    }
+
+
+def load_points(
+    results_dir: str | Path, experiment: str | None = None
+) -> tuple[list[Point], set[str]]:
+    """The points of a results directory (one experiment, or all) and its grid-edge cells."""
     rows, meta = load_rows(results_dir)
+    edges = grid_edges(rows)
     experiments = build_points(rows, meta.get("agents") or ())
     if experiment is not None:
         if experiment not in experiments:
@@ -55,8 +93,8 @@ def _points(results_dir: str | Path, experiment: str | None) -> list[Point]:
                 f"experiment={experiment!r} is not in {results_dir}; allowed: "
                 f"{', '.join(experiments)}"
             )
-        return experiments[experiment]
-    return [p for points in experiments.values() for p in points]
+        return experiments[experiment], edges
+    return [p for points in experiments.values() for p in points], edges
 
 
 #: Shorter names of sweep keys in a summary's point labels.
@@ -163,18 +201,191 @@ def _identities(point: Point, agent: str) -> frozenset[str]:
     return frozenset(run_identity(r) for r in point.agents[agent].rows)
 
 
-def scoreboard(
-    results_dir: str | Path, metric: str, agent: str, experiment: str | None = None
-) -> str:
-    """Markdown: ``agent`` against every other agent, counting points won, tied and lost.
+#: The protocol's equivalence margin: this fraction of the distance between the random and
+#: Bayes levels of the metric at the point (``docs/protocol.md``).
+MARGIN_FRACTION = 0.05
+#: The protocol's family-wise error rate.
+ALPHA = 0.05
 
-    A point is won or lost when the Welch 95% interval of the difference of means excludes 0.
-    A comparison counts once: where both agents bring the same runs (``run_identity``) as at
-    a point already counted (two SB3 agents at both sigma modes of our agents, the
-    supervised reference at every N), the point is skipped.
+
+def margin(point: Point, metric: str, fraction: float = MARGIN_FRACTION) -> float:
+    """The equivalence margin at a point: ``fraction * |Bayes - random|`` of ``metric``.
+
+    NaN (no equivalence test) where the point has no finite, distinct reference levels.
     """
-    points = _points(results_dir, experiment)
+    random = as_float((point.references.get("random") or {}).get(metric))
+    gap = abs(best_reference(metric, point.references) - random) if point.references else math.nan
+    return fraction * gap if math.isfinite(gap) and gap > 0 else math.nan
+
+
+@dataclass
+class Family:
+    """One comparison family: A against B over points, Holm-corrected together.
+
+    Attributes:
+        opponent: B.
+        at: A's values of the settings B ignores (``{}``: one family over every point).
+        points: The points, each pair of run sets counted once.
+        comparisons: One :class:`benchmarks.stats.Comparison` per point.
+        edges: Per point, the agents (of A and B) whose chosen learning rate there sits on
+            an edge of its grid (:func:`grid_edges`): such a comparison names no winner
+            under the protocol until the grid is extended past the edge.
+    """
+
+    opponent: str
+    at: dict[str, Any]
+    points: list[Point] = field(default_factory=list)
+    comparisons: list[Comparison] = field(default_factory=list)
+    edges: list[list[str]] = field(default_factory=list)
+
+    @property
+    def label(self) -> str:
+        """A's setting values of the family, as the tables write them (``all`` for none)."""
+        if not self.at:
+            return "all"
+        text = " ".join(f"{k}={v}" for k, v in self.at.items())
+        for long, short in {**SHORT, "group_size=": "N="}.items():
+            text = text.replace(long, short)
+        return text
+
+    def tally(self) -> dict[str, int]:
+        """Verdict -> number of points (``win``, ``equivalent``, ``inconclusive``, ``loss``)."""
+        counts = dict.fromkeys(("win", "equivalent", "inconclusive", "loss"), 0)
+        for c in self.comparisons:
+            if c.verdict:
+                counts[c.verdict] += 1
+        return counts
+
+
+def _finite(point: Point, agent: str, metric: str) -> list[float]:
+    return [v for v in point.agents[agent].raw(metric) if math.isfinite(v)]
+
+
+def families(
+    points: Sequence[Point],
+    metric: str,
+    a: str,
+    b: str,
+    margin_fraction: float = MARGIN_FRACTION,
+    alpha: float = ALPHA,
+    edges: set[str] | frozenset[str] = frozenset(),
+) -> list[Family]:
+    """A against B as the protocol counts it: Holm families, each distinct run once.
+
+    A family is every point where both agents have runs, except that where B ignores an
+    agent-side setting that A varies (an SB3 agent and our sigma mode, the supervised
+    reference and N), B brings the same runs to A's every value of it: the points then split
+    into one family per value of A's, so no run of B counts twice in a family. A point
+    whose two run sets were already counted in its family is skipped. Within a family the
+    difference tests and, separately, the equivalence tests (margin:
+    ``margin_fraction * |Bayes - random|``) are Holm-corrected at ``alpha``. ``edges``: the
+    cells on a grid edge (:func:`grid_edges`), listed per point in ``Family.edges``.
+
+    Returns:
+        The families in first-seen order (empty when the agents never meet).
+    """
+    out: dict[str, Family] = {}
+    counted: set[tuple[frozenset[str], frozenset[str]]] = set()
+    for point in points:
+        if a not in point.agents or b not in point.agents:
+            continue
+        if not point.agents[a].rows or not point.agents[b].rows:
+            continue
+        pair = (_identities(point, a), _identities(point, b))
+        if pair in counted:
+            continue
+        counted.add(pair)
+        mine = agent_settings(point.agents[a].rows[0])
+        theirs = agent_settings(point.agents[b].rows[0])
+        at = {k: v for k, v in mine.items() if k not in theirs}
+        key = repr(sorted(at.items()))
+        out.setdefault(key, Family(b, at)).points.append(point)
+    higher = metric not in LOWER_IS_BETTER
+    for family in out.values():
+        pairs = [(_finite(p, a, metric), _finite(p, b, metric)) for p in family.points]
+        margins = [margin(p, metric, margin_fraction) for p in family.points]
+        family.comparisons = compare_family(pairs, margins, alpha, higher_is_better=higher)
+        family.edges = [
+            [agent for agent in (a, b) if any(r.get("cell") in edges for r in p.agents[agent].rows)]
+            for p in family.points
+        ]
+    return list(out.values())
+
+
+def verdicts(
+    results_dir: str | Path,
+    metric: str,
+    a: str,
+    b: str,
+    experiment: str | None = None,
+    margin_fraction: float = MARGIN_FRACTION,
+    alpha: float = ALPHA,
+) -> str:
+    """Markdown: per point, A − B with its Holm-corrected interval, TOST and the verdict.
+
+    The families of :func:`families`; the interval's level is the Holm-compatible one (it
+    excludes 0 exactly when Holm rejects), the equivalence margin and the Holm-adjusted
+    TOST p-value beside it.
+    """
+    lines = [
+        f"| point | family | {a} − {b} [Holm interval] | level | margin | TOST p (Holm) "
+        "| verdict | grid edge |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    points, edges = load_points(results_dir, experiment)
+    for family in families(points, metric, a, b, margin_fraction, alpha, edges):
+        for point, c, edge in zip(family.points, family.comparisons, family.edges, strict=True):
+            text = f"{c.diff:+.3g} [{c.low:+.3g}, {c.high:+.3g}]"
+            level = f"{c.level:.4f}" if math.isfinite(c.level) else "–"
+            m = f"{c.margin:.3g}" if math.isfinite(c.margin) else "–"
+            tp = f"{c.p_tost_holm:.3g}" if math.isfinite(c.p_tost_holm) else "–"
+            lines.append(
+                f"| {_label(point, experiment is None)} | {family.label} | {text} | {level} "
+                f"| {m} | {tp} | {c.verdict or '–'} | {', '.join(edge) or '–'} |"
+            )
+    return "\n".join(lines)
+
+
+def scoreboard(
+    results_dir: str | Path,
+    metric: str,
+    agent: str,
+    experiment: str | None = None,
+    raw: bool = False,
+    margin_fraction: float = MARGIN_FRACTION,
+    alpha: float = ALPHA,
+) -> str:
+    """Markdown: ``agent`` against every other agent, one line per comparison family.
+
+    Corrected (the protocol's, default): per family (:func:`families`), the points won,
+    found equivalent (TOST at the margin), inconclusive and lost, from Holm-corrected
+    intervals and equivalence tests, and at how many of its points either agent's learning
+    rate sits on an edge of its grid (a verdict there is provisional). ``raw=True``: the
+    first edition's table, points won, tied and lost by uncorrected Welch 95% intervals over
+    all points, a comparison of the same two run sets counted once.
+    """
+    points, edges = load_points(results_dir, experiment)
     others = list(dict.fromkeys(a for p in points for a in p.agents if a != agent))
+    if raw:
+        return _raw_scoreboard(points, metric, agent, others)
+    lines = [
+        f"| {agent} vs | at | points | wins | equivalent | inconclusive | losses "
+        "| on a grid edge |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for other in others:
+        for family in families(points, metric, agent, other, margin_fraction, alpha, edges):
+            n = family.tally()
+            on_edge = sum(bool(e) for e in family.edges)
+            lines.append(
+                f"| {other} | {family.label} | {sum(n.values())} | {n['win']} | "
+                f"{n['equivalent']} | {n['inconclusive']} | {n['loss']} | {on_edge} |"
+            )
+    return "\n".join(lines)
+
+
+def _raw_scoreboard(points: list[Point], metric: str, agent: str, others: list[str]) -> str:
+    """The first edition's uncorrected tally (``scoreboard --raw``)."""
     lines = [f"| {agent} vs | wins | ties | losses |", "|---|---|---|---|"]
     for other in others:
         counts = {"win": 0, "tie": 0, "loss": 0}
@@ -244,12 +455,12 @@ def aggregate(results_dir: str | Path, experiment: str | None = None) -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m benchmarks.summary {pivot,diff,scoreboard,efficiency,aggregate} DIR ...``."""
+    """``python -m benchmarks.summary COMMAND DIR ...``; COMMAND as the module docstring."""
     parser = argparse.ArgumentParser(
         prog="python -m benchmarks.summary", description=__doc__.split("\n")[0]
     )
     sub = parser.add_subparsers(dest="command", required=True)
-    for name in ("pivot", "diff", "scoreboard", "efficiency", "aggregate"):
+    for name in ("pivot", "diff", "scoreboard", "verdicts", "efficiency", "aggregate"):
         p = sub.add_parser(name)
         p.add_argument("results_dir")
         p.add_argument("--experiment", default=None)
@@ -257,9 +468,17 @@ def main(argv: Sequence[str] | None = None) -> int:
             p.add_argument("--metric", required=True)
         if name == "scoreboard":
             p.add_argument("--agent", required=True)
+            p.add_argument(
+                "--raw",
+                action="store_true",
+                help="the first edition's uncorrected wins / ties / losses",
+            )
+        if name in ("scoreboard", "verdicts"):
+            p.add_argument("--margin-fraction", type=float, default=MARGIN_FRACTION)
+            p.add_argument("--alpha", type=float, default=ALPHA)
         if name in ("pivot", "efficiency"):
             p.add_argument("--agents", default=None, help="comma-separated agent names")
-        if name == "diff":
+        if name in ("diff", "verdicts"):
             p.add_argument("--a", required=True)
             p.add_argument("--b", required=True)
     args = parser.parse_args(argv)
@@ -270,7 +489,29 @@ def main(argv: Sequence[str] | None = None) -> int:
         elif args.command == "diff":
             print(diff(args.results_dir, args.metric, args.a, args.b, args.experiment))
         elif args.command == "scoreboard":
-            print(scoreboard(args.results_dir, args.metric, args.agent, args.experiment))
+            print(
+                scoreboard(
+                    args.results_dir,
+                    args.metric,
+                    args.agent,
+                    args.experiment,
+                    args.raw,
+                    args.margin_fraction,
+                    args.alpha,
+                )
+            )
+        elif args.command == "verdicts":
+            print(
+                verdicts(
+                    args.results_dir,
+                    args.metric,
+                    args.a,
+                    args.b,
+                    args.experiment,
+                    args.margin_fraction,
+                    args.alpha,
+                )
+            )
         elif args.command == "efficiency":
             agents = args.agents.split(",") if args.agents else None
             print(efficiency(args.results_dir, agents, args.experiment))

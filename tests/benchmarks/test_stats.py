@@ -388,3 +388,133 @@ GOOD = np.ones((3, 2))
 def test_bad_input_raises_a_clear_value_error(call, match):
     with pytest.raises(ValueError, match=match):
         call()
+
+
+# ----------------------------------------------------------------------------- verdicts
+
+
+def test_holm_adjusts_rejects_and_levels_by_hand():
+    from benchmarks.stats import holm
+
+    # sorted: 0.005 (x4 = 0.02), 0.01 (x3 = 0.03), 0.03 (x2 = 0.06), 0.04 (x1 = 0.04 -> 0.06).
+    out = holm([0.01, 0.04, 0.03, 0.005])
+    assert out.adjusted == pytest.approx([0.03, 0.06, 0.06, 0.02])
+    assert out.reject == [True, False, False, True]
+    # The step-down stops at rank 3 (0.03 >= 0.05 / 2): ranks 3 and 4 share its level.
+    assert out.levels == pytest.approx([1 - 0.05 / 3, 1 - 0.05 / 2, 1 - 0.05 / 2, 1 - 0.05 / 4])
+    # A p-value below its own threshold (0.04 < 0.05 / 1) is not rejected after a stop.
+    two = holm([0.03, 0.04])
+    assert two.adjusted == pytest.approx([0.06, 0.06]) and two.reject == [False, False]
+    # NaN is not tested: the family is the finite p-values only.
+    with_nan = holm([0.01, float("nan")])
+    assert with_nan.adjusted[0] == pytest.approx(0.01) and math.isnan(with_nan.adjusted[1])
+    assert with_nan.reject == [True, False]
+
+
+def test_difference_test_matches_scipy_welch_and_paired():
+    from benchmarks.stats import difference_test, t_interval
+
+    a, b = [0.1, 0.5, 0.2, 0.9, 0.4], [0.0, -0.3, 0.2, 0.1, -0.1]
+    welch = difference_test(a, b)
+    reference = scipy_stats.ttest_ind(a, b, equal_var=False)
+    assert welch.p == pytest.approx(reference.pvalue, rel=1e-12)
+    assert t_interval(welch, 0.95) == pytest.approx(tuple(reference.confidence_interval(0.95)))
+    assert compare_cells(a, b)[1:] == pytest.approx(t_interval(welch, 0.95))
+    paired = difference_test(a, b, paired=True)
+    assert paired.p == pytest.approx(scipy_stats.ttest_rel(a, b).pvalue, rel=1e-12)
+    assert paired.df == 4
+    assert difference_test([1.0, 1.0], [1.0, 1.0]).p == 1.0
+    assert difference_test([2.0, 2.0], [1.0, 1.0]).p == 0.0
+    assert math.isnan(difference_test([1.0], [1.0, 2.0]).p)
+
+
+def test_tost_by_hand_with_two_degrees_of_freedom():
+    from benchmarks.stats import tost
+
+    # a = 1, 2, 3 (variance 1), b = 0, 0, 0: diff 2, se = sqrt(1/3), Welch df = 2, whose t
+    # distribution has cdf(t) = 1/2 + t / (2 sqrt(2 + t^2)).
+    def cdf(t: float) -> float:
+        return 0.5 + t / (2 * math.sqrt(2 + t * t))
+
+    se = math.sqrt(1 / 3)
+    wide = tost([1.0, 2.0, 3.0], [0.0, 0.0, 0.0], margin=5.0)
+    assert wide.p == pytest.approx(cdf(-3 / se))  # the upper test: 0.0175
+    assert wide.p == pytest.approx(0.5 - 3 * math.sqrt(3) / (2 * math.sqrt(29)))
+    narrow = tost([1.0, 2.0, 3.0], [0.0, 0.0, 0.0], margin=3.0)
+    assert narrow.p == pytest.approx(0.5 - math.sqrt(3) / (2 * math.sqrt(5)))  # 0.1127
+    # The 90% interval: t_{0.95, 2} = 0.9 / sqrt(0.095).
+    half = 0.9 / math.sqrt(0.095) * se
+    assert (wide.low, wide.high) == pytest.approx((2 - half, 2 + half))
+    assert wide.low > -5 and wide.high < 5 and narrow.high > 3  # inside / outside the margin
+
+
+def test_tost_matches_two_shifted_one_sided_scipy_tests():
+    from benchmarks.stats import tost
+
+    a, b, margin = [1.0, 1.2, 0.9, 1.1, 1.05], [1.02, 0.98, 1.1, 0.95, 1.0], 0.15
+    lower = scipy_stats.ttest_ind(np.add(a, margin), b, equal_var=False, alternative="greater")
+    upper = scipy_stats.ttest_ind(np.subtract(a, margin), b, equal_var=False, alternative="less")
+    assert tost(a, b, margin).p == pytest.approx(max(lower.pvalue, upper.pvalue), rel=1e-10)
+    lower = scipy_stats.ttest_rel(np.add(a, margin), b, alternative="greater")
+    upper = scipy_stats.ttest_rel(np.subtract(a, margin), b, alternative="less")
+    assert tost(a, b, margin, paired=True).p == pytest.approx(
+        max(lower.pvalue, upper.pvalue), rel=1e-10
+    )
+
+
+def test_verdict_follows_the_interval_then_the_equivalence_test():
+    from benchmarks.stats import verdict
+
+    assert verdict(0.1, 0.3, False) == "win"
+    assert verdict(0.1, 0.3, True) == "win"  # a small but established difference
+    assert verdict(-0.3, -0.1, False) == "loss"
+    assert verdict(-0.3, -0.1, False, higher_is_better=False) == "win"
+    assert verdict(-0.1, 0.1, True) == "equivalent"
+    assert verdict(-0.1, 0.1, False) == "inconclusive"
+    assert verdict(float("nan"), float("nan"), False) == "inconclusive"
+
+
+def test_compare_family_corrects_both_tests_within_the_family():
+    from benchmarks.stats import compare_family, difference_test, holm, t_interval, tost
+
+    rng = np.random.default_rng(3)
+    pairs = [
+        (rng.normal(1.0, 0.1, 5), rng.normal(0.0, 0.1, 5)),  # clear win
+        (rng.normal(0.0, 0.1, 5), rng.normal(0.0, 0.1, 5)),
+        (rng.normal(0.0, 0.01, 5), rng.normal(0.0, 0.01, 5)),  # tight: equivalent
+        (rng.normal(0.1, 0.1, 5), rng.normal(0.0, 0.1, 5)),
+    ]
+    margins = [0.05, 0.05, 0.05, float("nan")]
+    out = compare_family(pairs, margins)
+    raw = [difference_test(a, b) for a, b in pairs]
+    corrected = holm([t.p for t in raw])
+    tosts = holm([tost(a, b, 0.05).p for a, b in pairs[:3]] + [float("nan")])
+    for i, c in enumerate(out):
+        assert c.p_holm == pytest.approx(corrected.adjusted[i])
+        assert (c.low, c.high) == pytest.approx(t_interval(raw[i], corrected.levels[i]))
+        # The corrected interval excludes 0 exactly when Holm rejects.
+        assert (c.low > 0 or c.high < 0) == corrected.reject[i]
+    assert [c.verdict for c in out][:1] == ["win"]
+    assert out[2].verdict == "equivalent" and tosts.reject[2]
+    assert math.isnan(out[3].p_tost) and out[3].verdict in ("win", "inconclusive")
+    losses = compare_family([(b, a) for a, b in pairs], margins)
+    assert losses[0].verdict == "loss"
+    assert compare_family([([1.0], [2.0, 3.0])])[0].verdict == ""
+
+
+@pytest.mark.parametrize(
+    ("call", "match"),
+    [
+        ("holm([0.5, 1.5])", r"p_values\[1\] must be in \[0, 1\].*1.5"),
+        ("holm([0.5], alpha=0)", r"alpha must be in \(0, 1\).*0"),
+        ("tost([1.0, 2.0], [1.0, 2.0], margin=0)", "margin must be a positive.*0"),
+        ("tost([1.0, 2.0], [1.0, 2.0], margin=1, alpha=0.6)", r"\(0, 0.5\).*0.6"),
+        ("difference_test([1.0, 2.0], [1.0], paired=True)", "same number of seeds.*2 and 1"),
+        ("compare_family([([1.0], [1.0])], margins=[])", "one value per pair"),
+    ],
+)
+def test_verdict_functions_reject_bad_input(call, match):
+    from benchmarks import stats
+
+    with pytest.raises(ValueError, match=match):
+        eval(call, vars(stats))

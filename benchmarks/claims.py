@@ -1,0 +1,370 @@
+"""The study's claims, recomputed from the committed rows.
+
+Every claim that ``docs/results.md`` or the README makes about one agent against another is
+an entry of ``docs/results/claims.toml``: the suite, experiment and point (or the whole
+comparison family), the metric, agents A and B, the framing, and what the protocol
+(``docs/protocol.md``) concludes. A **point** claim states a verdict (``win``, ``loss``,
+``equivalent``, ``inconclusive``: A against B) with its figure, ``A − B`` and the
+Holm-corrected interval, and which of the two agents chose a learning rate on an edge of
+its grid there (``grid_edge``: such a verdict is provisional under the protocol); a
+**tally** claim states how many points of a comparison family end in each verdict, and at
+how many either agent's rate is on a grid edge (``on_grid_edge``). This module recomputes
+each from the committed rows with :func:`benchmarks.summary.families` (Holm within the
+family, TOST at 5% of the random-to-Bayes distance), so wording and numbers cannot drift
+apart::
+
+    python -m benchmarks.claims                  # every claim; exit 1 on any mismatch
+    python -m benchmarks.claims --claims FILE    # another claims file
+
+Figures are compared at the three significant digits the file writes. The file's
+``withdrawn`` list holds first-edition phrases the corrected statistics do not support
+("level with supervised"); none may appear in ``docs/results.md`` or the README.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+try:
+    import tomllib
+except ModuleNotFoundError:  # Python 3.10
+    import tomli as tomllib
+
+from benchmarks.report import Point
+from benchmarks.stats import VERDICTS
+from benchmarks.summary import ALPHA, MARGIN_FRACTION, _label, families, load_points
+
+ROOT = Path(__file__).resolve().parents[1]
+CLAIMS = ROOT / "docs" / "results" / "claims.toml"
+#: The documents whose wording the claims file guards.
+DOCUMENTS = (ROOT / "docs" / "results.md", ROOT / "README.md")
+FRAMINGS = ("equal-rollouts", "equal-steps")
+KINDS = ("point", "tally")
+#: The order the table writes a tally in.
+TALLY_ORDER = ("win", "equivalent", "inconclusive", "loss")
+_REQUIRED = ("id", "text", "suite", "metric", "a", "b", "framing")
+_ALLOWED = {
+    *_REQUIRED,
+    "kind",
+    "experiment",
+    "point",
+    "at",
+    "verdict",
+    "diff",
+    "interval",
+    "tally",
+    "first_edition",
+    "source",
+    "grid_edge",
+    "on_grid_edge",
+}
+
+
+class ClaimError(ValueError):
+    """A claims file entry that cannot be checked (names the claim, field and value)."""
+
+
+@dataclass
+class Claim:
+    """One entry of the claims file (see the module docstring)."""
+
+    id: str
+    text: str
+    suite: str
+    metric: str
+    a: str
+    b: str
+    framing: str
+    kind: str = "point"
+    experiment: str | None = None
+    point: str | None = None
+    at: str = "all"
+    verdict: str | None = None
+    diff: float | None = None
+    interval: tuple[float, float] | None = None
+    tally: dict[str, int] = field(default_factory=dict)
+    first_edition: str = ""
+    source: str = ""
+    grid_edge: list[str] = field(default_factory=list)
+    on_grid_edge: int = 0
+
+
+@dataclass
+class Outcome:
+    """A claim and what the committed rows give for it.
+
+    Attributes:
+        claim: The claim.
+        verdict: Recomputed verdict (point claims).
+        diff: Recomputed ``A − B``.
+        interval: Recomputed Holm-corrected interval.
+        tally: Recomputed verdict counts (tally claims).
+        grid_edge: Agents whose learning rate sits on a grid edge at the point (point
+            claims), or the number of such points in the family (tally claims).
+        problems: How the claim differs from the rows (empty: it holds).
+    """
+
+    claim: Claim
+    verdict: str = ""
+    diff: float = math.nan
+    interval: tuple[float, float] = (math.nan, math.nan)
+    tally: dict[str, int] = field(default_factory=dict)
+    grid_edge: list[str] | int = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        """Whether the rows give what the claim says."""
+        return not self.problems
+
+
+def _claim(entry: Any, index: int) -> Claim:
+    if not isinstance(entry, dict):
+        raise ClaimError(f"claims[{index}] must be a table; got {entry!r:.60}")
+    name = entry.get("id", f"claims[{index}]")
+    missing = [k for k in _REQUIRED if k not in entry]
+    if missing:
+        raise ClaimError(f"claim {name!r} lacks {', '.join(missing)}")
+    unknown = sorted(set(entry) - _ALLOWED)
+    if unknown:
+        raise ClaimError(
+            f"claim {name!r} has unknown field(s) {unknown}; allowed: {sorted(_ALLOWED)}"
+        )
+    claim = Claim(**entry)
+    if claim.kind not in KINDS:
+        raise ClaimError(f"claim {name!r}: kind={claim.kind!r}; allowed: {', '.join(KINDS)}")
+    if claim.framing not in FRAMINGS:
+        raise ClaimError(
+            f"claim {name!r}: framing={claim.framing!r}; allowed: {', '.join(FRAMINGS)}"
+        )
+    if claim.kind == "point":
+        if claim.point is None:
+            raise ClaimError(f"claim {name!r}: a point claim needs point (a table's point label)")
+        if claim.verdict not in VERDICTS:
+            raise ClaimError(
+                f"claim {name!r}: verdict={claim.verdict!r}; allowed: {', '.join(VERDICTS)}"
+            )
+        if claim.diff is None or claim.interval is None or len(claim.interval) != 2:
+            raise ClaimError(
+                f"claim {name!r}: a point claim needs diff and interval = [low, high]; got "
+                f"diff={claim.diff!r}, interval={claim.interval!r}"
+            )
+        claim.interval = (float(claim.interval[0]), float(claim.interval[1]))
+    else:
+        if set(claim.tally) != set(VERDICTS):
+            raise ClaimError(
+                f"claim {name!r}: tally must count every verdict ({', '.join(VERDICTS)}); got "
+                f"{claim.tally!r}"
+            )
+    return claim
+
+
+def load_claims(path: str | Path = CLAIMS) -> list[Claim]:
+    """The claims of a claims file, validated.
+
+    Raises:
+        ClaimError: An unreadable file, or an entry with a missing, unknown or bad field,
+            or a repeated id.
+    """
+    try:
+        with open(path, "rb") as handle:
+            data = tomllib.load(handle)
+    except (OSError, tomllib.TOMLDecodeError) as error:
+        raise ClaimError(f"cannot read claims file {path}: {error}") from error
+    entries = data.get("claims")
+    if not isinstance(entries, list) or not entries:
+        raise ClaimError(f"{path} must hold a non-empty [[claims]] array")
+    claims = [_claim(entry, i) for i, entry in enumerate(entries)]
+    seen: set[str] = set()
+    for claim in claims:
+        if claim.id in seen:
+            raise ClaimError(f"claim id {claim.id!r} appears twice in {path}")
+        seen.add(claim.id)
+    return claims
+
+
+def load_withdrawn(path: str | Path = CLAIMS) -> list[str]:
+    """The file's ``withdrawn`` phrases: first-edition wording the rows do not support.
+
+    Raises:
+        ClaimError: ``withdrawn`` present but not a list of non-empty strings.
+    """
+    with open(path, "rb") as handle:
+        phrases = tomllib.load(handle).get("withdrawn", [])
+    if not isinstance(phrases, list) or not all(isinstance(s, str) and s for s in phrases):
+        raise ClaimError(f"withdrawn in {path} must be a list of non-empty strings")
+    return phrases
+
+
+def find_withdrawn(
+    phrases: Sequence[str], documents: Sequence[str | Path] = DOCUMENTS
+) -> list[str]:
+    """``"document: phrase"`` for every withdrawn phrase a document still contains.
+
+    Matching ignores case and line breaks (a phrase may wrap across lines of the markdown).
+    """
+    found = []
+    for document in documents:
+        text = " ".join(Path(document).read_text(encoding="utf-8").split()).lower()
+        for phrase in phrases:
+            if " ".join(phrase.split()).lower() in text:
+                found.append(f"{Path(document).name}: {phrase!r}")
+    return found
+
+
+def _same(computed: float, claimed: float) -> bool:
+    """Equal at three significant digits (how the claims file writes figures)."""
+    return f"{computed:.3g}" == f"{float(claimed):.3g}"
+
+
+def check(
+    claim: Claim,
+    results: str | Path = ROOT / "docs" / "results",
+    cache: dict[tuple[str, str | None], tuple[list[Point], set[str]]] | None = None,
+) -> Outcome:
+    """Recompute one claim from the rows of ``results/<suite>``.
+
+    Args:
+        claim: The claim.
+        results: The directory that holds the suites' result directories.
+        cache: Points already built, by (suite, experiment), shared between claims.
+
+    Returns:
+        The :class:`Outcome` (its ``problems`` say what differs).
+
+    Raises:
+        ClaimError: The suite, experiment, point or comparison family does not exist.
+    """
+    cache = {} if cache is None else cache
+    key = (claim.suite, claim.experiment)
+    if key not in cache:
+        directory = Path(results) / claim.suite
+        if (
+            not (directory / "results.jsonl.gz").exists()
+            and not (directory / "results.jsonl").exists()
+        ):
+            raise ClaimError(f"claim {claim.id!r}: suite={claim.suite!r} has no rows in {results}")
+        try:
+            cache[key] = load_points(directory, claim.experiment)
+        except ValueError as error:
+            raise ClaimError(f"claim {claim.id!r}: {error}") from error
+    points, edges = cache[key]
+    found = families(points, claim.metric, claim.a, claim.b, MARGIN_FRACTION, ALPHA, edges)
+    outcome = Outcome(claim)
+    if claim.kind == "tally":
+        family = next((f for f in found if f.label == claim.at), None)
+        if family is None:
+            raise ClaimError(
+                f"claim {claim.id!r}: no family at={claim.at!r} of {claim.a} vs {claim.b} on "
+                f"{claim.metric}; allowed: {', '.join(f.label for f in found) or 'none'}"
+            )
+        outcome.tally = family.tally()
+        if outcome.tally != claim.tally:
+            outcome.problems.append(f"tally {claim.tally} but the rows give {outcome.tally}")
+        outcome.grid_edge = sum(bool(e) for e in family.edges)
+        if outcome.grid_edge != claim.on_grid_edge:
+            outcome.problems.append(
+                f"on_grid_edge {claim.on_grid_edge} but the rows give {outcome.grid_edge}"
+            )
+        return outcome
+    labels = {
+        _label(p, claim.experiment is None): (f, i)
+        for f in found
+        for i, p in enumerate(f.points)
+        if claim.at in ("all", f.label)
+    }
+    if claim.point not in labels:
+        raise ClaimError(
+            f"claim {claim.id!r}: point={claim.point!r} is not a point of {claim.a} vs "
+            f"{claim.b} on {claim.metric}; allowed: {'; '.join(labels) or 'none'}"
+        )
+    family, index = labels[claim.point]
+    c = family.comparisons[index]
+    outcome.grid_edge = family.edges[index]
+    if sorted(outcome.grid_edge) != sorted(claim.grid_edge):
+        outcome.problems.append(
+            f"grid_edge {claim.grid_edge} but the rows give {outcome.grid_edge}"
+        )
+    outcome.verdict, outcome.diff, outcome.interval = c.verdict, c.diff, (c.low, c.high)
+    if c.verdict != claim.verdict:
+        outcome.problems.append(f"verdict {claim.verdict} but the rows give {c.verdict}")
+    figures = [
+        (claim.diff, c.diff, "diff"),
+        (claim.interval[0], c.low, "low"),
+        (claim.interval[1], c.high, "high"),
+    ]
+    for claimed, computed, name in figures:
+        if not _same(computed, claimed):
+            outcome.problems.append(f"{name} {claimed} but the rows give {computed:.3g}")
+    return outcome
+
+
+def check_all(
+    claims: Sequence[Claim], results: str | Path = ROOT / "docs" / "results"
+) -> list[Outcome]:
+    """:func:`check` of every claim, each suite's rows read once."""
+    cache: dict[tuple[str, str | None], tuple[list[Point], set[str]]] = {}
+    return [check(claim, results, cache) for claim in claims]
+
+
+def table(outcomes: Sequence[Outcome]) -> str:
+    """Markdown: one line per claim, the claimed and the recomputed result."""
+    lines = [
+        "| claim | A vs B | point | claimed | recomputed | grid edge | holds |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for o in outcomes:
+        c = o.claim
+        if c.kind == "tally":
+            claimed = "/".join(str(c.tally[v]) for v in TALLY_ORDER)
+            got = "/".join(str(o.tally.get(v, "?")) for v in TALLY_ORDER)
+            where = f"{c.at} (win/equivalent/inconclusive/loss)"
+        else:
+            claimed = f"{c.verdict} {c.diff:+.3g} [{c.interval[0]:+.3g}, {c.interval[1]:+.3g}]"
+            got = f"{o.verdict} {o.diff:+.3g} [{o.interval[0]:+.3g}, {o.interval[1]:+.3g}]"
+            where = c.point or ""
+        edge = o.grid_edge if isinstance(o.grid_edge, int) else ", ".join(o.grid_edge) or "–"
+        holds = "yes" if o.ok else "NO: " + "; ".join(o.problems)
+        lines.append(
+            f"| {c.id} | {c.a} vs {c.b} ({c.suite}, {c.metric}) | {where} | {claimed} | {got} "
+            f"| {edge} | {holds} |"
+        )
+    return "\n".join(lines)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m benchmarks.claims [--claims FILE] [--results DIR]``: 0 when all hold."""
+    parser = argparse.ArgumentParser(
+        prog="python -m benchmarks.claims", description=__doc__.split("\n")[0]
+    )
+    parser.add_argument("--claims", default=str(CLAIMS), help="claims file (TOML)")
+    parser.add_argument(
+        "--results", default=str(ROOT / "docs" / "results"), help="directory of suite results"
+    )
+    args = parser.parse_args(argv)
+    try:
+        outcomes = check_all(load_claims(args.claims), args.results)
+        stale = find_withdrawn(load_withdrawn(args.claims))
+    except ClaimError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    print(table(outcomes))
+    failed = [o.claim.id for o in outcomes if not o.ok]
+    if failed:
+        print(f"{len(failed)} of {len(outcomes)} claims do not hold: {', '.join(failed)}")
+    for where in stale:
+        print(f"withdrawn wording still in {where}")
+    if failed or stale:
+        return 1
+    print(f"all {len(outcomes)} claims hold; no withdrawn wording in the documents")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
