@@ -77,7 +77,9 @@ def register_env(env_id: str, kind: str | TaskKind, **kwargs: Any) -> None:
     """Register a Gymnasium id for a task kind with default keyword arguments (idempotent).
 
     ``gymnasium.make(env_id)`` then builds the single env, ``gymnasium.make_vec(env_id, ...)``
-    the native vector env, and ``make_task(env_id)`` the agents' task, all of ``kind``.
+    the native vector env, and ``make_task(env_id)`` the agents' task, all of ``kind``. The
+    spec's kwargs hold every setting of the kind (its defaults, overridden by ``kwargs``), so
+    ``gymnasium.spec(env_id).kwargs`` and ``gymnasium.spec(env_id).pprint()`` show them.
 
     Args:
         env_id: A new Gymnasium id such as ``"MyTask-v0"``.
@@ -88,7 +90,7 @@ def register_env(env_id: str, kind: str | TaskKind, **kwargs: Any) -> None:
         ValueError: ``env_id`` is registered already with another kind or other defaults.
     """
     kind = get_kind(kind)
-    defaults = {"kind": kind.name, **kwargs}
+    defaults = {"kind": kind.name, **kind.default_kwargs(), **kwargs}
     if env_id in registry:
         spec = registry[env_id]
         if spec.entry_point == ENTRY_POINT and spec.kwargs == defaults:

@@ -14,6 +14,8 @@ from maxrl_envs._threads import serial_on_cpu
 from maxrl_envs.envs import make_episodes
 from maxrl_envs.episodes import INFO_KEYS, action_tensor, context_ids, generator_seed
 from maxrl_envs.kinds import TaskKind, get_kind
+from maxrl_envs.render import RENDER_FPS, RENDER_MODES, RenderView, check_render_mode, snapshot
+from maxrl_envs.render import render as render_view
 from maxrl_envs.validation import check_int, check_options
 
 
@@ -46,7 +48,10 @@ class MaxRLVectorEnv(VectorEnv):
         device: Torch device of the core.
         max_episode_steps: Accepted for ``gymnasium.make_vec``; must be None or the episode
             length (1, or ``num_digits`` for tokens).
-        render_mode: Only None.
+        render_mode: None, ``"ansi"`` or ``"rgb_array"``: ``render()`` returns a tuple with
+            one line or frame per sub-env, drawn from the last finished episodes (before the
+            first step, the current contexts); a frame shows the whole group's predictions
+            as a histogram (the predictive distribution over its N rollouts).
         **kwargs: The single env's keyword arguments.
 
     >>> import gymnasium, maxrl_envs
@@ -82,8 +87,7 @@ class MaxRLVectorEnv(VectorEnv):
                 f"group_size={group_size!r} does not divide num_envs={num_envs!r}; "
                 "num_envs must be a multiple of group_size (num_envs = num_groups * group_size)"
             )
-        if render_mode is not None:
-            raise ValueError(f"render_mode={render_mode!r} is not supported; allowed: None")
+        render_mode = check_render_mode(render_mode)
         self.kind = get_kind(kind)
         self.episodes = make_episodes(
             self.kind, num_envs // group_size, group_size, split, device, kwargs
@@ -98,8 +102,13 @@ class MaxRLVectorEnv(VectorEnv):
         self.num_envs = num_envs
         self.group_size = group_size
         self.num_groups = num_envs // group_size
-        self.metadata = {"render_modes": [], "autoreset_mode": AutoresetMode.SAME_STEP}
-        self.render_mode = None
+        self.metadata = {
+            "render_modes": list(RENDER_MODES),
+            "render_fps": RENDER_FPS,
+            "autoreset_mode": AutoresetMode.SAME_STEP,
+        }
+        self.render_mode = render_mode
+        self._view: RenderView | None = None
         self.single_observation_space = self.episodes.observation_space()
         self.single_action_space = self.episodes.action_space()
         self.observation_space = batch_space(self.single_observation_space, num_envs)
@@ -144,6 +153,8 @@ class MaxRLVectorEnv(VectorEnv):
             obs = self.episodes.begin(ids.expand(self.num_groups))
         else:
             obs = self.episodes.begin(self._sample(), validate=False)
+        if self.render_mode is not None:
+            self._view = snapshot(self.episodes)
         return self._out(obs), {"context_id": self._out(self._context_ids())}
 
     def _sample(self) -> torch.Tensor:
@@ -185,6 +196,8 @@ class MaxRLVectorEnv(VectorEnv):
             }
             final_info.update(self._final_masks)
             final_obs = episodes.observation()
+            if self.render_mode is not None:
+                self._view = snapshot(episodes, scores)
             obs = episodes.begin(self._sample(), validate=False)
             info = dict(final_info)
             info["final_obs"] = self._out(final_obs)
@@ -198,6 +211,19 @@ class MaxRLVectorEnv(VectorEnv):
             self._flags(done),
             self._flags(False),
             info,
+        )
+
+    def render(self) -> tuple[Any, ...] | None:
+        """One line (``"ansi"``) or uint8 frame (``"rgb_array"``) per sub-env, or None.
+
+        They describe the last finished episodes (SAME_STEP autoreset has already begun the
+        next ones), or the current contexts before the first step; None without a render
+        mode or before ``reset()``.
+        """
+        if self.render_mode is None or self._view is None:
+            return None
+        return tuple(
+            render_view(self._view, self.render_mode, i) for i in range(self._view.num_rollouts)
         )
 
     def _flags(self, value: bool) -> Any:
