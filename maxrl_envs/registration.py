@@ -9,7 +9,7 @@ from gymnasium import spaces
 from gymnasium.envs.registration import register, registry
 
 from maxrl_envs.kinds import Task, TaskKind, get_kind
-from maxrl_envs.validation import check_device
+from maxrl_envs.validation import check_device, did_you_mean
 
 ENTRY_POINT = "maxrl_envs.envs:MaxRLEnv"
 VECTOR_ENTRY_POINT = "maxrl_envs.vector:MaxRLVectorEnv"
@@ -126,9 +126,10 @@ def _spec_kwargs(env_id: Any) -> tuple[str, TaskKind, dict[str, Any]]:
         except ImportError as err:
             raise ValueError(f"env_id={env_id!r}: cannot import its module ({err})") from None
     if bare not in registry:
+        ours = [name for name, spec in registry.items() if spec.entry_point == ENTRY_POINT]
         raise ValueError(
-            f"env_id={env_id!r} is not registered; allowed: {', '.join(all_ids())} "
-            "(or another id registered with maxrl_envs.register_env)"
+            f"env_id={env_id!r} is not registered{did_you_mean(bare, ours)}; allowed: "
+            f"{', '.join(all_ids())} (or another id registered with maxrl_envs.register_env)"
         )
     spec = registry[bare]
     kwargs = dict(spec.kwargs)
