@@ -85,6 +85,37 @@ class Parser(argparse.ArgumentParser):
         return f"{usage}; {see}" if len(usage) <= SHORT_USAGE else see
 
 
+def activation_hint(tool: str = "tensorboard") -> str | None:
+    """How to reach ``tool`` when it is not on PATH but next to this Python, else None.
+
+    ``make demo`` installs into ``.venv`` without activating it, so the console scripts
+    (``tensorboard``, ``maxrl-bench``, ...) are in ``.venv/bin`` but not on PATH.
+
+    Returns:
+        A one-line hint (``source .venv/bin/activate`` or the full path), or None when
+        ``tool`` runs as printed.
+    """
+    import os
+    import shutil
+    import sys
+    from pathlib import Path
+
+    folder = Path(sys.executable).parent
+    if shutil.which(tool) is not None or not (folder / tool).exists():
+        return None
+    try:
+        shown = os.path.relpath(folder)
+    except ValueError:  # another drive (Windows)
+        shown = str(folder)
+    shown = shown if shown.startswith((".", os.sep)) else f".{os.sep}{shown}"
+    activate = Path(shown) / "activate"
+    how = f"source {activate}" if (folder / "activate").exists() else f"add {shown} to PATH"
+    return (
+        f"{tool} and the maxrl-* commands are in {shown}, which is not on PATH: run `{how}` "
+        f"first, or call them as {Path(shown) / tool}"
+    )
+
+
 def fail(prog: str, message: str) -> int:
     """Print a usage error the way ``Parser.error`` does, for errors found after parsing.
 
@@ -98,4 +129,11 @@ def fail(prog: str, message: str) -> int:
     return 2
 
 
-__all__ = ["DISTRIBUTION", "HelpFormatter", "Parser", "fail", "package_version"]
+__all__ = [
+    "DISTRIBUTION",
+    "HelpFormatter",
+    "Parser",
+    "activation_hint",
+    "fail",
+    "package_version",
+]

@@ -23,7 +23,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from agents.cli import HelpFormatter, Parser, fail
+from agents.cli import HelpFormatter, Parser, activation_hint, fail
 from agents.runs import FINAL
 from agents.trainer import TrainConfig, train, validate_config
 
@@ -158,6 +158,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                 file=sys.stderr,
             )
         print(f"run directory: {run_dir} (tensorboard --logdir {run_dir})", file=sys.stderr)
+        hint = activation_hint()
+        if hint:
+            print(f"note: {hint}", file=sys.stderr)
     json.dump(metrics, sys.stdout, indent=2, sort_keys=True)
     sys.stdout.write("\n")
     return 0

@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from agents.cli import Parser, fail
+from agents.cli import Parser, activation_hint, fail
 from agents.evaluation import LOWER_IS_BETTER
 from agents.runs import atomic_write_json
 from benchmarks.results import (
@@ -666,6 +666,9 @@ def _run(args: argparse.Namespace, argv: Sequence[str], suite: Suite, results_di
         report = write_report(results_dir, command=command)
         print()
         print(report.summary_text())
+        hint = activation_hint()
+        if hint:
+            print(f"note: {hint}")
     return 1 if summary.failed else 0
 
 

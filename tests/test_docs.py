@@ -138,3 +138,67 @@ def test_agents_page_lists_every_train_config_field_with_its_default() -> None:
             assert float(cell) == default, (name, cell, default)
         else:
             assert cell == str(default), (name, cell, default)
+
+
+def test_documented_training_runs_that_share_a_directory_agree() -> None:
+    """Following every maxrl-train example must not hit a run-directory clash."""
+    import dataclasses
+
+    from agents.train import config_from_args
+
+    seen: dict[Path, tuple[str, dict]] = {}
+    for where, line in commands():
+        split = _split(line)
+        if split is None or split[0] not in TRAIN:
+            continue
+        config = config_from_args(split[1])
+        if config.log_dir is None:
+            continue
+        settings = {k: v for k, v in dataclasses.asdict(config).items() if k != "progress"}
+        run_dir = Path(config.log_dir) / config.name
+        if run_dir in seen:
+            assert seen[run_dir][1] == settings, f"{where} and {seen[run_dir][0]}: {run_dir}"
+        seen[run_dir] = (where, settings)
+    assert len(seen) >= 2
+
+
+def test_pages_say_how_to_reach_the_console_scripts() -> None:
+    for page in ("README.md", "docs/getting-started.md"):
+        text = (ROOT / page).read_text(encoding="utf-8")
+        typed = ("\nmaxrl-train --", "\nmaxrl-bench --", "\nmaxrl-report ", "\ntensorboard --")
+        first_command = min(text.index(command) for command in typed if command in text)
+        assert "source .venv/bin/activate" in text[:first_command], page
+
+
+def slugs(text: str) -> set[str]:
+    """Anchors of a page's headings, as Python-Markdown's toc extension makes them."""
+    import unicodedata
+
+    found: set[str] = set()
+    for heading in re.findall(
+        r"^#{1,6} +(.+?) *#*$", re.sub(r"^```.*?^```", "", text, flags=re.M | re.S), re.M
+    ):
+        plain = re.sub(r"\[([^\]]*)\]\([^)]*\)", r"\1", heading)  # link text only
+        plain = unicodedata.normalize("NFKD", plain).encode("ascii", "ignore").decode()
+        slug = re.sub(r"[-\s]+", "-", re.sub(r"[^\w\s-]", "", plain).strip().lower())
+        base, count = slug, 0
+        while slug in found:  # repeated headings get _1, _2, ...
+            count += 1
+            slug = f"{base}_{count}"
+        found.add(slug)
+    return found
+
+
+def test_page_anchors_exist() -> None:
+    """Every [text](page.md#anchor) link in README.md and docs/ names a heading of the page."""
+    checked = 0
+    for page in [*PAGES, *sorted((ROOT / "docs").glob("*/**/*.md"))]:
+        text = page.read_text(encoding="utf-8")
+        for target, anchor in re.findall(r"\]\(([^)#\s]*\.md|)#([^)\s]+)\)", text):
+            linked = (page.parent / target).resolve() if target else page
+            assert linked.exists(), f"{page.relative_to(ROOT)}: {target} does not exist"
+            assert anchor in slugs(linked.read_text(encoding="utf-8")), (
+                f"{page.relative_to(ROOT)}: {target or page.name}#{anchor} names no heading"
+            )
+            checked += 1
+    assert checked >= 3  # the check has links to check
