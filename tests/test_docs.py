@@ -96,7 +96,7 @@ def test_documented_commands_are_found() -> None:
 @pytest.mark.parametrize(
     "where, line", [c for c in commands() if _split(c[1])], ids=lambda v: str(v)[:60]
 )
-def test_documented_commands_parse(where: str, line: str, tmp_path: Path) -> None:
+def test_documented_commands_parse(where: str, line: str, monkeypatch, capsys) -> None:
     prefix, args = _split(line)  # type: ignore[misc]
     if prefix not in HELP_ONLY and any(token in line for token in PLACEHOLDERS):
         pytest.skip(f"{where}: a placeholder, not meant to run as written: {line}")
@@ -106,17 +106,38 @@ def test_documented_commands_parse(where: str, line: str, tmp_path: Path) -> Non
         config = config_from_args(args)  # parses and validates; exits 2 on a bad flag
         assert config.budget >= 1
         return
+    # In this process (a fresh interpreter per command cost ~2.5 CPU-s each): the entry
+    # points' main() functions are what the console scripts call.
+    import importlib
+
     if prefix in BENCH:
         extra = [] if {"--list", "--help", "--dry-run"} & set(args) else ["--dry-run"]
-        argv = [sys.executable, "-m", "benchmarks.run", *args, *extra]
+        name, argv = "benchmarks.run", [*args, *extra]
     else:
         module = {"maxrl-report": "benchmarks.report", "maxrl-throughput": "benchmarks.throughput"}
-        name = module.get(prefix, prefix.removeprefix("python -m "))
-        argv = [sys.executable, "-m", name, "--help"]
-    done = subprocess.run(
-        argv, cwd=ROOT, env=env(), capture_output=True, text=True, timeout=TIMEOUT
-    )
-    assert done.returncode == 0, f"{where}: {line}\n{done.stdout[-2000:]}\n{done.stderr[-2000:]}"
+        name, argv = module.get(prefix, prefix.removeprefix("python -m ")), ["--help"]
+    code = run_main(importlib.import_module(name).main, argv, monkeypatch)
+    out = capsys.readouterr()
+    assert code == 0, f"{where}: {line}\n{out.out[-2000:]}\n{out.err[-2000:]}"
+
+
+def run_main(main, argv: list[str], monkeypatch) -> int:
+    """Exit status of an entry point's ``main(argv)``, run from the repository root.
+
+    The runner pins threads through the environment and torch; both are restored after.
+    """
+    import torch
+
+    monkeypatch.chdir(ROOT)
+    for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
+        monkeypatch.setenv(var, os.environ.get(var, "1"))  # restored when the test ends
+    threads = torch.get_num_threads()
+    try:
+        return main(argv)
+    except SystemExit as exit_:
+        return exit_.code if isinstance(exit_.code, int) else 1
+    finally:
+        torch.set_num_threads(threads)
 
 
 def test_agents_page_lists_every_train_config_field_with_its_default() -> None:
