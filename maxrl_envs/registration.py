@@ -79,7 +79,7 @@ def register_env(env_id: str, kind: str | TaskKind, **kwargs: Any) -> None:
     ``gymnasium.make(env_id)`` then builds the single env, ``gymnasium.make_vec(env_id, ...)``
     the native vector env, and ``make_task(env_id)`` the agents' task, all of ``kind``. The
     spec's kwargs hold every setting of the kind (its defaults, overridden by ``kwargs``), so
-    ``gymnasium.spec(env_id).kwargs`` and ``gymnasium.spec(env_id).pprint()`` show them.
+    ``gymnasium.spec(env_id).kwargs`` shows them.
 
     Args:
         env_id: A new Gymnasium id such as ``"MyTask-v0"``.
