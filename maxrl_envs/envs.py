@@ -12,7 +12,7 @@ from gymnasium import spaces
 from maxrl_envs._threads import serial_on_cpu
 from maxrl_envs.episodes import GroupEpisodes, action_tensor, context_ids, generator_seed
 from maxrl_envs.kinds import TaskKind, get_kind
-from maxrl_envs.render import RENDER_FPS, RENDER_MODES, RenderView, check_render_mode, snapshot
+from maxrl_envs.render import RENDER_FPS, RENDER_MODES, check_render_mode, snapshot
 from maxrl_envs.render import render as render_view
 from maxrl_envs.validation import check_options
 
@@ -86,7 +86,7 @@ class MaxRLEnv(gym.Env):
         self.action_space = self.episodes.action_space()
         self._generator: torch.Generator | None = None
         self._ended = True
-        self._view: RenderView | None = None
+        self._scored: Any = None  # the last step's scores while its episode is drawn
 
     def reset(
         self, *, seed: int | None = None, options: dict[str, Any] | None = None
@@ -107,8 +107,7 @@ class MaxRLEnv(gym.Env):
             ids = self.core.sample_ids(1, self._generator, self.episodes.split)
             obs = self.episodes.begin(ids)
         self._ended = False
-        if self.render_mode is not None:
-            self._view = snapshot(self.episodes)
+        self._scored = None
         return self._obs(obs), {"context_id": int(ids[0])}
 
     def step(self, action: Any) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
@@ -127,8 +126,7 @@ class MaxRLEnv(gym.Env):
         shape = (1, 1) if box else (1,)
         reward, done, scores = self.episodes.advance(tensor.reshape(shape))
         self._ended = done
-        if self.render_mode is not None:
-            self._view = snapshot(self.episodes, scores)
+        self._scored = scores
         info = {key: _scalar(value[0]) for key, value in self.episodes.info_tensors(scores).items()}
         obs = self._obs(self.episodes.observation())
         return obs, float(reward[0]), bool(done), False, info
@@ -138,7 +136,9 @@ class MaxRLEnv(gym.Env):
 
         Returns None without a render mode or before the first ``reset()``.
         """
-        return render_view(self._view, self.render_mode)
+        if self.render_mode is None or self.episodes.contexts is None:
+            return None
+        return render_view(snapshot(self.episodes, self._scored), self.render_mode)
 
     @staticmethod
     def _obs(obs: torch.Tensor) -> np.ndarray:

@@ -3,8 +3,9 @@
 Both draw a ``RenderView``: a numpy snapshot of the contexts of the current or last finished
 episodes (ids, observations, targets) with, once an episode has been scored, the
 predictions of every rollout of each group, their normalized log-likelihoods and rewards.
-The shells take a snapshot only when a render mode was asked for, so rendering costs
-nothing otherwise.
+The shells only keep references to the contexts and scores to draw (when a render mode was
+asked for); ``render()`` copies them to numpy, so a step costs the same with or without a
+render mode.
 
 * ``"ansi"``: ``context 3 | x dim 8 mean +0.12 norm 2.71 | target +0.532 | prediction
   +0.480 | log-likelihood -0.014 | reward 0.986``.
@@ -89,14 +90,17 @@ class RenderView:
         return int(self.ids.shape[0]) * self.group_size
 
 
-def snapshot(episodes: Any, scores: Any = None) -> RenderView:
-    """Take a ``RenderView`` of ``GroupEpisodes`` (their current contexts, ``scores`` if scored).
+def snapshot(episodes: Any, scores: Any = None, contexts: Any = None) -> RenderView:
+    """Take a ``RenderView`` of ``GroupEpisodes`` (their contexts, and ``scores`` if scored).
 
     Args:
         episodes: A ``maxrl_envs.episodes.GroupEpisodes`` whose episodes have begun.
-        scores: The ``Scores`` of the step that just ended the episodes, or None.
+        scores: The ``Scores`` of the step that ended the episodes drawn, or None.
+        contexts: The contexts drawn (default: the current ones; a vector env passes the
+            finished episodes' after its autoreset began new ones).
     """
-    contexts = episodes.contexts
+    current = contexts is None or contexts is episodes.contexts
+    contexts = episodes.contexts if contexts is None else contexts
     task = episodes.task
     numeric = bool(task.kind.numeric)
     if numeric:
@@ -112,7 +116,7 @@ def snapshot(episodes: Any, scores: Any = None) -> RenderView:
         return value.detach().cpu().numpy()
 
     written = None
-    if scores is None and episodes._written is not None and episodes.position > 0:
+    if current and scores is None and episodes._written is not None and episodes.position > 0:
         written = host(episodes._written[:, : episodes.position])
     return RenderView(
         ids=host(contexts.ids),

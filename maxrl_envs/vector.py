@@ -14,7 +14,7 @@ from maxrl_envs._threads import serial_on_cpu
 from maxrl_envs.envs import make_episodes
 from maxrl_envs.episodes import INFO_KEYS, action_tensor, context_ids, generator_seed
 from maxrl_envs.kinds import TaskKind, get_kind
-from maxrl_envs.render import RENDER_FPS, RENDER_MODES, RenderView, check_render_mode, snapshot
+from maxrl_envs.render import RENDER_FPS, RENDER_MODES, check_render_mode, snapshot
 from maxrl_envs.render import render as render_view
 from maxrl_envs.validation import check_int, check_options
 
@@ -121,7 +121,8 @@ class MaxRLVectorEnv(VectorEnv):
         self._next_step = autoreset_mode == AutoresetMode.NEXT_STEP
         self._autoreset_pending = False
         self.render_mode = render_mode
-        self._view: RenderView | None = None
+        # What render() draws: (contexts, scores or None), kept only with a render mode.
+        self._drawn: tuple[Any, Any] | None = None
         self.single_observation_space = self.episodes.observation_space()
         self.single_action_space = self.episodes.action_space()
         self.observation_space = batch_space(self.single_observation_space, num_envs)
@@ -168,7 +169,7 @@ class MaxRLVectorEnv(VectorEnv):
         else:
             obs = self.episodes.begin(self._sample(), validate=False)
         if self.render_mode is not None:
-            self._view = snapshot(self.episodes)
+            self._drawn = (self.episodes.contexts, None)
         return self._out(obs), {"context_id": self._out(self._context_ids())}
 
     def _sample(self) -> torch.Tensor:
@@ -208,7 +209,7 @@ class MaxRLVectorEnv(VectorEnv):
             info = {key: self._out(value) for key, value in episodes.info_tensors(scores).items()}
             info.update(self._final_masks)
             if self.render_mode is not None:
-                self._view = snapshot(episodes, scores)
+                self._drawn = (episodes.contexts, scores)
             self._autoreset_pending = True
             obs = episodes.observation()
         elif not done:
@@ -221,7 +222,7 @@ class MaxRLVectorEnv(VectorEnv):
             final_info.update(self._final_masks)
             final_obs = episodes.observation()
             if self.render_mode is not None:
-                self._view = snapshot(episodes, scores)
+                self._drawn = (episodes.contexts, scores)
             obs = episodes.begin(self._sample(), validate=False)
             info = dict(final_info)
             info["final_obs"] = self._out(final_obs)
@@ -244,11 +245,11 @@ class MaxRLVectorEnv(VectorEnv):
         next ones), or the current contexts before the first step; None without a render
         mode or before ``reset()``.
         """
-        if self.render_mode is None or self._view is None:
+        if self.render_mode is None or self._drawn is None:
             return None
-        return tuple(
-            render_view(self._view, self.render_mode, i) for i in range(self._view.num_rollouts)
-        )
+        contexts, scores = self._drawn
+        view = snapshot(self.episodes, scores, contexts)
+        return tuple(render_view(view, self.render_mode, i) for i in range(view.num_rollouts))
 
     def _autoreset(self) -> tuple[Any, Any, Any, Any, dict[str, Any]]:
         """NEXT_STEP's reset step: new episodes on fresh contexts, reward 0, no flags."""

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 import maxrl_envs
-from maxrl_envs.render import BLUE, FRAME_SHAPE, GREEN, RED, RENDER_MODES
+from maxrl_envs.render import BLUE, FRAME_SHAPE, GREEN, RED, RENDER_MODES, snapshot
 
 IDS = maxrl_envs.all_ids()
 
@@ -22,8 +22,7 @@ def run_episode(env: gym.Env, seed: int = 0) -> tuple[dict, dict]:
 
 
 def column(env: gym.Env, value: float) -> int:
-    view = env.unwrapped._view
-    low, high = view.axis
+    low, high = snapshot(env.unwrapped.episodes).axis
     return int(np.clip((value - low) / (high - low) * FRAME_SHAPE[1], 0, FRAME_SHAPE[1] - 1))
 
 
