@@ -214,3 +214,23 @@ def test_parser_quotes_a_short_usage_line(capsys):
         "tool: error: the following arguments are required: path "
         "(usage: tool [-h] [--version] path; see tool --help)\n"
     )
+
+
+def test_activation_hint_when_the_venv_is_not_on_path(tmp_path: Path, monkeypatch):
+    import shutil
+    import sys
+
+    from agents.cli import activation_hint
+
+    bin_dir = tmp_path / ".venv" / "bin"
+    bin_dir.mkdir(parents=True)
+    for name in ("python", "tensorboard", "activate"):
+        (bin_dir / name).write_text("")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(sys, "executable", str(bin_dir / "python"))
+    monkeypatch.setattr(shutil, "which", lambda name: None)
+    hint = activation_hint()
+    assert "run `source .venv/bin/activate` first" in hint
+    assert "or call them as .venv/bin/tensorboard" in hint
+    monkeypatch.setattr(shutil, "which", lambda name: f"/somewhere/{name}")
+    assert activation_hint() is None  # on PATH: the printed command runs as it is
