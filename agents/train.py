@@ -23,6 +23,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from agents.cli import HelpFormatter, Parser, activation_hint, fail
 from agents.runs import FINAL
 from agents.trainer import TrainConfig, train, validate_config
 
@@ -37,10 +38,6 @@ Runs go to LOG_DIR/RUN_NAME (TensorBoard events, config.json, checkpoint.pt, fin
 rerunning the same command resumes or returns the finished run. --threads defaults to 1,
 the fastest for these small networks (more threads only help large batches or wide nets).
 """
-
-
-class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
-    """Defaults in the help, and the examples kept as written."""
 
 
 #: Older flag names kept as aliases.
@@ -85,11 +82,11 @@ def _optional(convert: Any) -> Any:
 
 def build_parser() -> argparse.ArgumentParser:
     """An argparse parser with one flag per ``TrainConfig`` field (help from field metadata)."""
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="maxrl-train",
         description="Train one MaxRL / group-estimator (or supervised) run on a maxrl_envs task.",
         epilog=EXAMPLES,
-        formatter_class=_HelpFormatter,
+        formatter_class=HelpFormatter,
     )
     hints = typing.get_type_hints(TrainConfig)
     defaults = TrainConfig()
@@ -152,8 +149,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         metrics = train(config)
     except ValueError as err:  # settings that clash with a stored run, a corrupt run file
-        print(f"maxrl-train: error: {err}", file=sys.stderr)
-        return 2
+        return fail("maxrl-train", str(err))
     if run_dir is not None:
         if finished:
             print(
@@ -162,6 +158,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                 file=sys.stderr,
             )
         print(f"run directory: {run_dir} (tensorboard --logdir {run_dir})", file=sys.stderr)
+        hint = activation_hint()
+        if hint:
+            print(f"note: {hint}", file=sys.stderr)
     json.dump(metrics, sys.stdout, indent=2, sort_keys=True)
     sys.stdout.write("\n")
     return 0

@@ -48,7 +48,6 @@ metric's direction.
 
 from __future__ import annotations
 
-import argparse
 import hashlib
 import json
 import math
@@ -60,6 +59,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from agents.cli import Parser, fail
 from agents.evaluation import LOWER_IS_BETTER, better
 from agents.runs import CorruptFileError, atomic_write_text, read_json
 from benchmarks.results import (
@@ -2113,9 +2113,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     (:func:`compare_results`), and write it to ``--out FILE`` if given. Exit status 2 when a
     directory has no results file, a file of it is corrupt, or the arguments are wrong.
     """
-    parser = argparse.ArgumentParser(
-        prog="python -m benchmarks.report", description=__doc__.split("\n")[0]
-    )
+    parser = Parser(prog="maxrl-report", description=__doc__.split("\n")[0])
     parser.add_argument(
         "results_dirs",
         nargs="+",
@@ -2139,15 +2137,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("error: --csv is for one directory", file=sys.stderr)
         return 2
     if len(args.results_dirs) > 2:
-        parser.print_usage(sys.stderr)
-        print("error: give one results directory, or two to compare", file=sys.stderr)
-        return 2
+        return fail(parser.prog, "give one results directory, or two to compare")
     if args.out and len(args.results_dirs) == 1:
-        print("error: --out is for comparisons (two directories)", file=sys.stderr)
-        return 2
+        return fail(parser.prog, "--out is for comparisons (two directories)")
     if args.report_dir and len(args.results_dirs) == 2:
-        print("error: --report-dir is for one directory (use --out to compare)", file=sys.stderr)
-        return 2
+        return fail(parser.prog, "--report-dir is for one directory (use --out to compare)")
     paths = [Path(p) for p in args.results_dirs]
     for path in paths:
         if not (path / RESULTS_FILE).exists() and not packed_path(path / RESULTS_FILE).exists():

@@ -299,16 +299,25 @@ def main(argv: list[str] | None = None) -> int:
     """``python -m benchmarks.results pack DIR [DIR ...]``: pack each directory's rows.
 
     Returns:
-        0 when every directory was packed, 2 on bad input or a directory in use (as the
-        runner: nothing of that directory changed).
+        0 when every directory was packed, 2 on bad input (one line, with the usage) or a
+        directory in use (as the runner: nothing of that directory changed).
     """
     import sys
 
-    argv = list(sys.argv[1:] if argv is None else argv)
-    if len(argv) < 2 or argv[0] != "pack":
-        print(USAGE, file=sys.stderr)
-        return 2
-    for folder in argv[1:]:
+    from agents.cli import Parser
+
+    parser = Parser(
+        prog="python -m benchmarks.results",
+        usage=USAGE.removeprefix("usage: "),
+        description="Pack each results directory's rows into results.jsonl.gz.",
+    )
+    parser.add_argument("command", choices=["pack"], help="the only command: pack")
+    parser.add_argument("results_dirs", nargs="+", metavar="RESULTS_DIR", help="a suite's output")
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exit_:  # --help, --version, or a usage error already printed
+        return exit_.code if isinstance(exit_.code, int) else 2
+    for folder in args.results_dirs:
         try:
             print(pack_rows(folder))
         except (OSError, LockedError) as err:

@@ -24,6 +24,7 @@ import argparse
 import math
 import os
 import shlex
+import signal
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -31,6 +32,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from agents.cli import Parser, activation_hint, fail
 from agents.evaluation import LOWER_IS_BETTER
 from agents.runs import CorruptFileError, atomic_write_json, read_json
 from benchmarks.results import (
@@ -55,6 +57,7 @@ from benchmarks.suite import (
     load_suite,
     validate_suite,
 )
+from maxrl_envs.validation import did_you_mean
 
 #: Written next to the results: the suite's identity and the command that ran it.
 SUITE_FILE = "suite.json"
@@ -259,7 +262,7 @@ def run_suite(
         results_dir: Output directory of this suite (rows, run directories, report).
         backend: A ``benchmarks.backends.Backend``.
         command: The command line that started the sweep (recorded for the report).
-        progress: Show a tqdm bar over runs.
+        progress: Show a tqdm bar over runs (on a terminal; else ``PlainProgress`` lines).
         retry_failed: Rerun runs whose latest row is ``failed``.
         echo: Where the one-line summaries go (default: through tqdm, or print).
 
@@ -277,21 +280,27 @@ def run_suite(
     # knows the suite's cells) and at the end; a sweep that runs nothing and finds the same
     # suite recorded leaves the file as it is (no churn of committed records).
     started_meta = False
-    bar = tqdm(
-        total=suite.total_runs(),
-        unit="run",
-        desc=suite.name,
-        disable=not progress,
-        dynamic_ncols=True,
-        # tqdm's own ETA assumes equal runs; the postfix has one from each run's cost.
-        bar_format="{desc}: {percentage:3.0f}%|{bar}| {n_fmt}/{total_fmt} runs "
-        "[{elapsed}{postfix}]",
-    )
+    # A bar only on a terminal: redirected to a file, its redraws pile up (tens of KB).
+    interactive = progress and sys.stderr.isatty()
+    bar: Any
+    if progress and not interactive:
+        bar = PlainProgress(suite.name, suite.total_runs())
+    else:
+        bar = tqdm(
+            total=suite.total_runs(),
+            unit="run",
+            desc=suite.name,
+            disable=not progress,
+            dynamic_ncols=True,
+            # tqdm's own ETA assumes equal runs; the postfix has one from each run's cost.
+            bar_format="{desc}: {percentage:3.0f}%|{bar}| {n_fmt}/{total_fmt} runs "
+            "[{elapsed}{postfix}]",
+        )
     sweep = Sweep(
         suite,
         results_dir,
         retry_failed=retry_failed,
-        say=echo or (tqdm.write if progress else print),
+        say=echo or (tqdm.write if interactive else print),
         advance=bar.update,
     )
     interrupted = False
@@ -506,12 +515,11 @@ networks) and --workers defaults to the CPUs available divided by --threads.
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """The command-line interface."""
-    parser = argparse.ArgumentParser(
+    """The command-line interface (one-line errors and ``--version``: ``agents.cli``)."""
+    parser = Parser(
         prog="maxrl-bench",
         description="Run a maxrl-bench suite and write its results, logs and report.",
         epilog=EXAMPLES,
-        formatter_class=_HelpFormatter,
     )
     parser.add_argument("suite", nargs="?", help="suite name (see --list) or path to a .toml file")
     parser.add_argument(
@@ -541,12 +549,76 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--skip-failed", action="store_true", help="do not retry failed runs")
     parser.add_argument("--no-report", action="store_true", help="skip the report at the end")
-    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    parser.add_argument(
+        "--no-progress",
+        action="store_true",
+        help="no progress bar (without a terminal, progress is a plain line every "
+        f"{PLAIN_PROGRESS_PERCENT}%% of the runs or {PLAIN_PROGRESS_SECONDS:.0f} s)",
+    )
     return parser
 
 
-class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
-    """Defaults in the help, and the examples kept as written."""
+#: Without a terminal, a plain progress line at least every this share of the runs (%) ...
+PLAIN_PROGRESS_PERCENT = 10
+#: ... or this many seconds, whichever comes first (and never more often than per run).
+PLAIN_PROGRESS_SECONDS = 30.0
+
+
+class PlainProgress:
+    """The progress bar's stand-in without a terminal: a plain line now and then.
+
+    tqdm redraws its bar with carriage returns, which a log file keeps as one long line of
+    every update. This prints ``NAME: DONE/TOTAL runs (P%), ELAPSED elapsed[, ETA]`` when
+    another ``PLAIN_PROGRESS_PERCENT`` percent of the runs is done or
+    ``PLAIN_PROGRESS_SECONDS`` have passed since the last line, and at the end.
+
+    Args:
+        name: The suite's name.
+        total: Runs in the suite.
+        write: Where lines go (default: stderr, as tqdm's bar).
+        clock: Seconds since some origin (``time.monotonic``; tests pass a fake).
+    """
+
+    def __init__(
+        self,
+        name: str,
+        total: int,
+        write: Callable[[str], None] | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.name, self.total, self.n = name, total, 0
+        self.write = write or (lambda line: print(line, file=sys.stderr, flush=True))
+        self.clock = clock
+        self.started = self.last_time = clock()
+        self.last_n = 0
+        self.postfix = ""
+
+    def update(self, count: int = 1) -> None:
+        """Count ``count`` more runs accounted for; print a line when one is due."""
+        self.n += count
+        step = max(1, math.ceil(self.total * PLAIN_PROGRESS_PERCENT / 100))
+        now = self.clock()
+        due = self.n // step > self.last_n // step or now - self.last_time >= PLAIN_PROGRESS_SECONDS
+        if due and self.n > self.last_n and self.n < self.total:
+            self._line(now)
+
+    def set_postfix_str(self, text: str) -> None:
+        """Keep ``text`` (the rough ETA) for the next line."""
+        self.postfix = text
+
+    def close(self) -> None:
+        """Print the last line (if runs were accounted for since the previous one)."""
+        if self.n > self.last_n:
+            self._line(self.clock())
+
+    def _line(self, now: float) -> None:
+        percent = 100 * self.n / self.total if self.total else 100.0
+        extra = f", {self.postfix}" if self.postfix and self.n < self.total else ""
+        self.write(
+            f"{self.name}: {self.n}/{self.total} runs ({percent:.0f}%), "
+            f"{_minutes(now - self.started)} elapsed{extra}"
+        )
+        self.last_n, self.last_time = self.n, now
 
 
 def _command_line(argv: Sequence[str]) -> str:
@@ -566,29 +638,68 @@ def _minutes(seconds: float) -> str:
 def list_suites() -> str:
     """One line per shipped suite: description, runs and a rough cost."""
     lines = ["suites (runs; rough CPU time on one core of the project's 2-core machine):"]
-    for name in available_suites():
+    names = available_suites()
+    width = max(map(len, names), default=0)
+    rows: list[tuple[str, str, str, str]] = []  # name, runs, cost, summary
+    for name in names:
         try:
             suite = load_suite(name)
         except SuiteError as err:
-            lines.append(f"  {name:16} (invalid: {err})")
+            rows.append((name, "", "", f"(invalid: {err})"))
             continue
         summary = " ".join(suite.description.split())
         summary = summary.split(". ")[0].rstrip(".")
-        if len(summary) > 72:
-            summary = summary[:71].rsplit(" ", 1)[0] + " ..."
-        cost = _minutes(estimate_suite_seconds(suite))
-        lines.append(f"  {name:16} {suite.total_runs():5} runs, ~{cost:>7} CPU  {summary}")
+        if len(summary) > 64:
+            summary = summary[:63].rsplit(" ", 1)[0] + " ..."
+        cost = "~" + _minutes(estimate_suite_seconds(suite))
+        rows.append((name, f"{suite.total_runs()} runs", f"{cost} CPU", summary))
+    runs_width = max((len(row[1]) for row in rows), default=0)
+    cost_width = max((len(row[2]) for row in rows), default=0)
+    for name, runs, cost, summary in rows:
+        if not runs:
+            lines.append(f"  {name:<{width}}  {summary}")
+            continue
+        lines.append(
+            f"  {name:<{width}}  {runs:>{runs_width}}  {cost:>{cost_width}}  {summary}".rstrip()
+        )
     lines.append("Wall time is about CPU time / --workers. Run one: maxrl-bench NAME")
     return "\n".join(lines)
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM in the driver, raised like Ctrl-C so the same clean stop runs."""
+
+
+def _raise_terminated(signum: int, frame: Any) -> None:
+    raise Terminated()
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``maxrl-bench`` / ``python -m benchmarks.run``.
 
+    SIGTERM stops the driver as Ctrl-C does: the runs in flight are stopped (their
+    checkpoints kept), the finished rows stay, and one line says how to resume.
+
     Returns:
         0 when every run finished, 1 when some failed, 2 on bad input (nothing ran),
-        130 when interrupted.
+        130 when interrupted (Ctrl-C), 143 when terminated (SIGTERM).
     """
+    import threading
+
+    on_main_thread = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGTERM, _raise_terminated) if on_main_thread else None
+    try:
+        return _main(argv)
+    except KeyboardInterrupt as err:  # before any run started
+        what = "terminated (SIGTERM)" if isinstance(err, Terminated) else "interrupted"
+        print(f"\nmaxrl-bench: {what} before any run started; nothing ran", file=sys.stderr)
+        return 143 if isinstance(err, Terminated) else 130
+    finally:
+        if on_main_thread:
+            signal.signal(signal.SIGTERM, previous)
+
+
+def _main(argv: Sequence[str] | None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     args = build_parser().parse_args(argv)
     # The driver only validates and schedules; one thread avoids OpenMP spin-waits that
@@ -598,9 +709,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     limit_threads(1)
     if args.list or args.suite is None:
         print(list_suites())
-        if not args.list:
-            print("error: name a suite to run (or --list)", file=sys.stderr)
-        return 0 if args.list else 2
+        return 0 if args.list else fail("maxrl-bench", "name a suite to run (or --list)")
     overrides: dict[str, Any] = {}
     if args.seeds is not None:
         overrides["seeds"] = args.seeds
@@ -611,8 +720,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"suite {suite.name!r}: validating {len(suite.cells)} cells ...", flush=True)
         checked = validate_suite(suite)
     except SuiteError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
+        hint = ""
+        if "not a known suite" in str(err):
+            hint = did_you_mean(args.suite, available_suites())
+        return fail("maxrl-bench", f"{err}{hint}")
     results_dir = Path(args.out) / suite.name
     print(
         f"suite {suite.name!r}: {len(suite.cells)} cells, {suite.total_runs()} runs "
@@ -665,13 +776,14 @@ def _run(args: argparse.Namespace, argv: Sequence[str], suite: Suite, results_di
             progress=not args.no_progress,
             retry_failed=not args.skip_failed,
         )
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as err:
+        what = "terminated (SIGTERM)" if isinstance(err, Terminated) else "interrupted"
         print(
-            f"\ninterrupted; finished runs are in {results_dir / RESULTS_FILE}. "
-            "Rerun the same command to resume.",
+            f"\n{what}; the runs in flight were stopped, finished runs are in "
+            f"{results_dir / RESULTS_FILE}. Rerun the same command to resume: {command}",
             file=sys.stderr,
         )
-        return 130
+        return 143 if isinstance(err, Terminated) else 130
     except OSError as err:
         print(
             f"error: {plain(err)}. Every row written so far is intact in "
@@ -690,6 +802,9 @@ def _run(args: argparse.Namespace, argv: Sequence[str], suite: Suite, results_di
         report = write_report(results_dir)
         print()
         print(report.summary_text())
+        hint = activation_hint()
+        if hint:
+            print(f"note: {hint}")
     return 1 if summary.failed else 0
 
 

@@ -63,6 +63,7 @@ from typing import Any
 
 import torch
 
+from agents.cli import Parser
 from benchmarks.jobs import limit_threads
 
 #: Task name -> (env id, env kwargs): one id per task kind.
@@ -1182,11 +1183,7 @@ def cell_record(cell: Cell) -> dict[str, Any]:
 
 def build_parser() -> argparse.ArgumentParser:
     """The command-line parser."""
-    parser = argparse.ArgumentParser(
-        prog="maxrl-throughput",
-        description=__doc__.splitlines()[0],
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
-    )
+    parser = Parser(prog="maxrl-throughput", description=__doc__.splitlines()[0])
     parser.add_argument("--json", type=Path, default=None, help="write all results to FILE")
     parser.add_argument("--quick", action="store_true", help="a few-second smoke run")
     parser.add_argument("--tasks", nargs="+", choices=list(TASKS), default=list(TASKS))
@@ -1228,7 +1225,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--sb3", nargs="+", default=None, help="SB3 algorithms (default: all)")
     parser.add_argument("--no-sb3", action="store_true", help="skip SB3")
     parser.add_argument(
-        "--sb3-tasks", nargs="+", choices=list(TASKS), default=None, help="default: --tasks"
+        "--sb3-tasks",
+        nargs="+",
+        choices=list(TASKS),
+        default=None,
+        help="default: those of --tasks",
     )
     parser.add_argument("--seconds", type=float, default=0.25, help="minimum seconds per window")
     parser.add_argument("--repeats", type=int, default=5, help="round-robin rounds")

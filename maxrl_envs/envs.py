@@ -12,6 +12,8 @@ from gymnasium import spaces
 from maxrl_envs._threads import serial_on_cpu
 from maxrl_envs.episodes import GroupEpisodes, action_tensor, context_ids, generator_seed
 from maxrl_envs.kinds import TaskKind, get_kind
+from maxrl_envs.render import RENDER_FPS, RENDER_MODES, check_render_mode, snapshot
+from maxrl_envs.render import render as render_view
 from maxrl_envs.validation import check_options
 
 #: Keyword arguments every shell takes besides its kind's own.
@@ -44,7 +46,9 @@ class MaxRLEnv(gym.Env):
         split: ``train``, ``validation`` or ``test``.
         device: Torch device of the core.
         group_size: Only 1; groups need the vector env.
-        render_mode: Only None.
+        render_mode: None, ``"ansi"`` (``render()`` returns one line: context, target,
+            prediction, log-likelihood, reward) or ``"rgb_array"`` (a small uint8 picture of
+            the target and the prediction; see ``maxrl_envs.render``).
         **kwargs: The kind's keyword arguments (``task``, ``snr``, ``head``, ...).
 
     >>> import gymnasium, maxrl_envs
@@ -57,7 +61,7 @@ class MaxRLEnv(gym.Env):
     (True, True, ['context_id', 'is_success', 'log_likelihood'])
     """
 
-    metadata: dict[str, Any] = {"render_modes": []}
+    metadata: dict[str, Any] = {"render_modes": list(RENDER_MODES), "render_fps": RENDER_FPS}
 
     def __init__(
         self,
@@ -73,8 +77,7 @@ class MaxRLEnv(gym.Env):
                 f"group_size={group_size!r} needs the native vector env: use gymnasium.make_vec("
                 "id, num_envs=B*N, group_size=N) with the default vectorization_mode"
             )
-        if render_mode is not None:
-            raise ValueError(f"render_mode={render_mode!r} is not supported; allowed: None")
+        self.render_mode = check_render_mode(render_mode)
         self.kind = get_kind(kind)
         self.episodes = make_episodes(self.kind, 1, 1, split, device, kwargs)
         self.task = self.episodes.task
@@ -83,6 +86,7 @@ class MaxRLEnv(gym.Env):
         self.action_space = self.episodes.action_space()
         self._generator: torch.Generator | None = None
         self._ended = True
+        self._scored: Any = None  # the last step's scores while its episode is drawn
 
     def reset(
         self, *, seed: int | None = None, options: dict[str, Any] | None = None
@@ -103,6 +107,7 @@ class MaxRLEnv(gym.Env):
             ids = self.core.sample_ids(1, self._generator, self.episodes.split)
             obs = self.episodes.begin(ids)
         self._ended = False
+        self._scored = None
         return self._obs(obs), {"context_id": int(ids[0])}
 
     def step(self, action: Any) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
@@ -121,9 +126,19 @@ class MaxRLEnv(gym.Env):
         shape = (1, 1) if box else (1,)
         reward, done, scores = self.episodes.advance(tensor.reshape(shape))
         self._ended = done
+        self._scored = scores
         info = {key: _scalar(value[0]) for key, value in self.episodes.info_tensors(scores).items()}
         obs = self._obs(self.episodes.observation())
         return obs, float(reward[0]), bool(done), False, info
+
+    def render(self) -> str | np.ndarray | None:
+        """The current (or just finished) episode: a line (``"ansi"``) or a uint8 frame.
+
+        Returns None without a render mode or before the first ``reset()``.
+        """
+        if self.render_mode is None or self.episodes.contexts is None:
+            return None
+        return render_view(snapshot(self.episodes, self._scored), self.render_mode)
 
     @staticmethod
     def _obs(obs: torch.Tensor) -> np.ndarray:

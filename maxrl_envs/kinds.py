@@ -23,8 +23,9 @@ kind                    one rollout (``rollout_space``)  prediction
 
 from __future__ import annotations
 
+import inspect
 from abc import ABC, abstractmethod
-from dataclasses import dataclass, fields
+from dataclasses import MISSING, dataclass, fields
 from typing import Any
 
 import numpy as np
@@ -61,6 +62,24 @@ class TaskKind(ABC):
         """Every keyword argument an env of this kind accepts besides the shell's own."""
         spec = self.core_class.Spec
         return tuple(f.name for f in fields(spec) if f.init) + self.codec_kwargs
+
+    def default_kwargs(self) -> dict[str, Any]:
+        """Every keyword argument with a default, and that default (what the spec shows).
+
+        Registered ids store these in their Gymnasium spec, so ``gymnasium.spec(id).kwargs``
+        lists every setting; passing them equals passing nothing (None stays None: "the
+        data set's own default").
+        """
+        defaults = {
+            f.name: f.default
+            for f in fields(self.core_class.Spec)
+            if f.init and f.default is not MISSING
+        }
+        return {**defaults, **self.codec_defaults()}
+
+    def codec_defaults(self) -> dict[str, Any]:
+        """Defaults of ``codec_kwargs`` (none without a codec)."""
+        return {}
 
     def split_kwargs(
         self, kwargs: dict[str, Any], shell: tuple[str, ...] = ()
@@ -390,6 +409,11 @@ class TokensKind(TaskKind):
     name = "tokens"
     core_class = RegressionCore
     codec_kwargs = ("num_digits", "base")
+
+    def codec_defaults(self) -> dict[str, Any]:
+        """``num_digits`` and ``base`` as ``TokenCodec`` defaults them."""
+        parameters = inspect.signature(TokenCodec).parameters
+        return {name: parameters[name].default for name in self.codec_kwargs}
 
     def make_codec(self, spec: Any, kwargs: dict[str, Any]) -> TokenCodec:
         """A ``TokenCodec`` over the core's prediction range."""

@@ -10,7 +10,7 @@ from gymnasium.envs.registration import register, registry
 
 from maxrl_envs import hard as _hard  # noqa: F401  (registers the hard-contexts kind)
 from maxrl_envs.kinds import Task, TaskKind, get_kind
-from maxrl_envs.validation import check_device
+from maxrl_envs.validation import check_device, did_you_mean
 
 ENTRY_POINT = "maxrl_envs.envs:MaxRLEnv"
 VECTOR_ENTRY_POINT = "maxrl_envs.vector:MaxRLVectorEnv"
@@ -79,7 +79,9 @@ def register_env(env_id: str, kind: str | TaskKind, **kwargs: Any) -> None:
     """Register a Gymnasium id for a task kind with default keyword arguments (idempotent).
 
     ``gymnasium.make(env_id)`` then builds the single env, ``gymnasium.make_vec(env_id, ...)``
-    the native vector env, and ``make_task(env_id)`` the agents' task, all of ``kind``.
+    the native vector env, and ``make_task(env_id)`` the agents' task, all of ``kind``. The
+    spec's kwargs hold every setting of the kind (its defaults, overridden by ``kwargs``), so
+    ``gymnasium.spec(env_id).kwargs`` shows them.
 
     Args:
         env_id: A new Gymnasium id such as ``"MyTask-v0"``.
@@ -90,7 +92,7 @@ def register_env(env_id: str, kind: str | TaskKind, **kwargs: Any) -> None:
         ValueError: ``env_id`` is registered already with another kind or other defaults.
     """
     kind = get_kind(kind)
-    defaults = {"kind": kind.name, **kwargs}
+    defaults = {"kind": kind.name, **kind.default_kwargs(), **kwargs}
     if env_id in registry:
         spec = registry[env_id]
         if spec.entry_point == ENTRY_POINT and spec.kwargs == defaults:
@@ -126,9 +128,10 @@ def _spec_kwargs(env_id: Any) -> tuple[str, TaskKind, dict[str, Any]]:
         except ImportError as err:
             raise ValueError(f"env_id={env_id!r}: cannot import its module ({err})") from None
     if bare not in registry:
+        ours = [name for name, spec in registry.items() if spec.entry_point == ENTRY_POINT]
         raise ValueError(
-            f"env_id={env_id!r} is not registered; allowed: {', '.join(all_ids())} "
-            "(or another id registered with maxrl_envs.register_env)"
+            f"env_id={env_id!r} is not registered{did_you_mean(bare, ours)}; allowed: "
+            f"{', '.join(all_ids())} (or another id registered with maxrl_envs.register_env)"
         )
     spec = registry[bare]
     kwargs = dict(spec.kwargs)

@@ -88,6 +88,12 @@ class SB3VecEnv(VecEnv):
                 f"venv={venv!r} is not a maxrl_envs native vector env; build it with "
                 "gymnasium.make_vec(env_id, num_envs=n) (vectorization_mode='vector_entry_point')"
             )
+        if native.metadata["autoreset_mode"] != gymnasium.vector.AutoresetMode.SAME_STEP:
+            raise ValueError(
+                f"autoreset_mode={native.metadata['autoreset_mode'].value!r} is not supported by "
+                "SB3VecEnv; allowed: 'same_step' (the default of gymnasium.make_vec), which SB3's "
+                "VecEnv convention (terminal_observation) follows"
+            )
         self.venv = native
         self._on_cpu = native.core.device.type == "cpu"
         self._actions: Any = None

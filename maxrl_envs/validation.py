@@ -13,6 +13,7 @@ Two forms of the same rules:
 
 from __future__ import annotations
 
+import difflib
 import math
 import os
 from collections.abc import Callable, Iterable, Sequence
@@ -40,8 +41,23 @@ def check_choice(name: str, value: Any, allowed: Iterable[Any]) -> Any:
     if not known:
         raise ValueError(
             f"{name}={value!r} is not supported; allowed: {', '.join(map(repr, allowed))}"
+            + did_you_mean(value, allowed)
         )
     return value
+
+
+def did_you_mean(value: Any, allowed: Iterable[Any]) -> str:
+    """``" (did you mean 'x'?)"`` naming the allowed string closest to a string ``value``.
+
+    Returns an empty string when ``value`` is not a string or nothing is close.
+    """
+    if not isinstance(value, str):
+        return ""
+    names = {str(a).lower(): str(a) for a in allowed if isinstance(a, str)}
+    close = difflib.get_close_matches(value.lower(), list(names), n=1, cutoff=0.75)
+    if not close:
+        return ""
+    return f" (did you mean {names[close[0]]!r}?)"
 
 
 def check_int(name: str, value: Any, minimum: int, maximum: int | None = None) -> int:
@@ -206,11 +222,11 @@ def check_options(options: dict[str, Any] | None, allowed: Iterable[str]) -> dic
 def check_known_kwargs(owner: str, kwargs: dict[str, Any], allowed: Iterable[str]) -> None:
     """Raise ``ValueError`` naming every keyword of ``kwargs`` that ``owner`` does not accept."""
     allowed = tuple(allowed)
-    unknown = [f"{key}={value!r}" for key, value in kwargs.items() if key not in allowed]
+    unknown = [key for key in kwargs if key not in allowed]
     if unknown:
+        named = ", ".join(f"{key}={kwargs[key]!r}{did_you_mean(key, allowed)}" for key in unknown)
         raise ValueError(
-            f"unknown keyword argument(s) {', '.join(unknown)} for {owner}; "
-            f"allowed: {', '.join(allowed)}"
+            f"unknown keyword argument(s) {named} for {owner}; allowed: {', '.join(allowed)}"
         )
 
 

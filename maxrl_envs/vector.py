@@ -14,6 +14,8 @@ from maxrl_envs._threads import serial_on_cpu
 from maxrl_envs.envs import make_episodes
 from maxrl_envs.episodes import INFO_KEYS, action_tensor, context_ids, generator_seed
 from maxrl_envs.kinds import TaskKind, get_kind
+from maxrl_envs.render import RENDER_FPS, RENDER_MODES, check_render_mode, snapshot
+from maxrl_envs.render import render as render_view
 from maxrl_envs.validation import check_int, check_options
 
 
@@ -29,6 +31,13 @@ class MaxRLVectorEnv(VectorEnv):
     (``INFO_KEYS``) are also copied to the top level of ``info``, where they describe the
     finished episodes; ``info["context_id"]`` always names the current (new) contexts and
     ``info["final_info"]["context_id"]`` the finished ones.
+
+    With ``autoreset_mode="next_step"`` the env follows Gymnasium's NEXT_STEP convention
+    instead, which Gymnasium's vector ``NormalizeObservation`` requires: the step that ends
+    the episodes returns their last observations and infos directly (no ``final_obs``), and
+    the next ``step()`` call ignores its actions, starts the new episodes and returns their
+    first observations with reward 0 and ``terminated=truncated=False``. Every other step
+    is the same in both modes, and a seed draws the same contexts in both.
 
     A reset or step with the same seed and actions always gives the same result: all
     sub-envs draw their contexts from one torch generator seeded from the env's ``np_random``
@@ -46,7 +55,12 @@ class MaxRLVectorEnv(VectorEnv):
         device: Torch device of the core.
         max_episode_steps: Accepted for ``gymnasium.make_vec``; must be None or the episode
             length (1, or ``num_digits`` for tokens).
-        render_mode: Only None.
+        autoreset_mode: ``"same_step"`` (default) or ``"next_step"`` (or the
+            ``gymnasium.vector.AutoresetMode`` members), as described above.
+        render_mode: None, ``"ansi"`` or ``"rgb_array"``: ``render()`` returns a tuple with
+            one line or frame per sub-env, drawn from the last finished episodes (before the
+            first step, the current contexts); a frame shows the whole group's predictions
+            as a histogram (the predictive distribution over its N rollouts).
         **kwargs: The single env's keyword arguments.
 
     >>> import gymnasium, maxrl_envs
@@ -73,8 +87,10 @@ class MaxRLVectorEnv(VectorEnv):
         device: str | torch.device = "cpu",
         max_episode_steps: int | None = None,
         render_mode: str | None = None,
+        autoreset_mode: str | AutoresetMode = AutoresetMode.SAME_STEP,
         **kwargs: Any,
     ) -> None:
+        autoreset_mode = check_autoreset_mode(autoreset_mode)
         num_envs = check_int("num_envs", num_envs, 1)
         group_size = check_int("group_size", group_size, 1)
         if num_envs % group_size:
@@ -82,8 +98,7 @@ class MaxRLVectorEnv(VectorEnv):
                 f"group_size={group_size!r} does not divide num_envs={num_envs!r}; "
                 "num_envs must be a multiple of group_size (num_envs = num_groups * group_size)"
             )
-        if render_mode is not None:
-            raise ValueError(f"render_mode={render_mode!r} is not supported; allowed: None")
+        render_mode = check_render_mode(render_mode)
         self.kind = get_kind(kind)
         self.episodes = make_episodes(
             self.kind, num_envs // group_size, group_size, split, device, kwargs
@@ -98,8 +113,16 @@ class MaxRLVectorEnv(VectorEnv):
         self.num_envs = num_envs
         self.group_size = group_size
         self.num_groups = num_envs // group_size
-        self.metadata = {"render_modes": [], "autoreset_mode": AutoresetMode.SAME_STEP}
-        self.render_mode = None
+        self.metadata = {
+            "render_modes": list(RENDER_MODES),
+            "render_fps": RENDER_FPS,
+            "autoreset_mode": autoreset_mode,
+        }
+        self._next_step = autoreset_mode == AutoresetMode.NEXT_STEP
+        self._autoreset_pending = False
+        self.render_mode = render_mode
+        # What render() draws: (contexts, scores or None), kept only with a render mode.
+        self._drawn: tuple[Any, Any] | None = None
         self.single_observation_space = self.episodes.observation_space()
         self.single_action_space = self.episodes.action_space()
         self.observation_space = batch_space(self.single_observation_space, num_envs)
@@ -134,6 +157,7 @@ class MaxRLVectorEnv(VectorEnv):
         self, seed: int | list[int] | None, options: dict[str, Any] | None
     ) -> tuple[Any, dict[str, Any]]:
         seed = _check_seed(seed)
+        self._autoreset_pending = False
         if seed is not None:
             self._np_random, self._np_random_seed = seeding.np_random(seed)
         if seed is not None or self._generator is None:
@@ -144,6 +168,8 @@ class MaxRLVectorEnv(VectorEnv):
             obs = self.episodes.begin(ids.expand(self.num_groups))
         else:
             obs = self.episodes.begin(self._sample(), validate=False)
+        if self.render_mode is not None:
+            self._drawn = (self.episodes.contexts, None)
         return self._out(obs), {"context_id": self._out(self._context_ids())}
 
     def _sample(self) -> torch.Tensor:
@@ -175,9 +201,19 @@ class MaxRLVectorEnv(VectorEnv):
         if episodes.contexts is None:
             raise RuntimeError("call reset() before step()")
         tensor = action_tensor(self.single_action_space, actions, self.num_envs, self.core.device)
+        if self._autoreset_pending:  # NEXT_STEP: this step only starts the new episodes
+            return self._autoreset()
         reward, done, scores = episodes.advance(tensor)
-        if not done:
-            info: dict[str, Any] = {"context_id": self._out(self._context_ids())}
+        info: dict[str, Any]
+        if done and self._next_step:
+            info = {key: self._out(value) for key, value in episodes.info_tensors(scores).items()}
+            info.update(self._final_masks)
+            if self.render_mode is not None:
+                self._drawn = (episodes.contexts, scores)
+            self._autoreset_pending = True
+            obs = episodes.observation()
+        elif not done:
+            info = {"context_id": self._out(self._context_ids())}
             obs = episodes.observation()
         else:
             final_info = {
@@ -185,6 +221,8 @@ class MaxRLVectorEnv(VectorEnv):
             }
             final_info.update(self._final_masks)
             final_obs = episodes.observation()
+            if self.render_mode is not None:
+                self._drawn = (episodes.contexts, scores)
             obs = episodes.begin(self._sample(), validate=False)
             info = dict(final_info)
             info["final_obs"] = self._out(final_obs)
@@ -200,6 +238,27 @@ class MaxRLVectorEnv(VectorEnv):
             info,
         )
 
+    def render(self) -> tuple[Any, ...] | None:
+        """One line (``"ansi"``) or uint8 frame (``"rgb_array"``) per sub-env, or None.
+
+        They describe the last finished episodes (SAME_STEP autoreset has already begun the
+        next ones), or the current contexts before the first step; None without a render
+        mode or before ``reset()``.
+        """
+        if self.render_mode is None or self._drawn is None:
+            return None
+        contexts, scores = self._drawn
+        view = snapshot(self.episodes, scores, contexts)
+        return tuple(render_view(view, self.render_mode, i) for i in range(view.num_rollouts))
+
+    def _autoreset(self) -> tuple[Any, Any, Any, Any, dict[str, Any]]:
+        """NEXT_STEP's reset step: new episodes on fresh contexts, reward 0, no flags."""
+        self._autoreset_pending = False
+        obs = self.episodes.begin(self._sample(), validate=False)
+        reward = torch.zeros(self.num_envs, device=self.core.device)
+        info = {"context_id": self._out(self._context_ids())}
+        return self._out(obs), self._out(reward), self._flags(False), self._flags(False), info
+
     def _flags(self, value: bool) -> Any:
         if self._on_cpu:
             return np.full(self.num_envs, value)
@@ -207,6 +266,28 @@ class MaxRLVectorEnv(VectorEnv):
 
     def _out(self, value: torch.Tensor) -> Any:
         return value.numpy() if self._on_cpu else value
+
+
+#: ``autoreset_mode`` values the native vector env accepts, by their names in lower case.
+AUTORESET_MODES = {"same_step": AutoresetMode.SAME_STEP, "next_step": AutoresetMode.NEXT_STEP}
+
+
+def check_autoreset_mode(value: Any) -> AutoresetMode:
+    """``AutoresetMode.SAME_STEP`` or ``NEXT_STEP`` from the member or its name.
+
+    Accepts the enum members and the strings ``"same_step"``/``"next_step"`` (any case, or
+    Gymnasium's values ``"SameStep"``/``"NextStep"``); anything else is a ``ValueError``.
+    """
+    if isinstance(value, AutoresetMode) and value in AUTORESET_MODES.values():
+        return value
+    if isinstance(value, str):
+        for name, mode in AUTORESET_MODES.items():
+            if value.lower() in (name, mode.value.lower()):
+                return mode
+    raise ValueError(
+        f"autoreset_mode={value!r} is not supported; allowed: 'same_step' (default), "
+        "'next_step' or their gymnasium.vector.AutoresetMode members"
+    )
 
 
 def _check_seed(seed: Any) -> int | None:
@@ -222,4 +303,4 @@ def _check_seed(seed: Any) -> int | None:
     return int(value)
 
 
-__all__ = ["INFO_KEYS", "MaxRLVectorEnv"]
+__all__ = ["AUTORESET_MODES", "INFO_KEYS", "MaxRLVectorEnv", "check_autoreset_mode"]

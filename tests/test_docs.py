@@ -96,7 +96,7 @@ def test_documented_commands_are_found() -> None:
 @pytest.mark.parametrize(
     "where, line", [c for c in commands() if _split(c[1])], ids=lambda v: str(v)[:60]
 )
-def test_documented_commands_parse(where: str, line: str, tmp_path: Path) -> None:
+def test_documented_commands_parse(where: str, line: str, monkeypatch, capsys) -> None:
     prefix, args = _split(line)  # type: ignore[misc]
     if prefix not in HELP_ONLY and any(token in line for token in PLACEHOLDERS):
         pytest.skip(f"{where}: a placeholder, not meant to run as written: {line}")
@@ -106,17 +106,38 @@ def test_documented_commands_parse(where: str, line: str, tmp_path: Path) -> Non
         config = config_from_args(args)  # parses and validates; exits 2 on a bad flag
         assert config.budget >= 1
         return
+    # In this process (a fresh interpreter per command cost ~2.5 CPU-s each): the entry
+    # points' main() functions are what the console scripts call.
+    import importlib
+
     if prefix in BENCH:
         extra = [] if {"--list", "--help", "--dry-run"} & set(args) else ["--dry-run"]
-        argv = [sys.executable, "-m", "benchmarks.run", *args, *extra]
+        name, argv = "benchmarks.run", [*args, *extra]
     else:
         module = {"maxrl-report": "benchmarks.report", "maxrl-throughput": "benchmarks.throughput"}
-        name = module.get(prefix, prefix.removeprefix("python -m "))
-        argv = [sys.executable, "-m", name, "--help"]
-    done = subprocess.run(
-        argv, cwd=ROOT, env=env(), capture_output=True, text=True, timeout=TIMEOUT
-    )
-    assert done.returncode == 0, f"{where}: {line}\n{done.stdout[-2000:]}\n{done.stderr[-2000:]}"
+        name, argv = module.get(prefix, prefix.removeprefix("python -m ")), ["--help"]
+    code = run_main(importlib.import_module(name).main, argv, monkeypatch)
+    out = capsys.readouterr()
+    assert code == 0, f"{where}: {line}\n{out.out[-2000:]}\n{out.err[-2000:]}"
+
+
+def run_main(main, argv: list[str], monkeypatch) -> int:
+    """Exit status of an entry point's ``main(argv)``, run from the repository root.
+
+    The runner pins threads through the environment and torch; both are restored after.
+    """
+    import torch
+
+    monkeypatch.chdir(ROOT)
+    for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
+        monkeypatch.setenv(var, os.environ.get(var, "1"))  # restored when the test ends
+    threads = torch.get_num_threads()
+    try:
+        return main(argv)
+    except SystemExit as exit_:
+        return exit_.code if isinstance(exit_.code, int) else 1
+    finally:
+        torch.set_num_threads(threads)
 
 
 def test_agents_page_lists_every_train_config_field_with_its_default() -> None:
@@ -138,3 +159,67 @@ def test_agents_page_lists_every_train_config_field_with_its_default() -> None:
             assert float(cell) == default, (name, cell, default)
         else:
             assert cell == str(default), (name, cell, default)
+
+
+def test_documented_training_runs_that_share_a_directory_agree() -> None:
+    """Following every maxrl-train example must not hit a run-directory clash."""
+    import dataclasses
+
+    from agents.train import config_from_args
+
+    seen: dict[Path, tuple[str, dict]] = {}
+    for where, line in commands():
+        split = _split(line)
+        if split is None or split[0] not in TRAIN:
+            continue
+        config = config_from_args(split[1])
+        if config.log_dir is None:
+            continue
+        settings = {k: v for k, v in dataclasses.asdict(config).items() if k != "progress"}
+        run_dir = Path(config.log_dir) / config.name
+        if run_dir in seen:
+            assert seen[run_dir][1] == settings, f"{where} and {seen[run_dir][0]}: {run_dir}"
+        seen[run_dir] = (where, settings)
+    assert len(seen) >= 2
+
+
+def test_pages_say_how_to_reach_the_console_scripts() -> None:
+    for page in ("README.md", "docs/getting-started.md"):
+        text = (ROOT / page).read_text(encoding="utf-8")
+        typed = ("\nmaxrl-train --", "\nmaxrl-bench --", "\nmaxrl-report ", "\ntensorboard --")
+        first_command = min(text.index(command) for command in typed if command in text)
+        assert "source .venv/bin/activate" in text[:first_command], page
+
+
+def slugs(text: str) -> set[str]:
+    """Anchors of a page's headings, as Python-Markdown's toc extension makes them."""
+    import unicodedata
+
+    found: set[str] = set()
+    for heading in re.findall(
+        r"^#{1,6} +(.+?) *#*$", re.sub(r"^```.*?^```", "", text, flags=re.M | re.S), re.M
+    ):
+        plain = re.sub(r"\[([^\]]*)\]\([^)]*\)", r"\1", heading)  # link text only
+        plain = unicodedata.normalize("NFKD", plain).encode("ascii", "ignore").decode()
+        slug = re.sub(r"[-\s]+", "-", re.sub(r"[^\w\s-]", "", plain).strip().lower())
+        base, count = slug, 0
+        while slug in found:  # repeated headings get _1, _2, ...
+            count += 1
+            slug = f"{base}_{count}"
+        found.add(slug)
+    return found
+
+
+def test_page_anchors_exist() -> None:
+    """Every [text](page.md#anchor) link in README.md and docs/ names a heading of the page."""
+    checked = 0
+    for page in [*PAGES, *sorted((ROOT / "docs").glob("*/**/*.md"))]:
+        text = page.read_text(encoding="utf-8")
+        for target, anchor in re.findall(r"\]\(([^)#\s]*\.md|)#([^)\s]+)\)", text):
+            linked = (page.parent / target).resolve() if target else page
+            assert linked.exists(), f"{page.relative_to(ROOT)}: {target} does not exist"
+            assert anchor in slugs(linked.read_text(encoding="utf-8")), (
+                f"{page.relative_to(ROOT)}: {target or page.name}#{anchor} names no heading"
+            )
+            checked += 1
+    assert checked >= 3  # the check has links to check

@@ -223,3 +223,44 @@ def test_single_vector_and_core_agree(env_id):
             expected = expected if expected is not None else getattr(context, key)
             assert info[key] == expected.reshape(-1)[0].item() == final[key][0].item(), key
         assert final["context_id"][0] == info["context_id"] == int(ids[0])
+
+
+def bare_kwargs(env_id: str) -> tuple[str, dict]:
+    """(kind, kwargs) as the spec held them before it listed every default."""
+    if env_id in maxrl_envs.registration.BASE_IDS:
+        return maxrl_envs.registration.BASE_IDS[env_id]
+    base, kwargs, _ = maxrl_envs.PRESETS[env_id]
+    kind, base_kwargs = maxrl_envs.registration.BASE_IDS[base]
+    return kind, {**base_kwargs, **kwargs}
+
+
+@pytest.mark.parametrize("env_id", IDS)
+def test_spec_kwargs_show_every_setting_and_build_the_same_env(env_id):
+    kwargs = dict(gym.spec(env_id).kwargs)
+    kind_name, bare = bare_kwargs(env_id)
+    assert kwargs.pop("kind") == kind_name
+    kind = maxrl_envs.get_kind(kind_name)
+    assert set(kwargs) == set(kind.kwarg_names())  # every setting is discoverable
+    assert {name: kwargs[name] for name in bare} == bare  # the id's own settings win
+    if kind_name != "classification":
+        assert {"snr", "head", "noise", "task", "data_seed"} <= set(kwargs)
+    full, minimal = kind.build("cpu", kwargs), kind.build("cpu", bare)
+    assert full.core.spec == minimal.core.spec
+    assert (full.codec is None) == (minimal.codec is None)
+    if full.codec is not None:
+        assert vars(full.codec).keys() == vars(minimal.codec).keys()
+        assert all(
+            np.array_equal(np.asarray(a), np.asarray(b))
+            for a, b in zip(vars(full.codec).values(), vars(minimal.codec).values(), strict=True)
+        )
+    for split in ("train", "validation", "test"):
+        a, b = full.core.all_contexts(split), minimal.core.all_contexts(split)
+        for field in ("ids", "obs", "target", "signal"):
+            assert torch.equal(getattr(a, field), getattr(b, field)), (split, field)
+
+
+def test_register_env_stays_idempotent_with_the_defaults_listed():
+    maxrl_envs.register_env("MaxRLRegression-v0", "regression")  # same settings: a no-op
+    maxrl_envs.register_env("MaxRLRegression-v0", "regression", snr=10.0)  # the default
+    with pytest.raises(ValueError, match="already registered with other settings"):
+        maxrl_envs.register_env("MaxRLRegression-v0", "regression", snr=1.0)

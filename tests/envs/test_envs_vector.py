@@ -6,6 +6,7 @@ import gymnasium as gym
 import numpy as np
 import pytest
 import torch
+from gymnasium.vector import AutoresetMode
 
 import maxrl_envs
 
@@ -201,3 +202,55 @@ def test_cpu_steps_run_on_one_thread_and_restore_the_callers(monkeypatch):
     finally:
         torch.set_num_threads(before)
     assert seen == [1, 1]
+
+
+@pytest.mark.parametrize("env_id", ["MaxRLRegression-v0", "MaxRLTokens-v0"])
+def test_next_step_autoreset_replays_same_step_one_step_later(env_id):
+    same = gym.make_vec(env_id, num_envs=4, group_size=2)
+    nxt = gym.make_vec(env_id, num_envs=4, group_size=2, autoreset_mode="next_step")
+    assert nxt.metadata["autoreset_mode"] == AutoresetMode.NEXT_STEP
+    obs_s, _ = same.reset(seed=5)
+    obs_n, _ = nxt.reset(seed=5)
+    np.testing.assert_array_equal(obs_s, obs_n)
+    same.action_space.seed(1)
+    episodes = 0
+    for _ in range(3 * same.unwrapped.episodes.episode_length):
+        actions = same.action_space.sample()
+        obs_s, reward_s, term_s, trunc_s, info_s = same.step(actions)
+        obs_n, reward_n, term_n, trunc_n, info_n = nxt.step(actions)
+        np.testing.assert_array_equal(reward_s, reward_n)
+        np.testing.assert_array_equal(term_s, term_n)
+        if not term_n.all():
+            np.testing.assert_array_equal(obs_s, obs_n)
+            continue
+        episodes += 1
+        np.testing.assert_array_equal(obs_n, info_s["final_obs"])  # the last observation
+        assert "final_obs" not in info_n
+        for key in ("context_id", "log_likelihood", "prediction"):
+            np.testing.assert_array_equal(info_n[key], info_s["final_info"][key])
+        # The next call ignores its actions and starts the new episodes: reward 0, no flags.
+        obs_n, reward_n, term_n, trunc_n, info_n = nxt.step(actions)
+        np.testing.assert_array_equal(obs_n, obs_s)
+        np.testing.assert_array_equal(info_n["context_id"], info_s["context_id"])
+        assert not reward_n.any() and not term_n.any() and not trunc_n.any()
+    assert episodes == 3
+
+
+def test_vector_normalize_observation_needs_next_step():
+    from gymnasium.wrappers.vector import NormalizeObservation
+
+    with pytest.raises((ValueError, AssertionError)):  # Gymnasium 1.1 asserts, 1.4 raises
+        NormalizeObservation(gym.make_vec("MaxRLRegression-v0", num_envs=4))
+    envs = NormalizeObservation(
+        gym.make_vec("MaxRLRegression-v0", num_envs=4, autoreset_mode="next_step")
+    )
+    envs.reset(seed=0)
+    for _ in range(4):
+        envs.step(envs.action_space.sample())
+    assert envs.obs_rms.count > 4  # statistics of every observation returned
+    with pytest.raises(ValueError, match="autoreset_mode='previous'.*'next_step'"):
+        gym.make_vec("MaxRLRegression-v0", num_envs=4, autoreset_mode="previous")
+    with pytest.raises(ValueError, match="autoreset_mode='NextStep' is not supported by SB3"):
+        from maxrl_envs.sb3 import SB3VecEnv
+
+        SB3VecEnv(gym.make_vec("MaxRLRegression-v0", num_envs=2, autoreset_mode="next_step"))
