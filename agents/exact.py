@@ -42,6 +42,14 @@ MAX_SEQUENCES = 2**16
 MAX_TOKEN_ROWS = 2**18
 
 
+class HeadCore(Protocol):
+    """What the exact forms read from a numeric task's core (e.g. ``RegressionCore``)."""
+
+    head: str
+    head_scale: float
+    prediction_range: float
+
+
 def no_exact_form_reason(rollout_space: spaces.Space, max_sequences: int = MAX_SEQUENCES) -> str:
     """Why our policy for a rollout space has no exact log p(y|x); "" when it has one.
 
@@ -182,7 +190,7 @@ def discrete_choices_log_likelihood(
 def discrete_sequences_log_likelihood(
     step_log_probs: Callable[[torch.Tensor, torch.Tensor, int], torch.Tensor],
     codec: Any,
-    core: Any,
+    core: HeadCore,
     contexts: Contexts,
     max_rows: int = MAX_TOKEN_ROWS,
 ) -> torch.Tensor:
@@ -299,7 +307,7 @@ class ExactForm(Protocol):
 
 
 def gaussian_log_likelihood(
-    mean: torch.Tensor, log_std: torch.Tensor, core: Any, target: torch.Tensor
+    mean: torch.Tensor, log_std: torch.Tensor, core: HeadCore, target: torch.Tensor
 ) -> torch.Tensor:
     """Exact log p(y|x) of a Gaussian action a ~ N(mean, std²) clipped to [-1, 1], scaled by R.
 

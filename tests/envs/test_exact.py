@@ -679,3 +679,25 @@ def test_squashed_normal_far_and_saturated_cases_are_finite_and_exact(head, mean
     got = _squashed(head, s, y, mean, std, scale)
     assert math.isfinite(float(got[0]))
     assert float(got[0]) == pytest.approx(reference, rel=1e-6, abs=1e-6)
+
+
+def test_register_head_rejects_bad_entries_and_unknown_heads_are_named():
+    from maxrl_envs.heads import HEADS, VERIFIER, Head, get_head, register_head
+
+    def score(error, s, ok):
+        return error, error
+
+    with pytest.raises(ValueError, match="head='verifier' is already registered"):
+        register_head(Head("verifier", score, VERIFIER.log_density))
+    assert register_head(VERIFIER) is VERIFIER  # the same entry again: no change
+    with pytest.raises(ValueError, match="log_density=None must be callable"):
+        register_head(Head("bad", score, None))
+    with pytest.raises(ValueError, match="support=0 must be > 0"):
+        register_head(Head("bad", score, VERIFIER.log_density, support=0))
+    with pytest.raises(ValueError, match="squashed_window=-1.0 must be None or a finite"):
+        register_head(Head("bad", score, VERIFIER.log_density, squashed_window=-1.0))
+    assert "bad" not in HEADS
+    with pytest.raises(ValueError, match="head='cauchy' is not supported; allowed: 'gaussian'"):
+        get_head("cauchy")
+    with pytest.raises(ValueError, match="head='cauchy' is not supported"):
+        maxrl_envs.make_task("MaxRLRegression-v0", head="cauchy")
