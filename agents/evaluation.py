@@ -222,6 +222,19 @@ class _Sums(NamedTuple):
         """Field-by-field sum."""
         return _Sums(*(a + b for a, b in zip(self, other, strict=True)))
 
+    def metrics(self, count: int, tag: str, numeric: bool, pass_k: int) -> dict[str, float]:
+        """The ``eval/*`` means over ``count`` contexts (log p: over the reachable ones)."""
+        means = _Sums(*(torch.stack(self) / max(count, 1)).tolist())
+        reached = float(self.reachable)
+        metrics = {tag: float(self.log_likelihood) / reached if reached else math.nan}
+        if numeric:
+            metrics["eval/excess_mse"] = means.excess_mse
+        metrics["eval/pass@1"] = means.pass_at_1
+        metrics[f"eval/pass@{pass_k}"] = means.pass_at_k
+        metrics["eval/success_rate"] = means.success_rate
+        metrics["eval/reward"] = means.reward
+        return metrics
+
 
 @torch.no_grad()
 def evaluate(
@@ -313,16 +326,8 @@ def evaluate(
                 reachable=reachable.double().sum(),
             )
         )
-    means = _Sums(*(torch.stack(sums) / max(count, 1)).tolist())
     tag = "eval/log_likelihood" if exact else "eval/log_likelihood_mc"
-    reached = float(sums.reachable)
-    metrics = {tag: float(sums.log_likelihood) / reached if reached else math.nan}
-    if numeric:
-        metrics["eval/excess_mse"] = means.excess_mse
-    metrics["eval/pass@1"] = means.pass_at_1
-    metrics[f"eval/pass@{pass_k}"] = means.pass_at_k
-    metrics["eval/success_rate"] = means.success_rate
-    metrics["eval/reward"] = means.reward
+    metrics = sums.metrics(count, tag, numeric, pass_k)
     if binned:
         metrics.update(_bin_metrics(bin_sums, tag, pass_k))
     return metrics
