@@ -26,19 +26,25 @@ context and per-sample likelihood scores l_m = Scores.log_likelihood:
 from __future__ import annotations
 
 import math
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, NamedTuple, Protocol, runtime_checkable
 
 import numpy as np
 import torch
 from gymnasium import spaces
 
+from agents import exact
 from maxrl_envs.core import Contexts
+from maxrl_envs.heads import get_head
 from maxrl_envs.kinds import Task
+from maxrl_envs.likelihoods import (
+    log_expected_likelihood_normal,
+    log_expected_likelihood_squashed,
+    log_likelihood_head,
+)
+from maxrl_envs.references import LOWER_IS_BETTER
 
 #: Rows (contexts x samples) scored at once; larger test sets are evaluated in chunks.
 MAX_ROWS = 1 << 17
-#: Metrics where lower is better (all others: higher is better).
-LOWER_IS_BETTER = ("eval/excess_mse",)
 
 
 #: Tag of the exact log-likelihood and of its Monte-Carlo stand-in (no exact form).
@@ -55,8 +61,9 @@ def default_metrics(numeric: bool, head: str | None, pass_k: int, exact: bool = 
 
     Numeric tasks with a Gaussian or Laplace head: ``eval/log_likelihood`` (the held-out
     marginal log-likelihood, a proper score of the whole predictive distribution) and
-    ``eval/excess_mse`` (of the point prediction). Verifier heads and classification:
-    ``eval/pass@1`` and ``eval/pass@k``, then the log-likelihood.
+    ``eval/excess_mse`` (of the point prediction). Binary heads (``Head.binary``: the
+    verifier) and classification: ``eval/pass@1`` and ``eval/pass@k``, then the
+    log-likelihood.
 
     Args:
         numeric: Whether the task kind is numeric.
@@ -69,7 +76,7 @@ def default_metrics(numeric: bool, head: str | None, pass_k: int, exact: bool = 
     pass_at_k = [f"eval/pass@{pass_k}"] if pass_k > 1 else []
     if not numeric:
         return _likelihood_tag(["eval/pass@1", *pass_at_k, EXACT_TAG], exact)
-    if head == "verifier":
+    if head is not None and get_head(head).binary:
         return _likelihood_tag(["eval/pass@1", *pass_at_k, EXACT_TAG, "eval/excess_mse"], exact)
     return _likelihood_tag([EXACT_TAG, "eval/excess_mse", "eval/pass@1"], exact)
 
@@ -192,6 +199,43 @@ def _chunk(contexts: Contexts, start: int, stop: int) -> Contexts:
     )
 
 
+class _Sums(NamedTuple):
+    """Running float64 sums over contexts of the per-context quantities ``evaluate`` means.
+
+    ``log_likelihood`` is summed over reachable contexts only (0 elsewhere) and divided by
+    ``reachable``; every other sum is divided by the number of contexts.
+    """
+
+    log_likelihood: torch.Tensor
+    excess_mse: torch.Tensor
+    pass_at_1: torch.Tensor
+    pass_at_k: torch.Tensor
+    success_rate: torch.Tensor
+    reward: torch.Tensor
+    reachable: torch.Tensor
+
+    @classmethod
+    def zeros(cls, device: Any) -> _Sums:
+        return cls(*torch.zeros(len(cls._fields), dtype=torch.float64, device=device))
+
+    def plus(self, other: _Sums) -> _Sums:
+        """Field-by-field sum."""
+        return _Sums(*(a + b for a, b in zip(self, other, strict=True)))
+
+    def metrics(self, count: int, tag: str, numeric: bool, pass_k: int) -> dict[str, float]:
+        """The ``eval/*`` means over ``count`` contexts (log p: over the reachable ones)."""
+        means = _Sums(*(torch.stack(self) / max(count, 1)).tolist())
+        reached = float(self.reachable)
+        metrics = {tag: float(self.log_likelihood) / reached if reached else math.nan}
+        if numeric:
+            metrics["eval/excess_mse"] = means.excess_mse
+        metrics["eval/pass@1"] = means.pass_at_1
+        metrics[f"eval/pass@{pass_k}"] = means.pass_at_k
+        metrics["eval/success_rate"] = means.success_rate
+        metrics["eval/reward"] = means.reward
+        return metrics
+
+
 @torch.no_grad()
 def evaluate(
     task: Task,
@@ -229,7 +273,7 @@ def evaluate(
     generator = core.make_generator(seed)
     table = table.to(core.device)
     log_m = math.log(num_samples)
-    sums = torch.zeros(7, dtype=torch.float64, device=core.device)
+    sums = _Sums.zeros(core.device)
     count = contexts.ids.shape[0]
     step = max(1, MAX_ROWS // num_samples)
     exact_form = getattr(policy, "log_likelihood", None)
@@ -271,27 +315,19 @@ def evaluate(
                 dim=1,
             )
             bin_sums.index_add_(0, core.difficulty_level(part).to(core.device), per_context)
-        sums += torch.stack(
-            [
-                log_lik.sum(),
-                excess.sum(),
-                scores.is_success.double().mean(1).sum(),
-                table[successes].sum(),
-                point_scores.is_success.double().sum(),
-                scores.reward.double().mean(1).sum(),
-                reachable.double().sum(),
-            ]
+        sums = sums.plus(
+            _Sums(
+                log_likelihood=log_lik.sum(),
+                excess_mse=excess.sum(),
+                pass_at_1=scores.is_success.double().mean(1).sum(),
+                pass_at_k=table[successes].sum(),
+                success_rate=point_scores.is_success.double().sum(),
+                reward=scores.reward.double().mean(1).sum(),
+                reachable=reachable.double().sum(),
+            )
         )
-    means = (sums / max(count, 1)).tolist()
     tag = "eval/log_likelihood" if exact else "eval/log_likelihood_mc"
-    reached = float(sums[6])
-    metrics = {tag: float(sums[0]) / reached if reached else math.nan}
-    if numeric:
-        metrics["eval/excess_mse"] = means[1]
-    metrics["eval/pass@1"] = means[2]
-    metrics[f"eval/pass@{pass_k}"] = means[3]
-    metrics["eval/success_rate"] = means[4]
-    metrics["eval/reward"] = means[5]
+    metrics = sums.metrics(count, tag, numeric, pass_k)
     if binned:
         metrics.update(_bin_metrics(bin_sums, tag, pass_k))
     return metrics
@@ -358,8 +394,6 @@ def sb3_exact_form(policy_class: type, task: Task | Any) -> bool:
     from stable_baselines3.sac.policies import SACPolicy
     from stable_baselines3.td3.policies import TD3Policy
 
-    from agents.exact import no_exact_form_reason
-
     space = task.step_action_space
     space = space() if callable(space) else space
     if issubclass(policy_class, (TD3Policy, DQNPolicy)):
@@ -370,7 +404,7 @@ def sb3_exact_form(policy_class: type, task: Task | Any) -> bool:
         return (
             issubclass(policy_class, ActorCriticPolicy)
             and task.codec is not None
-            and not no_exact_form_reason(rollout_space)
+            and not exact.no_exact_form_reason(rollout_space)
         )
     if issubclass(policy_class, ActorCriticPolicy):
         return True
@@ -436,13 +470,6 @@ class SB3Policy:
         from stable_baselines3.common.policies import ActorCriticPolicy
         from stable_baselines3.dqn.policies import DQNPolicy
         from stable_baselines3.td3.policies import TD3Policy
-
-        from agents import exact
-        from maxrl_envs.exact import (
-            log_expected_likelihood_normal,
-            log_expected_likelihood_squashed,
-            log_likelihood_head,
-        )
 
         policy, core, task = self.model.policy, self.core, self.task
         if isinstance(policy, (TD3Policy, DQNPolicy)):

@@ -6,7 +6,7 @@ log((1/M) Σ_m l(y, ŷ_m)), biased low for finite M and floored at -100 for bina
 
 - ``GaussianPolicy``: actions a ~ N(μ, σ²) are clipped to [-1, 1] and scaled by R =
   ``prediction_range``, so ŷ is a censored normal with mean Rμ, std Rσ and atoms at ±R
-  (``maxrl_envs.exact.log_expected_likelihood_normal``, closed form for every head);
+  (``maxrl_envs.likelihoods.log_expected_likelihood_normal``, closed form for every head);
 - ``CategoricalPolicy`` with ``values`` (binned regression): a finite sum over the bins;
 - ``CategoricalPolicy`` without ``values`` (classification): log m(y|x), the policy's
   log-probability of the observed label, i.e. minus the cross-entropy;
@@ -27,19 +27,27 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
 
 import torch
 from gymnasium import spaces
 
-from agents.policies import CategoricalPolicy, GaussianPolicy, Policy, TokenPolicy
 from maxrl_envs.core import Contexts
-from maxrl_envs.exact import log_expected_likelihood_discrete, log_expected_likelihood_normal
+from maxrl_envs.heads import get_head
+from maxrl_envs.likelihoods import log_expected_likelihood_discrete, log_expected_likelihood_normal
 
 #: Largest number of token sequences enumerated per context by default.
 MAX_SEQUENCES = 2**16
 #: Rows (contexts x sequences) per chunk of the token enumeration.
 MAX_TOKEN_ROWS = 2**18
+
+
+class HeadCore(Protocol):
+    """What the exact forms read from a numeric task's core (e.g. ``RegressionCore``)."""
+
+    head: str
+    head_scale: float
+    prediction_range: float
 
 
 def no_exact_form_reason(rollout_space: spaces.Space, max_sequences: int = MAX_SEQUENCES) -> str:
@@ -138,7 +146,7 @@ def sequence_log_probs_grad(
     return log_p
 
 
-def token_sequence_log_probs(policy: TokenPolicy, obs: torch.Tensor) -> torch.Tensor:
+def token_sequence_log_probs(policy: Any, obs: torch.Tensor) -> torch.Tensor:
     """``sequence_log_probs`` of a ``TokenPolicy`` (its ``step_logits``)."""
     return sequence_log_probs(policy.step_logits, obs, policy.base, policy.num_digits)
 
@@ -182,7 +190,7 @@ def discrete_choices_log_likelihood(
 def discrete_sequences_log_likelihood(
     step_log_probs: Callable[[torch.Tensor, torch.Tensor, int], torch.Tensor],
     codec: Any,
-    core: Any,
+    core: HeadCore,
     contexts: Contexts,
     max_rows: int = MAX_TOKEN_ROWS,
 ) -> torch.Tensor:
@@ -215,43 +223,6 @@ def discrete_sequences_log_likelihood(
     return torch.cat(parts)
 
 
-_LOG_SQRT_2PI = 0.5 * math.log(2.0 * math.pi)
-_SQRT2 = math.sqrt(2.0)
-
-
-def _log1mexp(x: torch.Tensor) -> torch.Tensor:
-    """log(1 - e^x) for x < 0 (finite there, with a finite derivative)."""
-    return torch.where(x > -math.log(2.0), torch.log(-torch.expm1(x)), torch.log1p(-torch.exp(x)))
-
-
-def _log_ndtr_diff_grad(lo: torch.Tensor, hi: torch.Tensor) -> torch.Tensor:
-    """log(Phi(hi) - Phi(lo)) for lo < hi (either may be infinite), safe under autograd.
-
-    The value is that of ``maxrl_envs.exact``'s CDF difference (left tail after reflection,
-    erf sum across 0), but every branch is evaluated on inputs that keep it and its
-    derivative finite (a branch a row does not take sees a harmless stand-in), so no
-    0 * inf = NaN reaches the gradient.
-    """
-    flip = lo > 0
-    a = torch.where(flip, -hi, lo)
-    b = torch.where(flip, -lo, hi)
-    tail = b <= 0
-    b_t = torch.where(tail, b, torch.full_like(b, -1.0))
-    finite_a = tail & torch.isfinite(a)
-    a_t = torch.where(finite_a, a, b_t - 1.0)
-    log_b = torch.special.log_ndtr(b_t)
-    rest = _log1mexp(torch.special.log_ndtr(a_t) - log_b)
-    tail_value = log_b + torch.where(finite_a, rest, torch.zeros_like(rest))
-    a_s = torch.where(tail, torch.full_like(a, -1.0), a)
-    b_s = torch.where(tail, torch.ones_like(b), b)
-    straddle = torch.log(0.5 * (torch.special.erf(b_s / _SQRT2) - torch.special.erf(a_s / _SQRT2)))
-    return torch.where(tail, tail_value, straddle)
-
-
-def _masked(value: torch.Tensor, empty: torch.Tensor) -> torch.Tensor:
-    return torch.where(empty, torch.full_like(value, -math.inf), value)
-
-
 def censored_normal_log_likelihood_grad(
     head: str,
     s: float,
@@ -263,9 +234,10 @@ def censored_normal_log_likelihood_grad(
 ) -> torch.Tensor:
     """Log E l(y, clip(a, low, high)), a ~ N(mean, std^2), std > 0, with safe gradients.
 
-    The same quantity as ``maxrl_envs.exact.log_expected_likelihood_normal`` (whose value it
-    returns, to the last bit), with a gradient from closed forms written so that autograd
-    never meets 0 * inf: with p = Phi(z_low) l(y, low) + Phi(-z_high) l(y, high) + interior,
+    The same quantity as ``maxrl_envs.likelihoods.log_expected_likelihood_normal`` (whose
+    value it returns, to the last bit), with the gradient of the head's ``normal_grad`` form
+    (``maxrl_envs.heads``), closed forms written so that autograd never meets 0 * inf: with
+    p = Phi(z_low) l(y, low) + Phi(-z_high) l(y, high) + interior,
 
     - verifier: p = Phi(u) - Phi(v), u = (y + s - mean) / std (+inf when the upper atom
       passes, y + s >= high), v = (y - s - mean) / std (-inf when y - s <= low);
@@ -274,7 +246,8 @@ def censored_normal_log_likelihood_grad(
       mean -+ std^2 / s.
 
     Args:
-        head: ``gaussian``, ``laplace`` or ``verifier``.
+        head: A registered head with a ``normal_grad`` form (``gaussian``, ``laplace``,
+            ``verifier``).
         s: Head scale.
         y: Targets, float64 ``[B]``.
         mean: Mean of a, float64 ``[B]`` (differentiable).
@@ -290,50 +263,7 @@ def censored_normal_log_likelihood_grad(
         mean.device
     )
     y = y.to(mean.device, torch.float64)
-    if head == "verifier":
-        empty = (y - s > high) | (y + s < low)
-        upper = y + s >= high
-        lower = y - s <= low
-        u = torch.where(upper | empty, torch.full_like(y, math.inf), (y + s - mean) / std)
-        v = torch.where(lower | empty, torch.full_like(y, -math.inf), (y - s - mean) / std)
-        safe = _masked(_log_ndtr_diff_grad(v, u), empty)
-    elif head == "gaussian":
-        h = torch.sqrt(std.square() + s**2)
-        c = mean + (y - mean) * (std / h).square()
-        tau = std * (s / h)
-        interior = (
-            -0.5 * ((y - mean) / h).square()
-            - torch.log(h)
-            - _LOG_SQRT_2PI
-            + _log_ndtr_diff_grad((low - c) / tau, (high - c) / tau)
-        )
-        log_head_low = -0.5 * ((y - low) / s) ** 2 - math.log(s) - _LOG_SQRT_2PI
-        log_head_high = -0.5 * ((y - high) / s) ** 2 - math.log(s) - _LOG_SQRT_2PI
-        atom_low = torch.special.log_ndtr((low - mean) / std) + log_head_low
-        atom_high = torch.special.log_ndtr((mean - high) / std) + log_head_high
-        safe = torch.logsumexp(torch.stack([atom_low, atom_high, interior]), dim=0)
-    elif head == "laplace":
-        shift = std.square() / s
-        scale = 0.5 * (std / s).square()
-        top = torch.clamp(y, max=high)
-        left_empty = top <= low
-        left_hi = torch.where(left_empty, torch.ones_like(y), (top - mean - shift) / std)
-        left_lo = torch.where(left_empty, torch.zeros_like(y), (low - mean - shift) / std)
-        left = (mean - y) / s + scale + _log_ndtr_diff_grad(left_lo, left_hi)
-        bottom = torch.clamp(y, min=low)
-        right_empty = bottom >= high
-        right_hi = torch.where(right_empty, torch.ones_like(y), (high - mean + shift) / std)
-        right_lo = torch.where(right_empty, torch.zeros_like(y), (bottom - mean + shift) / std)
-        right = (y - mean) / s + scale + _log_ndtr_diff_grad(right_lo, right_hi)
-        interior = torch.logaddexp(_masked(left, left_empty), _masked(right, right_empty))
-        interior = interior - math.log(2.0 * s)
-        log_head_low = -(y - low).abs() / s - math.log(2.0 * s)
-        log_head_high = -(y - high).abs() / s - math.log(2.0 * s)
-        atom_low = torch.special.log_ndtr((low - mean) / std) + log_head_low
-        atom_high = torch.special.log_ndtr((mean - high) / std) + log_head_high
-        safe = torch.logsumexp(torch.stack([atom_low, atom_high, interior]), dim=0)
-    else:
-        raise ValueError(f"head={head!r} is not supported; allowed: gaussian, laplace, verifier")
+    safe = get_head(head).form("normal_grad")(s, y, mean, std, low, high)
     finite = torch.isfinite(exact)
     safe = torch.where(finite, safe, torch.zeros_like(safe))
     return exact + (safe - safe.detach())
@@ -360,9 +290,106 @@ def label_log_likelihood(core: Any, log_probs: torch.Tensor, contexts: Contexts)
     return log_probs.gather(1, labels)[:, 0]
 
 
+@runtime_checkable
+class ExactForm(Protocol):
+    """A policy whose prediction law has an exact log p(y|x): our policy classes.
+
+    Each class answers for its own law (``agents.policies``: the censored normal of
+    ``GaussianPolicy``, the sums of ``CategoricalPolicy`` and ``TokenPolicy``), built from
+    the functions of this module; ``log_likelihood_grad`` only asks the policy.
+    """
+
+    def exact_log_likelihood(
+        self, core: Any, contexts: Contexts, *, task: Any, max_sequences: int, max_rows: int
+    ) -> torch.Tensor | None:
+        """Float64 ``[B]`` log p(y|x), differentiable in the policy; None without a form."""
+        ...
+
+
+def gaussian_log_likelihood(
+    mean: torch.Tensor, log_std: torch.Tensor, core: HeadCore, target: torch.Tensor
+) -> torch.Tensor:
+    """Exact log p(y|x) of a Gaussian action a ~ N(mean, std²) clipped to [-1, 1], scaled by R.
+
+    ŷ = R clip(a, -1, 1) (R = ``prediction_range``) is a censored normal with mean R mean,
+    std R std and atoms at ±R: the head's closed form, with safe gradients when ``mean``
+    requires them (``censored_normal_log_likelihood_grad``).
+
+    Args:
+        mean: Mean of a in action units, ``[B]``.
+        log_std: Log std of a in action units, ``[B]`` (or broadcastable).
+        core: The regression core (``head``, ``head_scale``, ``prediction_range``).
+        target: Targets y, ``[B]``.
+
+    Returns:
+        Float64 ``[B]``.
+    """
+    scale = float(core.prediction_range)
+    device = _float64_device(mean.device)
+    mean = mean.to(device, torch.float64) * scale
+    std = log_std.to(device, torch.float64).exp() * scale
+    if torch.is_grad_enabled() and mean.requires_grad:
+        return censored_normal_log_likelihood_grad(
+            core.head, float(core.head_scale), target, mean, std, -scale, scale
+        )
+    return log_expected_likelihood_normal(
+        core.head, core.head_scale, target, mean, std, -scale, scale
+    )
+
+
+def categorical_log_likelihood(
+    log_probs: torch.Tensor,
+    values: torch.Tensor | None,
+    core: Any,
+    contexts: Contexts,
+    task: Any = None,
+) -> torch.Tensor:
+    """Exact log p(y|x) of a categorical policy: a finite sum over its choices.
+
+    With ``values`` (binned regression) the choices predict those values; without, on a
+    numeric ``task`` kind they predict ``task.prediction(a)``
+    (``discrete_choices_log_likelihood``), else they are the classes of a classification
+    core (``label_log_likelihood``).
+
+    Args:
+        log_probs: Log-probabilities (or logits) ``[B, K]``, renormalized here in float64.
+        values: The bins' predictions ``[K]``, or None.
+        core: The task core.
+        contexts: ``B`` contexts.
+        task: The task (tells how the choices of a numeric kind map to predictions).
+
+    Returns:
+        Float64 ``[B]``.
+
+    Raises:
+        ValueError: No ``values``, no numeric task, and a core without classes.
+    """
+    log_probs = _renormalized(log_probs)
+    target = contexts.target
+    if values is None:
+        if task is not None and task.kind.numeric:  # choices of a numeric kind
+            return discrete_choices_log_likelihood(task, log_probs, target)
+        if not hasattr(core, "num_classes"):
+            raise ValueError(
+                "a CategoricalPolicy without values predicts classes; it needs a "
+                "classification core, or a TaskPolicy whose task kind maps its choices "
+                "to predictions"
+            )
+        return label_log_likelihood(core, log_probs, contexts)
+    return log_expected_likelihood_discrete(core.head, core.head_scale, target, values, log_probs)
+
+
+def _exact_form(policy: Any) -> Any:
+    """The object that answers for the policy's law: itself, or a wrapper's ``policy``."""
+    if isinstance(policy, ExactForm):
+        return policy
+    inner = getattr(policy, "policy", None)
+    return inner if isinstance(inner, ExactForm) else None
+
+
 @torch.no_grad()
 def exact_log_likelihood(
-    policy: Policy | Any,
+    policy: Any,
     core: Any,
     contexts: Contexts,
     *,
@@ -380,7 +407,7 @@ def exact_log_likelihood(
 
 
 def log_likelihood_grad(
-    policy: Policy | Any,
+    policy: Any,
     core: Any,
     contexts: Contexts,
     *,
@@ -389,14 +416,16 @@ def log_likelihood_grad(
 ) -> torch.Tensor | None:
     """Exact log p(y|x) = log E_{ŷ ~ policy(x)} l(y, ŷ) per context, differentiable.
 
-    Every form below is a closed form or a finite sum of torch operations, so autograd
-    gives the exact gradient of log p(y|x) in the policy's parameters.
+    The policy answers for its own law (its ``exact_log_likelihood``, ``ExactForm``). Every
+    form is a closed form or a finite sum of torch operations, so autograd gives the exact
+    gradient of log p(y|x) in the policy's parameters.
 
     Args:
-        policy: A ``GaussianPolicy``, ``CategoricalPolicy`` or ``TokenPolicy`` (or an object
-            with such a policy as its ``policy`` attribute, e.g. ``TaskPolicy``), on the
-            core's device. A ``TaskPolicy``'s ``task`` also tells how the choices of a
-            plain ``CategoricalPolicy`` on a numeric kind map to predictions.
+        policy: A ``GaussianPolicy``, ``CategoricalPolicy`` or ``TokenPolicy`` (any
+            ``ExactForm``), or an object with one as its ``policy`` attribute (e.g.
+            ``TaskPolicy``), on the core's device. A ``TaskPolicy``'s ``task`` also tells
+            how the choices of a plain ``CategoricalPolicy`` on a numeric kind map to
+            predictions.
         core: The task core (``head``, ``head_scale``, ``prediction_range``; a
             classification core for a plain ``CategoricalPolicy`` without a numeric task).
         contexts: ``B`` contexts (``obs`` and ``target`` are used).
@@ -413,48 +442,16 @@ def log_likelihood_grad(
     Raises:
         ValueError: For a plain ``CategoricalPolicy`` on a regression core.
     """
+    form = _exact_form(policy)
+    if form is None:
+        return None
     task = getattr(policy, "task", None)
-    if not isinstance(policy, Policy) and isinstance(getattr(policy, "policy", None), Policy):
-        policy = policy.policy
-    obs, target = contexts.obs, contexts.target
-    if isinstance(policy, GaussianPolicy):
-        mean, log_std = policy.distribution_params(obs)
-        scale = float(core.prediction_range)
-        device = _float64_device(mean.device)
-        mean = mean.to(device, torch.float64) * scale
-        std = log_std.to(device, torch.float64).exp() * scale
-        if torch.is_grad_enabled() and mean.requires_grad:
-            return censored_normal_log_likelihood_grad(
-                core.head, float(core.head_scale), target, mean, std, -scale, scale
-            )
-        return log_expected_likelihood_normal(
-            core.head, core.head_scale, target, mean, std, -scale, scale
-        )
-    if isinstance(policy, CategoricalPolicy):
-        log_probs = _renormalized(policy.log_probs(obs))
-        if policy.values is None:
-            if task is not None and task.kind.numeric:  # choices of a numeric kind
-                return discrete_choices_log_likelihood(task, log_probs, target)
-            if not hasattr(core, "num_classes"):
-                raise ValueError(
-                    "a CategoricalPolicy without values predicts classes; it needs a "
-                    "classification core, or a TaskPolicy whose task kind maps its choices "
-                    "to predictions"
-                )
-            return label_log_likelihood(core, log_probs, contexts)
-        return log_expected_likelihood_discrete(
-            core.head, core.head_scale, target, policy.values, log_probs
-        )
-    if isinstance(policy, TokenPolicy):
-        if policy.base**policy.num_digits > max_sequences:
-            return None
-        return discrete_sequences_log_likelihood(
-            policy.step_logits, policy.codec, core, contexts, max_rows
-        )
-    return None
+    return form.exact_log_likelihood(
+        core, contexts, task=task, max_sequences=max_sequences, max_rows=max_rows
+    )
 
 
-def exact_mean_log_likelihood(policy: Policy | Any, core: Any, contexts: Contexts) -> float | None:
+def exact_mean_log_likelihood(policy: Any, core: Any, contexts: Contexts) -> float | None:
     """Mean over contexts of ``exact_log_likelihood`` (the exact ``eval/log_likelihood``).
 
     As in ``agents.evaluation.evaluate`` and the reference levels, contexts whose target no

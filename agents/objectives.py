@@ -19,6 +19,7 @@ from typing import Any
 import torch
 
 from agents import estimators
+from agents.exact import exact_log_likelihood, log_likelihood_grad, no_exact_form_reason
 from agents.policies import TaskPolicy
 from maxrl_envs.core import Contexts, Scores
 
@@ -205,8 +206,6 @@ class SupervisedML(Objective):
 
     def loss(self, step: StepInputs) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """-mean exact log p(y|x) over the step's reachable contexts with p(y|x) > 0."""
-        from agents.exact import exact_log_likelihood, log_likelihood_grad, no_exact_form_reason
-
         agent, contexts = step.agent, step.contexts
         # A first pass without gradients finds the contexts to keep, so that the graph never
         # holds a row whose log p is -inf (its backward would turn 0 * inf into NaN).

@@ -29,12 +29,21 @@ import math
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 from gymnasium import spaces
 from torch import nn
 from torch.nn import functional as nnf
 
+from agents.exact import (
+    MAX_SEQUENCES,
+    MAX_TOKEN_ROWS,
+    categorical_log_likelihood,
+    discrete_sequences_log_likelihood,
+    exact_log_likelihood,
+    gaussian_log_likelihood,
+)
 from maxrl_envs.core import Contexts
 from maxrl_envs.kinds import Task
 from maxrl_envs.tokens import TokenCodec
@@ -108,6 +117,29 @@ class Policy(nn.Module, ABC):
     @abstractmethod
     def mode(self, obs: torch.Tensor) -> torch.Tensor:
         """The point rollout per context: the mean action, the argmax class, greedy tokens."""
+
+    def exact_log_likelihood(
+        self,
+        core: Any,
+        contexts: Contexts,
+        *,
+        task: Any = None,
+        max_sequences: int = MAX_SEQUENCES,
+        max_rows: int = MAX_TOKEN_ROWS,
+    ) -> torch.Tensor | None:
+        """Exact log p(y|x) of this policy's prediction law, float64 ``[B]``; None if none.
+
+        Differentiable in the policy's parameters (``agents.exact.log_likelihood_grad``
+        calls it). A subclass with a tractable law overrides it; this default has none.
+
+        Args:
+            core: The task core (head, head scale, prediction range, classes).
+            contexts: ``B`` contexts.
+            task: The task, when known (maps a numeric kind's choices to predictions).
+            max_sequences: Largest token tree enumerated.
+            max_rows: Contexts x sequences per chunk of a token enumeration.
+        """
+        return None
 
 
 class GaussianPolicy(Policy):
@@ -185,6 +217,19 @@ class GaussianPolicy(Policy):
             raise ValueError("obs is required for a state-dependent std")
         return self.distribution_params(obs)[1].detach().exp()
 
+    def exact_log_likelihood(
+        self,
+        core: Any,
+        contexts: Contexts,
+        *,
+        task: Any = None,
+        max_sequences: int = MAX_SEQUENCES,
+        max_rows: int = MAX_TOKEN_ROWS,
+    ) -> torch.Tensor | None:
+        """The censored normal of R clip(a, -1, 1) (``agents.exact.gaussian_log_likelihood``)."""
+        mean, log_std = self.distribution_params(contexts.obs)
+        return gaussian_log_likelihood(mean, log_std, core, contexts.target)
+
 
 def _normal_log_prob(
     actions: torch.Tensor, mean: torch.Tensor, log_std: torch.Tensor
@@ -246,6 +291,19 @@ class CategoricalPolicy(Policy):
     def mode(self, obs: torch.Tensor) -> torch.Tensor:
         """The most probable class, ``[B]``."""
         return self.net(obs).argmax(-1)
+
+    def exact_log_likelihood(
+        self,
+        core: Any,
+        contexts: Contexts,
+        *,
+        task: Any = None,
+        max_sequences: int = MAX_SEQUENCES,
+        max_rows: int = MAX_TOKEN_ROWS,
+    ) -> torch.Tensor | None:
+        """A finite sum over the choices (``agents.exact.categorical_log_likelihood``)."""
+        log_probs = self.log_probs(contexts.obs)
+        return categorical_log_likelihood(log_probs, self.values, core, contexts, task)
 
 
 class TokenPolicy(Policy):
@@ -333,6 +391,25 @@ class TokenPolicy(Policy):
         for t in range(self.num_digits):
             tokens[:, t] = self._logits(x_part, tokens, t).argmax(-1)
         return tokens
+
+    def exact_log_likelihood(
+        self,
+        core: Any,
+        contexts: Contexts,
+        *,
+        task: Any = None,
+        max_sequences: int = MAX_SEQUENCES,
+        max_rows: int = MAX_TOKEN_ROWS,
+    ) -> torch.Tensor | None:
+        """Every sequence enumerated (``agents.exact.discrete_sequences_log_likelihood``).
+
+        None above ``max_sequences`` sequences.
+        """
+        if self.base**self.num_digits > max_sequences:
+            return None
+        return discrete_sequences_log_likelihood(
+            self.step_logits, self.codec, core, contexts, max_rows
+        )
 
 
 def _entropy(log_probs: torch.Tensor) -> torch.Tensor:
@@ -460,6 +537,4 @@ class TaskPolicy:
         The choices of a categorical policy on a numeric kind are summed over the
         predictions they map to (``agents.exact.discrete_choices_log_likelihood``).
         """
-        from agents.exact import exact_log_likelihood
-
         return exact_log_likelihood(self, self.core, contexts)

@@ -71,6 +71,7 @@ from benchmarks.results import (
     read_rows,
     slug,
 )
+from maxrl_envs.references import as_float, best_reference, normalized_score
 
 REPORT_FILE = "report.md"
 #: The suite's identity, written by the runner (``benchmarks.run.SUITE_FILE``).
@@ -91,25 +92,6 @@ MAX_COLUMNS = 3
 PANEL_WIDTH = 4.8
 PANEL_HEIGHT = 3.4
 DPI = 110
-
-
-def as_float(value: Any) -> float:
-    """A stored metric value as a float.
-
-    Rows store non-finite values as the strings ``"nan"``, ``"inf"`` and ``"-inf"`` (strict
-    JSON); those become the floats again. Anything that is not a number (None, a missing
-    value, another string) is NaN.
-    """
-    if isinstance(value, bool):
-        return float("nan")
-    if isinstance(value, (int, float)):
-        return float(value)
-    if isinstance(value, str):
-        try:
-            return float(value)
-        except ValueError:
-            return float("nan")
-    return float("nan")
 
 
 def direction(metric: str) -> str:
@@ -195,55 +177,6 @@ def rollouts_to_target(curve: Sequence[Sequence[Any]], metric: str, target: floa
 
 
 # ----------------------------------------------------------------------------- references
-
-
-def best_reference(metric: str, references: Mapping[str, Mapping[str, Any]]) -> float:
-    """The better of the two Bayes references' levels of a metric.
-
-    ``bayes_point`` (the predictor f(x)) and ``bayes_sampler`` (draws from p(y|x)): neither
-    dominates (the point predictor misses every context of a verifier, log-likelihood
-    ``-inf``; the sampler wins pass@k), so the better one per metric (:func:`better`, lower
-    for ``eval/excess_mse``) is the Bayes level. ``eval/excess_mse`` is 0 for the Bayes
-    predictor by definition when neither reference gives it.
-
-    Returns:
-        The level, or NaN when neither reference has the metric.
-    """
-    best = float("nan")
-    for name in ("bayes_point", "bayes_sampler"):
-        value = as_float((references.get(name) or {}).get(metric))
-        if math.isnan(value):
-            continue
-        if math.isnan(best) or better(metric, value, best):
-            best = value
-    if math.isnan(best) and metric == "eval/excess_mse":
-        return 0.0
-    return best
-
-
-def normalized_score(metric: str, value: Any, references: Mapping[str, Mapping[str, Any]]) -> float:
-    """``(x - random) / (bayes - random)``: 0 at the random policy, 1 at the Bayes level.
-
-    ``bayes`` is :func:`best_reference`; for a lower-is-better metric (excess MSE) both
-    differences are negative, so a higher normalized score is better for every metric.
-
-    Args:
-        metric: An ``eval/*`` tag.
-        value: The agent's value of the metric (a number or its stored string).
-        references: A row's ``references``: ``{"random": {tag: value}, "bayes_point": ...,
-            "bayes_sampler": ...}``.
-
-    Returns:
-        The normalized score; NaN when the denominator is 0 or not finite (a reference is
-        missing, infinite or equal to random) or the value is NaN. An infinite value gives an
-        infinite score.
-    """
-    random = as_float((references.get("random") or {}).get(metric))
-    denominator = best_reference(metric, references) - random
-    x = as_float(value)
-    if not math.isfinite(denominator) or denominator == 0 or math.isnan(x):
-        return float("nan")
-    return (x - random) / denominator
 
 
 #: The protocol's exclusion rule for normalized aggregates (``docs/protocol.md``): a task

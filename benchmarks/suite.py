@@ -61,6 +61,7 @@ from agents.evaluation import default_metrics as _default_metrics
 from agents.evaluation import metric_tags
 from benchmarks.results import slug
 from maxrl_envs import validation as v
+from maxrl_envs.heads import get_head
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -1049,8 +1050,8 @@ def _experiment_cells(
             for setting_point in setting_points:
                 point_settings = _merge_settings(resolved, setting_point, here)
                 for agent_name in agent_names:
-                    # Binary rewards: classification kinds and verifier heads.
-                    agent = agents[agent_name].for_env(not numeric or head == "verifier")
+                    # Binary rewards: classification kinds and binary heads (the verifier).
+                    agent = agents[agent_name].for_env(not numeric or get_head(head).binary)
                     applied = {
                         k: v
                         for k, v in setting_point.items()

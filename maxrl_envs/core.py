@@ -32,7 +32,7 @@ from maxrl_envs.datasets import (
     regression_shape,
     stream,
 )
-from maxrl_envs.heads import HEADS, LOG_LIKELIHOOD_FLOOR, score_head
+from maxrl_envs.heads import LOG_LIKELIHOOD_FLOOR, get_head, head_names, score_head
 from maxrl_envs.noise import (
     MAX_HETEROSCEDASTIC_DECADES,
     NOISE_FAMILIES,
@@ -215,7 +215,8 @@ class RegressionSpec:
         noise: ``gaussian``, ``laplace`` or ``student-t`` (unit-variance families).
         student_df: Degrees of freedom of Student-t noise, in (2, 1e6].
         heteroscedastic: Decades spanned by per-context noise scales, 0 (homogeneous) to 12.
-        head: Likelihood head ``gaussian``, ``laplace`` or ``verifier``.
+        head: Likelihood head ``gaussian``, ``laplace``, ``verifier`` or one added with
+            ``maxrl_envs.heads.register_head``.
         head_scale: Head width s in [1e-6, 1e6]; None uses the base noise std 1/sqrt(snr).
         prediction_range: Actions in [-1, 1] map linearly to predictions in
             [-prediction_range, prediction_range]; in [1e-6, 1e6].
@@ -254,7 +255,7 @@ class RegressionSpec:
             "heteroscedastic",
             check_nonnegative("heteroscedastic", self.heteroscedastic, MAX_HETEROSCEDASTIC_DECADES),
         )
-        set_("head", check_choice("head", self.head, HEADS))
+        set_("head", check_choice("head", self.head, head_names()))
         if self.head_scale is not None:
             set_("head_scale", _in_range("head_scale", self.head_scale, *HEAD_SCALE_RANGE))
         set_(
@@ -329,12 +330,14 @@ class RegressionCore(TaskCore):
     def reachable(self, contexts: Contexts) -> torch.Tensor:
         """Contexts whose target some prediction in the range can score (``[B]`` bools).
 
-        Only a verifier head has unreachable targets: |y| > prediction_range + head_scale
-        (decided in float64, as the verifier itself), where every policy's likelihood is 0.
+        Only a head of bounded support (the verifier: ``Head.support`` = 1) has unreachable
+        targets: |y| > prediction_range + support * head_scale (decided in float64, as the
+        verifier itself), where every policy's likelihood is 0.
         """
-        if self.head != "verifier":
+        support = get_head(self.head).support
+        if math.isinf(support):
             return torch.ones_like(contexts.ids, dtype=torch.bool)
-        limit = self.prediction_range + self.head_scale
+        limit = self.prediction_range + support * self.head_scale
         return contexts.target.double().abs() <= limit
 
     def action_to_prediction(self, action: torch.Tensor) -> torch.Tensor:

@@ -1,7 +1,7 @@
 """Exact reference levels of the ``eval/*`` metrics for each environment and split.
 
 ``reference_levels`` scores three fixed predictors on every context of a split, exactly
-(closed forms and finite sums from ``maxrl_envs.exact``, no sampling):
+(closed forms and finite sums from ``maxrl_envs.likelihoods``, no sampling):
 
 - ``random``: the uniform policy over the action space: Uniform[-R, R] for a Box env,
   uniform over the classes, or uniform over the token grid (the decoded values of every
@@ -34,12 +34,13 @@ sampler's draws can leave [-R, R], where no Box policy can follow.
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from typing import Any
 
 import torch
 
 from maxrl_envs.core import ClassificationCore
-from maxrl_envs.exact import (
+from maxrl_envs.likelihoods import (
     grid_log_probs_noise,
     log_expected_likelihood_discrete,
     log_expected_likelihood_noise,
@@ -186,41 +187,83 @@ def reference_levels(
     return _regression_levels(core, contexts, pass_k, codec)
 
 
-def best_reference(levels: dict[str, dict[str, float]], metric: str) -> float:
-    """The better of ``bayes_point`` and ``bayes_sampler`` on one metric.
+#: Metrics where lower is better (all others: higher is better).
+LOWER_IS_BETTER = ("eval/excess_mse",)
 
-    Lower is better for ``eval/excess_mse``, higher for every other metric. Neither
-    reference dominates (see the module docs): the point predictor usually wins
-    ``eval/log_likelihood`` and ``eval/pass@1``, the sampler ``eval/pass@k`` for k > 1.
+
+def as_float(value: Any) -> float:
+    """A stored metric value as a float.
+
+    Rows store non-finite values as the strings ``"nan"``, ``"inf"`` and ``"-inf"`` (strict
+    JSON); those become the floats again. Anything that is not a number (None, a missing
+    value, another string) is NaN.
+    """
+    if isinstance(value, bool):
+        return float("nan")
+    if isinstance(value, (int, float)):
+        return float(value)
+    if isinstance(value, str):
+        try:
+            return float(value)
+        except ValueError:
+            return float("nan")
+    return float("nan")
+
+
+def best_reference(metric: str, references: Mapping[str, Mapping[str, Any]]) -> float:
+    """The better of the two Bayes references' levels of a metric.
+
+    ``bayes_point`` (the predictor f(x)) and ``bayes_sampler`` (draws from p(y|x)): neither
+    dominates (the point predictor misses every context of a verifier, log-likelihood
+    ``-inf``; the sampler wins pass@k), so the better one per metric (lower for
+    ``LOWER_IS_BETTER`` metrics, ``eval/excess_mse``) is the Bayes level.
+    ``eval/excess_mse`` is 0 for the Bayes predictor by definition when neither reference
+    gives it.
 
     Args:
-        levels: Output of ``reference_levels``.
-        metric: A metric key, e.g. ``"eval/pass@16"``.
+        metric: An ``eval/*`` tag.
+        references: ``reference_levels``'s output, or a result row's stored ``references``
+            (values may be the strings of non-finite floats).
 
     Returns:
-        The better value.
+        The level, or NaN when neither reference has the metric.
     """
-    a = levels["bayes_point"][metric]
-    b = levels["bayes_sampler"][metric]
-    return min(a, b) if metric == "eval/excess_mse" else max(a, b)
+    best = float("nan")
+    for name in ("bayes_point", "bayes_sampler"):
+        value = as_float((references.get(name) or {}).get(metric))
+        if math.isnan(value):
+            continue
+        lower = metric in LOWER_IS_BETTER
+        if math.isnan(best) or (value < best if lower else value > best):
+            best = value
+    if math.isnan(best) and metric == "eval/excess_mse":
+        return 0.0
+    return best
 
 
-def normalized_score(value: float, random: float, bayes: float) -> float:
-    """(value - random) / (bayes - random): 0 at the random level, 1 at the Bayes level.
+def normalized_score(metric: str, value: Any, references: Mapping[str, Mapping[str, Any]]) -> float:
+    """``(x - random) / (bayes - random)``: 0 at the random policy, 1 at the Bayes level.
+
+    ``bayes`` is :func:`best_reference`; for a lower-is-better metric (excess MSE) both
+    differences are negative, so a higher normalized score is better for every metric.
 
     Args:
-        value: A policy's metric.
-        random: The random reference's metric.
-        bayes: The Bayes reference's metric (e.g. ``best_reference``).
+        metric: An ``eval/*`` tag.
+        value: The agent's value of the metric (a number or its stored string).
+        references: ``reference_levels``'s output or a row's ``references``:
+            ``{"random": {tag: value}, "bayes_point": ..., "bayes_sampler": ...}``.
 
     Returns:
-        The normalized score, or nan when bayes - random is 0 or not finite (e.g. a
-        ``-inf`` log-likelihood reference).
+        The normalized score; NaN when the denominator is 0 or not finite (a reference is
+        missing, infinite or equal to random) or the value is NaN. An infinite value gives an
+        infinite score.
     """
-    denominator = float(bayes) - float(random)
-    if not math.isfinite(denominator) or denominator == 0.0:
-        return math.nan
-    return (float(value) - float(random)) / denominator
+    random = as_float((references.get("random") or {}).get(metric))
+    denominator = best_reference(metric, references) - random
+    x = as_float(value)
+    if not math.isfinite(denominator) or denominator == 0 or math.isnan(x):
+        return float("nan")
+    return (x - random) / denominator
 
 
 def reference_table(env_ids: list[str], split: str = "test", pass_k: int = 16) -> str:

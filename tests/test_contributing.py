@@ -1,10 +1,12 @@
 """The worked examples of docs/contributing.md run: a plugin registered from outside the
-package (estimator, task kind, data set, preset, SB3 baseline) works everywhere by name.
+package (estimator, task kind, data set, likelihood head, preset, SB3 baseline) works everywhere by
+name.
 """
 
 from __future__ import annotations
 
 import importlib
+import math
 import re
 import sys
 from collections.abc import Iterator
@@ -25,6 +27,7 @@ from benchmarks.run import main as bench_main
 from benchmarks.suite import load_suite, validate_suite
 from maxrl_envs import TASK_KINDS, make_task
 from maxrl_envs.datasets import SIGNALS
+from maxrl_envs.heads import HEADS
 
 DOC = Path(__file__).resolve().parents[1] / "docs" / "contributing.md"
 
@@ -53,6 +56,7 @@ def plugin(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
         estimators.ESTIMATORS.pop("half-baseline", None)
         TASK_KINDS.pop("toy-sign", None)
         SIGNALS.pop("cubic", None)
+        HEADS.pop("box", None)
         SB3_BASELINES.pop("DDPG", None)
         for env_id in ("ToySign-v0", "CubicLowSNR-v0"):
             registry.pop(env_id, None)
@@ -218,3 +222,61 @@ def test_plugin_suite_validates_and_runs_in_worker_processes(plugin: Path, tmp_p
     assert code == 0
     rows = (tmp_path / "my-suite" / "results.jsonl").read_text().splitlines()
     assert len(rows) == 4 and all('"status":"ok"' in row for row in rows)
+
+
+def test_plugin_head_passes_check_env_and_gets_exact_metrics(plugin: Path, tmp_path: Path) -> None:
+    """The doc's box head, l = 1[|y - ŷ| <= s] / (2s): an env, exact log p, references, a run."""
+    from agents.exact import exact_log_likelihood
+    from agents.policies import TaskPolicy, make_policy
+    from maxrl_envs.likelihoods import log_expected_likelihood_squashed
+    from maxrl_envs.references import reference_levels
+
+    pool = {"num_contexts": 64, "num_test_contexts": 64, "num_validation_contexts": 8}
+    env = gym.make("MaxRLRegression-v0", head="box", **pool)
+    gym_check_env(env.unwrapped, skip_render_check=True)
+    sb3_check_env(env.unwrapped, warn=True)
+    env.reset(seed=0)
+    _, reward, *_ = env.step(np.zeros(1, dtype=np.float32))
+    assert reward in (0.0, 1.0)
+
+    box = make_task("MaxRLRegression-v0", head="box", **pool)
+    verifier = make_task("MaxRLRegression-v0", head="verifier", **pool)
+    contexts = box.core.all_contexts("test")
+    s = float(box.core.head_scale)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)
+        ours = TaskPolicy(make_policy(box, (8,)), box)
+    exact_box = ours.log_likelihood(contexts)
+    exact_verifier = exact_log_likelihood(ours.policy, verifier.core, contexts)
+    finite = torch.isfinite(exact_verifier)
+    assert bool(finite.any())
+    expected = exact_verifier[finite] - math.log(2.0 * s)
+    torch.testing.assert_close(exact_box[finite], expected, rtol=1e-12, atol=1e-12)
+    # Monte Carlo over the policy's own draws: mean of l = reward / (2s).
+    draws = ours.sample(contexts, 4096, torch.Generator().manual_seed(1))
+    mc = box.core.score(contexts, draws).reward.double().mean(1) / (2.0 * s)
+    keep = finite & (mc > 0.05 / s)
+    torch.testing.assert_close(exact_box[keep].exp(), mc[keep], rtol=0.15, atol=0.0)
+
+    levels = reference_levels(box.core, pass_k=4)
+    same = reference_levels(verifier.core, pass_k=4)
+    assert levels["random"]["eval/pass@4"] == same["random"]["eval/pass@4"]
+    assert math.isfinite(levels["bayes_sampler"]["eval/log_likelihood"])
+    with pytest.raises(ValueError, match="head='box' has no squashed_exact form"):
+        log_expected_likelihood_squashed("box", s, contexts.target, contexts.signal, 0.1, 2.0)
+
+    config = TrainConfig(
+        env_id="MaxRLRegression-v0",
+        env_kwargs={"head": "box", **pool},
+        estimator="maxrl",
+        group_size=4,
+        num_groups=8,
+        budget=64,
+        eval_every=0,
+        eval_samples=4,
+        pass_k=2,
+        log_dir=str(tmp_path),
+        device="cpu",
+    )
+    metrics = train(config)
+    assert math.isfinite(metrics["eval/log_likelihood"])  # exact, not the Monte-Carlo tag

@@ -76,7 +76,7 @@ def test_loss_is_minus_the_exact_metric_and_its_gradient_matches_finite_differen
 def check_token_gradient(task, policy, contexts, loss) -> None:
     """Teacher-forced log m(sequence) of every sequence, summed against the head, by autograd."""
     from agents.exact import all_token_sequences
-    from maxrl_envs.exact import log_likelihood_head
+    from maxrl_envs.likelihoods import log_likelihood_head
 
     codec, core = task.codec, task.core
     sequences = all_token_sequences(codec.num_digits, codec.base)
@@ -149,7 +149,7 @@ def test_token_tree_too_large_is_refused():
 def test_gradient_stays_finite_and_exact_in_the_tails(head):
     """Tiny policy std, means far from the targets and targets beyond the prediction range."""
     from agents.exact import censored_normal_log_likelihood_grad
-    from maxrl_envs.exact import log_expected_likelihood_normal
+    from maxrl_envs.likelihoods import log_expected_likelihood_normal
 
     y = torch.tensor([-4.3, -3.9, -1.0, 0.0, 2.5, 3.95, 4.6], dtype=torch.float64)
     for std_value in (1e-4, 0.05, 3.0):

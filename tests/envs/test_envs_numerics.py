@@ -4,7 +4,7 @@ A property test over every registered id and every numeric keyword of its kind (
 fields of the kind's ``Spec``): values across the accepted range, both ends included, give
 finite targets, rewards and log-likelihoods (single env steps with random and extreme
 actions, ``core.score`` over a whole split) and a finite exact log-likelihood
-(``maxrl_envs.exact``) for a simple Gaussian policy; values just outside are a
+(``maxrl_envs.likelihoods``) for a simple Gaussian policy; values just outside are a
 ``ValueError`` naming the parameter.
 """
 
@@ -29,7 +29,7 @@ from maxrl_envs.core import (
     STUDENT_DF_MAX,
 )
 from maxrl_envs.datasets import DATASET_DIMS
-from maxrl_envs.exact import log_expected_likelihood_normal
+from maxrl_envs.likelihoods import log_expected_likelihood_normal
 from maxrl_envs.noise import MAX_HETEROSCEDASTIC_DECADES
 from maxrl_envs.registration import describe_env
 

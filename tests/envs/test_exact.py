@@ -1,4 +1,4 @@
-"""Exact expected likelihoods (maxrl_envs.exact) and reference levels (maxrl_envs.references).
+"""Exact expected likelihoods (maxrl_envs.likelihoods) and reference levels (maxrl_envs.references).
 
 Every exact form is checked against an independent computation: adaptive quadrature
 (scipy.integrate.quad) on well-conditioned cases, closed forms evaluated in 50-digit
@@ -19,7 +19,8 @@ from scipy import integrate, stats
 
 import maxrl_envs
 from agents.evaluation import pass_at_k_table
-from maxrl_envs.exact import (
+from maxrl_envs.heads import score_head
+from maxrl_envs.likelihoods import (
     grid_log_probs_noise,
     log_expected_likelihood_discrete,
     log_expected_likelihood_noise,
@@ -28,7 +29,6 @@ from maxrl_envs.exact import (
     log_likelihood_head,
     pass_probability_noise,
 )
-from maxrl_envs.heads import score_head
 from maxrl_envs.noise import unit_noise
 from maxrl_envs.references import (
     best_reference,
@@ -568,20 +568,25 @@ def test_point_wins_log_likelihood_and_sampler_wins_pass_at_k():
     assert 0.06 < gap < 0.13
     assert sampler["eval/pass@16"] > point["eval/pass@16"] + 0.2
     assert point["eval/pass@1"] > sampler["eval/pass@1"]
-    assert best_reference(levels, "eval/log_likelihood") == point["eval/log_likelihood"]
-    assert best_reference(levels, "eval/pass@16") == sampler["eval/pass@16"]
-    assert best_reference(levels, "eval/excess_mse") == 0.0
+    assert best_reference("eval/log_likelihood", levels) == point["eval/log_likelihood"]
+    assert best_reference("eval/pass@16", levels) == sampler["eval/pass@16"]
+    assert best_reference("eval/excess_mse", levels) == 0.0
     assert levels["random"]["eval/log_likelihood"] < point["eval/log_likelihood"] - 1.0
 
 
 def test_normalized_score():
-    assert normalized_score(-1.0, -3.0, -1.0) == 1.0
-    assert normalized_score(-3.0, -3.0, -1.0) == 0.0
-    assert normalized_score(-2.5, -3.0, -1.0) == pytest.approx(0.25)
-    assert normalized_score(0.02, 1.0, 0.0) == pytest.approx(0.98)  # lower-is-better metrics
-    assert math.isnan(normalized_score(0.5, 0.5, 0.5))
-    assert math.isnan(normalized_score(0.5, -math.inf, 0.0))
-    assert math.isnan(normalized_score(0.5, 0.0, math.inf))
+    def score(metric: str, value: float, random: float, bayes: float) -> float:
+        levels = {"random": {metric: random}, "bayes_point": {metric: bayes}}
+        return normalized_score(metric, value, levels)
+
+    ll, mse = "eval/log_likelihood", "eval/excess_mse"
+    assert score(ll, -1.0, -3.0, -1.0) == 1.0
+    assert score(ll, -3.0, -3.0, -1.0) == 0.0
+    assert score(ll, -2.5, -3.0, -1.0) == pytest.approx(0.25)
+    assert score(mse, 0.02, 1.0, 0.0) == pytest.approx(0.98)  # lower-is-better metrics
+    assert math.isnan(score(ll, 0.5, 0.5, 0.5))
+    assert math.isnan(score(ll, 0.5, -math.inf, 0.0))
+    assert math.isnan(score(ll, 0.5, 0.0, math.inf))
 
 
 def test_reference_levels_rejects_bad_arguments():
@@ -600,7 +605,7 @@ def test_reference_levels_rejects_bad_arguments():
 
 def _squashed(head: str, s: float, y: float, mean: float, std: float, scale: float):
     """log_expected_likelihood_squashed at one float64 context."""
-    from maxrl_envs.exact import log_expected_likelihood_squashed
+    from maxrl_envs.likelihoods import log_expected_likelihood_squashed
 
     f64 = torch.float64
     return log_expected_likelihood_squashed(
@@ -674,3 +679,25 @@ def test_squashed_normal_far_and_saturated_cases_are_finite_and_exact(head, mean
     got = _squashed(head, s, y, mean, std, scale)
     assert math.isfinite(float(got[0]))
     assert float(got[0]) == pytest.approx(reference, rel=1e-6, abs=1e-6)
+
+
+def test_register_head_rejects_bad_entries_and_unknown_heads_are_named():
+    from maxrl_envs.heads import HEADS, VERIFIER, Head, get_head, register_head
+
+    def score(error, s, ok):
+        return error, error
+
+    with pytest.raises(ValueError, match="head='verifier' is already registered"):
+        register_head(Head("verifier", score, VERIFIER.log_density))
+    assert register_head(VERIFIER) is VERIFIER  # the same entry again: no change
+    with pytest.raises(ValueError, match="log_density=None must be callable"):
+        register_head(Head("bad", score, None))
+    with pytest.raises(ValueError, match="support=0 must be > 0"):
+        register_head(Head("bad", score, VERIFIER.log_density, support=0))
+    with pytest.raises(ValueError, match="squashed_window=-1.0 must be None or a finite"):
+        register_head(Head("bad", score, VERIFIER.log_density, squashed_window=-1.0))
+    assert "bad" not in HEADS
+    with pytest.raises(ValueError, match="head='cauchy' is not supported; allowed: 'gaussian'"):
+        get_head("cauchy")
+    with pytest.raises(ValueError, match="head='cauchy' is not supported"):
+        maxrl_envs.make_task("MaxRLRegression-v0", head="cauchy")

@@ -16,7 +16,10 @@ with a stated accuracy) for the prediction laws the benchmark meets:
 The likelihood l is the head's **normalized** likelihood (see ``maxrl_envs.heads``), with
 s = ``head_scale``: the density N(y; ŷ, s²) (``gaussian``), exp(-|y - ŷ|/s) / (2s)
 (``laplace``), or the indicator 1[|y - ŷ| ≤ s] (``verifier``, log 0 = -inf here, not the
--100 floor of the Monte-Carlo metric).
+-100 floor of the Monte-Carlo metric), or any head added with ``register_head``. Each
+head's closed forms are fields of its ``Head`` entry; the functions here combine them into
+the law of each policy family (atoms, windows, quadratures, finite sums), so a head name is
+looked up, never branched on.
 
 Every function is elementwise over broadcastable tensors (or Python floats), computes in
 float64 on the inputs' device (CPU for MPS tensors, which have no float64) and stays finite
@@ -29,49 +32,29 @@ Accuracy statements are in each docstring and in docs/exact_metrics.md.
 from __future__ import annotations
 
 import math
-from typing import Any
 
 import numpy as np
 import torch
 from scipy import special
 
-from maxrl_envs.heads import HEADS
+from maxrl_envs.heads import Head, get_head
+from maxrl_envs.logspace import (
+    INF,
+    LN2,
+    LOG_SQRT_2PI,
+    SQRT2,
+    f64,
+    log_laplace_cdf_diff,
+    log_ndtr_diff,
+)
 from maxrl_envs.noise import NOISE_FAMILIES
 
-_LOG_SQRT_2PI = 0.5 * math.log(2.0 * math.pi)
-_SQRT2 = math.sqrt(2.0)
-_LN2 = math.log(2.0)
-_INF = math.inf
 #: Gauss–Legendre nodes per panel of the Student-t mixture quadrature.
 _GL_NODES = 8
 #: Log of the relative size of what the Student-t quadrature window leaves out (e^-50).
 _WINDOW_NATS = 50.0
 #: Rows x quadrature nodes evaluated at once by the Student-t quadrature.
 _MAX_QUAD_ELEMENTS = 1 << 21
-
-
-# --------------------------------------------------------------------------------------------
-# Tensor plumbing and log-space primitives
-# --------------------------------------------------------------------------------------------
-
-
-def _device(*values: Any) -> torch.device:
-    for value in values:
-        if isinstance(value, torch.Tensor):
-            return torch.device("cpu") if value.device.type == "mps" else value.device
-    return torch.device("cpu")
-
-
-def _f64(*values: Any) -> list[torch.Tensor]:
-    """Float64 tensors on one device, broadcast against each other."""
-    device = _device(*values)
-    tensors = [torch.as_tensor(v, dtype=torch.float64).to(device) for v in values]
-    return list(torch.broadcast_tensors(*tensors))
-
-
-def _check_head(head: str) -> None:
-    if head not in HEADS:
-        raise ValueError(f"head={head!r} is not supported; allowed: {', '.join(map(repr, HEADS))}")
 
 
 def _check_noise(noise: str, student_df: float) -> None:
@@ -93,64 +76,9 @@ def _check_nonnegative(name: str, value: torch.Tensor) -> None:
         raise ValueError(f"{name} must be >= 0 everywhere")
 
 
-def _log1mexp(x: torch.Tensor) -> torch.Tensor:
-    """log(1 - e^x) for x <= 0, accurate everywhere (-inf at x = 0, 0 at x = -inf)."""
-    return torch.where(x > -_LN2, torch.log(-torch.expm1(x)), torch.log1p(-torch.exp(x)))
-
-
-def _log_sub(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    """log(e^a - e^b) for a >= b (-inf where a = b, a where b = -inf)."""
-    diff = torch.where(torch.isneginf(b), torch.full_like(b, -_INF), b - a)
-    out = a + _log1mexp(diff.clamp(max=0.0))
-    return torch.where(torch.isneginf(a), a, out)
-
-
-def _log_ndtr_diff(lo: torch.Tensor, hi: torch.Tensor) -> torch.Tensor:
-    """log(Φ(hi) - Φ(lo)) for lo <= hi (standard normal CDF Φ), -inf where lo >= hi.
-
-    Both ends positive are reflected (Φ(hi) - Φ(lo) = Φ(-lo) - Φ(-hi)) so the difference is
-    always taken on the left tail, where ``log_ndtr`` keeps full relative precision; an
-    interval containing 0 is 0.5 (erf(hi/√2) + erf(-lo/√2)), a sum of two positive terms.
-    Relative error ~1e-16 (1 + |lo|) / (hi - lo), i.e. ~1e-15 unless the interval is
-    narrower than ~1e-3 standard deviations.
-    """
-    flip = lo > 0
-    a = torch.where(flip, -hi, lo)
-    b = torch.where(flip, -lo, hi)
-    tail = _log_sub(torch.special.log_ndtr(b), torch.special.log_ndtr(a))
-    straddle = torch.log(0.5 * (torch.special.erf(b / _SQRT2) + torch.special.erf(-a / _SQRT2)))
-    out = torch.where(b <= 0, tail, straddle)
-    return torch.where(lo >= hi, torch.full_like(out, -_INF), out)
-
-
-def _log_laplace_cdf_diff(lo: torch.Tensor, hi: torch.Tensor) -> torch.Tensor:
-    """log(F(hi) - F(lo)) for the standard Laplace CDF F (scale 1), -inf where lo >= hi.
-
-    F(u) = e^u / 2 for u < 0 and 1 - e^-u / 2 otherwise; the same reflection as
-    ``_log_ndtr_diff`` keeps every case free of cancellation except a narrow interval.
-    """
-    flip = lo > 0
-    a = torch.where(flip, -hi, lo)
-    b = torch.where(flip, -lo, hi)
-    tail = b - _LN2 + _log1mexp((a - b).clamp(max=0.0))
-    straddle = torch.log(0.5 * (-torch.expm1(a.clamp(max=0.0)) - torch.expm1(-b.clamp(min=0.0))))
-    out = torch.where(b <= 0, tail, straddle)
-    return torch.where(lo >= hi, torch.full_like(out, -_INF), out)
-
-
-def _log_head(head: str, s: torch.Tensor, y: torch.Tensor, yhat: torch.Tensor) -> torch.Tensor:
-    """Log l(y, ŷ): the head's normalized log-likelihood, -inf for a verifier miss."""
-    d = y - yhat
-    if head == "gaussian":
-        return -0.5 * (d / s).square() - torch.log(s) - _LOG_SQRT_2PI
-    if head == "laplace":
-        return -d.abs() / s - torch.log(2.0 * s)
-    return torch.where(d.abs() <= s, 0.0, -_INF).to(d.dtype)
-
-
-def _clamp_probability(head: str, log_p: torch.Tensor) -> torch.Tensor:
-    """A verifier's p is a probability: clip rounding excursions above log 1 = 0."""
-    return log_p.clamp(max=0.0) if head == "verifier" else log_p
+def _clamp_probability(head: Head, log_p: torch.Tensor) -> torch.Tensor:
+    """A binary head's p (a verifier's) is a probability: clip rounding excursions above 0."""
+    return log_p.clamp(max=0.0) if head.binary else log_p
 
 
 def log_likelihood_head(
@@ -170,70 +98,15 @@ def log_likelihood_head(
     Returns:
         Float64 tensor of the broadcast shape.
     """
-    _check_head(head)
-    s, y, prediction = _f64(s, y, prediction)
+    entry = get_head(head)
+    s, y, prediction = f64(s, y, prediction)
     _check_positive("s", s)
-    return _log_head(head, s, y, prediction)
+    return entry.log_density(s, y, prediction)
 
 
 # --------------------------------------------------------------------------------------------
 # Censored normal
 # --------------------------------------------------------------------------------------------
-
-
-def _log_gauss_exp_cdf(k: torch.Tensor, zy: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
-    """Log ∫_{-inf}^{z} φ(u) e^{k (u - zy)} du for k > 0 and z <= zy, with no overflow.
-
-    The integral is e^{k²/2 - k zy} Φ(z - k). For z < k, Φ(z - k) = erfcx((k - z)/√2)
-    e^{-(k - z)²/2} / 2 and the exponents combine into -k (zy - z) - z²/2; otherwise the
-    exponent is -k (zy - k) - k²/2. Either way every term is <= 0.
-    """
-    left = z < k
-    gap = torch.where(left, k - z, torch.zeros_like(z))
-    low = -k * (zy - z) - 0.5 * z.square() + torch.log(0.5 * torch.special.erfcx(gap / _SQRT2))
-    high = -k * (zy - k) - 0.5 * k.square() + torch.special.log_ndtr(z - k)
-    out = torch.where(left, low, high)
-    return torch.where(torch.isneginf(z), torch.full_like(out, -_INF), out)
-
-
-def _log_gauss_exp_integral(
-    k: torch.Tensor, zy: torch.Tensor, lo: torch.Tensor, hi: torch.Tensor
-) -> torch.Tensor:
-    """Log ∫_{lo}^{min(hi, zy)} φ(u) e^{k (u - zy)} du (k > 0); -inf for an empty range."""
-    top = torch.minimum(hi, zy)
-    out = _log_sub(_log_gauss_exp_cdf(k, zy, top), _log_gauss_exp_cdf(k, zy, lo))
-    return torch.where(lo >= top, torch.full_like(out, -_INF), out)
-
-
-def _log_interior(
-    head: str,
-    s: torch.Tensor,
-    y: torch.Tensor,
-    mean: torch.Tensor,
-    std: torch.Tensor,
-    low: torch.Tensor,
-    high: torch.Tensor,
-) -> torch.Tensor:
-    """Log ∫_low^high N(t; mean, std²) l(y, t) dt for std > 0."""
-    if head == "gaussian":
-        # N(t; m, σ²) N(y; t, s²) = N(y; m, σ² + s²) N(t; c, τ²).
-        h = torch.hypot(std, s)
-        c = mean + (y - mean) * (std / h).square()
-        tau = std * (s / h)
-        log_norm = -0.5 * ((y - mean) / h).square() - torch.log(h) - _LOG_SQRT_2PI
-        return log_norm + _log_ndtr_diff((low - c) / tau, (high - c) / tau)
-    if head == "verifier":
-        lo = torch.maximum(low, y - s)
-        hi = torch.minimum(high, y + s)
-        return _log_ndtr_diff((lo - mean) / std, (hi - mean) / std)
-    # Laplace: split at t = y; each side is a Gaussian times an exponential.
-    k = std / s
-    zy = (y - mean) / std
-    zl = (low - mean) / std
-    zh = (high - mean) / std
-    left = _log_gauss_exp_integral(k, zy, zl, zh)
-    right = _log_gauss_exp_integral(k, -zy, -zh, -zl)
-    return torch.logaddexp(left, right) - torch.log(2.0 * s)
 
 
 def log_expected_likelihood_normal(
@@ -242,8 +115,8 @@ def log_expected_likelihood_normal(
     y: torch.Tensor,
     mean: torch.Tensor,
     std: torch.Tensor,
-    low: float | torch.Tensor = -_INF,
-    high: float | torch.Tensor = _INF,
+    low: float | torch.Tensor = -INF,
+    high: float | torch.Tensor = INF,
 ) -> torch.Tensor:
     """Log E[l(y, ŷ)] for ŷ = clip(a, low, high), a ~ N(mean, std²): a censored normal.
 
@@ -279,28 +152,27 @@ def log_expected_likelihood_normal(
         Float64 tensor of the broadcast shape of the inputs: log p, possibly -inf (a verifier
         head whose tolerance window misses the support of ŷ).
     """
-    _check_head(head)
-    s, y, mean, std, low, high = _f64(s, y, mean, std, low, high)
+    entry = get_head(head)
+    s, y, mean, std, low, high = f64(s, y, mean, std, low, high)
     _check_positive("s", s)
     _check_nonnegative("std", std)
     if y.numel() and not bool((low <= high).all()):
         raise ValueError("low must be <= high everywhere")
     random = std > 0
     sd = torch.where(random, std, torch.ones_like(std))
-    atom_low = torch.special.log_ndtr((low - mean) / sd) + _log_head(head, s, y, low)
-    atom_high = torch.special.log_ndtr((mean - high) / sd) + _log_head(head, s, y, high)
-    interior = _log_interior(head, s, y, mean, sd, low, high)
+    interior = entry.form("normal_interior")(s, y, mean, sd, low, high)
+    atom_low = torch.special.log_ndtr((low - mean) / sd) + entry.log_density(s, y, low)
+    atom_high = torch.special.log_ndtr((mean - high) / sd) + entry.log_density(s, y, high)
     spread = torch.logsumexp(torch.stack([atom_low, atom_high, interior]), dim=0)
-    point = _log_head(head, s, y, torch.minimum(torch.maximum(mean, low), high))
-    return _clamp_probability(head, torch.where(random, spread, point))
+    point = entry.log_density(s, y, torch.minimum(torch.maximum(mean, low), high))
+    return _clamp_probability(entry, torch.where(random, spread, point))
 
 
 #: Gauss-Legendre nodes per panel of the squashed-normal quadrature.
 _SQUASH_NODES = 256
-#: Half-widths of the search hull: in standard deviations of the policy's u, and in head
-#: scales (a Laplace head decays only as e^-|d|/s, so it needs a wider window).
+#: Half-width of the search hull in standard deviations of the policy's u (in head scales
+#: it is the head's ``squashed_window``).
 _SQUASH_SIGMAS = 12.0
-_SQUASH_HEAD_WINDOW = {"gaussian": 12.0, "laplace": 45.0}
 #: Grid points per level of the search for where the integrand lives, and how far below its
 #: largest value (in nats) a grid point may be and still be kept in the window.
 _SQUASH_GRID = 512
@@ -308,7 +180,7 @@ _SQUASH_DROP = 60.0
 
 
 def _squashed_log_integrand(
-    head: str,
+    head: Head,
     s: torch.Tensor,
     y: torch.Tensor,
     mean: torch.Tensor,
@@ -318,12 +190,13 @@ def _squashed_log_integrand(
 ) -> torch.Tensor:
     """Log N(u; mean, sd²) + log l(y, scale tanh u) at points ``u [B, K]``."""
     log_density = -0.5 * ((u - mean.unsqueeze(-1)) / sd.unsqueeze(-1)).square()
-    log_density = log_density - torch.log(sd).unsqueeze(-1) - _LOG_SQRT_2PI
-    return log_density + _log_head(head, s.unsqueeze(-1), y.unsqueeze(-1), scale * torch.tanh(u))
+    log_density = log_density - torch.log(sd).unsqueeze(-1) - LOG_SQRT_2PI
+    log_head = head.log_density(s.unsqueeze(-1), y.unsqueeze(-1), scale * torch.tanh(u))
+    return log_density + log_head
 
 
 def _squashed_window(
-    head: str,
+    head: Head,
     s: torch.Tensor,
     y: torch.Tensor,
     mean: torch.Tensor,
@@ -381,29 +254,29 @@ def log_expected_likelihood_squashed(
     Returns:
         Float64 ``[B]`` log p (a verifier miss can give -inf; the other heads are finite).
     """
-    _check_head(head)
-    s, y, mean, std = _f64(s, y, mean, std)
+    entry = get_head(head)
+    s, y, mean, std = f64(s, y, mean, std)
     _check_positive("s", s)
     _check_nonnegative("std", std)
     y, mean, std, s = torch.broadcast_tensors(y, mean, std, s)
     random = std > 0
     sd = torch.where(random, std, torch.ones_like(std))
-    point = _log_head(head, s, y, scale * torch.tanh(mean))
+    point = entry.log_density(s, y, scale * torch.tanh(mean))
     edge = 1.0 - 1e-15
 
     def atanh_of(value: torch.Tensor) -> torch.Tensor:
         return torch.atanh((value / scale).clamp(-edge, edge))
 
-    if head == "verifier":
-        lo = torch.where(y - s <= -scale, torch.full_like(y, -_INF), atanh_of(y - s))
-        hi = torch.where(y + s >= scale, torch.full_like(y, _INF), atanh_of(y + s))
-        spread = _log_ndtr_diff((lo - mean) / sd, (hi - mean) / sd)
-        return _clamp_probability(head, torch.where(random, spread, point))
-    window = _SQUASH_HEAD_WINDOW[head] * s
+    if entry.squashed_exact is not None:
+        spread = entry.squashed_exact(s, y, mean, sd, scale)
+        return _clamp_probability(entry, torch.where(random, spread, point))
+    if entry.squashed_window is None:
+        entry.form("squashed_exact")  # neither form: refused, naming the head
+    window = entry.squashed_window * s
     lo = torch.minimum(mean - _SQUASH_SIGMAS * sd, atanh_of(y - window))
     hi = torch.maximum(mean + _SQUASH_SIGMAS * sd, atanh_of(y + window))
     for _ in range(2):
-        lo, hi = _squashed_window(head, s, y, mean, sd, scale, lo, hi)
+        lo, hi = _squashed_window(entry, s, y, mean, sd, scale, lo, hi)
     kink = atanh_of(y).clamp(min=lo, max=hi)
     nodes, weights = np.polynomial.legendre.leggauss(_SQUASH_NODES)
     nodes = torch.as_tensor(nodes, dtype=torch.float64, device=y.device)
@@ -412,7 +285,7 @@ def log_expected_likelihood_squashed(
     for a, b in ((lo, kink), (kink, hi)):
         half = 0.5 * (b - a)
         u = (0.5 * (a + b)).unsqueeze(-1) + half.unsqueeze(-1) * nodes
-        terms = _squashed_log_integrand(head, s, y, mean, sd, scale, u) + torch.log(weights)
+        terms = _squashed_log_integrand(entry, s, y, mean, sd, scale, u) + torch.log(weights)
         # an empty panel (the kink at an end of the window) contributes nothing
         parts.append(torch.logsumexp(terms, dim=-1) + torch.log(half))
     spread = torch.logsumexp(torch.stack(parts), dim=0)
@@ -448,21 +321,15 @@ def log_expected_likelihood_uniform(
     Returns:
         Float64 log p, broadcast shape.
     """
-    _check_head(head)
-    s, y, low, high = _f64(s, y, low, high)
+    entry = get_head(head)
+    s, y, low, high = f64(s, y, low, high)
     _check_positive("s", s)
     if y.numel() and not bool(((low <= high) & torch.isfinite(low) & torch.isfinite(high)).all()):
         raise ValueError("low and high must be finite with low <= high")
     width = high - low
-    if head == "gaussian":
-        mass = _log_ndtr_diff((low - y) / s, (high - y) / s)
-    elif head == "laplace":
-        mass = _log_laplace_cdf_diff((low - y) / s, (high - y) / s)
-    else:
-        overlap = torch.minimum(high, y + s) - torch.maximum(low, y - s)
-        mass = torch.log(overlap.clamp(min=0.0))
+    mass = entry.form("uniform_mass")(s, y, low, high)
     spread = mass - torch.log(torch.where(width > 0, width, torch.ones_like(width)))
-    return torch.where(width > 0, spread, _log_head(head, s, y, low))
+    return torch.where(width > 0, spread, entry.log_density(s, y, low))
 
 
 def log_expected_likelihood_discrete(
@@ -488,37 +355,19 @@ def log_expected_likelihood_discrete(
     Returns:
         Float64 log p, ``[...]``.
     """
-    _check_head(head)
-    s, y = _f64(s, y)
+    entry = get_head(head)
+    s, y = f64(s, y)
     _check_positive("s", s)
     values, log_probs = (
         torch.as_tensor(t, dtype=torch.float64).to(y.device) for t in (values, log_probs)
     )
-    terms = log_probs + _log_head(head, s.unsqueeze(-1), y.unsqueeze(-1), values)
+    terms = log_probs + entry.log_density(s.unsqueeze(-1), y.unsqueeze(-1), values)
     return torch.logsumexp(terms, dim=-1)
 
 
 # --------------------------------------------------------------------------------------------
 # The Bayes sampler: ŷ = f + sigma * ε with ε from a unit-variance noise family
 # --------------------------------------------------------------------------------------------
-
-
-def _log_laplace_laplace(
-    s: torch.Tensor, y: torch.Tensor, f: torch.Tensor, beta: torch.Tensor
-) -> torch.Tensor:
-    """Log ∫ Lap(t; f, β) Lap(y - t; s) dt: the density of a sum of two Laplace variables.
-
-    With x = |y - f|, b = max(β, s), a = min(β, s), δ = 1/a - 1/b:
-    e^{-x/b} / (2 (a + b)) · [1 + (x / b) g(x δ)], g(u) = (1 - e^{-u}) / u. This is the
-    textbook (β e^{-x/β} - s e^{-x/s}) / (2 (β² - s²)) rewritten without its cancellation
-    at β = s (where it becomes (1 + x/s) e^{-x/s} / (4 s)).
-    """
-    x = (y - f).abs()
-    big = torch.maximum(beta, s)
-    small = torch.minimum(beta, s)
-    u = x * (1.0 / small - 1.0 / big)
-    g = torch.where(u > 1e-8, -torch.expm1(-u) / u.clamp(min=1e-8), 1.0 - 0.5 * u)
-    return -x / big - torch.log(2.0 * (big + small)) + torch.log1p(x * g / big)
 
 
 def _solve_window(alpha: float, target: float, sign: float) -> float:
@@ -574,7 +423,7 @@ def _student_t_quadrature(
     log_w = torch.as_tensor(
         np.log(np.tile(0.5 * weights, panels) / panels), dtype=torch.float64, device=y.device
     )
-    log_const = -math.lgamma(alpha) - alpha * _LN2
+    log_const = -math.lgamma(alpha) - alpha * LN2
     flat = [t.reshape(-1) for t in (s, y, f, omega, v_lo, v_hi)]
     out = torch.empty_like(flat[1])
     rows = max(1, _MAX_QUAD_ELEMENTS // unit.numel())
@@ -635,9 +484,9 @@ def log_expected_likelihood_noise(
     Returns:
         Float64 log p, broadcast shape.
     """
-    _check_head(head)
+    entry = get_head(head)
     _check_noise(noise, student_df)
-    s, y, f, sigma = _f64(s, y, f, sigma)
+    s, y, f, sigma = f64(s, y, f, sigma)
     _check_positive("s", s)
     _check_nonnegative("sigma", sigma)
     random = sigma > 0
@@ -645,16 +494,10 @@ def log_expected_likelihood_noise(
     if noise == "gaussian":
         spread = log_expected_likelihood_normal(head, s, y, f, sig)
     elif noise == "laplace":
-        beta = sig / _SQRT2
-        if head == "gaussian":
-            spread = log_expected_likelihood_normal("laplace", beta, f, y, s)
-        elif head == "laplace":
-            spread = _log_laplace_laplace(s, y, f, beta)
-        else:
-            spread = _log_laplace_cdf_diff((y - s - f) / beta, (y + s - f) / beta)
+        spread = entry.form("laplace_noise")(s, y, f, sig / SQRT2)
     else:
         spread = _student_t_quadrature(head, s, y, f, sig, student_df)
-    return _clamp_probability(head, torch.where(random, spread, _log_head(head, s, y, f)))
+    return _clamp_probability(entry, torch.where(random, spread, entry.log_density(s, y, f)))
 
 
 def _student_t_log_cdf_diff(lo: torch.Tensor, hi: torch.Tensor, df: float) -> torch.Tensor:
@@ -665,7 +508,7 @@ def _student_t_log_cdf_diff(lo: torch.Tensor, hi: torch.Tensor, df: float) -> to
     with np.errstate(divide="ignore"):
         out = np.log(np.clip(special.stdtr(df, b) - special.stdtr(df, a), 0.0, None))
     out = torch.as_tensor(out, dtype=torch.float64, device=lo.device)
-    return torch.where(lo >= hi, torch.full_like(out, -_INF), out)
+    return torch.where(lo >= hi, torch.full_like(out, -INF), out)
 
 
 def _log_noise_cdf_diff(
@@ -673,9 +516,9 @@ def _log_noise_cdf_diff(
 ) -> torch.Tensor:
     """Log P(lo <= ε <= hi) for a unit-variance noise family (lo <= hi, standardized units)."""
     if noise == "gaussian":
-        return _log_ndtr_diff(lo, hi)
+        return log_ndtr_diff(lo, hi)
     if noise == "laplace":
-        return _log_laplace_cdf_diff(lo * _SQRT2, hi * _SQRT2)
+        return log_laplace_cdf_diff(lo * SQRT2, hi * SQRT2)
     scale = math.sqrt(student_df / (student_df - 2.0))
     return _student_t_log_cdf_diff(lo * scale, hi * scale, student_df)
 
@@ -706,7 +549,7 @@ def pass_probability_noise(
         Float64 probabilities in [0, 1], broadcast shape.
     """
     _check_noise(noise, student_df)
-    s, y, f, sigma = _f64(s, y, f, sigma)
+    s, y, f, sigma = f64(s, y, f, sigma)
     _check_positive("s", s)
     _check_nonnegative("sigma", sigma)
     random = sigma > 0
@@ -741,13 +584,13 @@ def grid_log_probs_noise(
         Float64 log-probabilities ``[B, K]``.
     """
     _check_noise(noise, student_df)
-    f, sigma = _f64(f, sigma)
+    f, sigma = f64(f, sigma)
     _check_nonnegative("sigma", sigma)
     values = torch.as_tensor(values, dtype=torch.float64).to(f.device).reshape(-1)
     if values.numel() > 1 and not bool((values[1:] > values[:-1]).all()):
         raise ValueError("values must be strictly increasing")
     mid = 0.5 * (values[1:] + values[:-1])
-    inf = torch.full((1,), _INF, dtype=torch.float64, device=f.device)
+    inf = torch.full((1,), INF, dtype=torch.float64, device=f.device)
     edges_lo = torch.cat([-inf, mid])
     edges_hi = torch.cat([mid, inf])
     random = (sigma > 0).unsqueeze(-1)
@@ -756,5 +599,5 @@ def grid_log_probs_noise(
     hi = (edges_hi - f.unsqueeze(-1)) / sig
     spread = _log_noise_cdf_diff(noise, lo, hi, student_df)
     nearest = (f.unsqueeze(-1) >= edges_lo) & (f.unsqueeze(-1) < edges_hi)
-    point = torch.where(nearest, 0.0, -_INF).to(torch.float64)
+    point = torch.where(nearest, 0.0, -INF).to(torch.float64)
     return torch.where(random, spread, point)
