@@ -102,6 +102,32 @@ class LinkError(OSError):
         self.path = Path(path)
 
 
+class NotRegularFileError(OSError):
+    """A path this project reads or writes as a file is a folder, pipe or device."""
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        super().__init__(
+            errno.EINVAL,
+            f"{path} is not a regular file (a folder, pipe or device); remove or rename it",
+        )
+        self.path = Path(path)
+
+
+def refuse_irregular(path: str | os.PathLike[str]) -> None:
+    """Raise ``NotRegularFileError`` when ``path`` exists and is not a regular file.
+
+    Checked before opening, so a pipe planted where a file belongs never blocks a reader.
+    """
+    import stat
+
+    try:
+        mode = os.stat(path).st_mode
+    except (FileNotFoundError, NotADirectoryError):
+        return
+    if not stat.S_ISREG(mode):
+        raise NotRegularFileError(path)
+
+
 def refuse_link(path: str | os.PathLike[str], what: str = "file") -> None:
     """Raise ``LinkError`` when ``path`` is a symbolic link (a dangling one included)."""
     if os.path.islink(path):
@@ -258,6 +284,10 @@ def read_json(path: str | os.PathLike[str], expect: type = dict) -> Any:
         FileNotFoundError: The file does not exist.
     """
     path = Path(path)
+    try:
+        refuse_irregular(path)
+    except NotRegularFileError:
+        raise CorruptFileError(path, "not a regular file (a folder, pipe or device)") from None
     try:
         text = path.read_text(encoding="utf-8")
     except UnicodeDecodeError as err:

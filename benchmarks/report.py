@@ -57,7 +57,14 @@ from pathlib import Path
 from typing import Any
 
 from agents.evaluation import LOWER_IS_BETTER, better
-from agents.runs import CorruptFileError, LinkError, atomic_write_text, read_json, refuse_link
+from agents.runs import (
+    CorruptFileError,
+    LinkError,
+    NotRegularFileError,
+    atomic_write_text,
+    read_json,
+    refuse_link,
+)
 from benchmarks.results import (
     FAILED,
     OK,
@@ -2229,7 +2236,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             file=sys.stderr,
         )
         return 2
-    except (CorruptRowsError, LinkError) as err:
+    except (CorruptRowsError, LinkError, NotRegularFileError) as err:
         print(
             f"error: {err if isinstance(err, CorruptRowsError) else err.strerror}", file=sys.stderr
         )
@@ -2240,7 +2247,7 @@ def _report(results_dir: Path, report_dir: str | None) -> int:
     """Write and summarize one report; print all of it where it cannot be written."""
     try:
         report = write_report(results_dir, report_dir=report_dir)
-    except LinkError:
+    except (LinkError, NotRegularFileError):
         raise
     except OSError as err:
         if report_dir is not None:

@@ -31,7 +31,14 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from agents.runs import LinkError, json_safe, metrics_problem, refuse_link
+from agents.runs import (
+    LinkError,
+    NotRegularFileError,
+    json_safe,
+    metrics_problem,
+    refuse_irregular,
+    refuse_link,
+)
 
 #: Name of the results file inside a suite's output directory.
 RESULTS_FILE = "results.jsonl"
@@ -94,7 +101,12 @@ def append_row(path: str | os.PathLike[str], row: dict[str, Any]) -> None:
 
 
 def _open_nofollow(path: Path, flags: int, mode: int = 0o644) -> int:
-    """``os.open`` that never follows a symbolic link at ``path`` (``LinkError`` instead)."""
+    """``os.open`` that never follows a symbolic link at ``path`` (``LinkError`` instead).
+
+    A folder, pipe or device there is a ``NotRegularFileError``.
+    """
+    refuse_link(path)
+    refuse_irregular(path)
     try:
         fd = os.open(path, flags | os.O_NOFOLLOW, mode)
     except OSError as err:
@@ -105,7 +117,7 @@ def _open_nofollow(path: Path, flags: int, mode: int = 0o644) -> int:
 
     if not stat.S_ISREG(os.fstat(fd).st_mode):
         os.close(fd)
-        raise OSError(errno.EINVAL, f"{path} is not a regular file; remove or rename it")
+        raise NotRegularFileError(path)
     return fd
 
 
@@ -188,6 +200,8 @@ def read_rows(path: str | os.PathLike[str], *, salvage: bool = False) -> list[di
     path = Path(path)
     rows: list[dict[str, Any]] = []
     packed = packed_path(path)
+    refuse_irregular(packed)
+    refuse_irregular(path)
     if packed.exists():
         data, problem = _gunzip_salvage(packed.read_bytes())
         readable = _parse_lines(data.splitlines())
@@ -479,7 +493,7 @@ class ResultsLock:
             os.close(probe)
             os.unlink(probe_path)
             self.fd = _open_nofollow(self.path, os.O_RDWR | os.O_CREAT)
-        except LinkError:
+        except (LinkError, NotRegularFileError):
             raise
         except OSError as err:
             raise OSError(

@@ -47,7 +47,6 @@ from benchmarks.results import (
     ResultsLock,
     append_row,
     latest_rows,
-    packed_path,
     plain,
     read_rows,
 )
@@ -568,7 +567,7 @@ def _unusable(results_dir: Path) -> str | None:
     except CorruptRowsError as err:
         return str(err)
     except OSError as err:
-        return f"cannot read {packed_path(results_dir / RESULTS_FILE)}: {plain(err)}"
+        return f"cannot read the rows in {results_dir}: {plain(err)}"
     return None
 
 

@@ -1045,6 +1045,10 @@ def _experiment_cells(
     try:
         # The name is a folder under logs/ and a plot's file name.
         v.check_file_name("name", name)
+        if any(ord(c) < 32 or ord(c) == 127 for c in name):
+            raise ValueError(
+                f"name={name!r} is invalid; allowed: a plain file name (no control characters)"
+            )
     except ValueError as err:
         raise SuiteError(f"{where} [[experiments]]: {err} (it names a folder of logs/)") from None
     here = f"{where} experiment {name!r}"

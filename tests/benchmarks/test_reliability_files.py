@@ -185,6 +185,27 @@ def test_the_report_refuses_a_linked_report_or_plot(tmp_path: Path, capsys, name
     assert sorted(p.name for p in target.parent.iterdir()) == ["precious.txt"]
 
 
+@pytest.mark.parametrize("kind", ["folder", "pipe"])
+@pytest.mark.parametrize("name", [".lock", "results.jsonl", "results.jsonl.gz", "suite.json"])
+def test_a_folder_or_pipe_where_a_file_belongs_is_named_and_never_blocks(
+    tmp_path: Path, capsys, name: str, kind: str
+) -> None:
+    suite = write_mini(tmp_path)
+    results_dir = tmp_path / "out" / "mini"
+    results_dir.mkdir(parents=True)
+    if name == "suite.json":  # the report reads it; the runner replaces it
+        append_row(results_dir / RESULTS_FILE, row("a", 0, -1.0))
+    (results_dir / name).mkdir() if kind == "folder" else os.mkfifo(results_dir / name)
+    if name == "suite.json":
+        assert report_main([str(results_dir)]) == 2
+        assert "suite.json is corrupt (not a regular file" in capsys.readouterr().err
+        return
+    code = main([str(suite), "--out", str(tmp_path / "out"), "--no-progress", "--workers", "1"])
+    assert code == 2
+    assert f"{results_dir / name} is not a regular file" in capsys.readouterr().err
+    assert not (results_dir / "logs").exists()
+
+
 # --------------------------------------------------------------------------------------------
 # 2. Trust: a dry run imports nothing unless asked
 # --------------------------------------------------------------------------------------------
@@ -434,6 +455,7 @@ ODD_SUITES = {
     "experiment-dot": (None, ".", "a plain file name"),
     "experiment-slash": (None, "a/../../b", "a plain file name"),
     "experiment-empty": (None, "", "a plain file name"),
+    "experiment-newline": (None, "a\\nb", "no control characters"),
 }
 
 
@@ -586,3 +608,22 @@ def test_pack_after_a_kill_between_its_write_and_its_delete_stores_each_row_once
     again = packed.read_bytes()
     pack_rows(results_dir)
     assert packed.read_bytes() == again  # packing twice changes nothing
+
+
+def test_a_repair_killed_before_its_write_loses_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    results_dir, _ = damaged_pack(tmp_path / "r", "bad-crc")
+    damaged = (results_dir / "results.jsonl.gz").read_bytes()
+
+    def killed(*args) -> None:
+        raise KeyboardInterrupt
+
+    with monkeypatch.context() as patch:
+        patch.setattr(results_module, "_write_packed", killed)
+        with pytest.raises(KeyboardInterrupt):
+            results_module.repair_rows(results_dir)
+    # The damaged file is still in place (and a copy kept): repairing again keeps all 40 rows.
+    assert (results_dir / "results.jsonl.gz").read_bytes() == damaged
+    assert results_module.repair_rows(results_dir)[1] == 40
+    assert len(read_rows(results_dir / RESULTS_FILE)) == 40
