@@ -560,7 +560,10 @@ def _unusable(results_dir: Path) -> str | None:
     """
     try:
         for name in WRITTEN:
-            refuse_link(results_dir / name, "folder" if name in ("plots", "logs") else "file")
+            folder = name in ("plots", "logs")
+            refuse_link(results_dir / name, "folder" if folder else "file")
+            if folder and (results_dir / name).exists() and not (results_dir / name).is_dir():
+                return f"{results_dir / name} is not a folder; remove or rename it"
         read_rows(results_dir / RESULTS_FILE)
     except LinkError as err:
         return plain(err)

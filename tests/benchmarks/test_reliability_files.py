@@ -206,6 +206,17 @@ def test_a_folder_or_pipe_where_a_file_belongs_is_named_and_never_blocks(
     assert not (results_dir / "logs").exists()
 
 
+@pytest.mark.parametrize("name", ["logs", "plots"])
+def test_a_file_where_a_folder_belongs_is_named(tmp_path: Path, capsys, name: str) -> None:
+    suite = write_mini(tmp_path)
+    results_dir = tmp_path / "out" / "mini"
+    results_dir.mkdir(parents=True)
+    (results_dir / name).write_text("x")
+    assert main([str(suite), "--out", str(tmp_path / "out"), "--no-progress"]) == 2
+    assert f"{results_dir / name} is not a folder" in capsys.readouterr().err
+    assert not (results_dir / RESULTS_FILE).exists()
+
+
 # --------------------------------------------------------------------------------------------
 # 2. Trust: a dry run imports nothing unless asked
 # --------------------------------------------------------------------------------------------
