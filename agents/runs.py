@@ -15,6 +15,10 @@ Stable-Baselines3 runner (``agents.sb3_baselines``) both go through ``RunDirecto
 Atomic writes: ``atomic_write`` writes a temporary file in the same directory, flushes and
 fsyncs it, then ``os.replace``s it over the target (a directory variant swaps a whole
 folder). Every file this project writes goes through one of them.
+
+Links: no writer follows a symbolic link. A target, temporary file or run directory that
+is a link is refused with ``LinkError`` naming it (a link planted in a results directory,
+which travels in git, must not redirect a write outside it).
 """
 
 from __future__ import annotations
@@ -84,17 +88,94 @@ def _raise_explained(err: BaseException, path: Path) -> NoReturn:
     raise explained from err
 
 
+class LinkError(OSError):
+    """A path this project would write is a symbolic link (never followed)."""
+
+    def __init__(self, path: str | os.PathLike[str], what: str = "file") -> None:
+        super().__init__(
+            errno.ELOOP,
+            f"{path} is a symbolic link; maxrl-bench never writes through links (a link "
+            f"could point outside the output directory): remove it, or replace it by a real "
+            f"{what}",
+        )
+        self.filename = None  # the message names the path already
+        self.path = Path(path)
+
+
+class NotRegularFileError(OSError):
+    """A path this project reads or writes as a file is a folder, pipe or device."""
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        super().__init__(
+            errno.EINVAL,
+            f"{path} is not a regular file (a folder, pipe or device); remove or rename it",
+        )
+        self.path = Path(path)
+
+
+def refuse_irregular(path: str | os.PathLike[str]) -> None:
+    """Raise ``NotRegularFileError`` when ``path`` exists and is not a regular file.
+
+    Checked before opening, so a pipe planted where a file belongs never blocks a reader.
+    """
+    import stat
+
+    try:
+        mode = os.stat(path).st_mode
+    except (FileNotFoundError, NotADirectoryError):
+        return
+    if not stat.S_ISREG(mode):
+        raise NotRegularFileError(path)
+
+
+def refuse_link(path: str | os.PathLike[str], what: str = "file") -> None:
+    """Raise ``LinkError`` when ``path`` is a symbolic link (a dangling one included)."""
+    if os.path.islink(path):
+        raise LinkError(path, what)
+
+
+def refuse_links_below(root: str | os.PathLike[str], path: str | os.PathLike[str]) -> None:
+    """Refuse ``path`` and each folder between ``root`` and it that is a symbolic link.
+
+    ``root`` itself may be a link (the user chose it); everything inside it that this project
+    writes must not be.
+
+    Raises:
+        LinkError: The first link found, from ``root`` down.
+        ValueError: ``path`` is not inside ``root``.
+    """
+    root, path = Path(root), Path(path)
+    current = root
+    parts = path.relative_to(root).parts
+    for index, part in enumerate(parts):
+        current = current / part
+        refuse_link(current, "file" if index == len(parts) - 1 else "folder")
+
+
+def _clear_tmp(tmp: Path) -> None:
+    """Remove a leftover temporary entry (a planted link is removed, never followed)."""
+    if os.path.islink(tmp):
+        tmp.unlink()
+    elif tmp.is_dir():
+        shutil.rmtree(tmp)
+    elif tmp.exists():
+        tmp.unlink()
+
+
 def atomic_write(path: str | os.PathLike[str], write: Callable[[Path], None]) -> None:
     """Write ``path`` atomically: ``write(tmp)`` fills a temporary file, which then replaces it.
 
     The temporary file sits in the same directory (so the rename is atomic), is fsynced
     before the rename, and is removed if anything fails. A full disk raises ``OSError``
     (ENOSPC) saying "no space left", whatever the writer raised; the previous file is
-    untouched.
+    untouched. A target that is a symbolic link is refused (``LinkError``), and a leftover
+    temporary entry (even a link) is removed first, so no write follows a link.
     """
     path = Path(path)
+    refuse_link(path)
     tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
     try:
+        _clear_tmp(tmp)
         write(tmp)
         with open(tmp, "rb+") as handle:
             handle.flush()
@@ -129,10 +210,12 @@ def atomic_replace_dir(path: str | os.PathLike[str], fill: Callable[[Path], None
     by ``atomic_write`` (a full disk says "no space left").
     """
     path = Path(path)
+    refuse_link(path, "folder")
     tmp = path.with_name(f"{path.name}.tmp{os.getpid()}")
     old = path.with_name(f"{path.name}.old{os.getpid()}")
-    shutil.rmtree(tmp, ignore_errors=True)
     try:
+        _clear_tmp(tmp)
+        _clear_tmp(old)
         tmp.mkdir(parents=True)
         fill(tmp)
         if path.exists():
@@ -153,12 +236,35 @@ def recover_dir(path: str | os.PathLike[str], complete: Callable[[Path], bool]) 
     """
     path = Path(path)
     for old in sorted(path.parent.glob(path.name + ".old*")):
-        if not path.exists() and complete(old):
+        if os.path.islink(old):
+            old.unlink()
+        elif not os.path.lexists(path) and complete(old):
             os.replace(old, path)
         else:
             shutil.rmtree(old, ignore_errors=True)
     for tmp in path.parent.glob(path.name + ".tmp*"):
-        shutil.rmtree(tmp, ignore_errors=True)
+        with contextlib.suppress(OSError):
+            _clear_tmp(tmp)
+
+
+def metrics_problem(metrics: Any) -> str | None:
+    """What is wrong with a run's stored metrics (None when they are usable).
+
+    Usable: a non-empty JSON object whose values are numbers (not booleans) or the strings
+    ``"nan"``, ``"inf"`` and ``"-inf"`` that ``json_safe`` writes for non-finite values.
+    """
+    if not isinstance(metrics, dict):
+        return f"'metrics' must be an object of numbers, got {json.dumps(metrics, default=str)}"
+    if not metrics:
+        return "'metrics' is empty"
+    for key, value in metrics.items():
+        ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+        if isinstance(value, str):
+            ok = value.strip().lower() in ("nan", "inf", "-inf", "+inf", "infinity", "-infinity")
+        if not ok:
+            shown = json.dumps(value, default=str)[:40]
+            return f"metric {key!r} is {shown}, not a number"
+    return None
 
 
 class CorruptFileError(ValueError):
@@ -179,6 +285,10 @@ def read_json(path: str | os.PathLike[str], expect: type = dict) -> Any:
     """
     path = Path(path)
     try:
+        refuse_irregular(path)
+    except NotRegularFileError:
+        raise CorruptFileError(path, "not a regular file (a folder, pipe or device)") from None
+    try:
         text = path.read_text(encoding="utf-8")
     except UnicodeDecodeError as err:
         raise CorruptFileError(path, f"not UTF-8 text: {err.reason}") from None
@@ -198,7 +308,7 @@ def set_aside(path: str | os.PathLike[str]) -> Path:
     path = Path(path)
     target = path.with_name(path.name + ".corrupt")
     k = 1
-    while target.exists():
+    while os.path.lexists(target):
         k += 1
         target = path.with_name(f"{path.name}.corrupt-{k}")
     os.replace(path, target)
@@ -259,7 +369,9 @@ class RunDirectory:
         """Delete the run's files: checkpoint, ``final.json``, ``config.json``, events."""
         for path in (self.final_path, self.config_path):
             path.unlink(missing_ok=True)
-        if self.checkpoint.is_dir():
+        if os.path.islink(self.checkpoint):  # remove the link, never what it points to
+            self.checkpoint.unlink()
+        elif self.checkpoint.is_dir():
             shutil.rmtree(self.checkpoint)
         else:
             self.checkpoint.unlink(missing_ok=True)
@@ -299,10 +411,13 @@ class RunDirectory:
             ValueError: The directory holds a run with different settings (naming them).
             CorruptFileError: ``config.json`` or ``final.json`` cannot be read.
         """
+        refuse_link(self.path, "folder")
         try:
             self.path.mkdir(parents=True, exist_ok=True)
         except OSError as err:
             _raise_explained(err, self.path)
+        for name in (CONFIG, FINAL, self.checkpoint.name):
+            refuse_link(self.path / name, "file" if Path(name).suffix else "folder")
         if not resume:
             self.clear()
         stored, source = self.stored_config()
@@ -320,8 +435,9 @@ class RunDirectory:
             atomic_write_json(self.config_path, self.config)
         if resume and self.final_path.exists():
             record = read_json(self.final_path)
-            if not isinstance(record.get("metrics"), dict):
-                raise CorruptFileError(self.final_path, "no 'metrics' object")
+            problem = metrics_problem(record.get("metrics"))
+            if problem:
+                raise CorruptFileError(self.final_path, problem)
             return record
         return None
 

@@ -27,10 +27,19 @@ def run_dir(results_dir: str | os.PathLike[str], job: dict[str, Any]) -> Path:
     """Run directory of a job: ``results_dir/logs/<experiment>/<run_id>``.
 
     Experiments become folders, so ``tensorboard --logdir results_dir/logs`` groups the
-    runs of one report table together and overlays every agent's curves.
+    runs of one report table together and overlays every agent's curves. Both names are
+    made safe file names: path separators become ``_``, and a name of dots only (``..``)
+    is spelt with ``_``, so a run directory never lies outside ``results_dir/logs``.
     """
     experiment = "".join(c if c.isalnum() or c in "-_." else "_" for c in job["experiment"])
-    return Path(results_dir) / LOGS_DIR / experiment / job["run_id"]
+    run_id = str(job["run_id"]).replace("/", "_").replace("\\", "_")
+    experiment, run_id = (_not_dots(name) for name in (experiment, run_id))
+    return Path(results_dir) / LOGS_DIR / experiment / run_id
+
+
+def _not_dots(name: str) -> str:
+    """A name made of dots only (``.``, ``..``) or empty, spelt with ``_`` instead."""
+    return "_" * max(len(name), 1) if set(name) <= {"."} else name
 
 
 def limit_threads(threads: int = 1) -> None:
@@ -119,6 +128,10 @@ def execute_job(
     row["run_dir"] = str(directory.relative_to(results_dir))
     row["host"] = platform.node()
     try:
+        from agents.runs import refuse_links_below
+
+        # No folder between the results directory and the run directory may be a link.
+        refuse_links_below(results_dir, directory)
         limit_threads(threads)
         if imports:
             from benchmarks.suite import import_plugins
@@ -185,7 +198,7 @@ def _train_recovering(
 
     for _ in range(MAX_RECOVERIES + 1):
         try:
-            return _train(job, directory, threads)
+            return _checked(job, directory, _train(job, directory, threads))
         except CorruptFileError as err:
             if len(row.get("recovered", [])) >= MAX_RECOVERIES:
                 raise
@@ -197,6 +210,25 @@ def _train_recovering(
                 f"{err}; set aside as {aside.name}, the run restarted without it"
             )
     raise AssertionError("unreachable")  # pragma: no cover
+
+
+def _checked(job: dict[str, Any], directory: Path, metrics: dict[str, float]) -> dict[str, float]:
+    """The run's metrics, refused when the job's selection metric or a column is missing.
+
+    A finished run's metrics come from its ``final.json``: one that lacks a metric the
+    report needs is corrupt (set aside, the run redone), so a seed is never counted without
+    its value.
+    """
+    from agents.runs import FINAL, CorruptFileError
+
+    wanted = [job.get("select_metric"), *job.get("columns", [])]
+    missing = [m for m in wanted if isinstance(m, str) and m not in metrics]
+    if not missing:
+        return metrics
+    final = directory / FINAL
+    if final.exists():
+        raise CorruptFileError(final, f"metric {missing[0]!r} is missing")
+    raise ValueError(f"the run returned no {missing[0]!r} metric")
 
 
 def _train(job: dict[str, Any], directory: Path, threads: int) -> dict[str, float]:

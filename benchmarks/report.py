@@ -61,11 +61,19 @@ from typing import Any
 
 from agents.cli import Parser, fail
 from agents.evaluation import LOWER_IS_BETTER, better
-from agents.runs import CorruptFileError, atomic_write_text, read_json
+from agents.runs import (
+    CorruptFileError,
+    LinkError,
+    NotRegularFileError,
+    atomic_write_text,
+    read_json,
+    refuse_link,
+)
 from benchmarks.results import (
     FAILED,
     OK,
     RESULTS_FILE,
+    CorruptRowsError,
     latest_rows,
     packed_path,
     read_rows,
@@ -117,11 +125,19 @@ def mean_ci(values: Sequence[float], confidence: float = 0.95) -> tuple[float, f
     if n == 0:
         return float("nan"), float("nan")
     mean = sum(clean) / n
+    if not math.isfinite(mean):  # values near the float maximum: sum them scaled
+        mean = math.fsum(v / n for v in clean)
     if n < 2:
         return mean, float("nan")
     from scipy import stats
 
-    sd = math.sqrt(sum((v - mean) ** 2 for v in clean) / (n - 1))
+    try:
+        sd = math.sqrt(sum((v - mean) ** 2 for v in clean) / (n - 1))
+    except OverflowError:  # e.g. -1e300: square the deviations scaled by the largest
+        scale = max(abs(v - mean) for v in clean)
+        if not math.isfinite(scale):
+            return mean, math.inf
+        sd = scale * math.sqrt(math.fsum(((v - mean) / scale) ** 2 for v in clean) / (n - 1))
     return mean, float(stats.t.ppf(0.5 + confidence / 2, n - 1)) * sd / math.sqrt(n)
 
 
@@ -252,6 +268,7 @@ class AgentResult:
     to_target: float | None = None
     ratio: float | None = None
     ratio_ci: tuple[float, float] | None = None
+    expected: int | None = None
 
     def raw(self, metric: str) -> list[float]:
         """Per-seed final values of a metric, non-finite ones included (rows that have it)."""
@@ -266,10 +283,17 @@ class AgentResult:
         return summarize(self.raw(metric))
 
     def seeds_text(self) -> str:
-        """Reported runs, and the failed ones if any (``3/5, 2 failed``)."""
+        """Reported runs, and the failed ones if any (``3/5, 2 failed``).
+
+        When the suite asked for more seeds than have a row (``expected``, from
+        ``suite.json``), the count says of how many: ``2 of 3`` (``1 of 3, 1 failed``).
+        """
+        total = len(self.rows) + len(self.failed)
+        if self.expected is not None and self.expected > total:
+            failed = f", {len(self.failed)} failed" if self.failed else ""
+            return f"{len(self.rows)} of {self.expected}{failed}"
         if not self.failed:
             return str(len(self.rows))
-        total = len(self.rows) + len(self.failed)
         return f"{len(self.rows)}/{total}, {len(self.failed)} failed"
 
 
@@ -1662,19 +1686,87 @@ def _aggregate_text(agg: Aggregate, reps: int, seed: int) -> str:
 # ----------------------------------------------------------------------------- compare
 
 
-def load_rows(results_dir: str | os.PathLike[str]) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+def load_rows(
+    results_dir: str | os.PathLike[str], skipped: list[str] | None = None
+) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     """The current rows of a results directory and its ``suite.json`` (empty if absent).
 
-    Rows: the latest of each run, without rows of an older suite version (:func:`current_rows`).
+    Rows: the latest well-formed row of each run, without rows of an older suite version
+    (:func:`current_rows`). A malformed row (``benchmarks.results.row_problem``) is left out
+    and, when ``skipped`` is given, described there (run id and problem).
 
     Raises:
-        CorruptFileError: ``suite.json`` exists but is not a JSON object (naming it).
+        CorruptFileError: ``suite.json`` exists but is not a JSON object of the fields the
+            runner writes (naming it and the field).
+        CorruptRowsError: ``results.jsonl.gz`` is damaged (naming it, and how to recover).
     """
     results_dir = Path(results_dir)
-    rows = list(latest_rows(read_rows(results_dir / RESULTS_FILE)).values())
+    bad: list[tuple[dict[str, Any], str]] = []
+    rows = list(latest_rows(read_rows(results_dir / RESULTS_FILE), bad).values())
+    if skipped is not None:
+        skipped += [f"{_row_name(row)}: {problem}" for row, problem in bad]
     meta_path = results_dir / SUITE_FILE
     meta = read_json(meta_path) if meta_path.exists() else {}
+    problem = suite_meta_problem(meta)
+    if problem:
+        raise CorruptFileError(meta_path, problem)
     return current_rows(rows, meta), meta
+
+
+def _row_name(row: Any) -> str:
+    run_id = row.get("run_id") if isinstance(row, dict) else None
+    return f"row {run_id}" if isinstance(run_id, str) else "a row without a run id"
+
+
+def _str_list(value: Any) -> bool:
+    return isinstance(value, list) and all(isinstance(x, str) for x in value)
+
+
+def suite_meta_problem(meta: Mapping[str, Any]) -> str | None:
+    """What is wrong with a ``suite.json`` (None when the report can use it).
+
+    Each field the runner writes, where present, must have its type: ``suite``,
+    ``description``, ``source``, ``command`` strings; ``imports``, ``experiments``,
+    ``agents``, ``run_ids`` lists of strings; ``cells`` an object of cell key -> {``seeds``:
+    integers, and optionally ``select_metric``, ``tune_ids`` and ``final_ids`` (pairs of a
+    rate and run ids)}.
+    """
+    for key in ("suite", "description", "source", "command"):
+        if key in meta and not isinstance(meta[key], str):
+            return f"'{key}' must be a string, got {json.dumps(meta[key], default=str)[:40]}"
+    for key in ("imports", "experiments", "agents", "run_ids"):
+        if key in meta and not _str_list(meta[key]):
+            return (
+                f"'{key}' must be a list of strings, got {json.dumps(meta[key], default=str)[:40]}"
+            )
+    cells = meta.get("cells", {})
+    if not isinstance(cells, dict):
+        return f"'cells' must be an object of cell keys, got {json.dumps(cells, default=str)[:40]}"
+    for key, cell in cells.items():
+        where = f"'cells' entry {key[:12]!r}"
+        if not isinstance(cell, dict):
+            return f"{where} must be an object, got {json.dumps(cell, default=str)[:40]}"
+        seeds = cell.get("seeds")
+        if not (
+            isinstance(seeds, list)
+            and all(isinstance(x, int) and not isinstance(x, bool) for x in seeds)
+        ):
+            return f"{where}: 'seeds' must be a list of integers"
+        if "select_metric" in cell and not isinstance(cell["select_metric"], str):
+            return f"{where}: 'select_metric' must be a metric name"
+        if "tune_ids" in cell and not _str_list(cell["tune_ids"]):
+            return f"{where}: 'tune_ids' must be a list of run ids"
+        finals = cell.get("final_ids", [])
+        if not isinstance(finals, list) or not all(
+            isinstance(pair, list)
+            and len(pair) == 2
+            and isinstance(pair[0], (int, float))
+            and not isinstance(pair[0], bool)
+            and _str_list(pair[1])
+            for pair in finals
+        ):
+            return f"{where}: 'final_ids' must be a list of [learning rate, [run ids]]"
+    return None
 
 
 def _cells(rows: Iterable[dict[str, Any]]) -> dict[tuple[str, str, str, str], list[dict[str, Any]]]:
@@ -1881,13 +1973,19 @@ def build_report(
     """
     results_dir = Path(results_dir)
     report_dir = results_dir if report_dir is None else Path(report_dir)
-    rows, meta = load_rows(results_dir)
+    skipped: list[str] = []
+    rows, meta = load_rows(results_dir, skipped)
     command = command or meta.get("command") or ""
     experiments = build_points(rows, meta.get("agents") or ())
+    _expect_seeds(experiments, meta.get("cells") or {})
     order = meta.get("experiments") or list(experiments)
     experiments = {e: experiments[e] for e in [*order, *experiments] if e in experiments}
     tables, targets, written = {}, {}, []
     plots_dir = report_dir / PLOTS_DIR if plots else None
+    if plots_dir is not None:  # no plot is written through a link
+        refuse_link(plots_dir, "folder")
+        for entry in plots_dir.iterdir() if plots_dir.is_dir() else ():
+            refuse_link(entry)
     for experiment, points in experiments.items():
         for point in points:
             compute_targets(point)
@@ -1924,7 +2022,38 @@ def build_report(
         experiments,
     )
     report.markdown = _markdown(report, meta, rows)
+    if skipped:
+        report.markdown += _skipped_text(skipped, results_dir)
     return report
+
+
+def _expect_seeds(experiments: Mapping[str, list[Point]], cells: Mapping[str, Any]) -> None:
+    """Tell each agent result how many seeds its cell asked for (``suite.json``)."""
+    for points in experiments.values():
+        for point in points:
+            for result in point.agents.values():
+                asked = [
+                    len(cells[r["cell"]]["seeds"])
+                    for r in [*result.rows, *result.failed]
+                    if r.get("cell") in cells
+                ]
+                result.expected = max(asked) if asked else None
+
+
+def _skipped_text(skipped: list[str], results_dir: Path) -> str:
+    """The section that lists malformed rows left out of the report."""
+    lines = [
+        "",
+        "## Rows left out",
+        "",
+        f"{len(skipped)} row(s) of `{results_dir / RESULTS_FILE}` are malformed and count "
+        "nowhere in this report (a rerun of the suite redoes their runs):",
+        "",
+    ]
+    lines += [f"- {_md(text)[:300]}" for text in skipped[:50]]
+    if len(skipped) > 50:
+        lines.append(f"- ... and {len(skipped) - 50} more")
+    return "\n".join(lines) + "\n"
 
 
 def current_rows(rows: list[dict[str, Any]], meta: dict[str, Any]) -> list[dict[str, Any]]:
@@ -1940,12 +2069,44 @@ def current_rows(rows: list[dict[str, Any]], meta: dict[str, Any]) -> list[dict[
     cells = meta.get("cells")
     if not cells:
         return rows
-    return [
-        r
-        for r in rows
-        if r.get("cell") in cells
-        and (r.get("phase") == "tune" or r.get("seed") in cells[r["cell"]]["seeds"])
-    ]
+    if not any("final_ids" in cell for cell in cells.values()):  # a suite.json of before
+        return [
+            r
+            for r in rows
+            if r.get("cell") in cells
+            and (r.get("phase") == "tune" or r.get("seed") in cells[r["cell"]]["seeds"])
+        ]
+    return [r for r in rows if r.get("run_id") in _this_sweep(rows, cells)]
+
+
+def _this_sweep(rows: list[dict[str, Any]], cells: Mapping[str, Any]) -> set[str]:
+    """Run ids of an interrupted sweep's rows, from its ``suite.json`` cells.
+
+    Validation rows count when their run id is one of the cell's ``tune_ids``. Reported
+    rows count at one rate only: the cell's single rate, or the rate this sweep's
+    validation rows choose (``benchmarks.run.choose_rate``, once every validation run has a
+    row), so reported rows of an earlier sweep at another rate, or with other settings (their
+    run ids differ), do not count.
+    """
+    from benchmarks.run import choose_rate
+
+    by_id = {r["run_id"]: r for r in rows}
+    wanted: set[str] = set()
+    for cell in cells.values():
+        tune_ids = cell.get("tune_ids", [])
+        finals = {float(lr): ids for lr, ids in cell.get("final_ids", [])}
+        wanted.update(tune_ids)
+        if not tune_ids:
+            chosen = next(iter(finals), None)
+        elif all(run_id in by_id for run_id in tune_ids):
+            tune_rows = [by_id[run_id] for run_id in tune_ids]
+            metric = cell.get("select_metric") or tune_rows[0].get("select_metric", "")
+            chosen = choose_rate(list(finals), metric, tune_rows)
+        else:
+            chosen = None  # validation unfinished: no reported run of this sweep yet
+        if chosen is not None:
+            wanted.update(finals.get(chosen, []))
+    return wanted
 
 
 def _columns(row: dict[str, Any]) -> list[str]:
@@ -2046,7 +2207,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     (:func:`compare_results`), and write it to ``--out FILE`` if given. Exit status 2 when a
     directory has no results file, a file of it is corrupt, or the arguments are wrong.
     """
-    parser = Parser(prog="maxrl-report", description=__doc__.split("\n")[0])
+    parser = Parser(
+        prog="maxrl-report",
+        description=__doc__.split("\n")[0],
+        epilog="Trust: the report reads only JSON (results.jsonl[.gz], suite.json) and imports "
+        "nothing from DIR; malformed rows are left out and listed. A results directory is "
+        "still code for the runner (resuming loads SB3 checkpoints through pickle), so "
+        "resume only directories you trust. Nothing is written through a symbolic link.",
+    )
     parser.add_argument(
         "results_dirs",
         nargs="+",
@@ -2098,6 +2266,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             file=sys.stderr,
         )
         return 2
+    except (CorruptRowsError, LinkError, NotRegularFileError) as err:
+        print(
+            f"error: {err if isinstance(err, CorruptRowsError) else err.strerror}", file=sys.stderr
+        )
+        return 2
 
 
 def _write_csv(results_dir: Path, out: str) -> int:
@@ -2119,6 +2292,8 @@ def _report(results_dir: Path, report_dir: str | None) -> int:
     """Write and summarize one report; print all of it where it cannot be written."""
     try:
         report = write_report(results_dir, report_dir=report_dir)
+    except (LinkError, NotRegularFileError):
+        raise
     except OSError as err:
         if report_dir is not None:
             print(f"error: cannot write the report into {report_dir}: {err}", file=sys.stderr)

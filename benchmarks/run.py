@@ -16,6 +16,11 @@ Examples::
     python -m benchmarks.run low-snr --workers 8
     python -m benchmarks.run full --backend ray --address auto
     python -m benchmarks.run quick --dry-run       # validate; list the runs still to run
+
+Trust: a suite file and a results directory are code, not data. A suite's ``imports`` and
+env ids written ``module:Id`` import Python modules; resuming a run loads its SB3 checkpoint
+(``model.zip``, ``replay.pkl``) through pickle. Run only suites and results directories you
+trust. ``--dry-run`` imports nothing unless ``--import-plugins`` is given.
 """
 
 from __future__ import annotations
@@ -34,11 +39,12 @@ from typing import Any
 
 from agents.cli import Parser, activation_hint, fail
 from agents.evaluation import LOWER_IS_BETTER
-from agents.runs import CorruptFileError, atomic_write_json, read_json
+from agents.runs import CorruptFileError, LinkError, atomic_write_json, read_json, refuse_link
 from benchmarks.results import (
     FAILED,
     OK,
     RESULTS_FILE,
+    CorruptRowsError,
     LockedError,
     ResultsLock,
     append_row,
@@ -47,6 +53,7 @@ from benchmarks.results import (
     read_rows,
 )
 from benchmarks.suite import (
+    TUNE_SEED_BASE,
     Cell,
     Job,
     Suite,
@@ -102,10 +109,14 @@ def choose_lr(cell: Cell, rows: Sequence[dict[str, Any]]) -> float | None:
     Returns:
         The chosen rate (ties go to the earlier grid entry), or None if no rate is eligible.
     """
-    metric = cell.select_metric
+    return choose_rate(cell.lr_grid, cell.select_metric, rows)
+
+
+def choose_rate(grid: Sequence[float], metric: str, rows: Sequence[dict[str, Any]]) -> float | None:
+    """``choose_lr`` from a grid and a metric (what ``suite.json`` records of a cell)."""
     sign = -1.0 if metric in LOWER_IS_BETTER else 1.0
     best: tuple[float, float] | None = None
-    for lr in cell.lr_grid:
+    for lr in grid:
         mine = [r for r in rows if r.get("lr") == lr]
         values = [metric_value(r, metric) for r in mine]
         if not mine or not all(value is not None and math.isfinite(value) for value in values):
@@ -386,7 +397,30 @@ def suite_meta(suite: Suite, command: str, threads: int | None = None) -> dict[s
         "experiments": list(dict.fromkeys(c.experiment for c in suite.cells)),
         "agents": list(dict.fromkeys(c.agent.name for c in suite.cells)),
         # What the report keeps when the file also holds rows of an older suite version.
-        "cells": {c.key: {"seeds": list(c.settings["seeds"])} for c in suite.cells},
+        "cells": {c.key: cell_meta(suite, c) for c in suite.cells},
+    }
+
+
+def cell_meta(suite: Suite, cell: Cell) -> dict[str, Any]:
+    """What ``suite.json`` records of a cell, so a report counts only this sweep's rows.
+
+    The reported seeds; the run ids of its validation runs (``tune_ids``, empty when there
+    are none) and its metric of choice; and, for every rate of its grid, the run ids of its
+    reported runs at that rate (``final_ids``). Run ids carry a digest of each run's whole
+    config, so rows of an earlier sweep with other settings (another grid, select_metric,
+    tune_* setting or rate) are not among them.
+    """
+    tune = [TUNE_SEED_BASE + i for i in range(int(cell.settings["tune_seeds"]))]
+    tune_ids = (
+        [cell.job(seed, lr, "tune").run_id for lr in cell.lr_grid for seed in tune]
+        if cell.needs_tuning
+        else []
+    )
+    return {
+        "seeds": list(cell.settings["seeds"]),
+        "select_metric": cell.select_metric,
+        "tune_ids": tune_ids,
+        "final_ids": [[lr, [j.run_id for j in suite.final_jobs(cell, lr)]] for lr in cell.lr_grid],
     }
 
 
@@ -509,6 +543,10 @@ EXAMPLES = """examples:
 
 Rerunning a command resumes it: finished runs are skipped, interrupted ones continue from
 their checkpoints. One runner at a time may use a results directory (a lock file there).
+Trust: suite files and results directories are code. A suite's imports and module:Id env
+ids import Python modules; resuming loads SB3 checkpoints (model.zip, replay.pkl) through
+pickle. Run only suites and results directories you trust. --dry-run imports nothing
+unless --import-plugins is given. Nothing is written through a symbolic link.
 Threads: each run uses --threads torch threads (default 1, fastest for these small
 networks) and --workers defaults to the CPUs available divided by --threads.
 """
@@ -545,7 +583,14 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--dry-run",
         action="store_true",
-        help="validate, say how many runs are finished and list those that would run; run nothing",
+        help="validate, say how many runs are finished and list those that would run; run "
+        "nothing; imports no plugin (suite imports, module:Id env ids) unless --import-plugins",
+    )
+    parser.add_argument(
+        "--import-plugins",
+        action="store_true",
+        help="with --dry-run: import the suite's plugins to validate what they register "
+        "(a suite file is code: only for suites you trust); a real run always imports them",
     )
     parser.add_argument("--skip-failed", action="store_true", help="do not retry failed runs")
     parser.add_argument("--no-report", action="store_true", help="skip the report at the end")
@@ -716,7 +761,8 @@ def _main(argv: Sequence[str] | None) -> int:
     if args.budget is not None:
         overrides["budget"] = args.budget
     try:
-        suite = load_suite(args.suite, overrides)
+        plugins = args.import_plugins or not args.dry_run
+        suite = load_suite(args.suite, overrides, plugins=plugins)
         print(f"suite {suite.name!r}: validating {len(suite.cells)} cells ...", flush=True)
         checked = validate_suite(suite)
     except SuiteError as err:
@@ -739,7 +785,37 @@ def _main(argv: Sequence[str] | None) -> int:
         print(f"error: {plain(err)}", file=sys.stderr)
         return 2
     with lock:
+        problem = _unusable(results_dir)
+        if problem:
+            print(f"error: {problem}", file=sys.stderr)
+            return 2
         return _run(args, argv, suite, results_dir)
+
+
+#: Entries of a results directory the runner writes (the lock is checked as it is taken).
+WRITTEN = (RESULTS_FILE, RESULTS_FILE + ".gz", SUITE_FILE, "report.md", "plots", "logs")
+
+
+def _unusable(results_dir: Path) -> str | None:
+    """Why the runner must not use a results directory (None when it may).
+
+    An entry it writes that is a symbolic link (a write would follow it out of the
+    directory), or a damaged ``results.jsonl.gz`` (the runner would not know what is done).
+    """
+    try:
+        for name in WRITTEN:
+            folder = name in ("plots", "logs")
+            refuse_link(results_dir / name, "folder" if folder else "file")
+            if folder and (results_dir / name).exists() and not (results_dir / name).is_dir():
+                return f"{results_dir / name} is not a folder; remove or rename it"
+        read_rows(results_dir / RESULTS_FILE)
+    except LinkError as err:
+        return plain(err)
+    except CorruptRowsError as err:
+        return str(err)
+    except OSError as err:
+        return f"cannot read the rows in {results_dir}: {plain(err)}"
+    return None
 
 
 def _run(args: argparse.Namespace, argv: Sequence[str], suite: Suite, results_dir: Path) -> int:

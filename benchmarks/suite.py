@@ -598,13 +598,21 @@ def load_suite(
     name_or_path: str | os.PathLike[str],
     overrides: dict[str, Any] | None = None,
     _stack: tuple[str, ...] = (),
+    *,
+    plugins: bool = True,
 ) -> Suite:
     """Parse a suite and check every setting; nothing runs.
+
+    A suite file is code: its ``imports`` and any env id written ``module:Id`` import
+    Python modules. With ``plugins=False`` (``maxrl-bench --dry-run`` without
+    ``--import-plugins``) nothing is imported: a suite that would need to is refused with a
+    ``SuiteError`` saying so.
 
     Args:
         name_or_path: A shipped suite's name (``quick``) or a path to a TOML file.
         overrides: Settings forced on every experiment (e.g. ``{"seeds": [0]}`` from the
             command line); they win over the file.
+        plugins: Import the suite's plugin modules (``imports``, ``module:Id`` env ids).
 
     Returns:
         The suite with all cells resolved.
@@ -631,6 +639,8 @@ def load_suite(
     imports = data.get("imports", [])
     if not isinstance(imports, list) or not all(isinstance(m, str) and m for m in imports):
         raise SuiteError(f"{where}: imports={imports!r} must be a list of module names")
+    if imports and not plugins:
+        raise SuiteError(_plugin_refusal(where, f"imports = {imports!r}"))
     import_plugins(imports, where)
     settings = _merge_settings(dict(SETTINGS), data.get("settings", {}), f"{where} [settings]")
     agents = _agent_table(data.get("agents", {}), where)
@@ -639,7 +649,7 @@ def load_suite(
     if not isinstance(includes, list) or not all(isinstance(i, str) for i in includes):
         raise SuiteError(f"{where}: include={includes!r} must be a list of suite names")
     for included in includes:
-        sub = load_suite(included, overrides, (*_stack, name))
+        sub = load_suite(included, overrides, (*_stack, name), plugins=plugins)
         imports = [*imports, *sub.imports]
         for cell in sub.cells:
             cell.suite = name
@@ -658,13 +668,26 @@ def load_suite(
         if label in names:
             raise SuiteError(f"{where}: two experiments are named {label!r}")
         names.add(label)
-        cells += _experiment_cells(name, experiment, settings, agents, overrides or {}, where)
+        cells += _experiment_cells(
+            name, experiment, settings, agents, overrides or {}, where, plugins=plugins
+        )
     return Suite(
         name=name,
         description=str(data.get("description", "")),
         cells=cells,
         source=source,
         imports=list(dict.fromkeys(imports)),
+    )
+
+
+#: How a refused plugin import says the way on (the runner's flag, the library's argument).
+PLUGIN_FLAG = "--import-plugins (load_suite(..., plugins=True))"
+
+
+def _plugin_refusal(where: str, what: str) -> str:
+    return (
+        f"{where}: {what} would import code, and this check imports nothing; pass "
+        f"{PLUGIN_FLAG} to import it (a suite file is code: only do so for a suite you trust)"
     )
 
 
@@ -838,6 +861,30 @@ def _agent_table(table: Any, where: str) -> dict[str, AgentSpec]:
     return specs
 
 
+def _check_agent_name(name: str, method: str, here: str) -> None:
+    """Refuse an agent whose name says another estimator or algorithm than it runs.
+
+    The name is what the report shows: ``[agents.grpo] estimator = "maxrl"``, or
+    ``grpo-fast`` running MaxRL, would report MaxRL's numbers as GRPO's. A name that is a
+    registered estimator or SB3 algorithm, or starts with one and ``-``, must run it.
+    """
+    from agents.objectives import objective_names
+    from agents.sb3_baselines import SB3_BASELINES
+
+    lowered, own = name.lower(), method.lower()
+    known = [*objective_names(), *(algo.lower() for algo in SB3_BASELINES)]
+    said = [k for k in known if lowered == k or lowered.startswith(k + "-")]
+    if not said:
+        return
+    says = max(said, key=len)
+    if says == own or (lowered.startswith(own) and len(own) >= len(says)):
+        return
+    raise SuiteError(
+        f"{here}: agent {name!r} runs {method!r}, but its name says {says!r} (the report "
+        f"shows the name); name it after what it runs (e.g. {own}-{lowered})"
+    )
+
+
 def _agent_spec(name: str, spec: dict[str, Any], where: str) -> AgentSpec:
     here = f"{where} [agents.{name}]"
     try:
@@ -870,6 +917,7 @@ def _agent_spec(name: str, spec: dict[str, Any], where: str) -> AgentSpec:
             raise SuiteError(
                 f"{here}: sb3={algo!r} is invalid; allowed: {', '.join(SB3_BASELINES)}"
             )
+        _check_agent_name(name, algo, here)
         _check_keys(spec, ("num_envs", "hyperparams", "lr"), here)
         hyperparams = spec.get("hyperparams", {})
         if isinstance(hyperparams, dict) and "learning_rate" in hyperparams:
@@ -894,6 +942,7 @@ def _agent_spec(name: str, spec: dict[str, Any], where: str) -> AgentSpec:
         except ValueError as err:
             message = str(err).replace("estimator=", "estimator_binary=", 1)
             raise SuiteError(f"{here}: {message}") from None
+    _check_agent_name(name, str(estimator), here)
     lr_grid = spec.pop("lr_grid", None)
     if lr_grid is not None:
         if (
@@ -967,17 +1016,47 @@ def _check_agent_settings(cell: Cell, sweep: Iterable[str], where: str) -> None:
         )
 
 
-def _parse_env(entry: Any, where: str) -> EnvSpec:
+def _parse_env(entry: Any, where: str, plugins: bool = True) -> EnvSpec:
     if isinstance(entry, str):
         entry = {"id": entry}
     _check_keys(entry, _ENV_KEYS, where)
     if "id" not in entry:
         raise SuiteError(f"{where}: an env entry needs an id, got {entry!r}")
+    env_id = str(entry["id"])
+    if ":" in env_id and not plugins and env_id.split(":")[0] not in sys.modules:
+        raise SuiteError(_plugin_refusal(where, f"env id {env_id!r}"))
     kwargs = entry.get("kwargs", {})
     if not isinstance(kwargs, dict):
         raise SuiteError(f"{where}: kwargs={kwargs!r} must be a table")
     label = str(entry.get("label", "")) or str(entry["id"]).split(":")[-1]
     return EnvSpec(str(entry["id"]), dict(kwargs), label, label)
+
+
+def _check_distinct_envs(envs: list[EnvSpec], where: str) -> None:
+    """Refuse two env entries that are one environment, or that share a label.
+
+    Cells are identified by the environment (id and kwargs), so two labels of one
+    environment would merge and one label vanish; the report groups by label, so two
+    environments under one label would be reported as one.
+    """
+    by_env: dict[str, EnvSpec] = {}
+    by_label: dict[str, EnvSpec] = {}
+    for env in envs:
+        identity = json.dumps([env.id, env.kwargs], sort_keys=True, default=str)
+        if identity in by_env:
+            first = by_env[identity]
+            raise SuiteError(
+                f"{where}: env entries {first.label!r} and {env.label!r} are the same "
+                f"environment ({env.id} with kwargs {env.kwargs!r}); list it once"
+            )
+        if env.label in by_label:
+            first = by_label[env.label]
+            raise SuiteError(
+                f"{where}: two env entries are labelled {env.label!r} ({first.id} with kwargs "
+                f"{first.kwargs!r}, and {env.id} with kwargs {env.kwargs!r}); give each its own "
+                "label"
+            )
+        by_env[identity] = by_label[env.label] = env
 
 
 def _format_value(value: Any) -> str:
@@ -1007,10 +1086,21 @@ def _experiment_cells(
     agents: dict[str, AgentSpec],
     overrides: dict[str, Any],
     where: str,
+    *,
+    plugins: bool = True,
 ) -> list[Cell]:
     if not isinstance(experiment, dict) or "name" not in experiment:
         raise SuiteError(f"{where}: each [[experiments]] entry needs a name")
-    name = str(experiment["name"])
+    name = experiment["name"]
+    try:
+        # The name is a folder under logs/ and a plot's file name.
+        v.check_file_name("name", name)
+        if any(ord(c) < 32 or ord(c) == 127 for c in name):
+            raise ValueError(
+                f"name={name!r} is invalid; allowed: a plain file name (no control characters)"
+            )
+    except ValueError as err:
+        raise SuiteError(f"{where} [[experiments]]: {err} (it names a folder of logs/)") from None
     here = f"{where} experiment {name!r}"
     local = {key: value for key, value in experiment.items() if key not in _EXPERIMENT_KEYS}
     resolved = _merge_settings(settings, {**local, **overrides}, here)
@@ -1041,8 +1131,9 @@ def _experiment_cells(
     cells = []
     env_points = _product(env_sweep)
     setting_points = _product(setting_sweep)
-    for entry in envs:
-        env = _parse_env(entry, here)
+    parsed = [_parse_env(entry, here, plugins) for entry in envs]
+    _check_distinct_envs(parsed, here)
+    for env in parsed:
         for env_point in env_points:
             kwargs = {**env.kwargs, **env_point}
             kind, head, numeric = _env_facts(env.id, kwargs, here)

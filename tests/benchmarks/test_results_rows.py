@@ -75,8 +75,8 @@ def test_append_is_a_single_write_on_an_append_fd(tmp_path: Path, monkeypatch) -
 def test_latest_row_wins_and_finished_ids(tmp_path: Path) -> None:
     path = tmp_path / "results.jsonl"
     append_row(path, {"run_id": "a", "status": "failed", "error": "boom"})
-    append_row(path, {"run_id": "b", "status": "ok"})
-    append_row(path, {"run_id": "a", "status": "ok"})
+    append_row(path, {"run_id": "b", "status": "ok", "metrics": {"eval/x": 1.0}})
+    append_row(path, {"run_id": "a", "status": "ok", "metrics": {"eval/x": 1.0}})
     latest = latest_rows(read_rows(path))
     assert latest["a"]["status"] == "ok"
     assert finished_ids(path) == {"a", "b"}
