@@ -337,6 +337,10 @@ def run_suite(
         backend.close(cancel=interrupted)
         sweep.summary.elapsed = time.perf_counter() - started
     final = {**meta, "run_ids": sweep.summary.run_ids}
+    if not started_meta and recorded is not None:
+        # Nothing ran: how and where the recorded runs ran is still the recorded command's.
+        final = {k: v for k, v in final.items() if k not in RUN_CONTEXT_KEYS}
+        final.update({k: recorded[k] for k in RUN_CONTEXT_KEYS if k in recorded})
     if started_meta or recorded is None or not same_suite(recorded, final):
         atomic_write_json(results_dir / SUITE_FILE, final)
     return sweep.summary
