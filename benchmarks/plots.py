@@ -283,7 +283,7 @@ def plot_bin_differences(
             f"per difficulty bin: difference of mean {metric} over seeds with its "
             "Holm-corrected interval (family: the bins of one framing and N); > 0 favours "
             "MaxRL",
-            110,
+            int(fig.get_figwidth() * 14),
         ),
         fontsize=9,
     )
