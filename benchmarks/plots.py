@@ -7,6 +7,10 @@ Beside the performance profile and the sample-efficiency curve (``benchmarks.rep
   Agarwal et al. 2021, Fig. 1).
 - ``aggregate_improvement.png``: the probability of improvement P(X > Y) of every compared
   pair with its interval, and the line at 0.5 (no preference).
+- ``bins_<metric>.png`` (rows with per-difficulty-bin tags, the hard-contexts suite): MaxRL
+  − GRPO and MaxRL − REINFORCE per bin against the bin's initial pass rate (log x axis), one
+  line per N with its Holm-corrected intervals, one panel per opponent and framing
+  (``plot_bin_differences``).
 
 Helpers the curve plots use: titles wrapped to the panel (``wrap``), panels paged so that no
 figure grows past ``MAX_FIGURE_INCHES`` (``pages``, ``page_path``), confidence bands clipped
@@ -23,7 +27,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 if TYPE_CHECKING:
-    from benchmarks.report import Aggregate
+    from benchmarks.report import Aggregate, Point
 
 T = TypeVar("T")
 
@@ -198,3 +202,108 @@ def plot_improvement(agg: Aggregate, path: Path) -> Path | None:
     )
     fig.suptitle(wrap(title, int(width * 11)), fontsize=9)
     return _save_figure(fig, path)
+
+
+def plot_bin_differences(
+    experiments: Mapping[str, Sequence[Point]],
+    path: Path,
+    agent: str | None = None,
+    opponents: Sequence[str] | None = None,
+    metric: str = "log_likelihood",
+) -> Path | None:
+    """A − B per difficulty bin against the bin's initial pass rate, one line per N.
+
+    One panel per opponent (rows) and experiment, i.e. framing (columns); x: the bin's
+    uniform-policy pass rate on a log axis; y: the difference of the mean per-bin ``metric``
+    (default the exact log pass rate) with its Holm-compatible interval, the family being
+    the bins of one experiment and N (``benchmarks.summary.bin_families``, the protocol's).
+    Lines of different N are nudged apart along x so their intervals do not hide each
+    other.
+
+    Args:
+        experiments: Experiment -> points (``benchmarks.report.build_points``).
+        path: The PNG to write.
+        agent: A (default: the MaxRL of record present, ``summary.maxrl_agent``).
+        opponents: The B's (default GRPO and REINFORCE, those present).
+        metric: The bin metric (``eval/bin<b>/<metric>``).
+
+    Returns:
+        The file written, or None when no experiment has bins for A and an opponent.
+    """
+    from benchmarks.report import _grid, _save_figure
+    from benchmarks.summary import BIN_OPPONENTS, bin_families, maxrl_agent
+
+    opponents = list(opponents or BIN_OPPONENTS)
+    panels = []
+    for b in opponents:
+        for experiment, points in experiments.items():
+            a = agent or maxrl_agent(points)
+            families = bin_families(points, a, b, metric) if a else []
+            if families:
+                panels.append((experiment, a, b, families))
+    if not panels:
+        return None
+    columns = len({p[0] for p in panels})
+    fig, axes = _grid(len(panels), height=3.6, width=5.2, columns=columns)
+    import matplotlib
+
+    cmap = matplotlib.colormaps["viridis"]
+    for ax, (experiment, a, b, families) in zip(axes.flat, panels, strict=False):
+        count = len(families)
+        for i, family in enumerate(families):
+            c = family.comparisons
+            nudge = 1.06 ** (i - (count - 1) / 2)
+            xs = [r * nudge for r in family.rates]
+            ys = [x.diff for x in c]
+            low = [x.diff - x.low if math.isfinite(x.low) else 0.0 for x in c]
+            high = [x.high - x.diff if math.isfinite(x.high) else 0.0 for x in c]
+            label = " ".join(
+                f"{'N' if k == 'group_size' else k}={v}" for k, v in family.point.sweep.items()
+            )
+            ax.errorbar(
+                xs,
+                ys,
+                yerr=[low, high],
+                marker="o",
+                ms=3.5,
+                lw=1.4,
+                capsize=2.5,
+                color=cmap(i / max(1, count - 1) * 0.9),
+                label=label or family.point.env_label,
+            )
+        ax.axhline(0.0, color="grey", lw=1.0, ls=":")
+        ax.set_xscale("log")
+        ax.set_xlabel("initial pass rate of the bin (uniform policy)", fontsize=8)
+        ax.set_ylabel(f"{a} − {b}: {metric}", fontsize=8)
+        ax.set_title(wrap(f"{experiment}: {a} − {b}"), fontsize=9)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7, title_fontsize=7, title="line per N")
+    fig.suptitle(
+        wrap(
+            f"per difficulty bin: difference of mean {metric} over seeds with its "
+            "Holm-corrected interval (family: the bins of one framing and N); > 0 favours "
+            "MaxRL",
+            int(fig.get_figwidth() * 14),
+        ),
+        fontsize=9,
+    )
+    return _save_figure(fig, path)
+
+
+#: File name of the per-bin plot in the report's plots folder.
+BINS_PLOT = "bins_log_likelihood.png"
+
+
+def bin_plots(experiments: Mapping[str, Sequence[Point]], plots_dir: Path | None) -> list[Path]:
+    """The report's per-bin plot (:func:`plot_bin_differences`): ``[path]``, or ``[]``.
+
+    Nothing without a plots folder or without rows carrying per-difficulty-bin tags.
+    """
+    if plots_dir is None:
+        return []
+    from benchmarks.summary import has_bins
+
+    if not has_bins(experiments):
+        return []
+    path = plot_bin_differences(experiments, plots_dir / BINS_PLOT)
+    return [path] if path else []

@@ -2009,6 +2009,9 @@ def build_report(
     aggregate = aggregate_over_tasks(experiments, plots_dir)
     if aggregate is not None:
         written += aggregate.plots
+    from benchmarks.plots import bin_plots  # hard contexts: per-bin differences
+
+    written += bin_plots(experiments, plots_dir)
     failed = [r for r in rows if r.get("status") != OK]
     report = Report(
         results_dir,
@@ -2188,6 +2191,9 @@ def _markdown(report: Report, meta: dict[str, Any], rows: list[dict[str, Any]]) 
         lines += ["## Aggregate over tasks", "", report.aggregate.text, ""]
         for plot in report.aggregate.plots:
             lines += [f"![{plot.stem}]({plot.relative_to(report.path.parent)})", ""]
+    from benchmarks.summary import bins_markdown  # hard contexts: per-bin tables
+
+    lines += bins_markdown(report.experiments, plots=report.plots, relative_to=here)
     lines += ["## Learning-rate selection", "", selection_table(rows), ""]
     if report.failed:
         lines += ["## Failed runs", "", "| run | error |", "|---|---|"]

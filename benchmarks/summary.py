@@ -24,14 +24,21 @@ report's target as a ratio to the fastest baseline, with its 95% bootstrap inter
 ``aggregate``: the report's aggregate lines over the suite's tasks (environment points): IQM
 per algorithm (an agent at the agent-side setting values it uses, e.g. ``maxrl N=16``) and
 the probability of improvement between algorithms that share their setting values.
+``bins``: the hard-contexts suite's per-difficulty-bin tables (rows with ``eval/bin<b>/...``
+tags): per experiment and bin metric, each agent's mean per bin and N beside the bin's initial
+(uniform-policy) pass rate, and with ``--agent A --vs B`` the protocol's verdicts of A − B per
+bin, one Holm family per experiment and N over the bins::
+
+    python -m benchmarks.summary bins DIR --agent maxrl-binary --vs grpo,reinforce
 """
 
 from __future__ import annotations
 
 import argparse
 import math
+import re
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -454,17 +461,289 @@ def aggregate(results_dir: str | Path, experiment: str | None = None) -> str:
     return "\n".join(keep)
 
 
+#: A per-difficulty-bin tag (``agents.evaluation.bin_tags``): ``eval/bin<b>/<metric>``.
+BIN_TAG = re.compile(r"eval/bin(\d+)/(.+)")
+#: The MaxRL of record on binary rewards, then its fallbacks, for the bins report.
+MAXRL_NAMES = ("maxrl-binary", "maxrl-auto", "maxrl")
+#: The opponents of the bins plot and verdicts (issue 19: MaxRL − GRPO, MaxRL − REINFORCE).
+BIN_OPPONENTS = ("grpo", "reinforce")
+
+
+def _bin_tags(points: Sequence[Point]) -> dict[str, list[int]]:
+    """Bin metric name (``log_likelihood``, ``pass@1``, ...) -> the levels rows report it at."""
+    found: dict[str, set[int]] = {}
+    for point in points:
+        for result in point.agents.values():
+            for row in result.rows:
+                for tag in row.get("metrics") or {}:
+                    match = BIN_TAG.fullmatch(tag)
+                    if match:
+                        found.setdefault(match.group(2), set()).add(int(match.group(1)))
+    order = {"log_likelihood": 0, "log_likelihood_mc": 0, "pass@1": 1}
+    return {name: sorted(found[name]) for name in sorted(found, key=lambda n: (order.get(n, 2), n))}
+
+
+def has_bins(experiments: Mapping[str, Sequence[Point]]) -> bool:
+    """Whether any row of the experiments carries per-difficulty-bin tags."""
+    return any(_bin_tags(points) for points in experiments.values())
+
+
+def bin_pass_rate(point: Point, level: int) -> float:
+    """The initial pass rate of a difficulty bin: the uniform policy's, k_b / C.
+
+    k_b = 2^(b+1) − 1 accepted classes (``maxrl_envs.hard``) among the point's C classes (its
+    rows' ``num_classes`` env argument, else the env's default of 1000).
+    """
+    from maxrl_envs.hard import DEFAULT_CLASSES
+
+    classes = DEFAULT_CLASSES
+    for result in point.agents.values():
+        for row in result.rows:
+            kwargs = row.get("env_kwargs") or {}
+            if kwargs.get("num_classes") is not None:
+                classes = int(kwargs["num_classes"])
+                break
+    return (2 ** (level + 1) - 1) / classes
+
+
+def bin_margin(
+    metric: str, rate: float, pass_k: int | None = None, fraction: float = MARGIN_FRACTION
+) -> float:
+    """The protocol's equivalence margin in a bin: ``fraction`` of its random-to-Bayes gap.
+
+    Every context is solvable, so Bayes passes everywhere (log pass rate 0, pass@k 1); the
+    uniform policy's levels are log r, r and 1 − (1 − r)^k for the bin's pass rate r.
+    """
+    if metric.startswith("log_likelihood"):
+        return fraction * abs(math.log(rate))
+    k = pass_k if pass_k is not None else int(metric.removeprefix("pass@"))
+    return fraction * (1.0 - rate) ** k
+
+
+@dataclass
+class BinFamily:
+    """A against B per difficulty bin at one point (experiment and N): one Holm family.
+
+    Attributes:
+        point: The point.
+        levels: The bins b.
+        rates: Each bin's initial pass rate (:func:`bin_pass_rate`).
+        comparisons: One :class:`benchmarks.stats.Comparison` per bin.
+    """
+
+    point: Point
+    levels: list[int]
+    rates: list[float]
+    comparisons: list[Comparison]
+
+
+def bin_families(
+    points: Sequence[Point],
+    a: str,
+    b: str,
+    metric: str = "log_likelihood",
+    margin_fraction: float = MARGIN_FRACTION,
+    alpha: float = ALPHA,
+) -> list[BinFamily]:
+    """A − B per bin of ``eval/bin<b>/<metric>``, Holm-corrected over the bins of each point.
+
+    The protocol's comparison family of the hard-contexts suite is an agent pair, a metric
+    and N (a point) over the difficulty bins: Welch differences and TOST equivalence at
+    5% of each bin's random-to-Bayes gap (:func:`bin_margin`), each Holm-corrected over the
+    bins. Points where either agent is missing are skipped.
+    """
+    levels = _bin_tags(points).get(metric, [])
+    higher = not metric.startswith("excess")
+    out = []
+    for point in points:
+        if a not in point.agents or b not in point.agents or not levels:
+            continue
+        rates = [bin_pass_rate(point, level) for level in levels]
+        tags = [f"eval/bin{level}/{metric}" for level in levels]
+        pairs = [(_finite(point, a, tag), _finite(point, b, tag)) for tag in tags]
+        margins = [bin_margin(metric, r, fraction=margin_fraction) for r in rates]
+        comparisons = compare_family(pairs, margins, alpha, higher_is_better=higher)
+        out.append(BinFamily(point, list(levels), rates, comparisons))
+    return out
+
+
+def _n_label(point: Point) -> str:
+    return " ".join(f"{_short_key(k)}={v}" for k, v in point.sweep.items()) or point.env_label
+
+
+def _short_key(key: str) -> str:
+    return "N" if key == "group_size" else key
+
+
+def bin_table(points: Sequence[Point], metric: str, agents: Sequence[str] | None = None) -> str:
+    """Markdown: per bin and point, each agent's mean ± 95% half-width of a bin metric."""
+    levels = _bin_tags(points).get(metric, [])
+    names = list(agents or dict.fromkeys(a for p in points for a in p.agents))
+    header = ["bin", "initial pass rate", "point", *names]
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for level in levels:
+        for point in points:
+            cells = [str(level), f"{bin_pass_rate(point, level):.3g}", _n_label(point)]
+            for name in names:
+                result = point.agents.get(name)
+                values = [] if result is None else result.raw(f"eval/bin{level}/{metric}")
+                cells.append(_cell(values) if values else "–")
+            lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def bin_verdict_table(
+    points: Sequence[Point],
+    a: str,
+    b: str,
+    metric: str = "log_likelihood",
+    margin_fraction: float = MARGIN_FRACTION,
+    alpha: float = ALPHA,
+) -> str:
+    """Markdown: A − B per bin and point, Holm interval, TOST p, verdict (:func:`bin_families`)."""
+    lines = [
+        f"| point | bin | initial pass rate | {a} − {b} [Holm interval] | level | margin "
+        "| TOST p (Holm) | verdict |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for family in bin_families(points, a, b, metric, margin_fraction, alpha):
+        for level, rate, c in zip(family.levels, family.rates, family.comparisons, strict=True):
+            text = f"{c.diff:+.3g} [{c.low:+.3g}, {c.high:+.3g}]"
+            lvl = f"{c.level:.4f}" if math.isfinite(c.level) else "–"
+            m = f"{c.margin:.3g}" if math.isfinite(c.margin) else "–"
+            tp = f"{c.p_tost_holm:.3g}" if math.isfinite(c.p_tost_holm) else "–"
+            lines.append(
+                f"| {_n_label(family.point)} | {level} | {rate:.3g} | {text} | {lvl} | {m} "
+                f"| {tp} | {c.verdict or '–'} |"
+            )
+    return "\n".join(lines)
+
+
+def maxrl_agent(points: Sequence[Point]) -> str | None:
+    """The MaxRL of record among the points' agents (:data:`MAXRL_NAMES`, first present)."""
+    present = {a for p in points for a in p.agents}
+    return next((name for name in MAXRL_NAMES if name in present), None)
+
+
+def bins_markdown(
+    experiments: Mapping[str, Sequence[Point]],
+    agent: str | None = None,
+    opponents: Sequence[str] = BIN_OPPONENTS,
+    plots: Sequence[Path] = (),
+    relative_to: Path | None = None,
+) -> list[str]:
+    """The report's section of per-difficulty-bin tables (no lines without bin tags).
+
+    Per experiment: one table per bin metric (:func:`bin_table`), then the verdicts of
+    ``agent`` (default :func:`maxrl_agent`) against each opponent on the log pass rate
+    (:func:`bin_verdict_table`); the plots among ``plots`` named ``bins_*`` are linked
+    after them.
+    """
+    if not has_bins(experiments):
+        return []
+    lines = [
+        "## Per difficulty bin",
+        "",
+        "Each bin b holds the contexts whose window accepts 2^(b+1) − 1 of the C classes; its "
+        "initial pass rate is the uniform policy's, (2^(b+1) − 1) / C. Means ± 95% t "
+        "half-width over seeds on the test split. Verdicts: A − B per bin, one Holm family "
+        "per experiment and N over the bins, equivalence margin 5% of the bin's "
+        "random-to-Bayes gap (docs/protocol.md).",
+        "",
+    ]
+    for experiment, points in experiments.items():
+        tags = _bin_tags(points)
+        if not tags:
+            continue
+        for metric in tags:
+            lines += [f"### {experiment}: {metric} per bin", "", bin_table(points, metric), ""]
+        a = agent or maxrl_agent(points)
+        metric = next(iter(tags))
+        for b in opponents:
+            if a is None or not bin_families(points, a, b, metric):
+                continue
+            lines += [
+                f"### {experiment}: {a} − {b}, {metric} per bin",
+                "",
+                bin_verdict_table(points, a, b, metric),
+                "",
+            ]
+    for plot in (p for p in plots if p.name.startswith("bins_")):
+        shown = plot.relative_to(relative_to) if relative_to else plot
+        lines += [f"![{plot.stem}]({shown})", ""]
+    return lines
+
+
+def bins(
+    results_dir: str | Path,
+    metric: str | None = None,
+    agent: str | None = None,
+    opponents: Sequence[str] = (),
+    experiment: str | None = None,
+    margin_fraction: float = MARGIN_FRACTION,
+    alpha: float = ALPHA,
+) -> str:
+    """Markdown: the per-bin tables of a results directory, and A's verdicts per bin.
+
+    Args:
+        results_dir: A suite's results directory whose rows carry ``eval/bin<b>/...`` tags.
+        metric: One bin metric (``log_likelihood``, ``pass@1``, ``pass@16``); default all.
+        agent: A of the verdict tables (none without ``opponents``).
+        opponents: The B of each verdict table.
+        experiment: Only this experiment (default: each in turn).
+        margin_fraction: The equivalence margin's fraction of the random-to-Bayes gap.
+        alpha: The family-wise error rate.
+
+    Raises:
+        ValueError: No bin tags in the rows, or an unknown metric.
+    """
+    rows, meta = load_rows(results_dir)
+    experiments = build_points(rows, meta.get("agents") or ())
+    if experiment is not None:
+        if experiment not in experiments:
+            raise ValueError(
+                f"experiment={experiment!r} is not in {results_dir}; allowed: "
+                f"{', '.join(experiments)}"
+            )
+        experiments = {experiment: experiments[experiment]}
+    if not has_bins(experiments):
+        raise ValueError(f"results_dir={str(results_dir)!r} has no eval/bin<b>/... tags")
+    out = []
+    for name, points in experiments.items():
+        tags = _bin_tags(points)
+        if metric is not None and metric not in tags:
+            raise ValueError(
+                f"metric={metric!r} is not a bin metric here; allowed: {', '.join(tags)}"
+            )
+        for m in [metric] if metric else tags:
+            out += [f"### {name}: {m} per bin", "", bin_table(points, m), ""]
+            for b in opponents:
+                if agent is None:
+                    raise ValueError("--vs needs --agent (the A of A − B)")
+                out += [
+                    f"### {name}: {agent} − {b}, {m} per bin",
+                    "",
+                    bin_verdict_table(points, agent, b, m, margin_fraction, alpha),
+                    "",
+                ]
+    return "\n".join(out).rstrip()
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """``python -m benchmarks.summary COMMAND DIR ...``; COMMAND as the module docstring."""
     parser = argparse.ArgumentParser(
         prog="python -m benchmarks.summary", description=__doc__.split("\n")[0]
     )
     sub = parser.add_subparsers(dest="command", required=True)
-    for name in ("pivot", "diff", "scoreboard", "verdicts", "efficiency", "aggregate"):
+    for name in ("pivot", "diff", "scoreboard", "verdicts", "efficiency", "aggregate", "bins"):
         p = sub.add_parser(name)
         p.add_argument("results_dir")
         p.add_argument("--experiment", default=None)
-        if name not in ("aggregate", "efficiency"):
+        if name == "bins":
+            p.add_argument("--metric", default=None, help="a bin metric, e.g. log_likelihood")
+            p.add_argument("--agent", default=None, help="A of the per-bin verdicts")
+            p.add_argument("--vs", default="", help="comma-separated B's of the verdicts")
+        elif name not in ("aggregate", "efficiency"):
             p.add_argument("--metric", required=True)
         if name == "scoreboard":
             p.add_argument("--agent", required=True)
@@ -473,7 +752,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 action="store_true",
                 help="the first edition's uncorrected wins / ties / losses",
             )
-        if name in ("scoreboard", "verdicts"):
+        if name in ("scoreboard", "verdicts", "bins"):
             p.add_argument("--margin-fraction", type=float, default=MARGIN_FRACTION)
             p.add_argument("--alpha", type=float, default=ALPHA)
         if name in ("pivot", "efficiency"):
@@ -507,6 +786,19 @@ def main(argv: Sequence[str] | None = None) -> int:
                     args.metric,
                     args.a,
                     args.b,
+                    args.experiment,
+                    args.margin_fraction,
+                    args.alpha,
+                )
+            )
+        elif args.command == "bins":
+            opponents = [b for b in args.vs.split(",") if b]
+            print(
+                bins(
+                    args.results_dir,
+                    args.metric,
+                    args.agent,
+                    opponents,
                     args.experiment,
                     args.margin_fraction,
                     args.alpha,

@@ -24,6 +24,8 @@ SHIPPED = (
     "tokens",
     "full",
 )
+#: The second edition's suites (docs/protocol.md), not (yet) part of ``full``.
+SECOND_EDITION = ("low-snr-2", "heads-2", "classification-2", "hard-contexts")
 
 
 BASE_SETTINGS = {
@@ -71,7 +73,31 @@ def load_text(tmp_path: Path, text: str):
 
 
 def test_shipped_suites_are_listed() -> None:
-    assert set(SHIPPED) <= set(available_suites())
+    assert set(SHIPPED) | set(SECOND_EDITION) <= set(available_suites())
+
+
+@pytest.mark.parametrize("name", SECOND_EDITION)
+def test_second_edition_suites_follow_the_protocol(name: str) -> None:
+    """At least 5 seeds, a five-point grid, SB3 only in low-snr-2, within ~2 h by the model."""
+    from benchmarks.suite import estimate_suite_seconds
+
+    suite = load_suite(name)
+    assert all(len(cell.settings["seeds"]) >= 5 for cell in suite.cells)
+    assert {cell.settings["lr_points"] for cell in suite.cells} == {5}
+    families = {cell.agent.family for cell in suite.cells}
+    assert families == ({"ours", "sb3"} if name == "low-snr-2" else {"ours"})
+    assert {"maxrl-loo", "supervised-ml"} & {c.agent.name for c in suite.cells}
+    assert estimate_suite_seconds(suite) / 2 < 120 * 60
+
+
+def test_hard_contexts_sweeps_n_to_1024_in_both_framings_on_the_hard_env() -> None:
+    suite = load_suite("hard-contexts")
+    assert {cell.env.id for cell in suite.cells} == {"MaxRLHardContexts-v0"}
+    assert {cell.settings["group_size"] for cell in suite.cells} == {4, 16, 64, 256, 1024}
+    assert {cell.framing for cell in suite.cells} == {"rollouts", "steps"}
+    agents = {cell.agent.name for cell in suite.cells}
+    assert {"maxrl-binary", "grpo", "reinforce", "supervised-ml"} <= agents
+    assert {cell.select_metric for cell in suite.cells} == {"eval/log_likelihood"}
 
 
 @pytest.mark.parametrize("name", SHIPPED)
@@ -388,7 +414,7 @@ def test_sb3_validation_runs_are_checked_at_every_grid_point(tmp_path: Path) -> 
 WORD_NUMBERS = {"one": 1, "two": 2, "three": 3, "four": 4, "five": 5, "seven": 7, "nine": 9}
 
 
-@pytest.mark.parametrize("name", [n for n in SHIPPED if n != "full"])
+@pytest.mark.parametrize("name", [n for n in SHIPPED + SECOND_EDITION if n != "full"])
 def test_suite_descriptions_state_their_own_settings(name: str) -> None:
     """A description's "N-point grid" and "S steps of B contexts" match the settings."""
     import re
@@ -409,7 +435,7 @@ def test_suite_descriptions_state_their_own_settings(name: str) -> None:
 def test_no_stale_wording_about_untuned_sb3_or_removed_suites() -> None:
     root = Path(__file__).resolve().parents[2]
     files = ["benchmarks/suite.py", "benchmarks/run.py", "docs/benchmarks.md"]
-    files += [f"benchmarks/suites/{name}.toml" for name in SHIPPED]
+    files += [f"benchmarks/suites/{name}.toml" for name in SHIPPED + SECOND_EDITION]
     for path in files:
         text = " ".join((root / path).read_text(encoding="utf-8").split())
         for stale in ("rollout-scaling", "need none", "needing no validation", "once per seed"):
