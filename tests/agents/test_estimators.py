@@ -941,7 +941,7 @@ def _with(value: float, fill: float = 0.5) -> torch.Tensor:
         (
             lambda: group_weights("ppo", GOOD),
             r"name must be one of maxrl, maxrl-binary, reinforce, reinforce-mean, rloo, grpo, "
-            r"dr-grpo; got .ppo.",
+            r"dr-grpo, maxrl-loo; got .ppo.",
         ),
         (lambda: group_weights("rloo", GOOD, order=2), r"order applies only to name='maxrl'"),
         (lambda: group_weights("maxrl-binary", GOOD, order=3), r"order applies only"),
