@@ -154,6 +154,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ValueError as err:  # settings that clash with a stored run, a corrupt run file
         print(f"maxrl-train: error: {err}", file=sys.stderr)
         return 2
+    except OSError as err:  # the run directory cannot be written (permissions, full disk)
+        where = f" {err.filename}" if err.filename else ""
+        print(
+            f"maxrl-train: error: cannot write the run directory under log_dir="
+            f"{config.log_dir!r}:{where}: {err.strerror or err}",
+            file=sys.stderr,
+        )
+        return 2
     if run_dir is not None:
         if finished:
             print(

@@ -74,6 +74,13 @@ RUNTIME_FIELDS = (
 #: Env keywords the trainer sets itself.
 RESERVED_ENV_KWARGS = ("device", "split", "num_groups", "group_size", "kind")
 
+#: Largest budget (rollouts): about 29 hours at the fastest rate measured here, 9.44M
+#: rollouts/s (docs/performance.md); a larger one is an exponent typo, not a run that ends.
+MAX_BUDGET = 10**12
+#: Most optimizer steps a run may take: a step costs at least ~0.3 ms (about 1-3 ms for the
+#: smallest step on the project's CPU), so 10**8 steps are 8 hours to days.
+MAX_STEPS = 10**8
+
 CHECKPOINT = "checkpoint.pt"
 #: What every trainer checkpoint holds (``Trainer.state_dict``).
 CHECKPOINT_KEYS = frozenset(
@@ -125,12 +132,15 @@ class TrainConfig:
         200_000,
         "Total rollouts to consume (comparable with SB3 timesteps: one rollout is one env step "
         "of one sub-env; for MaxRLTokens one whole token sequence; for supervised one label). "
-        "The run takes floor(budget / rollouts per step) steps.",
-        v.integer(1),
+        "The run takes floor(budget / rollouts per step) steps; at most 10**12 rollouts and "
+        "10**8 steps (MAX_BUDGET, MAX_STEPS: runs that could not finish are refused).",
+        v.integer(1, MAX_BUDGET),
     )
     lr: float = _field(3e-3, "Adam learning rate.", v.positive())
     hidden: tuple[int, ...] = _field((64, 64), "Hidden layer widths.", v.int_list(1))
-    seed: int = _field(0, "Seed of initialization, contexts and sampling.", v.integer(0, 2**63 - 1))
+    seed: int = _field(
+        0, "Seed of initialization, contexts and sampling, in [0, 2**32 - 1].", v.seed()
+    )
     device: str = _field(
         "auto", "Torch device: auto (CUDA when present), cpu, cuda, cuda:1.", v.device()
     )
@@ -281,6 +291,14 @@ def validate_config(config: TrainConfig) -> None:
         raise ValueError(
             f"budget={c.budget!r} is smaller than one step; allowed: an integer >= "
             f"{c.rollouts_per_step} ({per_step} = rollouts consumed per step)"
+        )
+    if c.budget // c.rollouts_per_step > MAX_STEPS:
+        raise ValueError(
+            f"budget={c.budget!r} takes {c.budget // c.rollouts_per_step} steps of "
+            f"{c.rollouts_per_step} rollouts; allowed: at most {MAX_STEPS} steps (MAX_STEPS: "
+            "a step costs at least ~0.3 ms, so more could not finish in days), i.e. budget <= "
+            f"{MAX_STEPS * c.rollouts_per_step + c.rollouts_per_step - 1} at this "
+            "num_groups and group_size"
         )
     if c.pass_k > c.eval_samples:
         raise ValueError(
@@ -530,6 +548,7 @@ class Trainer:
         directory = self.run_directory()
         resumed = False
         if directory is not None:
+            check_log_dir(c.log_dir, directory.path)
             record = directory.prepare(c.resume)
             if record is not None:
                 return {k: float(val) for k, val in record["metrics"].items()}
@@ -647,6 +666,25 @@ class Trainer:
                 writer.add_scalar(tag, value, self.rollouts_done)
             writer.flush()
         return metrics
+
+
+def check_log_dir(log_dir: Any, run_dir: Path) -> None:
+    """Refuse a ``log_dir`` that cannot hold the run directory, before anything is written.
+
+    Missing directories are created later (parents too); a path through an existing file
+    cannot be.
+
+    Raises:
+        ValueError: Naming ``log_dir`` and the file in the way.
+    """
+    for path in (run_dir, *run_dir.parents):
+        if path.exists() or path.is_symlink():
+            if not path.is_dir():
+                raise ValueError(
+                    f"log_dir={str(log_dir)!r} is invalid: {path} is not a directory; "
+                    "allowed: a directory, or a path whose missing directories can be created"
+                )
+            return
 
 
 def load_checkpoint(path: Path) -> dict[str, Any]:

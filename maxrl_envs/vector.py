@@ -14,7 +14,7 @@ from maxrl_envs._threads import serial_on_cpu
 from maxrl_envs.envs import make_episodes
 from maxrl_envs.episodes import INFO_KEYS, action_tensor, context_ids, generator_seed
 from maxrl_envs.kinds import TaskKind, get_kind
-from maxrl_envs.validation import check_int, check_options
+from maxrl_envs.validation import SEED_MAX, check_int, check_options
 
 
 class MaxRLVectorEnv(VectorEnv):
@@ -210,14 +210,22 @@ class MaxRLVectorEnv(VectorEnv):
 
 
 def _check_seed(seed: Any) -> int | None:
-    """A vector env's seed: None, an integer >= 0, or a non-empty list whose first entry is."""
+    """A vector env's seed: None, a seed, or a non-empty list whose first entry is one.
+
+    A seed is an integer in [0, 2**32 - 1] (``validation.SEED_MAX``).
+    """
     value = seed[0] if isinstance(seed, (list, tuple)) and len(seed) else seed
     if value is None and not isinstance(seed, (list, tuple)):
         return None
-    if isinstance(value, bool) or not hasattr(value, "__index__") or int(value) < 0:
+    if (
+        isinstance(value, bool)
+        or not hasattr(value, "__index__")
+        or not 0 <= int(value) <= SEED_MAX
+    ):
         raise ValueError(
-            f"seed={seed!r} is invalid; allowed: None, an integer >= 0, or a non-empty list "
-            "of such integers (the first one seeds every sub-env)"
+            f"seed={seed!r} is invalid; allowed: None, an integer in [0, {SEED_MAX}] (torch's "
+            "CPU generator keeps 32 bits), or a non-empty list whose first entry is one (it "
+            "seeds every sub-env)"
         )
     return int(value)
 
