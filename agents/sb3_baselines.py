@@ -18,8 +18,10 @@ model, replay buffer for off-policy algorithms, the early-stopping best policy, 
 written at the first collection boundary after every evaluation (never mid-collection), and
 ``final.json`` once the run is done; the checkpoint is then deleted (a replay buffer can be
 large), unlike our trainer's ``checkpoint.pt``. A rerun with ``resume=True`` returns
-``final.json`` without training, or continues from the checkpoint (the env restarts from a
-fresh seeded state, so a resumed run is not bitwise identical to an uninterrupted one).
+``final.json`` without training, or continues from the checkpoint bitwise: the checkpoint
+also holds every random state (torch's, numpy's, Python's, the action space's) and the env's
+(its context stream and the episodes in progress), so a run killed and resumed ends with the
+metrics and curve of the run that was never interrupted (``random_state``).
 
 >>> config = SB3Config(env_id="MaxRLRegression-v0", algo="A2C", budget=2048)
 >>> validate_sb3_config(config)  # raises ValueError on a bad setting
@@ -33,6 +35,7 @@ import math
 import os
 import shutil
 import time
+import warnings
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -772,6 +775,7 @@ class _Run:
             "wall_time": self.wall_time(),
             "config": self.settings,
             "best": None if self.best is None else list(self.best[:2]),
+            "random_state": random_state(model),
         }
         best = None if self.best is None else self.best[2]
         self.store.save(model, state, replay=self.off_policy, best=best)
@@ -796,8 +800,29 @@ class _Run:
             raise CorruptFileError(state_path, f"{type(err).__name__}: {err}") from None
         model = _load_part(
             self.store.path / "model.zip",
-            lambda path: cls.load(path, env=env, device=self.config.device),
+            lambda path: cls.load(
+                path, env=env, device=self.config.device, force_reset="random_state" not in state
+            ),
         )
+        if getattr(model, "use_sde", False):
+            warnings.warn(
+                "use_sde=True: SB3 draws the gSDE noise before the checkpoint of a collection "
+                "and again after a resume, so this resumed run is not bitwise the uninterrupted "
+                "one",
+                stacklevel=2,
+            )
+        if "random_state" in state:
+            try:
+                restore_random_state(model, env, state["random_state"])
+            except (KeyError, IndexError, TypeError, ValueError, RuntimeError) as err:
+                problem = f"its random_state cannot be restored: {type(err).__name__}: {err}"
+                raise CorruptFileError(state_path, problem) from None
+        else:
+            warnings.warn(
+                f"{state_path} predates exact SB3 resumes (no random_state): the run continues "
+                "from a re-seeded env and will not equal an uninterrupted run bitwise",
+                stacklevel=2,
+            )
         replay = self.store.path / "replay.pkl"
         if self.off_policy and replay.exists():
             _load_part(replay, model.load_replay_buffer)
@@ -824,6 +849,94 @@ class _Run:
             "selected_rollouts": float(self.best[1]),
             "selected_value": self.best[0],
         }
+
+
+def _tensor_text(tensor: Any) -> str:
+    import base64
+
+    return base64.b64encode(tensor.cpu().numpy().tobytes()).decode("ascii")
+
+
+def _text_tensor(text: str) -> Any:
+    import base64
+
+    import numpy as np
+    import torch
+
+    data = np.frombuffer(base64.b64decode(text.encode("ascii"), validate=True), dtype=np.uint8)
+    return torch.from_numpy(data.copy())
+
+
+def _native_env(env: Any) -> Any:
+    """The native ``MaxRLVectorEnv`` under SB3's wrappers (``VecMonitor(SB3VecEnv(...))``)."""
+    adapter = getattr(env, "venv", env)
+    return adapter, adapter.venv
+
+
+def random_state(model: Any) -> dict[str, Any]:
+    """Every random state an SB3 run continues from, as JSON (taken at a collection boundary).
+
+    torch's, numpy's and Python's global generators (SB3 samples actions with torch's,
+    minibatches and replay samples with numpy's), the action space's generator (SB3's random
+    warm-up actions, DQN's exploration) and the env's: its context stream and the episodes in
+    progress (a token episode may be mid-way at a collection boundary). With these and the
+    observation SB3 holds (``model.zip`` keeps it), a resumed run is bitwise the run that was
+    never interrupted.
+    """
+    import random
+
+    import numpy as np
+    import torch
+
+    adapter, native = _native_env(model.get_env())
+    legacy = np.random.get_state()
+    episodes = native.episodes
+    written = episodes._written
+    state = {
+        "torch": _tensor_text(torch.get_rng_state()),
+        "numpy": [legacy[0], legacy[1].tolist(), *legacy[2:]],
+        "python": [random.getstate()[0], list(random.getstate()[1]), random.getstate()[2]],
+        "action_space": model.action_space.np_random.bit_generator.state,
+        "env_np_random": native.np_random.bit_generator.state,
+        "env_generator": _tensor_text(native._generator.get_state()),
+        "context_ids": episodes.contexts.ids.tolist(),
+        "position": episodes.position,
+        "written": None if written is None else written.tolist(),
+    }
+    if torch.device(model.device).type == "cuda":
+        state["cuda"] = _tensor_text(torch.cuda.get_rng_state(model.device))
+    return state
+
+
+def restore_random_state(model: Any, env: Any, state: dict[str, Any]) -> None:
+    """Put back what ``random_state`` took, after ``cls.load`` (which reseeds everything)."""
+    import random
+
+    import numpy as np
+    import torch
+
+    adapter, native = _native_env(env)
+    env.reset()  # builds the wrappers' episode counters; the env's state is replaced below
+    native.np_random.bit_generator.state = state["env_np_random"]
+    native._generator.set_state(_text_tensor(state["env_generator"]))
+    episodes = native.episodes
+    ids = torch.as_tensor(state["context_ids"], dtype=torch.long, device=native.core.device)
+    episodes.begin(ids)
+    episodes.position = int(state["position"])
+    if state["written"] is not None:
+        assert episodes._written is not None
+        episodes._written.copy_(torch.as_tensor(state["written"], dtype=episodes._written.dtype))
+    expected = adapter._numpy(episodes.observation()).astype(np.float32, copy=False)
+    if model._last_obs is None or not np.array_equal(model._last_obs, expected):
+        raise ValueError("the env's restored episodes do not give the observation SB3 holds")
+    torch.set_rng_state(_text_tensor(state["torch"]))
+    if "cuda" in state:
+        torch.cuda.set_rng_state(_text_tensor(state["cuda"]), model.device)
+    name, key, *rest = state["numpy"]
+    np.random.set_state((name, np.asarray(key, dtype=np.uint32), *rest))
+    version, internal, gauss = state["python"]
+    random.setstate((version, tuple(internal), gauss))
+    model.action_space.np_random.bit_generator.state = state["action_space"]
 
 
 def _floats(metrics: dict[str, Any]) -> dict[str, float]:

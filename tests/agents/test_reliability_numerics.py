@@ -304,3 +304,67 @@ def test_budgets_that_cannot_finish_are_refused() -> None:
         ValueError, match=r"budget=10000000000 must be an integer in \[1, 1000000000\]"
     ):
         validate_sb3_config(SB3Config(budget=10**10))
+
+
+# ---------------------------------------------------------------------------------------------
+# SB3 resume: bitwise the uninterrupted run
+# ---------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("algo", "env_id", "hyperparams", "budget"),
+    [
+        # 8 steps per collection of 3-step token episodes: checkpoints fall mid-episode
+        ("A2C", "MaxRLTokens-v0", {"n_steps": 8}, 384),
+        # minibatches shuffled with numpy's global generator
+        ("PPO", "MaxRLRegression-v0", {"n_steps": 8, "batch_size": 32, "n_epochs": 2}, 512),
+        # random warm-up actions (the action space's generator), replay samples (numpy's)
+        ("SAC", "MaxRLRegression-v0", {"learning_starts": 48, "batch_size": 16}, 128),
+    ],
+)
+def test_sb3_run_killed_and_resumed_equals_the_uninterrupted_run(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, algo: str, env_id: str, hyperparams, budget
+) -> None:
+    import json
+
+    from agents import sb3_baselines
+    from agents.sb3_baselines import read_final, train_sb3
+
+    torch.set_num_threads(1)
+
+    def config(folder: str) -> SB3Config:
+        return SB3Config(
+            algo=algo,
+            env_id=env_id,
+            env_kwargs={"num_contexts": 64, "num_test_contexts": 16},
+            budget=budget,
+            eval_every=budget // 4,
+            hyperparams=hyperparams,
+            num_envs=8,
+            eval_samples=4,
+            pass_k=2,
+            log_dir=str(tmp_path / folder),
+            run_name="r",
+        )
+
+    whole = train_sb3(config("whole"))
+    real = sb3_baselines._Run.evaluate
+
+    def killed(self, model):
+        if self.rollouts(model) >= budget // 2:
+            raise KeyboardInterrupt  # the process dies here; the checkpoint is on disk
+        return real(self, model)
+
+    monkeypatch.setattr(sb3_baselines._Run, "evaluate", killed)
+    with pytest.raises(KeyboardInterrupt):
+        train_sb3(config("killed"))
+    state = json.loads((tmp_path / "killed" / "r" / "checkpoint" / "state.json").read_text())
+    assert 0 < state["num_timesteps"] < budget * 3
+    torch.manual_seed(123)  # whatever the process did since: the checkpoint decides
+    np.random.seed(123)
+    monkeypatch.setattr(sb3_baselines._Run, "evaluate", real)
+    resumed = train_sb3(config("killed"))
+    evals = sorted(k for k in whole if k.startswith("eval/"))
+    assert [repr(whole[k]) for k in evals] == [repr(resumed[k]) for k in evals]
+    curves = [read_final(tmp_path / d / "r")["curve"] for d in ("whole", "killed")]
+    assert json.dumps(curves[0]) == json.dumps(curves[1])
