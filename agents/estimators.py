@@ -100,6 +100,8 @@ def _check_group_tensor(x: object, name: str, min_rollouts: int, why: str) -> Te
             f"{name} must have a floating-point dtype (float16/bfloat16/float32/float64); "
             f"got {x.dtype}; convert with .float()"
         )
+    if x.device.type == "meta":
+        raise ValueError(f"{name} is on the meta device, which holds no values; allowed: cpu, cuda")
     if x.shape[1] < min_rollouts:
         raise ValueError(
             f"{name} has N = {x.shape[1]} rollouts per context (dim 1); {why} needs N >= "
@@ -860,7 +862,10 @@ def reinforce(rewards: Tensor, baseline: float = 0.0, *, validate: bool = True) 
     b = _check_real(baseline, "baseline")
     if validate:
         _check_values(r, "rewards", "finite")
-    return r - b
+    weights = r - b
+    if validate:
+        _check_weights(weights, r, "reinforce")
+    return weights
 
 
 def rloo(rewards: Tensor, *, validate: bool = True) -> Tensor:
@@ -889,15 +894,22 @@ def rloo(rewards: Tensor, *, validate: bool = True) -> Tensor:
     xs = x * scale
     others = (xs.sum(-1, keepdim=True) - xs) / (x.shape[1] - 1)
     weights = ((xs - others) / scale).to(r.dtype)
-    if validate and weights.numel() and not bool(torch.isfinite(weights).all()):
-        bad = ~torch.isfinite(weights)
-        raise ValueError(
-            f"rewards give rloo weights beyond the largest {r.dtype} "
-            f"({torch.finfo(r.dtype).max:g}) in {int(bad.any(-1).sum())} group(s), e.g. "
-            f"rewards {r[bad.any(-1)][0].tolist()[:5]}; allowed: rewards whose differences "
-            "stay within the dtype's range (rescale them, or use float64)"
-        )
+    if validate:
+        _check_weights(weights, r, "rloo")
     return weights
+
+
+def _check_weights(weights: Tensor, rewards: Tensor, name: str) -> None:
+    """Refuse weights that overflowed although the rewards are finite (|A| past the max)."""
+    if weights.numel() and not bool(torch.isfinite(weights).all()):
+        bad = ~torch.isfinite(weights).reshape(weights.shape[0], -1)
+        raise ValueError(
+            f"rewards give {name} weights beyond the largest {rewards.dtype} "
+            f"({torch.finfo(rewards.dtype).max:g}) in {int(bad.any(-1).sum())} group(s), e.g. "
+            f"rewards {rewards[bad.any(-1)][0].tolist()[:5]}; allowed: rewards whose "
+            "differences stay within the dtype's range (rescale them"
+            + (", or use float64)" if rewards.dtype != torch.float64 else ")")
+        )
 
 
 def _group_scale(x: Tensor, terms: int) -> Tensor:
@@ -907,6 +919,8 @@ def _group_scale(x: Tensor, terms: int) -> Tensor:
     ordinary rewards, so their weights are unchanged bitwise); otherwise 2^-e with the
     largest magnitude scaled into [0.5, 1).
     """
+    if x.shape[-1] == 0:
+        return torch.ones((*x.shape[:-1], 1), dtype=x.dtype, device=x.device)
     peak = x.abs().amax(-1, keepdim=True)
     limit = torch.finfo(x.dtype).max / (2 * terms)
     exponent = torch.frexp(peak).exponent
@@ -963,7 +977,12 @@ def dr_grpo(rewards: Tensor, *, validate: bool = True) -> Tensor:
     if validate:
         _check_values(r, "rewards", "finite")
     x = r.to(_compute_dtype(r.dtype))
-    return (x - x.mean(-1, keepdim=True)).to(r.dtype)
+    scale = _group_scale(x, x.shape[1])  # 1 unless the group's sum could overflow (see rloo)
+    xs = x * scale
+    weights = ((xs - xs.mean(-1, keepdim=True)) / scale).to(r.dtype)
+    if validate:
+        _check_weights(weights, r, "dr-grpo")
+    return weights
 
 
 def reinforce_mean(rewards: Tensor, *, validate: bool = True) -> Tensor:
@@ -988,7 +1007,12 @@ def reinforce_mean(rewards: Tensor, *, validate: bool = True) -> Tensor:
     if validate:
         _check_values(r, "rewards", "finite")
     x = r.detach().to(_compute_dtype(r.dtype))
-    return (x - x.mean()).to(r.dtype)
+    scale = _group_scale(x.reshape(1, -1), x.numel())  # one batch-wide power of two (see rloo)
+    xs = x * scale
+    weights = ((xs - xs.mean()) / scale).to(r.dtype)
+    if validate:
+        _check_weights(weights, r, "reinforce-mean")
+    return weights
 
 
 # --------------------------------------------------------------------------------------------

@@ -392,7 +392,7 @@ def _hp_action_noise(name: str, value: Any) -> Any:
 #: Rules of the SB3 constructor arguments (the values SB3 itself would only reject mid-run,
 #: or never: ``n_steps = 0`` divided by zero, ``gamma = "x"`` failed in the first update).
 HYPERPARAM_RULES: dict[str, v.Rule] = {
-    "learning_rate": _hp_callable_or(v.positive()),
+    "learning_rate": _hp_callable_or(v.number(minimum=0.0, strict_minimum=True, maximum=1e6)),
     "n_steps": v.integer(1),
     "batch_size": v.integer(1),
     "n_epochs": v.integer(1),

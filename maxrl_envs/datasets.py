@@ -14,7 +14,6 @@ data sets), so the signal-to-noise ratio is 1 / Var(noise).
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cache
@@ -22,7 +21,13 @@ from functools import cache
 import numpy as np
 from scipy.special import ndtr
 
-from maxrl_envs.validation import check_choice, check_int, check_seed, register_unique
+from maxrl_envs.validation import (
+    check_choice,
+    check_int,
+    check_seed,
+    physical_memory,
+    register_unique,
+)
 
 #: The built-in regression data sets (``regression_datasets()`` adds registered signals).
 REGRESSION_DATASETS = ("linear", "teacher-mlp", "sine", "diabetes")
@@ -143,7 +148,7 @@ def _check_memory(dim: int, sizes: dict[str, int]) -> None:
     contexts = sum(sizes.values())
     need = 12 * contexts * dim + 8 * REFERENCE_SIZE * dim
     limit, what = MAX_DATASET_BYTES, "MAX_DATASET_BYTES"
-    memory = _physical_memory()
+    memory = physical_memory()
     if memory is not None and memory < limit:
         limit, what = memory, "this machine's memory"
     if need > limit:
@@ -154,14 +159,6 @@ def _check_memory(dim: int, sizes: dict[str, int]) -> None:
             f"allowed: at most {limit / 2**30:.1f} GiB ({what}), i.e. (contexts of all "
             f"splits) x dim <= {max(0, limit - 8 * REFERENCE_SIZE * dim) // 12:_}"
         )
-
-
-def _physical_memory() -> int | None:
-    """This machine's physical memory in bytes (None where the OS does not say)."""
-    try:
-        return int(os.sysconf("SC_PAGE_SIZE")) * int(os.sysconf("SC_PHYS_PAGES"))
-    except (AttributeError, OSError, ValueError):
-        return None
 
 
 def _synthetic_inputs(data_seed: int, sizes: dict[str, int], dim: int) -> dict[str, np.ndarray]:

@@ -79,6 +79,18 @@ def check_seed(name: str, value: Any) -> int:
     return int(value)
 
 
+def physical_memory() -> int | None:
+    """This machine's physical memory in bytes (None where the OS does not say).
+
+    Size checks compare what an argument would allocate with it, so a size no allocation
+    could satisfy is a ``ValueError`` naming the argument instead of a bare ``MemoryError``.
+    """
+    try:
+        return int(os.sysconf("SC_PAGE_SIZE")) * int(os.sysconf("SC_PHYS_PAGES"))
+    except (AttributeError, OSError, ValueError):
+        return None
+
+
 def check_number(
     name: str,
     value: Any,

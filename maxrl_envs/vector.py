@@ -14,7 +14,7 @@ from maxrl_envs._threads import serial_on_cpu
 from maxrl_envs.envs import make_episodes
 from maxrl_envs.episodes import INFO_KEYS, action_tensor, context_ids, generator_seed
 from maxrl_envs.kinds import TaskKind, get_kind
-from maxrl_envs.validation import SEED_MAX, check_int, check_options
+from maxrl_envs.validation import SEED_MAX, check_int, check_options, physical_memory
 
 
 class MaxRLVectorEnv(VectorEnv):
@@ -93,6 +93,7 @@ class MaxRLVectorEnv(VectorEnv):
                 f"max_episode_steps={max_episode_steps!r} is not supported; episodes always "
                 f"last {self.episodes.episode_length} step(s), so pass None"
             )
+        _check_batch_memory(num_envs, self.episodes.obs_dim)
         self.task = self.episodes.task
         self.core = self.episodes.core
         self.num_envs = num_envs
@@ -207,6 +208,23 @@ class MaxRLVectorEnv(VectorEnv):
 
     def _out(self, value: torch.Tensor) -> Any:
         return value.numpy() if self._on_cpu else value
+
+
+def _check_batch_memory(num_envs: int, obs_dim: int) -> None:
+    """Refuse a ``num_envs`` whose batched spaces and observations cannot fit in memory.
+
+    At least 16 bytes per observation value: the batched observation space's float32 bounds
+    (two arrays) and the observations and final observations of a step. ``num_envs = 2**40``
+    once failed in numpy with a bare ``MemoryError`` (32 TiB).
+    """
+    memory = physical_memory()
+    need = 16 * num_envs * obs_dim
+    if memory is not None and need > memory:
+        raise ValueError(
+            f"num_envs={num_envs} with observations of {obs_dim} values would need at least "
+            f"{need / 2**30:.1f} GiB; allowed: at most this machine's memory, "
+            f"{memory / 2**30:.1f} GiB (num_envs <= {memory // (16 * obs_dim):_})"
+        )
 
 
 def _check_seed(seed: Any) -> int | None:

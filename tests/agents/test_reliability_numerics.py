@@ -368,3 +368,57 @@ def test_sb3_run_killed_and_resumed_equals_the_uninterrupted_run(
     assert [repr(whole[k]) for k in evals] == [repr(resumed[k]) for k in evals]
     curves = [read_final(tmp_path / d / "r")["curve"] for d in ("whole", "killed")]
     assert json.dumps(curves[0]) == json.dumps(curves[1])
+
+
+# ---------------------------------------------------------------------------------------------
+# Further attacks (docs/reliability.md lists them with their counts)
+# ---------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", ["dr-grpo", "reinforce-mean"])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_mean_baselines_near_the_dtype_maximum(name: str, dtype: torch.dtype) -> None:
+    top = torch.finfo(dtype).max
+    rewards = torch.tensor([[top, top / 2, -top / 4, 0.0]], dtype=dtype)
+    r = [Fraction(x) for x in rewards[0].tolist()]
+    want = [float(x - sum(r) / 4) for x in r]  # one group: both subtract the same mean
+    got = group_weights(name, rewards)
+    np.testing.assert_allclose(got[0].double().numpy(), want, rtol=4 * torch.finfo(dtype).eps)
+    ordinary = torch.rand(8, 16, generator=torch.Generator().manual_seed(3), dtype=dtype)
+    mean = ordinary.mean(-1, keepdim=True) if name == "dr-grpo" else ordinary.mean()
+    assert torch.equal(group_weights(name, ordinary), ordinary - mean)  # unscaled, bitwise
+
+
+def test_weights_past_the_dtype_maximum_and_meta_tensors_are_refused() -> None:
+    # reinforce with baseline 1e308 on -1e308: the true weight -2e308 has no float64
+    from agents.estimators import reinforce
+
+    with pytest.raises(ValueError, match=r"reinforce weights beyond the largest torch.float64"):
+        reinforce(torch.tensor([[-1e308, 0.0]], dtype=torch.float64), baseline=1e308)
+    for name in ("maxrl-binary", "rloo", "grpo"):
+        with pytest.raises(ValueError, match=r"on the meta device"):
+            group_weights(name, torch.rand(2, 4, device="meta"))
+
+
+def test_sizes_past_this_machines_memory_are_named_before_allocating() -> None:
+    with pytest.raises(ValueError, match=r"num_envs=1099511627776 .* at least 131072.0 GiB"):
+        gymnasium.make_vec("MaxRLRegression-v0", num_envs=2**40, num_contexts=64)
+    small = {**TINY, "log_dir": None}
+    for fields, what in [
+        ({"num_groups": 2**16, "group_size": 2**16, "budget": 2**32}, "one step's rollouts"),
+        ({"num_groups": 1, "group_size": 2**31, "budget": 2**31}, "one step's rollouts"),
+        ({"hidden": (2**20, 2**20)}, "the policy's parameters"),
+        ({"policy": "binned", "bins": 2**31}, "the policy's parameters"),
+    ]:
+        with pytest.raises(ValueError, match=rf"would need at least .* GiB, mostly for .*{what}"):
+            validate_config(TrainConfig(**{**small, **fields}))
+
+
+def test_learning_rates_and_thread_counts_that_cannot_run_are_refused() -> None:
+    small = {**TINY, "log_dir": None}
+    with pytest.raises(ValueError, match=r"lr=1e\+300 must be a finite number > 0 and <= 1e\+06"):
+        validate_config(TrainConfig(**{**small, "lr": 1e300}))
+    with pytest.raises(ValueError, match=r"threads=1000000 must be an integer in \[1, 1024\]"):
+        validate_config(TrainConfig(**{**small, "threads": 10**6}))
+    with pytest.raises(ValueError, match=r"learning_rate'\]=1e\+300"):
+        validate_sb3_config(SB3Config(hyperparams={"learning_rate": 1e300}, budget=4096))
