@@ -581,6 +581,14 @@ def validate_sb3_config(config: SB3Config) -> None:
             f"{hyperparams.get(what, 1)}, {episode_length} step(s) per rollout); raise budget "
             "or lower num_envs"
         )
+    memory = v.physical_memory()
+    need = 32 * config.eval_samples * episode_length  # bytes of one context's samples, at least
+    if memory is not None and need > memory:
+        raise ValueError(
+            f"eval_samples={config.eval_samples} would need at least {need / 2**30:.1f} GiB to "
+            f"score one context's samples; allowed: at most this machine's memory, "
+            f"{memory / 2**30:.1f} GiB"
+        )
     if config.pass_k > config.eval_samples:
         raise ValueError(
             f"pass_k={config.pass_k!r} is invalid; allowed: an integer in [1, "

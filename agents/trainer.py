@@ -344,8 +344,9 @@ def check_memory(config: TrainConfig, info: Any) -> None:
 
     A lower bound, computed before anything is allocated: the policy's parameters with their
     gradients and Adam's two moments (16 bytes each), and ``BYTES_PER_ROLLOUT`` per rollout
-    of a step. Sizes past it (``group_size = 2**31``, ``hidden = (2**20, 2**20)``,
-    ``bins = 2**31``) once failed inside torch's allocator with a bare ``RuntimeError``.
+    of a step and of one evaluated context's samples. Sizes past it (``group_size = 2**31``,
+    ``hidden = (2**20, 2**20)``, ``bins = 2**31``, ``eval_samples = 2**31``) once failed
+    inside torch's allocator with a bare ``RuntimeError`` or ``MemoryError``.
 
     Raises:
         ValueError: Naming the fields that set the size, the bytes needed and the memory.
@@ -374,6 +375,9 @@ def check_memory(config: TrainConfig, info: Any) -> None:
         "num_groups * group_size (one step's rollouts)": (
             BYTES_PER_ROLLOUT * c.rollouts_per_step * info.episode_length
         ),
+        "eval_samples (one held-out context's samples, scored at once)": (
+            BYTES_PER_ROLLOUT * c.eval_samples * info.episode_length
+        ),
     }
     need = sum(parts.values())
     if need > memory:
@@ -381,6 +385,7 @@ def check_memory(config: TrainConfig, info: Any) -> None:
         raise ValueError(
             f"num_groups={c.num_groups}, group_size={c.group_size}, hidden={tuple(c.hidden)}"
             + (f", bins={c.bins}" if c.policy == "binned" else "")
+            + f", eval_samples={c.eval_samples}"
             + f" would need at least {need / 2**30:.1f} GiB, mostly for {what}; allowed: at "
             f"most this machine's memory, {memory / 2**30:.1f} GiB"
         )
