@@ -582,6 +582,18 @@ def validate_sb3_config(config: SB3Config) -> None:
             "or lower num_envs"
         )
     memory = v.physical_memory()
+    import maxrl_envs
+
+    obs_dim = int(
+        getattr(maxrl_envs.describe_env(config.env_id, **config.env_kwargs).spec.shape, "dim", 1)
+    )
+    batch = 16 * num_envs * obs_dim  # the vector env's batched bounds and observations
+    if memory is not None and batch > memory:
+        raise ValueError(
+            f"num_envs={num_envs} with observations of {obs_dim} values would need at least "
+            f"{batch / 2**30:.1f} GiB; allowed: at most this machine's memory, "
+            f"{memory / 2**30:.1f} GiB"
+        )
     need = 32 * config.eval_samples * episode_length  # bytes of one context's samples, at least
     if memory is not None and need > memory:
         raise ValueError(

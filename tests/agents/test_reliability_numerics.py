@@ -403,6 +403,8 @@ def test_weights_past_the_dtype_maximum_and_meta_tensors_are_refused() -> None:
 def test_sizes_past_this_machines_memory_are_named_before_allocating() -> None:
     with pytest.raises(ValueError, match=r"eval_samples=2147483648 would need at least 64.0 GiB"):
         validate_sb3_config(SB3Config(eval_samples=2**31, pass_k=1, budget=4096))
+    with pytest.raises(ValueError, match=r"num_envs=536870912 .* at least 64.0 GiB"):
+        validate_sb3_config(SB3Config(algo="SAC", num_envs=2**29, budget=10**9))
     with pytest.raises(ValueError, match=r"num_envs=1099511627776 .* at least 131072.0 GiB"):
         gymnasium.make_vec("MaxRLRegression-v0", num_envs=2**40, num_contexts=64)
     small = {**TINY, "log_dir": None}
