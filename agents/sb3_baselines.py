@@ -306,10 +306,6 @@ def budget_steps(config: SB3Config) -> int:
     return (config.budget * episode_length // per_collect) * per_collect
 
 
-def _hp_number(**bounds: Any) -> v.Rule:
-    return v.number(**bounds)
-
-
 def _hp_callable_or(rule: v.Rule) -> v.Rule:
     """A rule that also takes a callable (SB3's schedules of ``learning_rate``, ...)."""
     return lambda name, value: value if callable(value) else rule(name, value)
@@ -396,12 +392,12 @@ HYPERPARAM_RULES: dict[str, v.Rule] = {
     "n_steps": v.integer(1),
     "batch_size": v.integer(1),
     "n_epochs": v.integer(1),
-    "gamma": _hp_number(minimum=0.0, maximum=1.0),
-    "gae_lambda": _hp_number(minimum=0.0, maximum=1.0),
+    "gamma": v.number(minimum=0.0, maximum=1.0),
+    "gae_lambda": v.number(minimum=0.0, maximum=1.0),
     "clip_range": _hp_callable_or(v.positive()),
     "clip_range_vf": v.optional(_hp_callable_or(v.positive())),
     "normalize_advantage": v.boolean(),
-    "vf_coef": _hp_number(minimum=0.0),
+    "vf_coef": v.number(minimum=0.0),
     "max_grad_norm": v.positive(),
     "rms_prop_eps": v.positive(),
     "use_rms_prop": v.boolean(),
@@ -412,17 +408,17 @@ HYPERPARAM_RULES: dict[str, v.Rule] = {
     "stats_window_size": v.integer(1),
     "buffer_size": v.integer(1),
     "learning_starts": v.integer(0),
-    "tau": _hp_number(minimum=0.0, maximum=1.0, strict_minimum=True),
+    "tau": v.number(minimum=0.0, maximum=1.0, strict_minimum=True),
     "train_freq": _hp_train_freq,
     "gradient_steps": _hp_gradient_steps,
     "optimize_memory_usage": v.boolean(),
     "target_update_interval": v.integer(1),
-    "exploration_fraction": _hp_number(minimum=0.0, maximum=1.0),
-    "exploration_initial_eps": _hp_number(minimum=0.0, maximum=1.0),
-    "exploration_final_eps": _hp_number(minimum=0.0, maximum=1.0),
+    "exploration_fraction": v.number(minimum=0.0, maximum=1.0),
+    "exploration_initial_eps": v.number(minimum=0.0, maximum=1.0),
+    "exploration_final_eps": v.number(minimum=0.0, maximum=1.0),
     "policy_delay": v.integer(1),
-    "target_policy_noise": _hp_number(minimum=0.0),
-    "target_noise_clip": _hp_number(minimum=0.0),
+    "target_policy_noise": v.number(minimum=0.0),
+    "target_noise_clip": v.number(minimum=0.0),
     "target_entropy": _hp_target_entropy,
     "action_noise": _hp_action_noise,
     "replay_buffer_class": v.optional(_hp_class("an SB3 ReplayBuffer subclass")),
@@ -908,7 +904,7 @@ def random_state(model: Any) -> dict[str, Any]:
     import numpy as np
     import torch
 
-    adapter, native = _native_env(model.get_env())
+    _, native = _native_env(model.get_env())
     legacy = np.random.get_state()
     episodes = native.episodes
     written = episodes._written
