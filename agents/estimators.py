@@ -101,6 +101,8 @@ def _check_group_tensor(x: object, name: str, min_rollouts: int, why: str) -> Te
             f"{name} must have a floating-point dtype (float16/bfloat16/float32/float64); "
             f"got {x.dtype}; convert with .float()"
         )
+    if x.device.type == "meta":
+        raise ValueError(f"{name} is on the meta device, which holds no values; allowed: cpu, cuda")
     if x.shape[1] < min_rollouts:
         raise ValueError(
             f"{name} has N = {x.shape[1]} rollouts per context (dim 1); {why} needs N >= "
@@ -971,9 +973,13 @@ def maxrl_binary_weights(rewards: Tensor, *, validate: bool = True) -> Tensor:
     # (N r - K) / K, not N r / K - 1: with binary rewards N r, K and their difference are
     # exact integers, so A is correctly rounded; N r / K - 1 cancels when almost every
     # rollout succeeds (9.5e-7 relative in float32 at N = 1024, K = 1023).
+    # K may be subnormal (float32 [[1e-40, 0, 0, 0]]): divide by K itself, never by a floor
+    # (a floor at the smallest normal once gave 0.0255 there instead of 3). With r_j <= K the
+    # quotient lies in [-1, N - 1], so no group can overflow.
     total = r.sum(-1, keepdim=True)
+    positive = total > 0
     weights = torch.where(
-        total > 0, (r.shape[1] * r - total) / total.clamp_min(torch.finfo(r.dtype).tiny), 0.0
+        positive, (r.shape[1] * r - total) / torch.where(positive, total, 1.0), 0.0
     )
     return weights.to(rewards.dtype)
 
@@ -1047,7 +1053,10 @@ def reinforce(rewards: Tensor, baseline: float = 0.0, *, validate: bool = True) 
     b = _check_real(baseline, "baseline")
     if validate:
         _check_values(r, "rewards", "finite")
-    return r - b
+    weights = r - b
+    if validate:
+        _check_weights(weights, r, "reinforce")
+    return weights
 
 
 def rloo(rewards: Tensor, *, validate: bool = True) -> Tensor:
@@ -1062,14 +1071,52 @@ def rloo(rewards: Tensor, *, validate: bool = True) -> Tensor:
 
     Raises:
         TypeError: If ``rewards`` is not a tensor.
-        ValueError: For a non-2-D or non-float tensor, N < 2 or non-finite rewards.
+        ValueError: For a non-2-D or non-float tensor, N < 2, non-finite rewards, or (with
+            ``validate``) weights beyond the dtype's range (r = [max, -max] gives 2 max).
     """
     r = _check_group_tensor(rewards, "rewards", 2, "rloo (leave-one-out mean)")
     if validate:
         _check_values(r, "rewards", "finite")
     x = r.to(_compute_dtype(r.dtype))
-    others = (x.sum(-1, keepdim=True) - x) / (x.shape[1] - 1)
-    return (x - others).to(r.dtype)
+    # A group whose sum could overflow (|r| near the dtype's maximum) is computed at a power
+    # of two below it and scaled back: exact scaling, so the weights are those of an
+    # overflow-free float; every other group is computed unscaled, as before.
+    scale = _group_scale(x, x.shape[1])
+    xs = x * scale
+    others = (xs.sum(-1, keepdim=True) - xs) / (x.shape[1] - 1)
+    weights = ((xs - others) / scale).to(r.dtype)
+    if validate:
+        _check_weights(weights, r, "rloo")
+    return weights
+
+
+def _check_weights(weights: Tensor, rewards: Tensor, name: str) -> None:
+    """Refuse weights that overflowed although the rewards are finite (|A| past the max)."""
+    if weights.numel() and not bool(torch.isfinite(weights).all()):
+        bad = ~torch.isfinite(weights).reshape(weights.shape[0], -1)
+        raise ValueError(
+            f"rewards give {name} weights beyond the largest {rewards.dtype} "
+            f"({torch.finfo(rewards.dtype).max:g}) in {int(bad.any(-1).sum())} group(s), e.g. "
+            f"rewards {rewards[bad.any(-1)][0].tolist()[:5]}; allowed: rewards whose "
+            "differences stay within the dtype's range (rescale them"
+            + (", or use float64)" if rewards.dtype != torch.float64 else ")")
+        )
+
+
+def _group_scale(x: Tensor, terms: int) -> Tensor:
+    """A power of two per group (``[B, 1]``) that keeps a sum of ``terms`` entries finite.
+
+    1 for every group whose largest magnitude is at most ``finfo.max / (2 * terms)`` (all
+    ordinary rewards, so their weights are unchanged bitwise); otherwise 2^-e with the
+    largest magnitude scaled into [0.5, 1).
+    """
+    if x.shape[-1] == 0:
+        return torch.ones((*x.shape[:-1], 1), dtype=x.dtype, device=x.device)
+    peak = x.abs().amax(-1, keepdim=True)
+    limit = torch.finfo(x.dtype).max / (2 * terms)
+    exponent = torch.frexp(peak).exponent
+    big = (peak > limit) & torch.isfinite(peak)
+    return torch.where(big, torch.ldexp(torch.ones_like(peak), -exponent), 1.0)
 
 
 def grpo(rewards: Tensor, eps: float = 1e-4, *, validate: bool = True) -> Tensor:
@@ -1121,7 +1168,12 @@ def dr_grpo(rewards: Tensor, *, validate: bool = True) -> Tensor:
     if validate:
         _check_values(r, "rewards", "finite")
     x = r.to(_compute_dtype(r.dtype))
-    return (x - x.mean(-1, keepdim=True)).to(r.dtype)
+    scale = _group_scale(x, x.shape[1])  # 1 unless the group's sum could overflow (see rloo)
+    xs = x * scale
+    weights = ((xs - xs.mean(-1, keepdim=True)) / scale).to(r.dtype)
+    if validate:
+        _check_weights(weights, r, "dr-grpo")
+    return weights
 
 
 def reinforce_mean(rewards: Tensor, *, validate: bool = True) -> Tensor:
@@ -1146,7 +1198,12 @@ def reinforce_mean(rewards: Tensor, *, validate: bool = True) -> Tensor:
     if validate:
         _check_values(r, "rewards", "finite")
     x = r.detach().to(_compute_dtype(r.dtype))
-    return (x - x.mean()).to(r.dtype)
+    scale = _group_scale(x.reshape(1, -1), x.numel())  # one batch-wide power of two (see rloo)
+    xs = x * scale
+    weights = ((xs - xs.mean()) / scale).to(r.dtype)
+    if validate:
+        _check_weights(weights, r, "reinforce-mean")
+    return weights
 
 
 # --------------------------------------------------------------------------------------------
@@ -1237,7 +1294,13 @@ def check_params(estimator: Estimator, params: dict[str, Any]) -> None:
         if value is None or key in estimator.params:
             continue
         takers = [e.name for e in ESTIMATORS.values() if key in e.params]
-        where = ", ".join(f"name={t!r}" for t in takers) or "no registered estimator"
+        own = ", ".join(estimator.params) or "none"
+        if not takers:
+            raise ValueError(
+                f"{key}={value!r} is not a parameter of any registered estimator; "
+                f"name={estimator.name!r} takes: {own}"
+            )
+        where = ", ".join(f"name={t!r}" for t in takers)
         raise ValueError(
             f"{key} applies only to {where}; got {key}={value!r} with "
             f"name={estimator.name!r}; allowed: None"

@@ -18,8 +18,10 @@ model, replay buffer for off-policy algorithms, the early-stopping best policy, 
 written at the first collection boundary after every evaluation (never mid-collection), and
 ``final.json`` once the run is done; the checkpoint is then deleted (a replay buffer can be
 large), unlike our trainer's ``checkpoint.pt``. A rerun with ``resume=True`` returns
-``final.json`` without training, or continues from the checkpoint (the env restarts from a
-fresh seeded state, so a resumed run is not bitwise identical to an uninterrupted one).
+``final.json`` without training, or continues from the checkpoint bitwise: the checkpoint
+also holds every random state (torch's, numpy's, Python's, the action space's) and the env's
+(its context stream and the episodes in progress), so a run killed and resumed ends with the
+metrics and curve of the run that was never interrupted (``random_state``).
 
 >>> config = SB3Config(env_id="MaxRLRegression-v0", algo="A2C", budget=2048)
 >>> validate_sb3_config(config)  # raises ValueError on a bad setting
@@ -33,6 +35,7 @@ import math
 import os
 import shutil
 import time
+import warnings
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -187,6 +190,11 @@ def _rule(check: v.Rule, default: Any = None, factory: Any = None) -> Any:
     return field(default=default, metadata=metadata)
 
 
+#: Largest SB3 budget (rollouts): about a day at SB3's fastest measured rate here, 11k
+#: rollouts/s (A2C, docs/performance.md); a larger one could not finish.
+MAX_SB3_BUDGET = 10**9
+
+
 @dataclass
 class SB3Config:
     """One SB3 baseline run.
@@ -199,8 +207,9 @@ class SB3Config:
         budget: Total rollouts (finished episodes over all sub-envs). SB3 checks it only
             between collections (``num_envs * n_steps`` env steps on-policy,
             ``num_envs * train_freq`` off-policy), so the run takes the budget rounded down
-            to whole collections; the result's ``rollouts`` says how many were used.
-        seed: Seed of the model and the env.
+            to whole collections; the result's ``rollouts`` says how many were used. At
+            most ``MAX_SB3_BUDGET``.
+        seed: Seed of the model and the env, in [0, 2**32 - 1].
         num_envs: Sub-envs; None uses the baseline's (``SB3_BASELINES``).
         hyperparams: Constructor keyword arguments merged over the baseline's.
         eval_every: Evaluate and checkpoint every this many rollouts (and always at 0 and
@@ -224,15 +233,15 @@ class SB3Config:
     env_id: str = _rule(v.check_str, "MaxRLRegression-v0")
     env_kwargs: dict[str, Any] = _rule(v.mapping(), factory=dict)
     algo: str = _rule(v.choice(lambda: tuple(SB3_BASELINES)), "PPO")
-    budget: int = _rule(v.integer(1), 100_000)
-    seed: int = _rule(v.integer(0, 2**32 - 1), 0)
+    budget: int = _rule(v.integer(1, MAX_SB3_BUDGET), 100_000)
+    seed: int = _rule(v.seed(), 0)
     num_envs: int | None = _rule(v.optional(v.integer(1)), None)
     hyperparams: dict[str, Any] = _rule(v.mapping(), factory=dict)
     eval_every: int = _rule(v.integer(0), 10_000)
     eval_samples: int = _rule(v.integer(1), 64)
     pass_k: int = _rule(v.integer(1), 16)
     eval_split: str = _rule(v.choice(SPLITS), "test")
-    eval_seed: int | None = _rule(v.optional(v.integer(0, 2**63 - 1)), None)
+    eval_seed: int | None = _rule(v.optional(v.seed()), None)
     early_stopping: bool = _rule(v.boolean(), False)
     select_metric: str | None = _rule(v.optional(v.check_str), None)
     select_contexts: int | None = _rule(v.optional(v.integer(1)), 1024)
@@ -297,6 +306,240 @@ def budget_steps(config: SB3Config) -> int:
     return (config.budget * episode_length // per_collect) * per_collect
 
 
+def _hp_callable_or(rule: v.Rule) -> v.Rule:
+    """A rule that also takes a callable (SB3's schedules of ``learning_rate``, ...)."""
+    return lambda name, value: value if callable(value) else rule(name, value)
+
+
+def _hp_class(base: str) -> v.Rule:
+    def rule(name: str, value: Any) -> Any:
+        if not isinstance(value, type):
+            raise ValueError(f"{name}={value!r} must be a class ({base}), given in Python")
+        return value
+
+    return rule
+
+
+def _hp_train_freq(name: str, value: Any) -> Any:
+    if v.is_int(value) and int(value) >= 1:
+        return value
+    if (
+        isinstance(value, (list, tuple))
+        and len(value) == 2
+        and v.is_int(value[0])
+        and int(value[0]) >= 1
+        and value[1] in ("step", "episode")
+    ):
+        return value
+    raise ValueError(
+        f"{name}={value!r} is invalid; allowed: an integer >= 1 (steps) or [n, 'step'] / "
+        "[n, 'episode'] with an integer n >= 1"
+    )
+
+
+def _hp_gradient_steps(name: str, value: Any) -> Any:
+    if v.is_int(value) and (int(value) >= 1 or int(value) == -1):
+        return value
+    raise ValueError(f"{name}={value!r} is invalid; allowed: an integer >= 1, or -1")
+
+
+def _hp_entropy(name: str, value: Any) -> Any:
+    """SAC's ``ent_coef``: a number >= 0, ``'auto'`` or ``'auto_<initial value > 0>'``."""
+    if value == "auto":
+        return value
+    if isinstance(value, str) and value.startswith("auto_"):
+        try:
+            if float(value.removeprefix("auto_")) > 0:
+                return value
+        except ValueError:
+            pass
+    elif (
+        not isinstance(value, (bool, str))
+        and isinstance(value, (int, float))
+        and math.isfinite(value)
+        and value >= 0
+    ):
+        return value
+    raise ValueError(
+        f"{name}={value!r} is invalid; allowed: a finite number >= 0, 'auto', or 'auto_<x>' "
+        "with an initial value x > 0"
+    )
+
+
+def _hp_target_entropy(name: str, value: Any) -> Any:
+    if value == "auto":
+        return value
+    try:
+        return v.check_number(name, value)
+    except ValueError:
+        raise ValueError(
+            f"{name}={value!r} is invalid; allowed: 'auto' or a finite number"
+        ) from None
+
+
+def _hp_action_noise(name: str, value: Any) -> Any:
+    from stable_baselines3.common.noise import ActionNoise
+
+    if value is None or isinstance(value, ActionNoise):
+        return value
+    raise ValueError(f"{name}={value!r} is invalid; allowed: None or an SB3 ActionNoise object")
+
+
+#: Rules of the SB3 constructor arguments (the values SB3 itself would only reject mid-run,
+#: or never: ``n_steps = 0`` divided by zero, ``gamma = "x"`` failed in the first update).
+HYPERPARAM_RULES: dict[str, v.Rule] = {
+    "learning_rate": _hp_callable_or(v.number(minimum=0.0, strict_minimum=True, maximum=1e6)),
+    "n_steps": v.integer(1),
+    "batch_size": v.integer(1),
+    "n_epochs": v.integer(1),
+    "gamma": v.number(minimum=0.0, maximum=1.0),
+    "gae_lambda": v.number(minimum=0.0, maximum=1.0),
+    "clip_range": _hp_callable_or(v.positive()),
+    "clip_range_vf": v.optional(_hp_callable_or(v.positive())),
+    "normalize_advantage": v.boolean(),
+    "vf_coef": v.number(minimum=0.0),
+    "max_grad_norm": v.positive(),
+    "rms_prop_eps": v.positive(),
+    "use_rms_prop": v.boolean(),
+    "use_sde": v.boolean(),
+    "use_sde_at_warmup": v.boolean(),
+    "sde_sample_freq": v.integer(-1),
+    "target_kl": v.optional(v.positive()),
+    "stats_window_size": v.integer(1),
+    "buffer_size": v.integer(1),
+    "learning_starts": v.integer(0),
+    "tau": v.number(minimum=0.0, maximum=1.0, strict_minimum=True),
+    "train_freq": _hp_train_freq,
+    "gradient_steps": _hp_gradient_steps,
+    "optimize_memory_usage": v.boolean(),
+    "target_update_interval": v.integer(1),
+    "exploration_fraction": v.number(minimum=0.0, maximum=1.0),
+    "exploration_initial_eps": v.number(minimum=0.0, maximum=1.0),
+    "exploration_final_eps": v.number(minimum=0.0, maximum=1.0),
+    "policy_delay": v.integer(1),
+    "target_policy_noise": v.number(minimum=0.0),
+    "target_noise_clip": v.number(minimum=0.0),
+    "target_entropy": _hp_target_entropy,
+    "action_noise": _hp_action_noise,
+    "replay_buffer_class": v.optional(_hp_class("an SB3 ReplayBuffer subclass")),
+    "rollout_buffer_class": v.optional(_hp_class("an SB3 RolloutBuffer subclass")),
+    "replay_buffer_kwargs": v.optional(v.mapping()),
+    "rollout_buffer_kwargs": v.optional(v.mapping()),
+}
+#: ``ent_coef`` is a plain number on-policy, a number or ``'auto'`` for SAC.
+_ENT_COEF_RULES: dict[str, v.Rule] = {"SAC": _hp_entropy}
+
+
+def _hp_net_arch(name: str, value: Any, heads: tuple[str, ...]) -> None:
+    def widths(label: str, part: Any) -> None:
+        if not isinstance(part, (list, tuple)) or not all(
+            v.is_int(w) and int(w) >= 1 for w in part
+        ):
+            raise ValueError(
+                f"{label}={part!r} is invalid; allowed: a list of layer widths (integers >= 1)"
+                + (f", or a table of them keyed by {', '.join(heads)}" if heads else "")
+            )
+
+    if isinstance(value, dict) and heads:
+        unknown = sorted(set(value) - set(heads))
+        if unknown:
+            raise ValueError(
+                f"{name} keys {unknown} are invalid; allowed: {', '.join(heads)} "
+                "(each a list of layer widths)"
+            )
+        for key, part in value.items():
+            widths(f"{name}[{key!r}]", part)
+    else:
+        widths(name, value)
+
+
+def _check_policy_kwargs(algo: str, value: Any) -> None:
+    """``policy_kwargs``: the MlpPolicy's own keywords, with ``net_arch`` checked in full."""
+    name = "hyperparams['policy_kwargs']"
+    if value is None:
+        return
+    v.mapping()(name, value)
+    cls = get_baseline(algo).algorithm_class()
+    policy = getattr(cls, "policy_aliases", {}).get("MlpPolicy")
+    if policy is not None:
+        params = inspect.signature(policy.__init__).parameters
+        if not any(p.kind == p.VAR_KEYWORD for p in params.values()):
+            managed = ("self", "observation_space", "action_space", "lr_schedule")
+            allowed = sorted(n for n in params if n not in managed)
+            unknown = sorted(set(value) - set(allowed))
+            if unknown:
+                raise ValueError(
+                    f"{name} key(s) {unknown} are not {algo} MlpPolicy arguments; allowed: "
+                    f"{', '.join(allowed)}"
+                )
+    heads = {"PPO": ("pi", "vf"), "A2C": ("pi", "vf"), "SAC": ("pi", "qf"), "TD3": ("pi", "qf")}
+    rules: dict[str, v.Rule] = {
+        "activation_fn": _hp_class("a torch.nn.Module subclass such as torch.nn.ReLU"),
+        "ortho_init": v.boolean(),
+        "log_std_init": v.number(),
+        "full_std": v.boolean(),
+        "use_expln": v.boolean(),
+        "squash_output": v.boolean(),
+        "share_features_extractor": v.boolean(),
+        "normalize_images": v.boolean(),
+        "n_critics": v.integer(1),
+        "clip_mean": v.positive(),
+        "optimizer_class": _hp_class("a torch.optim.Optimizer subclass"),
+        "optimizer_kwargs": v.optional(v.mapping()),
+        "features_extractor_class": _hp_class("an SB3 BaseFeaturesExtractor subclass"),
+        "features_extractor_kwargs": v.optional(v.mapping()),
+    }
+    for key, item in value.items():
+        label = f"{name}[{key!r}]"
+        if key == "net_arch":
+            if item is not None:
+                _hp_net_arch(label, item, heads.get(algo, ()))
+        elif key in rules:
+            rules[key](label, item)
+
+
+def check_hyperparams(algo: str, hyperparams: dict[str, Any], num_envs: int) -> None:
+    """Check the values of an SB3 algorithm's constructor arguments before anything runs.
+
+    Each known argument has a rule (``HYPERPARAM_RULES``; ``policy_kwargs`` down to its
+    ``net_arch``), and the rules that tie them together are SB3's own assertions, asked here
+    instead of at the first update. Arguments of a registered algorithm that the table does
+    not know pass unchecked.
+
+    Raises:
+        ValueError: Naming ``hyperparams['key']``, the value and what is allowed.
+    """
+    for key, value in hyperparams.items():
+        name = f"hyperparams[{key!r}]"
+        if key == "policy_kwargs":
+            _check_policy_kwargs(algo, value)
+            continue
+        rule = _ENT_COEF_RULES.get(algo, v.number()) if key == "ent_coef" else None
+        rule = rule or HYPERPARAM_RULES.get(key)
+        if rule is not None:
+            rule(name, value)
+    freq = hyperparams.get("train_freq")
+    if isinstance(freq, (list, tuple)) and freq[1] == "episode" and num_envs != 1:
+        raise ValueError(
+            f"hyperparams['train_freq']={freq!r} counts episodes, which SB3 allows with one "
+            f"sub-env only (num_envs={num_envs}); allowed: [n, 'step'], or num_envs = 1"
+        )
+    if algo == "PPO" and hyperparams.get("normalize_advantage", True):
+        batch = hyperparams.get("batch_size", 64)
+        if batch < 2:
+            raise ValueError(
+                f"hyperparams['batch_size']={batch!r} is invalid for PPO with advantage "
+                "normalization; allowed: an integer >= 2 (or normalize_advantage = false)"
+            )
+        if num_envs * hyperparams.get("n_steps", 2048) < 2:
+            raise ValueError(
+                f"hyperparams['n_steps']={hyperparams.get('n_steps', 2048)!r} with "
+                f"num_envs={num_envs} collects {num_envs * hyperparams.get('n_steps', 2048)} "
+                "step(s) per update; allowed: n_steps * num_envs >= 2 for PPO's advantage "
+                "normalization"
+            )
+
+
 def validate_sb3_config(config: SB3Config) -> None:
     """Check a config before anything runs.
 
@@ -324,6 +567,7 @@ def validate_sb3_config(config: SB3Config) -> None:
                 f"hyperparams key {name!r} is not a {algo} argument the runner accepts; "
                 f"allowed: {', '.join(allowed_names)}"
             )
+    check_hyperparams(algo, hyperparams, num_envs)
     per_collect = steps_per_collect(algo, num_envs, hyperparams)
     if config.budget * episode_length < per_collect:
         what = "n_steps" if get_baseline(algo).on_policy else "train_freq"
@@ -332,6 +576,26 @@ def validate_sb3_config(config: SB3Config) -> None:
             f"{per_collect} env steps ({num_envs} sub-envs x {what}="
             f"{hyperparams.get(what, 1)}, {episode_length} step(s) per rollout); raise budget "
             "or lower num_envs"
+        )
+    memory = v.physical_memory()
+    import maxrl_envs
+
+    obs_dim = int(
+        getattr(maxrl_envs.describe_env(config.env_id, **config.env_kwargs).spec.shape, "dim", 1)
+    )
+    batch = 16 * num_envs * obs_dim  # the vector env's batched bounds and observations
+    if memory is not None and batch > memory:
+        raise ValueError(
+            f"num_envs={num_envs} with observations of {obs_dim} values would need at least "
+            f"{batch / 2**30:.1f} GiB; allowed: at most this machine's memory, "
+            f"{memory / 2**30:.1f} GiB"
+        )
+    need = 32 * config.eval_samples * episode_length  # bytes of one context's samples, at least
+    if memory is not None and need > memory:
+        raise ValueError(
+            f"eval_samples={config.eval_samples} would need at least {need / 2**30:.1f} GiB to "
+            f"score one context's samples; allowed: at most this machine's memory, "
+            f"{memory / 2**30:.1f} GiB"
         )
     if config.pass_k > config.eval_samples:
         raise ValueError(
@@ -527,6 +791,7 @@ class _Run:
             "wall_time": self.wall_time(),
             "config": self.settings,
             "best": None if self.best is None else list(self.best[:2]),
+            "random_state": random_state(model),
         }
         best = None if self.best is None else self.best[2]
         self.store.save(model, state, replay=self.off_policy, best=best)
@@ -551,8 +816,29 @@ class _Run:
             raise CorruptFileError(state_path, f"{type(err).__name__}: {err}") from None
         model = _load_part(
             self.store.path / "model.zip",
-            lambda path: cls.load(path, env=env, device=self.config.device),
+            lambda path: cls.load(
+                path, env=env, device=self.config.device, force_reset="random_state" not in state
+            ),
         )
+        if getattr(model, "use_sde", False):
+            warnings.warn(
+                "use_sde=True: SB3 draws the gSDE noise before the checkpoint of a collection "
+                "and again after a resume, so this resumed run is not bitwise the uninterrupted "
+                "one",
+                stacklevel=2,
+            )
+        if "random_state" in state:
+            try:
+                restore_random_state(model, env, state["random_state"])
+            except (KeyError, IndexError, TypeError, ValueError, RuntimeError) as err:
+                problem = f"its random_state cannot be restored: {type(err).__name__}: {err}"
+                raise CorruptFileError(state_path, problem) from None
+        else:
+            warnings.warn(
+                f"{state_path} predates exact SB3 resumes (no random_state): the run continues "
+                "from a re-seeded env and will not equal an uninterrupted run bitwise",
+                stacklevel=2,
+            )
         replay = self.store.path / "replay.pkl"
         if self.off_policy and replay.exists():
             _load_part(replay, model.load_replay_buffer)
@@ -579,6 +865,94 @@ class _Run:
             "selected_rollouts": float(self.best[1]),
             "selected_value": self.best[0],
         }
+
+
+def _tensor_text(tensor: Any) -> str:
+    import base64
+
+    return base64.b64encode(tensor.cpu().numpy().tobytes()).decode("ascii")
+
+
+def _text_tensor(text: str) -> Any:
+    import base64
+
+    import numpy as np
+    import torch
+
+    data = np.frombuffer(base64.b64decode(text.encode("ascii"), validate=True), dtype=np.uint8)
+    return torch.from_numpy(data.copy())
+
+
+def _native_env(env: Any) -> Any:
+    """The native ``MaxRLVectorEnv`` under SB3's wrappers (``VecMonitor(SB3VecEnv(...))``)."""
+    adapter = getattr(env, "venv", env)
+    return adapter, adapter.venv
+
+
+def random_state(model: Any) -> dict[str, Any]:
+    """Every random state an SB3 run continues from, as JSON (taken at a collection boundary).
+
+    torch's, numpy's and Python's global generators (SB3 samples actions with torch's,
+    minibatches and replay samples with numpy's), the action space's generator (SB3's random
+    warm-up actions, DQN's exploration) and the env's: its context stream and the episodes in
+    progress (a token episode may be mid-way at a collection boundary). With these and the
+    observation SB3 holds (``model.zip`` keeps it), a resumed run is bitwise the run that was
+    never interrupted.
+    """
+    import random
+
+    import numpy as np
+    import torch
+
+    _, native = _native_env(model.get_env())
+    legacy = np.random.get_state()
+    episodes = native.episodes
+    written = episodes._written
+    state = {
+        "torch": _tensor_text(torch.get_rng_state()),
+        "numpy": [legacy[0], legacy[1].tolist(), *legacy[2:]],
+        "python": [random.getstate()[0], list(random.getstate()[1]), random.getstate()[2]],
+        "action_space": model.action_space.np_random.bit_generator.state,
+        "env_np_random": native.np_random.bit_generator.state,
+        "env_generator": _tensor_text(native._generator.get_state()),
+        "context_ids": episodes.contexts.ids.tolist(),
+        "position": episodes.position,
+        "written": None if written is None else written.tolist(),
+    }
+    if torch.device(model.device).type == "cuda":
+        state["cuda"] = _tensor_text(torch.cuda.get_rng_state(model.device))
+    return state
+
+
+def restore_random_state(model: Any, env: Any, state: dict[str, Any]) -> None:
+    """Put back what ``random_state`` took, after ``cls.load`` (which reseeds everything)."""
+    import random
+
+    import numpy as np
+    import torch
+
+    adapter, native = _native_env(env)
+    env.reset()  # builds the wrappers' episode counters; the env's state is replaced below
+    native.np_random.bit_generator.state = state["env_np_random"]
+    native._generator.set_state(_text_tensor(state["env_generator"]))
+    episodes = native.episodes
+    ids = torch.as_tensor(state["context_ids"], dtype=torch.long, device=native.core.device)
+    episodes.begin(ids)
+    episodes.position = int(state["position"])
+    if state["written"] is not None:
+        assert episodes._written is not None
+        episodes._written.copy_(torch.as_tensor(state["written"], dtype=episodes._written.dtype))
+    expected = adapter._numpy(episodes.observation()).astype(np.float32, copy=False)
+    if model._last_obs is None or not np.array_equal(model._last_obs, expected):
+        raise ValueError("the env's restored episodes do not give the observation SB3 holds")
+    torch.set_rng_state(_text_tensor(state["torch"]))
+    if "cuda" in state:
+        torch.cuda.set_rng_state(_text_tensor(state["cuda"]), model.device)
+    name, key, *rest = state["numpy"]
+    np.random.set_state((name, np.asarray(key, dtype=np.uint32), *rest))
+    version, internal, gauss = state["python"]
+    random.setstate((version, tuple(internal), gauss))
+    model.action_space.np_random.bit_generator.state = state["action_space"]
 
 
 def _floats(metrics: dict[str, Any]) -> dict[str, float]:

@@ -150,6 +150,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         metrics = train(config)
     except ValueError as err:  # settings that clash with a stored run, a corrupt run file
         return fail("maxrl-train", str(err))
+    except OSError as err:  # the run directory cannot be written (permissions, full disk)
+        where = f" {err.filename}" if err.filename else ""
+        return fail(
+            "maxrl-train",
+            f"cannot write the run directory under log_dir={config.log_dir!r}:{where}: "
+            f"{err.strerror or err}",
+        )
     if run_dir is not None:
         if finished:
             print(

@@ -75,6 +75,20 @@ RUNTIME_FIELDS = (
 #: Env keywords the trainer sets itself.
 RESERVED_ENV_KWARGS = ("device", "split", "num_groups", "group_size", "kind")
 
+#: Largest budget (rollouts): about 29 hours at the fastest rate measured here, 9.44M
+#: rollouts/s (docs/performance.md); a larger one is an exponent typo, not a run that ends.
+MAX_BUDGET = 10**12
+#: Most optimizer steps a run may take: a step costs at least ~0.3 ms (about 1-3 ms for the
+#: smallest step on the project's CPU), so 10**8 steps are 8 hours to days.
+MAX_STEPS = 10**8
+
+#: Largest learning rate: Adam moves every parameter by about lr per step, so 1e6 is already
+#: far past divergence; 1e300 overflowed float32 inside Adam with a bare RuntimeError.
+MAX_LR = 1e6
+#: Bytes every rollout of a step holds at least (action, log-probability, rewards and
+#: likelihoods in float32, weights in float64): the floor of ``check_memory``'s estimate.
+BYTES_PER_ROLLOUT = 32
+
 CHECKPOINT = "checkpoint.pt"
 #: What every trainer checkpoint holds (``Trainer.state_dict``).
 CHECKPOINT_KEYS = frozenset(
@@ -127,12 +141,20 @@ class TrainConfig:
         200_000,
         "Total rollouts to consume (comparable with SB3 timesteps: one rollout is one env step "
         "of one sub-env; for MaxRLTokens one whole token sequence; for supervised one label). "
-        "The run takes floor(budget / rollouts per step) steps.",
-        v.integer(1),
+        "The run takes floor(budget / rollouts per step) steps; at most 10**12 rollouts and "
+        "10**8 steps (MAX_BUDGET, MAX_STEPS: runs that could not finish are refused).",
+        v.integer(1, MAX_BUDGET),
     )
-    lr: float = _field(3e-3, "Adam learning rate.", v.positive())
+    lr: float = _field(
+        3e-3,
+        "Adam learning rate, in (0, 1e6] (Adam moves each parameter by about lr per step; far "
+        "larger rates overflow float32).",
+        v.number(minimum=0.0, strict_minimum=True, maximum=MAX_LR),
+    )
     hidden: tuple[int, ...] = _field((64, 64), "Hidden layer widths.", v.int_list(1))
-    seed: int = _field(0, "Seed of initialization, contexts and sampling.", v.integer(0, 2**63 - 1))
+    seed: int = _field(
+        0, "Seed of initialization, contexts and sampling, in [0, 2**32 - 1].", v.seed()
+    )
     device: str = _field(
         "auto", "Torch device: auto (CUDA when present), cpu, cuda, cuda:1.", v.device()
     )
@@ -197,8 +219,9 @@ class TrainConfig:
         1,
         "torch CPU threads of this process (torch.set_num_threads); 1 is the fastest for the "
         "small networks here, and several runs sharing a machine each need 1 (oversubscribed "
-        "threads slow CPU steps many-fold); None keeps torch's setting.",
-        v.optional(v.integer(1)),
+        "threads slow CPU steps many-fold); None keeps torch's setting. At most 1024 (torch "
+        "starts that many OpenMP threads: 10**6 exhausted the memory).",
+        v.optional(v.integer(1, 1024)),
     )
     compile: bool = _field(
         False,
@@ -284,6 +307,14 @@ def validate_config(config: TrainConfig) -> None:
             f"budget={c.budget!r} is smaller than one step; allowed: an integer >= "
             f"{c.rollouts_per_step} ({per_step} = rollouts consumed per step)"
         )
+    if c.budget // c.rollouts_per_step > MAX_STEPS:
+        raise ValueError(
+            f"budget={c.budget!r} takes {c.budget // c.rollouts_per_step} steps of "
+            f"{c.rollouts_per_step} rollouts; allowed: at most {MAX_STEPS} steps (MAX_STEPS: "
+            "a step costs at least ~0.3 ms, so more could not finish in days), i.e. budget <= "
+            f"{MAX_STEPS * c.rollouts_per_step + c.rollouts_per_step - 1} at this "
+            "num_groups and group_size"
+        )
     if c.pass_k > c.eval_samples:
         raise ValueError(
             f"pass_k={c.pass_k!r} is invalid; allowed: an integer in [1, {c.eval_samples}] "
@@ -304,9 +335,62 @@ def validate_config(config: TrainConfig) -> None:
             f"env_kwargs={c.env_kwargs!r} is invalid for env_id={c.env_id!r}: {err}"
         ) from None
     check_policy_choice(info.rollout_space, c.policy)
+    check_memory(c, info)
     if c.select_metric is not None:
         why = no_exact_form_reason(info.rollout_space)
         check_select_metric(c.select_metric, c.pass_k, info.kind.numeric, not why, c.env_id, why)
+
+
+def check_memory(config: TrainConfig, info: Any) -> None:
+    """Refuse a run whose policy or step could not fit in this machine's memory.
+
+    A lower bound, computed before anything is allocated: the policy's parameters with their
+    gradients and Adam's two moments (16 bytes each), and ``BYTES_PER_ROLLOUT`` per rollout
+    of a step and of one evaluated context's samples. Sizes past it (``group_size = 2**31``,
+    ``hidden = (2**20, 2**20)``, ``bins = 2**31``, ``eval_samples = 2**31``) once failed
+    inside torch's allocator with a bare ``RuntimeError`` or ``MemoryError``.
+
+    Raises:
+        ValueError: Naming the fields that set the size, the bytes needed and the memory.
+    """
+    memory = v.physical_memory()
+    if memory is None:
+        return
+    c = config
+    shape = getattr(info.spec, "shape", None)
+    obs_dim = int(getattr(shape, "dim", 1))
+    space = info.rollout_space
+    if c.policy == "binned":
+        out = c.bins
+    elif hasattr(space, "n"):
+        out = int(space.n)
+    elif hasattr(space, "nvec"):
+        out = int(sum(int(n) for n in space.nvec.reshape(-1)))
+    else:
+        out = 2
+    widths = [obs_dim, *c.hidden, out]
+    params = sum(a * b + b for a, b in zip(widths[:-1], widths[1:], strict=True))
+    parts = {
+        "hidden, bins / classes (the policy's parameters, gradients and Adam moments)": (
+            16 * params
+        ),
+        "num_groups * group_size (one step's rollouts)": (
+            BYTES_PER_ROLLOUT * c.rollouts_per_step * info.episode_length
+        ),
+        "eval_samples (one held-out context's samples, scored at once)": (
+            BYTES_PER_ROLLOUT * c.eval_samples * info.episode_length
+        ),
+    }
+    need = sum(parts.values())
+    if need > memory:
+        what, _ = max(parts.items(), key=lambda item: item[1])
+        raise ValueError(
+            f"num_groups={c.num_groups}, group_size={c.group_size}, hidden={tuple(c.hidden)}"
+            + (f", bins={c.bins}" if c.policy == "binned" else "")
+            + f", eval_samples={c.eval_samples}"
+            + f" would need at least {need / 2**30:.1f} GiB, mostly for {what}; allowed: at "
+            f"most this machine's memory, {memory / 2**30:.1f} GiB"
+        )
 
 
 def select_metric(config: TrainConfig, task: Task) -> str:
@@ -539,6 +623,7 @@ class Trainer:
         directory = self.run_directory()
         resumed = False
         if directory is not None:
+            check_log_dir(c.log_dir, directory.path)
             record = directory.prepare(c.resume)
             if record is not None:
                 return {k: float(val) for k, val in record["metrics"].items()}
@@ -664,6 +749,25 @@ class Trainer:
             writer.flush()
         self.callback.on_evaluation(self, self.rollouts_done, metrics)
         return metrics
+
+
+def check_log_dir(log_dir: Any, run_dir: Path) -> None:
+    """Refuse a ``log_dir`` that cannot hold the run directory, before anything is written.
+
+    Missing directories are created later (parents too); a path through an existing file
+    cannot be.
+
+    Raises:
+        ValueError: Naming ``log_dir`` and the file in the way.
+    """
+    for path in (run_dir, *run_dir.parents):
+        if path.exists() or path.is_symlink():
+            if not path.is_dir():
+                raise ValueError(
+                    f"log_dir={str(log_dir)!r} is invalid: {path} is not a directory; "
+                    "allowed: a directory, or a path whose missing directories can be created"
+                )
+            return
 
 
 def load_checkpoint(path: Path) -> dict[str, Any]:

@@ -758,8 +758,13 @@ def _check_settings(s: dict[str, Any], where: str) -> None:
         except ValueError as err:
             raise SuiteError(f"{where}: {err}") from None
     seeds = s["seeds"]
-    if not isinstance(seeds, list) or not seeds or not all(v.is_int(x) and x >= 0 for x in seeds):
-        fail("seeds", "a non-empty list of integers >= 0")
+    if not isinstance(seeds, list) or not seeds:
+        fail("seeds", f"a non-empty list of integers in [0, {v.SEED_MAX}]")
+    for seed in seeds:  # every seed, each a run of ours or SB3's (both keep 32 bits)
+        try:
+            v.check_seed("seeds entry", seed)
+        except ValueError as err:
+            raise SuiteError(f"{where}: seeds={seeds!r} is invalid: {err}") from None
     if len(set(seeds)) != len(seeds):
         fail("seeds", "distinct seeds")
     grid = s["lr_grid"]
@@ -790,6 +795,13 @@ def _check_settings(s: dict[str, Any], where: str) -> None:
         if not v.is_int(s[key]) or s[key] < minimum:
             why = " (a learning-rate grid is chosen on validation runs)" if minimum else ""
             fail(key, f"an integer >= {minimum}{why}")
+    most_tune = v.SEED_MAX - TUNE_SEED_BASE + 1  # validation seeds are 10_000, 10_001, ...
+    if s["tune_seeds"] > most_tune:
+        fail(
+            "tune_seeds",
+            f"an integer <= {most_tune} (validation seeds {TUNE_SEED_BASE}, ... "
+            f"must stay <= {v.SEED_MAX})",
+        )
     if s["pass_k"] > s["eval_samples"]:
         fail("pass_k", f"an integer <= eval_samples ({s['eval_samples']})")
     if s["rollouts_per_step"] is not None and (

@@ -21,7 +21,13 @@ from functools import cache
 import numpy as np
 from scipy.special import ndtr
 
-from maxrl_envs.validation import check_choice, check_int, register_unique
+from maxrl_envs.validation import (
+    check_choice,
+    check_int,
+    check_seed,
+    physical_memory,
+    register_unique,
+)
 
 #: The built-in regression data sets (``regression_datasets()`` adds registered signals).
 REGRESSION_DATASETS = ("linear", "teacher-mlp", "sine", "diabetes")
@@ -34,6 +40,12 @@ REFERENCE_SIZE = 2**16
 #: Largest pool of a synthetic data set (a pool of dim 4096 at this size is 512 GiB: the
 #: bound only keeps absurd sizes from reaching numpy unnamed).
 MAX_POOL_SIZE = 2**24
+#: Largest memory a synthetic data set's pools may need (bytes), checked before anything is
+#: allocated: 8 bytes per input value (float64 data) and 4 more (the core's float32 copy) for
+#: every context of every split, plus the float64 reference sample that standardizes f. A
+#: guard against sizes no machine here holds (dim 4096 with 2**24 contexts is 770 GiB); the
+#: machine's physical memory, when smaller, is the limit instead.
+MAX_DATASET_BYTES = 32 * 2**30
 #: Seed-stream tags: one independent stream per random piece of a data set.
 _FUNCTION, _REFERENCE, _DIFFICULTY, _PERMUTATION = 1, 2, 3, 4
 _SPLIT_TAGS = {"train": 10, "test": 11, "validation": 12}
@@ -127,6 +139,26 @@ def _pool_sizes(
         "test": sizes["num_test_contexts"],
         "validation": sizes["num_validation_contexts"],
     }
+
+
+def _check_memory(dim: int, sizes: dict[str, int]) -> None:
+    """Refuse pools whose inputs would need more than ``MAX_DATASET_BYTES``."""
+    if not sizes:
+        return
+    contexts = sum(sizes.values())
+    need = 12 * contexts * dim + 8 * REFERENCE_SIZE * dim
+    limit, what = MAX_DATASET_BYTES, "MAX_DATASET_BYTES"
+    memory = physical_memory()
+    if memory is not None and memory < limit:
+        limit, what = memory, "this machine's memory"
+    if need > limit:
+        raise ValueError(
+            f"num_contexts={sizes['train']}, num_test_contexts={sizes['test']}, "
+            f"num_validation_contexts={sizes['validation']} with dim={dim} would need about "
+            f"{need / 2**30:.1f} GiB for the context pools (12 bytes per input value); "
+            f"allowed: at most {limit / 2**30:.1f} GiB ({what}), i.e. (contexts of all "
+            f"splits) x dim <= {max(0, limit - 8 * REFERENCE_SIZE * dim) // 12:_}"
+        )
 
 
 def _synthetic_inputs(data_seed: int, sizes: dict[str, int], dim: int) -> dict[str, np.ndarray]:
@@ -262,12 +294,15 @@ def regression_shape(
         The validated shape.
     """
     check_choice("task", task, regression_datasets())
+    dim = _resolve_dim(task, dim)
+    sizes = _pool_sizes(task, num_contexts, num_test_contexts, num_validation_contexts)
+    _check_memory(dim, sizes)
     return DatasetShape(
         name=task,
-        dim=_resolve_dim(task, dim),
-        sizes=_pool_sizes(task, num_contexts, num_test_contexts, num_validation_contexts),
+        dim=dim,
+        sizes=sizes,
         num_classes=0,
-        data_seed=check_int("data_seed", data_seed, 0, 2**63 - 1),
+        data_seed=check_seed("data_seed", data_seed),
     )
 
 
@@ -301,6 +336,7 @@ def classification_shape(
     check_choice("task", task, CLASSIFICATION_DATASETS)
     dim = _resolve_dim(task, dim)
     sizes = _pool_sizes(task, num_contexts, num_test_contexts, num_validation_contexts)
+    _check_memory(dim, sizes)
     if task == "digits":
         if num_classes not in (None, 10):
             raise ValueError(
@@ -312,7 +348,7 @@ def classification_shape(
         classes = check_int(
             "num_classes", 100 if num_classes is None else num_classes, 2, sizes["train"]
         )
-    seed = check_int("data_seed", data_seed, 0, 2**63 - 1)
+    seed = check_seed("data_seed", data_seed)
     return DatasetShape(name=task, dim=dim, sizes=sizes, num_classes=classes, data_seed=seed)
 
 

@@ -14,7 +14,7 @@ from maxrl_envs.episodes import GroupEpisodes, action_tensor, context_ids, gener
 from maxrl_envs.kinds import TaskKind, get_kind
 from maxrl_envs.render import RENDER_FPS, RENDER_MODES, check_render_mode, snapshot
 from maxrl_envs.render import render as render_view
-from maxrl_envs.validation import check_options
+from maxrl_envs.validation import check_options, check_seed
 
 #: Keyword arguments every shell takes besides its kind's own.
 SHELL_KWARGS = ("split", "device")
@@ -91,7 +91,12 @@ class MaxRLEnv(gym.Env):
     def reset(
         self, *, seed: int | None = None, options: dict[str, Any] | None = None
     ) -> tuple[np.ndarray, dict[str, Any]]:
-        """Start an episode on a random context, or on ``options["context_id"]``."""
+        """Start an episode on a random context, or on ``options["context_id"]``.
+
+        ``seed`` is None or an integer in [0, 2**32 - 1] (``validation.SEED_MAX``).
+        """
+        if seed is not None:
+            check_seed("seed", seed)
         super().reset(seed=seed)
         if seed is not None or self._generator is None:
             self._generator = self.core.make_generator(generator_seed(self.np_random))

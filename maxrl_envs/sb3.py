@@ -36,7 +36,7 @@ from stable_baselines3.common.vec_env.base_vec_env import (
 
 from maxrl_envs.episodes import INFO_KEYS
 from maxrl_envs.registration import env_kind
-from maxrl_envs.validation import check_int
+from maxrl_envs.validation import check_int, check_seed
 from maxrl_envs.vector import MaxRLVectorEnv
 
 #: Keys copied from the native env's final infos into each finished sub-env's SB3 info.
@@ -249,7 +249,7 @@ def make_sb3_vec_env(
     Args:
         env_id: A registered id (see ``maxrl_envs.all_ids()``).
         num_envs: Number of sub-envs (a multiple of ``group_size`` if given).
-        seed: Seed applied at the first ``reset()`` (None: a random one).
+        seed: Seed applied at the first ``reset()``, in [0, 2**32 - 1] (None: a random one).
         monitor: Wrap the adapter in ``VecMonitor`` so SB3 logs ``rollout/ep_rew_mean``.
         **kwargs: Env keyword arguments (``group_size``, ``split``, ``device``, ``snr``, ...).
 
@@ -263,7 +263,7 @@ def make_sb3_vec_env(
     )
     adapter = SB3VecEnv(native)
     if seed is not None:
-        adapter.seed(int(seed))
+        adapter.seed(check_seed("seed", seed))
     return VecMonitor(adapter) if monitor else adapter
 
 

@@ -78,6 +78,35 @@ def check_int(name: str, value: Any, minimum: int, maximum: int | None = None) -
     return number
 
 
+#: Largest seed accepted anywhere (envs, vector envs, runs, suites, CLIs). torch's CPU
+#: generator keeps only the low 32 bits of a seed and numpy's global seeding refuses more, so a
+#: larger seed would silently repeat a smaller one (s and s + 2**32 gave the same run).
+SEED_MAX = 2**32 - 1
+
+
+def check_seed(name: str, value: Any) -> int:
+    """Return ``value`` as an int if it is a seed: an integer in ``[0, SEED_MAX]``."""
+    if not is_int(value) or not 0 <= int(value) <= SEED_MAX:
+        raise ValueError(
+            f"{name}={value!r} must be an integer in [0, {SEED_MAX}] (2**32 - 1: torch's CPU "
+            "generator keeps only the low 32 bits of a seed, so a larger one would repeat a "
+            "smaller one)"
+        )
+    return int(value)
+
+
+def physical_memory() -> int | None:
+    """This machine's physical memory in bytes (None where the OS does not say).
+
+    Size checks compare what an argument would allocate with it, so a size no allocation
+    could satisfy is a ``ValueError`` naming the argument instead of a bare ``MemoryError``.
+    """
+    try:
+        return int(os.sysconf("SC_PAGE_SIZE")) * int(os.sysconf("SC_PHYS_PAGES"))
+    except (AttributeError, OSError, ValueError):
+        return None
+
+
 def check_number(
     name: str,
     value: Any,
@@ -266,6 +295,11 @@ Rule = Callable[[str, Any], Any]
 def integer(minimum: int, maximum: int | None = None) -> Rule:
     """Rule: an integer in ``[minimum, maximum]``."""
     return lambda name, value: check_int(name, value, minimum, maximum)
+
+
+def seed() -> Rule:
+    """Rule: a seed, an integer in ``[0, SEED_MAX]``."""
+    return check_seed
 
 
 def number(**bounds: Any) -> Rule:

@@ -16,7 +16,7 @@ from maxrl_envs.episodes import INFO_KEYS, action_tensor, context_ids, generator
 from maxrl_envs.kinds import TaskKind, get_kind
 from maxrl_envs.render import RENDER_FPS, RENDER_MODES, check_render_mode, snapshot
 from maxrl_envs.render import render as render_view
-from maxrl_envs.validation import check_int, check_options
+from maxrl_envs.validation import SEED_MAX, check_int, check_options, physical_memory
 
 
 class MaxRLVectorEnv(VectorEnv):
@@ -108,6 +108,7 @@ class MaxRLVectorEnv(VectorEnv):
                 f"max_episode_steps={max_episode_steps!r} is not supported; episodes always "
                 f"last {self.episodes.episode_length} step(s), so pass None"
             )
+        _check_batch_memory(num_envs, self.episodes.obs_dim)
         self.task = self.episodes.task
         self.core = self.episodes.core
         self.num_envs = num_envs
@@ -290,15 +291,40 @@ def check_autoreset_mode(value: Any) -> AutoresetMode:
     )
 
 
+def _check_batch_memory(num_envs: int, obs_dim: int) -> None:
+    """Refuse a ``num_envs`` whose batched spaces and observations cannot fit in memory.
+
+    At least 16 bytes per observation value: the batched observation space's float32 bounds
+    (two arrays) and the observations and final observations of a step. ``num_envs = 2**40``
+    once failed in numpy with a bare ``MemoryError`` (32 TiB).
+    """
+    memory = physical_memory()
+    need = 16 * num_envs * obs_dim
+    if memory is not None and need > memory:
+        raise ValueError(
+            f"num_envs={num_envs} with observations of {obs_dim} values would need at least "
+            f"{need / 2**30:.1f} GiB; allowed: at most this machine's memory, "
+            f"{memory / 2**30:.1f} GiB (num_envs <= {memory // (16 * obs_dim):_})"
+        )
+
+
 def _check_seed(seed: Any) -> int | None:
-    """A vector env's seed: None, an integer >= 0, or a non-empty list whose first entry is."""
+    """A vector env's seed: None, a seed, or a non-empty list whose first entry is one.
+
+    A seed is an integer in [0, 2**32 - 1] (``validation.SEED_MAX``).
+    """
     value = seed[0] if isinstance(seed, (list, tuple)) and len(seed) else seed
     if value is None and not isinstance(seed, (list, tuple)):
         return None
-    if isinstance(value, bool) or not hasattr(value, "__index__") or int(value) < 0:
+    if (
+        isinstance(value, bool)
+        or not hasattr(value, "__index__")
+        or not 0 <= int(value) <= SEED_MAX
+    ):
         raise ValueError(
-            f"seed={seed!r} is invalid; allowed: None, an integer >= 0, or a non-empty list "
-            "of such integers (the first one seeds every sub-env)"
+            f"seed={seed!r} is invalid; allowed: None, an integer in [0, {SEED_MAX}] (torch's "
+            "CPU generator keeps 32 bits), or a non-empty list whose first entry is one (it "
+            "seeds every sub-env)"
         )
     return int(value)
 

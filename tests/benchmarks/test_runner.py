@@ -195,15 +195,16 @@ def test_killed_sweep_resumes_without_losing_or_recomputing(
 def test_crashing_run_becomes_a_failed_row_and_the_sweep_goes_on(
     tiny_copy: tuple[Path, Path], suite_writer, tiny_suite_text: str
 ) -> None:
-    # batch_size = 1 passes the suite checks (a valid PPO argument name) but PPO's
-    # constructor rejects it inside the worker. The tiny suite's 6 runs are already done.
+    # An optimizer keyword passes the suite checks (SB3 hands it to torch unread) but
+    # torch's Adam rejects eps = -1 inside the worker. The tiny suite's 6 runs are done.
     _, results_dir = tiny_copy
     text = tiny_suite_text.replace(
         'agents = ["maxrl", "a2c-small"]', 'agents = ["maxrl", "a2c-small", "ppo-broken"]'
     ).replace(
         "[[experiments]]",
         '[agents.ppo-broken]\nsb3 = "PPO"\nnum_envs = 8\n'
-        "hyperparams = { n_steps = 8, batch_size = 1 }\n\n[[experiments]]",
+        "hyperparams = { n_steps = 8, policy_kwargs = { optimizer_kwargs = { eps = -1.0 } } }"
+        "\n\n[[experiments]]",
     )
     suite = suite_writer(results_dir.parent.parent / "broken", text)
     out = results_dir.parent
@@ -212,7 +213,7 @@ def test_crashing_run_becomes_a_failed_row_and_the_sweep_goes_on(
     failed = [r for r in rows if r["status"] == "failed"]
     assert len(rows) == 8 and len(failed) == 2
     assert {r["agent"] for r in failed} == {"ppo-broken"}
-    assert all("batch_size" in r["error"] and r["traceback"] for r in failed)
+    assert all("epsilon" in r["error"] and r["traceback"] for r in failed)
     assert "## Failed runs" in (out / "tiny" / "report.md").read_text()
 
     # --skip-failed leaves them; a plain rerun retries them (and they fail again).
