@@ -514,6 +514,11 @@ def _omega_fast(x: Tensor, log_space: bool, *, times_likelihood: bool = False) -
     float32 factors would suffer is 2^29 times smaller here). The leave-one-out product is
     that product over the own factor. O(B N G) work, no host sync.
 
+    Per block of rows, five eager passes over a ``[G, rows, N]`` float64 buffer (the factors
+    in two, their product over i, the quotients, their sum over g); the blocks are of equal
+    size (no near-empty last block) and the scale n s_max w_g is formed once per call.
+    Cost and where it goes: ``docs/performance.md``.
+
     Args:
         x: ``[B, N]`` likelihoods, or log-likelihoods when ``log_space``.
         log_space: Read ``x`` as log l.
@@ -529,23 +534,23 @@ def _omega_fast(x: Tensor, log_space: bool, *, times_likelihood: bool = False) -
     t, _, w, _ = _quadrature_rule(FAST_NODES if truncate else exact_nodes, torch.float64, x.device)
     nodes = t.numel()
     if truncate:  # s_max = c / max(c, lambda) per context; m_i = s_max l_i
-        lam = lik.sum(-1, keepdim=True) - lik.amax(-1, keepdim=True)
-        s_max = lam.clamp_min_(FAST_CUTOFF).reciprocal_().mul_(FAST_CUTOFF)  # [B, 1]
+        lam = lik.sum(-1, keepdim=True).sub_(lik.amax(-1, keepdim=True))
+        s_max = torch.div(FAST_CUTOFF, lam.clamp_min_(FAST_CUTOFF))  # [B, 1]
         m = lik * s_max
-        scale = s_max.squeeze(1).mul_(n)[None]  # [1, B]: n * s_max, the interval's length
+        coef_scale = w[:, None] * s_max.view(1, batch).mul_(n)  # [G, B]: n s_max w_g
     else:  # the exact ceil(N/2)-node rule on [0, 1]
-        m, scale = lik, None
+        m, coef_scale = lik, (w * n)[:, None].expand(nodes, batch)
     budget = _FAST_CHUNK_ELEMENTS_CPU if x.device.type == "cpu" else _FAST_CHUNK_ELEMENTS_GPU
-    rows = max(1, budget // (nodes * n))
-    neg_t, w2 = t.neg()[:, None, None], w[:, None]
+    blocks = max(1, -(-batch // max(1, budget // (nodes * n))))
+    rows = max(1, -(-batch // blocks))  # equal blocks, no near-empty remainder
+    neg_t = t.neg()[:, None, None]
     omega = torch.empty(batch, n, dtype=torch.float64, device=x.device)
-    buf = torch.empty(nodes, min(rows, batch), n, dtype=torch.float64, device=x.device)
-    for r0 in range(0, batch, rows):  # row blocks, never single contexts unless N is huge
+    buf = torch.empty(nodes, rows, n, dtype=torch.float64, device=x.device)
+    for r0 in range(0, batch, rows):
         r1 = min(batch, r0 + rows)
         f = buf[:, : r1 - r0]
         torch.mul(m[None, r0:r1], neg_t, out=f).add_(1.0)  # f[g, b, i] = 1 - t_g m_i
-        coef = f.prod(-1).mul_(w2)  # [G, rows]: w_g prod_i f_gi
-        coef.mul_(n if scale is None else scale[:, r0:r1])
+        coef = f.prod(-1).mul_(coef_scale[:, r0:r1])  # [G, rows]: n s_max w_g prod_i f_gi
         torch.div(coef[:, :, None], f, out=f)  # n s_max w_g prod_{i != j} f_gi
         torch.sum(f, 0, out=omega[r0:r1])
     if not times_likelihood:
