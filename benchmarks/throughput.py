@@ -231,7 +231,7 @@ class Cell:
 def _trainer_config(
     task: str, estimator: str, num_groups: int, group_size: int, device: str, compile: bool
 ) -> Any:
-    from agents.trainer import TrainConfig
+    from agents.trainer import MAX_BUDGET, MAX_STEPS, TrainConfig
 
     env_id, env_kwargs = TASKS[task]
     return TrainConfig(
@@ -240,7 +240,8 @@ def _trainer_config(
         estimator=estimator,
         num_groups=num_groups,
         group_size=group_size,
-        budget=1 << 62,
+        # The largest budget the trainer accepts: steps are timed, the run never ends.
+        budget=min(MAX_BUDGET, MAX_STEPS * num_groups * group_size),
         device=device,
         log_dir=None,
         compile=compile,

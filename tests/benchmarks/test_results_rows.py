@@ -159,6 +159,8 @@ def test_pack_names_a_missing_or_empty_directory(tmp_path, capsys) -> None:
         pack_rows(tmp_path)
     assert not (tmp_path / "results.jsonl.gz").exists()
     assert main(["pack"]) == 2
-    assert "usage: python -m benchmarks.results pack" in capsys.readouterr().err
+    assert "benchmarks.results: error: the following arguments are required: RESULTS_DIR" in (
+        capsys.readouterr().err
+    )
     assert main(["pack", str(missing)]) == 2
     assert "error: results_dir=" in capsys.readouterr().err
