@@ -139,10 +139,10 @@ def test_load_policy_loads_the_selected_policy_and_requires_best(tmp_path) -> No
     config = classification_config(tmp_path, steps=24)
     trainer = Trainer(config)
     result = trainer.run()
-    assert trainer.best is not None and trainer.best[1] < trainer.rollouts_done
+    assert trainer.best is not None and trainer.best.rollouts < trainer.rollouts_done
     agent, _ = trainer_module.load_policy(tmp_path / config.name)
     loaded = agent.policy.state_dict()
-    assert all(torch.equal(loaded[k], v) for k, v in trainer.best[2].items())
+    assert all(torch.equal(loaded[k], v) for k, v in trainer.best.policy.items())
     assert not all(torch.equal(loaded[k], v) for k, v in trainer.policy.state_dict().items())
     again = trainer_module.evaluate(
         agent.task, agent, num_samples=8, pass_k=2, seed=trainer.eval_seed
