@@ -1292,7 +1292,7 @@ def estimate_seconds(job: Job) -> float:
 def model_seconds(job: Job) -> float:
     """The uncalibrated cost model of one run: steps, rollouts and evaluations, in seconds."""
     config = job.config
-    budget = int(config["budget"])
+    budget = int(config.get("budget", 0))  # 0: a family without a budget (evaluation only)
     evals = 2 + (budget // int(config["eval_every"]) if config.get("eval_every") else 0)
     samples = (
         1500 * int(config.get("eval_samples", 64)) * (2 if config.get("early_stopping") else 1)
