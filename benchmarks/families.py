@@ -69,6 +69,8 @@ class AgentFamily:
             seconds of its evaluations.
         queue_first: Queue this family's runs before the others (the slow ones first).
         default_device: The device of a run whose config names none (provenance).
+        line_style: Matplotlib line style of its curves in reports (None: by the agent's
+            role, solid or dotted for references; SB3's are dashed).
     """
 
     name: str
@@ -87,6 +89,7 @@ class AgentFamily:
     ignored_settings: Callable[[str], tuple[str, ...]] = _none
     queue_first: bool = False
     default_device: str = "cpu"
+    line_style: str | None = None
 
 
 #: Family name -> family, in registration order (``ours`` and ``sb3`` first).

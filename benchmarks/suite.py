@@ -181,8 +181,8 @@ class AgentSpec:
 
     Attributes:
         name: Name used in run ids and the report.
-        family: ``ours`` or ``sb3``.
-        method: Estimator name or SB3 algorithm.
+        family: Its agent family (``benchmarks.families``): ``ours``, ``sb3`` or a plugin's.
+        method: Estimator name, SB3 algorithm, or what a plugin family's key names.
         params: Extra TrainConfig fields (ours) or ``num_envs``/``hyperparams`` (SB3).
         role: ``maxrl``, ``baseline`` or ``reference`` (the supervised ceiling).
         lr_grid: Learning rates (ours), overriding the settings' grid when set.
@@ -421,9 +421,9 @@ class Cell:
 class Job:
     """One run: everything a worker needs, plus the labels the results row carries.
 
-    ``config`` holds the keyword arguments of ``TrainConfig`` (``family == "ours"``) or
-    ``SB3Config`` (``family == "sb3"``) without paths; the runner adds ``log_dir`` and
-    ``run_name``.
+    ``config`` is its family's run config (``AgentFamily.config``: the keyword arguments
+    of ``TrainConfig`` for ours, of ``SB3Config`` for SB3) without paths; the worker adds
+    ``log_dir`` and ``run_name``.
     """
 
     run_id: str
@@ -1505,5 +1505,6 @@ SB3 = register_agent_family(
         method_names=_sb3_methods,
         unused_settings=_ours_only,
         queue_first=True,
+        line_style="--",
     )
 )

@@ -160,3 +160,27 @@ def test_load_policy_loads_the_selected_policy_and_requires_best(tmp_path) -> No
     torch.save({**state, "best": None}, path)  # final.json reports a selection it lacks
     with pytest.raises(CorruptFileError, match=r"selected at \d+\.0 rollouts.*no selection"):
         trainer_module.load_policy(tmp_path / config.name)
+
+
+def test_checkpoint_selector_keeps_the_best_finite_value_in_the_metric_direction() -> None:
+    from agents.protocol import CheckpointSelector
+
+    module = torch.nn.Linear(1, 1, bias=False)
+    up = CheckpointSelector(True, "eval/log_likelihood")  # higher is better
+    down = CheckpointSelector(True, "eval/excess_mse")  # lower is better
+    for value, rollouts in [(float("nan"), 0), (1.0, 10), (3.0, 20), (2.0, 30), (3.0, 40)]:
+        with torch.no_grad():
+            module.weight.fill_(rollouts)
+        up.offer(value, rollouts, module)
+        down.offer(value, rollouts, module)
+    assert (up.best.value, up.best.rollouts) == (3.0, 20)  # ties keep the first
+    assert (down.best.value, down.best.rollouts) == (1.0, 10)
+    assert up.tag == "select/log_likelihood"
+    with torch.no_grad():
+        module.weight.fill_(-1.0)
+    seen = []
+    selected = up.selected(module, lambda: seen.append(float(module.weight)) or {"eval/x": 0.5})
+    assert seen == [20.0] and float(module.weight) == -1.0  # scored the best, then put back
+    assert selected == {"eval/x": 0.5, "selected_rollouts": 20.0, "selected_value": 3.0}
+    off = CheckpointSelector(False, "eval/log_likelihood")
+    assert not off.offer(1.0, 0, module) and off.selected(module, dict) is None
