@@ -8,6 +8,12 @@ The run then reports that policy's test metrics instead of the last one's, plus
 best-so-far (a ``Best``); each agent keeps only how it scores a policy and how its
 checkpoint stores the selection.
 
+The settings both configs have (``TrainConfig`` and ``SB3Config``) are named once here:
+``RunSettings`` (what is trained, for how long, where) and ``EvalSettings`` (how it is
+evaluated and selected). Each config exposes them as ``config.run_settings`` and
+``config.eval_settings``, views over its own flat fields: the configs stay flat because a
+run's id is a digest of its config as stored, so nesting them would change every run id.
+
 The run directory lifecycle (stored-config check, resume, ``final.json``) is
 ``agents.runs.RunDirectory``, shared the same way.
 """
@@ -16,7 +22,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from typing import Any
 
 from agents.evaluation import any_metric_tags, better, check_select_metric, default_metrics
@@ -64,6 +70,73 @@ def check_selection(
         return
     v.check_choice("select_metric", select_metric, any_metric_tags(pass_k))
     check_select_metric(select_metric, pass_k, numeric, exact, env_id, why)
+
+
+def _view(cls: type, config: Any) -> Any:
+    return cls(**{f.name: getattr(config, f.name) for f in fields(cls)})
+
+
+@dataclass(frozen=True)
+class RunSettings:
+    """What every agent's run is: env, budget, seed, evaluation cadence and run directory.
+
+    Both ``TrainConfig`` and ``SB3Config`` have these fields (with their own defaults, e.g.
+    ``eval_every`` and ``device``); ``config.run_settings`` is the view.
+    """
+
+    env_id: str
+    env_kwargs: dict[str, Any]
+    budget: int
+    seed: int
+    eval_every: int
+    device: str
+    log_dir: str | None
+    run_name: str | None
+    resume: bool
+    progress: bool
+
+    @classmethod
+    def of(cls, config: Any) -> RunSettings:
+        """The run settings of a ``TrainConfig`` or ``SB3Config``."""
+        return _view(cls, config)
+
+
+@dataclass(frozen=True)
+class EvalSettings:
+    """How every agent is evaluated and its checkpoint selected (``config.eval_settings``).
+
+    Attributes:
+        eval_samples: Samples M per held-out context.
+        pass_k: k of ``eval/pass@k``, at most ``eval_samples``.
+        eval_split: The split evaluated (``test``, or ``validation`` for tuning runs).
+        early_stopping: Report the validation-best checkpoint (``CheckpointSelector``).
+        select_metric: The tag that selects checkpoints (None: the task's default).
+        select_contexts: Validation contexts scored for the selection (None: all).
+    """
+
+    eval_samples: int
+    pass_k: int
+    eval_split: str
+    early_stopping: bool
+    select_metric: str | None
+    select_contexts: int | None
+
+    @classmethod
+    def of(cls, config: Any) -> EvalSettings:
+        """The evaluation settings of a ``TrainConfig`` or ``SB3Config``."""
+        return _view(cls, config)
+
+    def check(self) -> None:
+        """The rule the fields' own rules cannot say: ``pass_k <= eval_samples``.
+
+        Raises:
+            ValueError: Naming ``pass_k``, its value and the allowed range.
+        """
+        if self.pass_k > self.eval_samples:
+            raise ValueError(
+                f"pass_k={self.pass_k!r} is invalid; allowed: an integer in [1, "
+                f"{self.eval_samples}] (eval_samples={self.eval_samples})"
+            )
 
 
 @dataclass
@@ -153,6 +226,8 @@ class CheckpointSelector:
 __all__ = [
     "Best",
     "CheckpointSelector",
+    "EvalSettings",
+    "RunSettings",
     "check_selection",
     "copy_state",
     "resolve_select_metric",

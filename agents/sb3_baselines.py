@@ -40,7 +40,14 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from agents.protocol import Best, CheckpointSelector, check_selection, resolve_select_metric
+from agents.protocol import (
+    Best,
+    CheckpointSelector,
+    EvalSettings,
+    RunSettings,
+    check_selection,
+    resolve_select_metric,
+)
 from agents.runs import (
     CorruptFileError,
     RunDirectory,
@@ -256,6 +263,16 @@ class SB3Config:
     def name(self) -> str:
         """The run directory name."""
         return self.run_name or f"{self.env_id}__{self.algo}__{self.seed}"
+
+    @property
+    def run_settings(self) -> RunSettings:
+        """The settings every agent's run shares (``agents.protocol.RunSettings``)."""
+        return RunSettings.of(self)
+
+    @property
+    def eval_settings(self) -> EvalSettings:
+        """How the run is evaluated and selected (``agents.protocol.EvalSettings``)."""
+        return EvalSettings.of(self)
 
 
 def resolved_settings(config: SB3Config) -> tuple[int, dict[str, Any]]:
@@ -598,11 +615,7 @@ def validate_sb3_config(config: SB3Config) -> None:
             f"score one context's samples; allowed: at most this machine's memory, "
             f"{memory / 2**30:.1f} GiB"
         )
-    if config.pass_k > config.eval_samples:
-        raise ValueError(
-            f"pass_k={config.pass_k!r} is invalid; allowed: an integer in [1, "
-            f"{config.eval_samples}] (eval_samples={config.eval_samples})"
-        )
+    config.eval_settings.check()
     if config.select_metric is not None:
         from maxrl_envs import get_kind
 

@@ -43,7 +43,14 @@ from agents.policies import (
     check_policy_choice,
     make_policy,
 )
-from agents.protocol import Best, CheckpointSelector, check_selection, resolve_select_metric
+from agents.protocol import (
+    Best,
+    CheckpointSelector,
+    EvalSettings,
+    RunSettings,
+    check_selection,
+    resolve_select_metric,
+)
 from agents.runs import CorruptFileError, RunDirectory, atomic_write
 from maxrl_envs import validation as v
 from maxrl_envs.core import SPLITS
@@ -225,6 +232,16 @@ class TrainConfig:
     )
 
     @property
+    def run_settings(self) -> RunSettings:
+        """The settings every agent's run shares (``agents.protocol.RunSettings``)."""
+        return RunSettings.of(self)
+
+    @property
+    def eval_settings(self) -> EvalSettings:
+        """How the run is evaluated and selected (``agents.protocol.EvalSettings``)."""
+        return EvalSettings.of(self)
+
+    @property
     def objective(self) -> Objective:
         """The objective named by ``estimator``."""
         return get_objective(self.estimator)
@@ -308,11 +325,7 @@ def validate_config(config: TrainConfig) -> None:
             f"{MAX_STEPS * c.rollouts_per_step + c.rollouts_per_step - 1} at this "
             "num_groups and group_size"
         )
-    if c.pass_k > c.eval_samples:
-        raise ValueError(
-            f"pass_k={c.pass_k!r} is invalid; allowed: an integer in [1, {c.eval_samples}] "
-            f"(eval_samples={c.eval_samples})"
-        )
+    c.eval_settings.check()
     reserved = sorted(set(RESERVED_ENV_KWARGS) & set(c.env_kwargs))
     if reserved:
         raise ValueError(

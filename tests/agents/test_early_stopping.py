@@ -184,3 +184,22 @@ def test_checkpoint_selector_keeps_the_best_finite_value_in_the_metric_direction
     assert selected == {"eval/x": 0.5, "selected_rollouts": 20.0, "selected_value": 3.0}
     off = CheckpointSelector(False, "eval/log_likelihood")
     assert not off.offer(1.0, 0, module) and off.selected(module, dict) is None
+
+
+def test_both_configs_have_the_shared_run_and_eval_settings() -> None:
+    """RunSettings and EvalSettings name fields that both configs have."""
+    import dataclasses
+
+    from agents.protocol import EvalSettings, RunSettings
+    from agents.sb3_baselines import SB3Config
+
+    ours, sb3 = TrainConfig(pass_k=4, eval_samples=8), SB3Config(pass_k=4, eval_samples=8)
+    assert ours.eval_settings == sb3.eval_settings  # the same defaults for evaluation
+    assert ours.run_settings.eval_every == 20_000 and sb3.run_settings.eval_every == 10_000
+    names = [{f.name for f in dataclasses.fields(cls)} for cls in (TrainConfig, SB3Config)]
+    for shared in (RunSettings, EvalSettings):
+        for f in dataclasses.fields(shared):
+            assert all(f.name in config_fields for config_fields in names), f.name
+    bad = dataclasses.replace(sb3.eval_settings, pass_k=9)
+    with pytest.raises(ValueError, match=r"pass_k=9 is invalid; allowed: an integer in \[1, 8\]"):
+        bad.check()
