@@ -179,7 +179,9 @@ def test_checkpoint_selector_keeps_the_best_finite_value_in_the_metric_direction
     with torch.no_grad():
         module.weight.fill_(-1.0)
     seen = []
-    selected = up.selected(module, lambda: seen.append(float(module.weight)) or {"eval/x": 0.5})
+    selected = up.selected(
+        module, lambda: seen.append(float(module.weight.detach())) or {"eval/x": 0.5}
+    )
     assert seen == [20.0] and float(module.weight) == -1.0  # scored the best, then put back
     assert selected == {"eval/x": 0.5, "selected_rollouts": 20.0, "selected_value": 3.0}
     off = CheckpointSelector(False, "eval/log_likelihood")
