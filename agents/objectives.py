@@ -61,12 +61,15 @@ class Objective(ABC):
         role: ``maxrl``, ``baseline`` or ``reference`` (how reports group agents).
         min_group_size: Fewest rollouts N per context it accepts.
         params: Estimator parameters a run may set.
+        ignored_settings: Run settings its result does not depend on (the supervised
+            objectives fit one label per context, whatever N, ``group_size``, is).
     """
 
     name: str
     role: str
     min_group_size: int = 1
     params: tuple[str, ...] = ()
+    ignored_settings: tuple[str, ...] = ()
 
     @abstractmethod
     def rollouts_per_context(self, group_size: int) -> int:
@@ -160,6 +163,7 @@ class Supervised(Objective):
 
     name = SUPERVISED
     role = "reference"
+    ignored_settings = ("group_size",)
 
     def rollouts_per_context(self, group_size: int) -> int:
         """1: one label per context."""
@@ -199,6 +203,7 @@ class SupervisedML(Objective):
 
     name = SUPERVISED_ML
     role = "reference"
+    ignored_settings = ("group_size",)
 
     def rollouts_per_context(self, group_size: int) -> int:
         """1: one label per context."""

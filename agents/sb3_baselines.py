@@ -40,6 +40,14 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from agents.protocol import (
+    Best,
+    CheckpointSelector,
+    EvalSettings,
+    RunSettings,
+    check_selection,
+    resolve_select_metric,
+)
 from agents.runs import (
     CorruptFileError,
     RunDirectory,
@@ -255,6 +263,16 @@ class SB3Config:
     def name(self) -> str:
         """The run directory name."""
         return self.run_name or f"{self.env_id}__{self.algo}__{self.seed}"
+
+    @property
+    def run_settings(self) -> RunSettings:
+        """The settings every agent's run shares (``agents.protocol.RunSettings``)."""
+        return RunSettings.of(self)
+
+    @property
+    def eval_settings(self) -> EvalSettings:
+        """How the run is evaluated and selected (``agents.protocol.EvalSettings``)."""
+        return EvalSettings.of(self)
 
 
 def resolved_settings(config: SB3Config) -> tuple[int, dict[str, Any]]:
@@ -597,22 +615,16 @@ def validate_sb3_config(config: SB3Config) -> None:
             f"score one context's samples; allowed: at most this machine's memory, "
             f"{memory / 2**30:.1f} GiB"
         )
-    if config.pass_k > config.eval_samples:
-        raise ValueError(
-            f"pass_k={config.pass_k!r} is invalid; allowed: an integer in [1, "
-            f"{config.eval_samples}] (eval_samples={config.eval_samples})"
-        )
+    config.eval_settings.check()
     if config.select_metric is not None:
-        from agents.evaluation import any_metric_tags, check_select_metric
         from maxrl_envs import get_kind
 
-        v.check_choice("select_metric", config.select_metric, any_metric_tags(config.pass_k))
         exact = has_exact_form(config.algo, config.env_id, config.env_kwargs)
         why = "" if exact else f"{algo}'s log-likelihood has no exact form on it"
         if not exact and episode_length > 1:
             why = f"{algo}'s token tree is too large to enumerate exactly"
         numeric = get_kind(kind).numeric
-        check_select_metric(config.select_metric, config.pass_k, numeric, exact, config.env_id, why)
+        check_selection(config.select_metric, config.pass_k, numeric, exact, config.env_id, why)
 
 
 def has_exact_form(algo: str, env_id: str, env_kwargs: dict[str, Any]) -> bool:
@@ -733,8 +745,8 @@ class _Run:
         self.store = _Checkpoint(run_dir)
         self.off_policy = not get_baseline(config.algo).on_policy
         self.select_metric = _select_metric(config, self.task)
-        #: Early stopping: (validation value, rollouts, policy state) of the best evaluation.
-        self.best: tuple[float, int, dict[str, Any]] | None = None
+        #: Early stopping: the best evaluation on validation so far (``selector.best``).
+        self.selector = CheckpointSelector(config.early_stopping, self.select_metric)
 
     def rollouts(self, model: Any) -> int:
         return int(model.num_timesteps) // self.episode_length
@@ -757,20 +769,15 @@ class _Run:
         return metrics
 
     def evaluate(self, model: Any) -> dict[str, float]:
-        from agents.evaluation import better, log_metrics
+        from agents.evaluation import log_metrics
 
         step = self.rollouts(model)
         metrics = self.score(model, self.config.eval_split, None)
         log_metrics(self.writer, metrics, step)
         if self.config.early_stopping:
             value = self.score(model, "validation", self.config.select_contexts)[self.select_metric]
-            tag = "select/" + self.select_metric.removeprefix("eval/")
-            self.writer.add_scalar(tag, value, step)
-            if math.isfinite(value) and (
-                self.best is None or better(self.select_metric, value, self.best[0])
-            ):
-                state = {k: t.detach().clone() for k, t in model.policy.state_dict().items()}
-                self.best = (value, step, state)
+            self.writer.add_scalar(self.selector.tag, value, step)
+            self.selector.offer(value, step, model.policy)
         self.writer.flush()
         if self.curve and self.curve[-1][0] == step:
             self.curve[-1] = [step, metrics]
@@ -784,17 +791,19 @@ class _Run:
         return self.elapsed + time.perf_counter() - self.started
 
     def checkpoint(self, model: Any) -> None:
+        best = self.selector.best
         state = {
             "num_timesteps": int(model.num_timesteps),
             "curve": self.curve,
             "next_eval": self.next_eval,
             "wall_time": self.wall_time(),
             "config": self.settings,
-            "best": None if self.best is None else list(self.best[:2]),
+            "best": None if best is None else [best.value, best.rollouts],
             "random_state": random_state(model),
         }
-        best = None if self.best is None else self.best[2]
-        self.store.save(model, state, replay=self.off_policy, best=best)
+        self.store.save(
+            model, state, replay=self.off_policy, best=None if best is None else best.policy
+        )
 
     def restore(self, cls: type, env: Any) -> Any:
         """Load the checkpoint's model, replay buffer and state.
@@ -849,22 +858,15 @@ class _Run:
                 self.store.path / "best.pt",
                 lambda path: torch.load(path, map_location="cpu", weights_only=True),
             )
-            self.best = (*best_head, policy)
+            self.selector.best = Best(*best_head, policy)
         return model
 
     def selected_metrics(self, model: Any) -> dict[str, float]:
         """Test metrics of the best checkpoint on validation (early stopping), or {}."""
-        if not self.config.early_stopping or self.best is None:
-            return {}
-        last = {k: t.detach().clone() for k, t in model.policy.state_dict().items()}
-        model.policy.load_state_dict(self.best[2])
-        metrics = self.score(model, self.config.eval_split, None)
-        model.policy.load_state_dict(last)
-        return {
-            **metrics,
-            "selected_rollouts": float(self.best[1]),
-            "selected_value": self.best[0],
-        }
+        selected = self.selector.selected(
+            model.policy, lambda: self.score(model, self.config.eval_split, None)
+        )
+        return selected or {}
 
 
 def _tensor_text(tensor: Any) -> str:
@@ -976,13 +978,11 @@ def _select_metric(config: SB3Config, task: Any) -> str:
     The default names the log-likelihood tag evaluation reports (``eval/log_likelihood_mc``
     where ``has_exact_form`` is False); ``final.json`` records it.
     """
-    from agents.evaluation import default_metrics
-
     if config.select_metric is not None:
         return config.select_metric
-    head = getattr(task.core, "head", None) if task.kind.numeric else None
+    head = getattr(task.core, "head", None)
     exact = has_exact_form(config.algo, config.env_id, config.env_kwargs)
-    return default_metrics(task.kind.numeric, head, config.pass_k, exact)[0]
+    return resolve_select_metric(None, task.kind.numeric, head, config.pass_k, exact)
 
 
 def read_final(run_dir: str | os.PathLike[str]) -> dict[str, Any] | None:

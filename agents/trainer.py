@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import math
 import time
 import warnings
 from dataclasses import dataclass, field
@@ -33,14 +32,7 @@ import torch
 
 from agents.callbacks import TrainerCallback, as_callback, write_hparams
 from agents.compile import unavailable_reason
-from agents.evaluation import (
-    any_metric_tags,
-    better,
-    check_select_metric,
-    default_metrics,
-    evaluate,
-    log_metrics,
-)
+from agents.evaluation import evaluate, log_metrics
 from agents.exact import no_exact_form_reason
 from agents.objectives import Objective, StepInputs, get_objective, objective_names
 from agents.policies import (
@@ -50,6 +42,14 @@ from agents.policies import (
     TaskPolicy,
     check_policy_choice,
     make_policy,
+)
+from agents.protocol import (
+    Best,
+    CheckpointSelector,
+    EvalSettings,
+    RunSettings,
+    check_selection,
+    resolve_select_metric,
 )
 from agents.runs import CorruptFileError, RunDirectory, atomic_write
 from maxrl_envs import validation as v
@@ -232,6 +232,16 @@ class TrainConfig:
     )
 
     @property
+    def run_settings(self) -> RunSettings:
+        """The settings every agent's run shares (``agents.protocol.RunSettings``)."""
+        return RunSettings.of(self)
+
+    @property
+    def eval_settings(self) -> EvalSettings:
+        """How the run is evaluated and selected (``agents.protocol.EvalSettings``)."""
+        return EvalSettings.of(self)
+
+    @property
     def objective(self) -> Objective:
         """The objective named by ``estimator``."""
         return get_objective(self.estimator)
@@ -315,13 +325,7 @@ def validate_config(config: TrainConfig) -> None:
             f"{MAX_STEPS * c.rollouts_per_step + c.rollouts_per_step - 1} at this "
             "num_groups and group_size"
         )
-    if c.pass_k > c.eval_samples:
-        raise ValueError(
-            f"pass_k={c.pass_k!r} is invalid; allowed: an integer in [1, {c.eval_samples}] "
-            f"(eval_samples={c.eval_samples})"
-        )
-    if c.select_metric is not None:
-        v.check_choice("select_metric", c.select_metric, any_metric_tags(c.pass_k))
+    c.eval_settings.check()
     reserved = sorted(set(RESERVED_ENV_KWARGS) & set(c.env_kwargs))
     if reserved:
         raise ValueError(
@@ -338,7 +342,7 @@ def validate_config(config: TrainConfig) -> None:
     check_memory(c, info)
     if c.select_metric is not None:
         why = no_exact_form_reason(info.rollout_space)
-        check_select_metric(c.select_metric, c.pass_k, info.kind.numeric, not why, c.env_id, why)
+        check_selection(c.select_metric, c.pass_k, info.kind.numeric, not why, c.env_id, why)
 
 
 def check_memory(config: TrainConfig, info: Any) -> None:
@@ -402,9 +406,9 @@ def select_metric(config: TrainConfig, task: Task) -> str:
     """
     if config.select_metric is not None:
         return config.select_metric
-    head = getattr(task.core, "head", None) if task.kind.numeric else None
+    head = getattr(task.core, "head", None)
     exact = not no_exact_form_reason(task.rollout_space())
-    return default_metrics(task.kind.numeric, head, config.pass_k, exact)[0]
+    return resolve_select_metric(None, task.kind.numeric, head, config.pass_k, exact)
 
 
 class Trainer:
@@ -467,8 +471,13 @@ class Trainer:
         self.wall_time = 0.0
         self.total_steps = c.budget // c.rollouts_per_step
         self.select_metric = select_metric(c, self.task)
-        #: Early stopping: (validation value, rollouts, policy state) of the best evaluation.
-        self.best: tuple[float, int, dict[str, torch.Tensor]] | None = None
+        #: Early stopping: the best evaluation on validation so far (``selector.best``).
+        self.selector = CheckpointSelector(c.early_stopping, self.select_metric)
+
+    @property
+    def best(self) -> Best | None:
+        """Early stopping: the best evaluation on validation so far (None before one)."""
+        return self.selector.best
 
     @property
     def rollouts_done(self) -> int:
@@ -548,11 +557,7 @@ class Trainer:
             value = metrics[self.select_metric]
         else:
             value = self.evaluate("validation", c.select_contexts)[self.select_metric]
-        if math.isfinite(value) and (
-            self.best is None or better(self.select_metric, value, self.best[0])
-        ):
-            state = {k: t.detach().clone() for k, t in self.policy.state_dict().items()}
-            self.best = (value, self.rollouts_done, state)
+        self.selector.offer(value, self.rollouts_done, self.policy)
         return value
 
     def state_dict(self) -> dict[str, Any]:
@@ -568,7 +573,11 @@ class Trainer:
             "config": json.dumps(self.config.to_dict(), sort_keys=True),
             "best": None
             if self.best is None
-            else {"value": self.best[0], "rollouts": self.best[1], "policy": self.best[2]},
+            else {
+                "value": self.best.value,
+                "rollouts": self.best.rollouts,
+                "policy": self.best.policy,
+            },
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -596,7 +605,9 @@ class Trainer:
             raise KeyError("'best': the checkpoint of an early-stopping run must record it")
         best = state.get("best")
         if best is not None:
-            self.best = (float(best["value"]), int(best["rollouts"]), dict(best["policy"]))
+            self.selector.best = Best(
+                float(best["value"]), int(best["rollouts"]), dict(best["policy"])
+            )
 
     def save_checkpoint(self, path: Path) -> None:
         """Write the state atomically (temp file + ``os.replace``)."""
@@ -715,17 +726,10 @@ class Trainer:
                 progress.close()
         if last_eval != self.rollouts_done:
             metrics = self._eval_and_log(writer)
-        selected: dict[str, float] = {}
-        if c.early_stopping and self.best is not None:
-            last = {k: t.detach().clone() for k, t in self.policy.state_dict().items()}
-            self.policy.load_state_dict(self.best[2])
-            metrics = self.evaluate()
-            self.policy.load_state_dict(last)
-            selected = {"selected_rollouts": float(self.best[1]), "selected_value": self.best[0]}
+        metrics = self.selector.selected(self.policy, self.evaluate) or metrics
         self.wall_time = wall_start + time.perf_counter() - start
         result = {
             **metrics,
-            **selected,
             "rollouts": float(self.rollouts_done),
             "wall_time": self.wall_time,
         }
@@ -744,8 +748,7 @@ class Trainer:
         if writer is not None:
             log_metrics(writer, metrics, self.rollouts_done)
             if value is not None:
-                tag = "select/" + self.select_metric.removeprefix("eval/")
-                writer.add_scalar(tag, value, self.rollouts_done)
+                writer.add_scalar(self.selector.tag, value, self.rollouts_done)
             writer.flush()
         self.callback.on_evaluation(self, self.rollouts_done, metrics)
         return metrics
@@ -873,7 +876,7 @@ def load_policy(
         final = run_dir / FINAL
         reported = read_json(final).get("metrics", {}) if final.exists() else {}
         chosen = reported.get("selected_rollouts") if isinstance(reported, dict) else None
-        held = None if trainer.best is None else trainer.best[1]
+        held = None if trainer.best is None else trainer.best.rollouts
         if chosen is not None and (held is None or float(chosen) != held):
             raise CorruptFileError(
                 path,
@@ -881,5 +884,5 @@ def load_policy(
                 f"holds {'no selection' if held is None else f'the one at {held}'}",
             )
         if selected and trainer.best is not None:
-            trainer.policy.load_state_dict(trainer.best[2])
+            trainer.policy.load_state_dict(trainer.best.policy)
     return trainer.agent, config

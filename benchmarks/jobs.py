@@ -234,14 +234,6 @@ def _checked(job: dict[str, Any], directory: Path, metrics: dict[str, float]) ->
 def _train(job: dict[str, Any], directory: Path, threads: int) -> dict[str, float]:
     directory.parent.mkdir(parents=True, exist_ok=True)
     paths = {"log_dir": str(directory.parent), "run_name": directory.name}
-    if job["family"] == "sb3":
-        from agents.sb3_baselines import SB3Config, train_sb3
+    from benchmarks.suite import get_family  # the built-in families register with the suite
 
-        config = SB3Config(**job["config"], **paths, resume=True, progress=False)
-        return train_sb3(config)
-    from agents.trainer import train
-    from benchmarks.suite import train_config
-
-    runtime = {"resume": True, "progress": False, "checkpoint": True, "threads": threads}
-    config = train_config(job["config"], **paths, **runtime)
-    return train(config)
+    return dict(get_family(job["family"]).train(job["config"], paths, threads))

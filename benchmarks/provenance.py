@@ -106,10 +106,14 @@ def provenance(device: str | None = None, threads: int | None = None) -> dict[st
 def job_device(job: dict[str, Any]) -> str:
     """The device a job's run uses: its config's ``device``, resolved like the trainers do.
 
-    SB3 runs default to ``cpu``; ours default to ``auto`` (CUDA when present).
+    Without one, its family's ``default_device`` (``benchmarks.families``): SB3 runs default
+    to ``cpu``, ours to ``auto`` (CUDA when present).
     """
+    from benchmarks.suite import AGENT_FAMILIES  # the built-in families register with the suite
+
     config = job.get("config") or {}
-    device = str(config.get("device", "cpu" if job.get("family") == "sb3" else "auto"))
+    family = AGENT_FAMILIES.get(str(job.get("family")))
+    device = str(config.get("device", family.default_device if family else "auto"))
     if device == "auto":
         try:
             import torch

@@ -61,6 +61,7 @@ from benchmarks.suite import (
     available_suites,
     estimate_seconds,
     estimate_suite_seconds,
+    get_family,
     load_suite,
     validate_suite,
 )
@@ -186,7 +187,8 @@ class Sweep:
         self.tuned = {cell.key: cell for cell in suite.cells if cell.needs_tuning}
         self.pending_tune: dict[str, set[str]] = {key: set() for key in self.tuned}
         self.tune_rows: dict[str, list[dict[str, Any]]] = {key: [] for key in self.tuned}
-        initial = sorted(suite.initial_jobs(), key=lambda j: j.family != "sb3")
+        # Families that queue first (SB3's slow runs) start first.
+        initial = sorted(suite.initial_jobs(), key=lambda j: not get_family(j.family).queue_first)
         for job in initial:
             if job.phase == "tune":
                 self.pending_tune[job.cell].add(job.run_id)

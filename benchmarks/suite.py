@@ -59,6 +59,7 @@ from typing import Any
 
 from agents.evaluation import default_metrics as _default_metrics
 from agents.evaluation import metric_tags
+from benchmarks.families import AGENT_FAMILIES, AgentFamily, get_family, register_agent_family
 from benchmarks.results import slug
 from maxrl_envs import validation as v
 from maxrl_envs.heads import get_head
@@ -180,8 +181,8 @@ class AgentSpec:
 
     Attributes:
         name: Name used in run ids and the report.
-        family: ``ours`` or ``sb3``.
-        method: Estimator name or SB3 algorithm.
+        family: Its agent family (``benchmarks.families``): ``ours``, ``sb3`` or a plugin's.
+        method: Estimator name, SB3 algorithm, or what a plugin family's key names.
         params: Extra TrainConfig fields (ours) or ``num_envs``/``hyperparams`` (SB3).
         role: ``maxrl``, ``baseline`` or ``reference`` (the supervised ceiling).
         lr_grid: Learning rates (ours), overriding the settings' grid when set.
@@ -212,17 +213,12 @@ class AgentSpec:
     def usual_lr(self) -> float:
         """The learning rate the agent's grid is centred on.
 
-        Its own ``lr``, else the SB3 baseline's default, else ``TrainConfig``'s.
+        Its own ``lr``, else its family's usual rate for its method (the SB3 baseline's
+        default, ``TrainConfig``'s).
         """
         if "lr" in self.params:
             return float(self.params["lr"])
-        if self.family == "sb3":
-            from agents.sb3_baselines import get_baseline
-
-            return float(get_baseline(self.method).hyperparams.get("learning_rate", 3e-4))
-        from agents.trainer import TrainConfig
-
-        return float(TrainConfig().lr)
+        return get_family(self.family).usual_lr(self.method)
 
 
 @dataclass(frozen=True)
@@ -290,11 +286,8 @@ class Cell:
             "metrics",
             "target_fraction",
         )
-        relevant = {
-            k: v
-            for k, v in self.settings.items()
-            if k not in ignored and (self.agent.family == "ours" or k not in _ours_only())
-        }
+        unused = get_family(self.agent.family).unused_settings()
+        relevant = {k: v for k, v in self.settings.items() if k not in ignored and k not in unused}
         agent = self.agent
         return {
             "suite": self.suite,
@@ -316,9 +309,9 @@ class Cell:
 
         Every agent, ours and SB3, gets ``lr_points`` rates around its usual value spaced by
         ``lr_ratio`` (the same protocol); an explicit ``lr_grid`` (the agent's, or the
-        settings') replaces that for our agents.
+        settings') replaces that for the families that take it (ours).
         """
-        if self.agent.family == "ours":
+        if "lr_grid" not in get_family(self.agent.family).unused_settings():
             grid = self.agent.lr_grid or self.settings["lr_grid"]
             if grid:
                 return [float(lr) for lr in grid]
@@ -387,65 +380,24 @@ class Cell:
         )
 
     def config(self, seed: int, lr: float | None, phase: str) -> dict[str, Any]:
-        """Keyword arguments of ``TrainConfig`` / ``SB3Config`` (paths left to the runner).
+        """The run's config, by its family (``AgentFamily.config``); paths left to the runner.
 
-        The run settings (``RUN_SETTINGS``) pass through by name: all of them to our trainer,
-        those ``SB3Config`` has to SB3.
+        Keyword arguments of ``TrainConfig`` (ours: every run setting, ``RUN_SETTINGS``, by
+        name), ``SB3Config`` (the run settings it has) or a plugin family's config.
         """
+        return get_family(self.agent.family).config(self, seed, lr, phase)
+
+    def common_config(self, seed: int, phase: str) -> dict[str, Any]:
+        """The config fields every family's run shares: env, seed, split and selection."""
         s = self.settings
-        tune = phase == "tune"
-        common = {
+        return {
             "env_id": self.env.id,
             "env_kwargs": dict(self.env.kwargs),
             "seed": int(seed),
-            "eval_split": "validation" if tune else "test",
+            "eval_split": "validation" if phase == "tune" else "test",
             "select_metric": self.select_metric,
             "select_contexts": int(s["tune_eval_contexts"]),
         }
-        rl_steps = self.rl_steps()
-        if self.agent.family == "sb3":
-            shared = {k: copy.deepcopy(s[k]) for k in RUN_SETTINGS if k not in _ours_only()}
-            params = copy.deepcopy(self.agent.params)
-            params.pop("lr", None)
-            if self.framing == "steps":  # the rollouts of our RL agents at this cell's B, N
-                shared["budget"] = rl_steps * self.rl_rollouts_per_step()
-            if tune and s["tune_budget"] is not None:
-                shared["budget"] = int(s["tune_budget"])
-            if s["evaluations"] is not None:
-                shared["eval_every"] = max(1, int(shared["budget"]) // int(s["evaluations"]))
-            if lr is not None:
-                hyper = dict(params.get("hyperparams", {}))
-                hyper["learning_rate"] = float(lr)
-                params["hyperparams"] = hyper
-            return {**common, **shared, "algo": self.agent.method, **params}
-        from agents.objectives import get_objective
-
-        objective = get_objective(self.agent.method)
-        run = {k: copy.deepcopy(s[k]) for k in RUN_SETTINGS}
-        if "order" not in objective.params:
-            run["order"] = None
-        params = copy.deepcopy(self.agent.params)
-        params.pop("lr", None)
-        # The agent's own N, B, ... first: num_groups and budget are derived from them.
-        run.update({k: params.pop(k) for k in AGENT_SETTINGS if k in params})
-        per_context = objective.rollouts_per_context(int(run["group_size"]))
-        if s["rollouts_per_step"] is not None:
-            run["num_groups"] = max(1, int(s["rollouts_per_step"]) // per_context)
-        if self.framing == "steps":
-            run["budget"] = rl_steps * int(run["num_groups"]) * per_context
-        if tune and s["tune_budget"] is not None:
-            run["budget"] = int(s["tune_budget"])
-        if s["evaluations"] is not None:
-            run["eval_every"] = max(1, int(run["budget"]) // int(s["evaluations"]))
-        config = {
-            **common,
-            **run,
-            "estimator": self.agent.method,
-            "lr": float(lr) if lr is not None else None,
-            "eval_contexts": int(s["tune_eval_contexts"]) if tune else None,
-        }
-        config.update(params)  # the agent's other TrainConfig fields (policy, init_std, ...)
-        return config
 
     def rl_rollouts_per_step(self) -> int:
         """Rollouts one step of a policy-gradient agent takes at this cell's B and N."""
@@ -469,9 +421,9 @@ class Cell:
 class Job:
     """One run: everything a worker needs, plus the labels the results row carries.
 
-    ``config`` holds the keyword arguments of ``TrainConfig`` (``family == "ours"``) or
-    ``SB3Config`` (``family == "sb3"``) without paths; the runner adds ``log_dir`` and
-    ``run_name``.
+    ``config`` is its family's run config (``AgentFamily.config``: the keyword arguments
+    of ``TrainConfig`` for ours, of ``SB3Config`` for SB3) without paths; the worker adds
+    ``log_dir`` and ``run_name``.
     """
 
     run_id: str
@@ -845,13 +797,20 @@ def _is_bin_tag(tag: Any, pass_k: int) -> bool:
 
 
 def builtin_agents() -> dict[str, dict[str, Any]]:
-    """Agents every suite knows: each registered objective and SB3 baseline.
+    """Agents every suite knows: each family's built-in agents (``AgentFamily.builtin_agents``).
 
     Objectives run on our trainer under their own name; SB3 baselines are named in lower
     case (``ppo``, ``a2c``, ...).
     """
+    agents: dict[str, dict[str, Any]] = {}
+    for family in AGENT_FAMILIES.values():
+        agents.update(family.builtin_agents())
+    return agents
+
+
+def _ours_agents() -> dict[str, dict[str, Any]]:
+    """Our built-in agents: every registered objective, and three protocol variants."""
     from agents.objectives import objective_names
-    from agents.sb3_baselines import SB3_BASELINES
 
     ours: dict[str, dict[str, Any]] = {name: {"estimator": name} for name in objective_names()}
     # The supervised reference at the optimizer steps of the policy-gradient agents.
@@ -860,7 +819,14 @@ def builtin_agents() -> dict[str, dict[str, Any]]:
     # MaxRL as the protocol runs it: the paper's binary estimator where rewards are binary,
     # the generalized one (b = 1) on continuous likelihoods.
     ours["maxrl-auto"] = {"estimator": "maxrl", "estimator_binary": "maxrl-binary"}
-    return {**ours, **{algo.lower(): {"sb3": algo} for algo in SB3_BASELINES}}
+    return ours
+
+
+def _sb3_agents() -> dict[str, dict[str, Any]]:
+    """SB3's built-in agents: every registered baseline, named in lower case."""
+    from agents.sb3_baselines import SB3_BASELINES
+
+    return {algo.lower(): {"sb3": algo} for algo in SB3_BASELINES}
 
 
 def _agent_table(table: Any, where: str) -> dict[str, AgentSpec]:
@@ -878,13 +844,11 @@ def _check_agent_name(name: str, method: str, here: str) -> None:
 
     The name is what the report shows: ``[agents.grpo] estimator = "maxrl"``, or
     ``grpo-fast`` running MaxRL, would report MaxRL's numbers as GRPO's. A name that is a
-    registered estimator or SB3 algorithm, or starts with one and ``-``, must run it.
+    registered estimator or SB3 algorithm (any family's ``method_names``), or starts with
+    one and ``-``, must run it.
     """
-    from agents.objectives import objective_names
-    from agents.sb3_baselines import SB3_BASELINES
-
     lowered, own = name.lower(), method.lower()
-    known = [*objective_names(), *(algo.lower() for algo in SB3_BASELINES)]
+    known = [m for family in AGENT_FAMILIES.values() for m in family.method_names()]
     said = [k for k in known if lowered == k or lowered.startswith(k + "-")]
     if not said:
         return
@@ -919,26 +883,38 @@ def _agent_spec(name: str, spec: dict[str, Any], where: str) -> AgentSpec:
             raise SuiteError(
                 f"{here}: {err} (the centre of the agent's learning-rate grid)"
             ) from None
-    if ("estimator" in spec) == ("sb3" in spec):
-        raise SuiteError(f"{here}: set exactly one of estimator (our trainer) or sb3 (algorithm)")
-    if "sb3" in spec:
-        from agents.sb3_baselines import SB3_BASELINES
+    chosen = [family for family in AGENT_FAMILIES.values() if family.key in spec]
+    if len(chosen) != 1:
+        keys = ", ".join(f"{f.key} ({f.name})" for f in AGENT_FAMILIES.values())
+        raise SuiteError(f"{here}: set exactly one of {keys}")
+    return chosen[0].parse(name, spec, here, role, framing)
 
-        algo = spec.pop("sb3")
-        if algo not in SB3_BASELINES:
-            raise SuiteError(
-                f"{here}: sb3={algo!r} is invalid; allowed: {', '.join(SB3_BASELINES)}"
-            )
-        _check_agent_name(name, algo, here)
-        _check_keys(spec, ("num_envs", "hyperparams", "lr"), here)
-        hyperparams = spec.get("hyperparams", {})
-        if isinstance(hyperparams, dict) and "learning_rate" in hyperparams:
-            raise SuiteError(
-                f"{here}: agent {name!r} sets hyperparams.learning_rate="
-                f"{hyperparams['learning_rate']!r}, which its learning-rate grid would "
-                "replace; set lr (the centre of the grid) instead"
-            )
-        return AgentSpec(name, "sb3", algo, spec, role or "baseline", framing=framing)
+
+def _parse_sb3_agent(
+    name: str, spec: dict[str, Any], here: str, role: str | None, framing: str | None
+) -> AgentSpec:
+    """An SB3 agent table (``sb3 = "PPO"``, ``num_envs``, ``hyperparams``, ``lr``)."""
+    from agents.sb3_baselines import SB3_BASELINES
+
+    algo = spec.pop("sb3")
+    if algo not in SB3_BASELINES:
+        raise SuiteError(f"{here}: sb3={algo!r} is invalid; allowed: {', '.join(SB3_BASELINES)}")
+    _check_agent_name(name, algo, here)
+    _check_keys(spec, ("num_envs", "hyperparams", "lr"), here)
+    hyperparams = spec.get("hyperparams", {})
+    if isinstance(hyperparams, dict) and "learning_rate" in hyperparams:
+        raise SuiteError(
+            f"{here}: agent {name!r} sets hyperparams.learning_rate="
+            f"{hyperparams['learning_rate']!r}, which its learning-rate grid would "
+            "replace; set lr (the centre of the grid) instead"
+        )
+    return AgentSpec(name, "sb3", algo, spec, role or "baseline", framing=framing)
+
+
+def _parse_ours_agent(
+    name: str, spec: dict[str, Any], here: str, role: str | None, framing: str | None
+) -> AgentSpec:
+    """One of our agents (``estimator = ...`` plus ``TrainConfig`` fields)."""
     from agents.objectives import get_objective
     from agents.trainer import TrainConfig
 
@@ -1012,8 +988,6 @@ def _check_agent_settings(cell: Cell, sweep: Iterable[str], where: str) -> None:
     used.
     """
     agent = cell.agent
-    if agent.family != "ours":
-        return
     if "num_groups" in agent.params and cell.settings["rollouts_per_step"] is not None:
         raise SuiteError(
             f"{where}: agent {agent.name!r} sets num_groups={agent.params['num_groups']!r}, "
@@ -1155,11 +1129,8 @@ def _experiment_cells(
                 for agent_name in agent_names:
                     # Binary rewards: classification kinds and binary heads (the verifier).
                     agent = agents[agent_name].for_env(not numeric or get_head(head).binary)
-                    applied = {
-                        k: v
-                        for k, v in setting_point.items()
-                        if agent.family == "ours" or k not in _ours_only()
-                    }
+                    unused = get_family(agent.family).unused_settings()
+                    applied = {k: v for k, v in setting_point.items() if k not in unused}
                     cell = Cell(
                         suite=suite,
                         experiment=name,
@@ -1213,10 +1184,10 @@ def validate_suite(suite: Suite) -> int:
 
     Every agent, ours and SB3's, is checked at every point of its learning-rate grid, in
     every phase it runs: validation runs (``tune``: the validation split, ``tune_budget``)
-    and reported runs (``final``, at any rate validation may choose). Our configs go through
-    ``agents.trainer.validate_config``, SB3's through
-    ``agents.sb3_baselines.validate_sb3_config``. The runs of one (cell, phase, rate) differ
-    only in seed, which ``load_suite`` has checked by the same rules.
+    and reported runs (``final``, at any rate validation may choose), by its family's
+    ``validate`` (ours: ``agents.trainer.validate_config``, SB3's:
+    ``agents.sb3_baselines.validate_sb3_config``). The runs of one (cell, phase, rate)
+    differ only in seed, which ``load_suite`` has checked by the same rules.
 
     Returns:
         The number of configs checked.
@@ -1225,9 +1196,6 @@ def validate_suite(suite: Suite) -> int:
         SuiteError: The first invalid config, naming the experiment, env, agent, phase and
             learning rate.
     """
-    from agents.sb3_baselines import SB3Config, validate_sb3_config
-    from agents.trainer import validate_config
-
     checked = 0
     for cell in suite.cells:
         where = f"experiment {cell.experiment!r}, env {cell.env.label!r}, agent {cell.agent.name!r}"
@@ -1237,10 +1205,7 @@ def validate_suite(suite: Suite) -> int:
             for lr in cell.lr_grid:
                 config = cell.config(seeds[phase], lr, phase)
                 try:
-                    if cell.agent.family == "sb3":
-                        validate_sb3_config(SB3Config(**config))
-                    else:
-                        validate_config(train_config(config))
+                    get_family(cell.agent.family).validate(config)
                 except (TypeError, ValueError) as err:
                     run = "validation run" if phase == "tune" else "reported run"
                     raise SuiteError(f"{where}, {run} at lr={lr:g}: {err}") from None
@@ -1298,10 +1263,16 @@ def cost_family(job: Job) -> str:
     kind's name, so a plugin kind of the same shape costs the same): ``ours:sequence``
     (token episodes of several steps, e.g. ``tokens``), ``ours:numeric`` (one numeric
     action, ``regression``) or ``ours:categorical`` (one discrete action,
-    ``classification``).
+    ``classification``); a plugin family's own (``AgentFamily.cost_family``).
     """
-    if job.family == "sb3":
-        return f"sb3:{job.method}"
+    return get_family(job.family).cost_family(job)
+
+
+def _sb3_cost_family(job: Job) -> str:
+    return f"sb3:{job.method}"
+
+
+def _ours_cost_family(job: Job) -> str:
     from maxrl_envs import describe_env
 
     info = describe_env(job.env_id, **job.env_kwargs)
@@ -1321,7 +1292,7 @@ def estimate_seconds(job: Job) -> float:
 def model_seconds(job: Job) -> float:
     """The uncalibrated cost model of one run: steps, rollouts and evaluations, in seconds."""
     config = job.config
-    budget = int(config["budget"])
+    budget = int(config.get("budget", 0))  # 0: a family without a budget (evaluation only)
     evals = 2 + (budget // int(config["eval_every"]) if config.get("eval_every") else 0)
     samples = (
         1500 * int(config.get("eval_samples", 64)) * (2 if config.get("early_stopping") else 1)
@@ -1331,13 +1302,21 @@ def model_seconds(job: Job) -> float:
     from maxrl_envs import describe_env
 
     episode_length = describe_env(job.env_id, **job.env_kwargs).episode_length
-    if job.family == "sb3":
-        rate = SB3_STEPS_PER_SECOND.get(job.method, 1000.0)
-        steps = budget * episode_length
-        return steps / rate + 20 * evaluation + RUN_OVERHEAD_SECONDS
-    per_step = int(config["num_groups"]) * (
-        1 if job.method in ("supervised", "supervised-ml") else int(config["group_size"])
-    )
+    return get_family(job.family).model_seconds(job, episode_length, evaluation)
+
+
+def _sb3_model_seconds(job: Job, episode_length: int, evaluation: float) -> float:
+    """SB3: env steps at the algorithm's measured rate, plus its evaluations (weighted 20x)."""
+    rate = SB3_STEPS_PER_SECOND.get(job.method, 1000.0)
+    steps = int(job.config["budget"]) * episode_length
+    return steps / rate + 20 * evaluation + RUN_OVERHEAD_SECONDS
+
+
+def _ours_model_seconds(job: Job, episode_length: int, evaluation: float) -> float:
+    """Ours: optimizer steps and rollouts (token kinds cost about 4x per step)."""
+    config = job.config
+    budget = int(config["budget"])
+    per_step = _ours_rollouts_per_step(config, job.method)
     steps = budget // max(per_step, 1)
     tokens = 4.0 if episode_length > 1 else 1.0
     return (
@@ -1355,3 +1334,177 @@ def estimate_suite_seconds(suite: Suite) -> float:
             job = cell.job(int(cell.settings["seeds"][0]), cell.lr_grid[0], "final")
             total += len(cell.settings["seeds"]) * estimate_seconds(job)
     return total
+
+
+# --------------------------------------------------------------------------------------------
+# The built-in agent families (benchmarks.families): our trainer and SB3
+# --------------------------------------------------------------------------------------------
+
+
+def _ours_config(cell: Cell, seed: int, lr: float | None, phase: str) -> dict[str, Any]:
+    """Keyword arguments of ``TrainConfig``: every run setting (``RUN_SETTINGS``), by name."""
+    from agents.objectives import get_objective
+
+    s = cell.settings
+    tune = phase == "tune"
+    common = cell.common_config(seed, phase)
+    rl_steps = cell.rl_steps()
+    objective = get_objective(cell.agent.method)
+    run = {k: copy.deepcopy(s[k]) for k in RUN_SETTINGS}
+    if "order" not in objective.params:
+        run["order"] = None
+    params = copy.deepcopy(cell.agent.params)
+    params.pop("lr", None)
+    # The agent's own N, B, ... first: num_groups and budget are derived from them.
+    run.update({k: params.pop(k) for k in AGENT_SETTINGS if k in params})
+    per_context = objective.rollouts_per_context(int(run["group_size"]))
+    if s["rollouts_per_step"] is not None:
+        run["num_groups"] = max(1, int(s["rollouts_per_step"]) // per_context)
+    if cell.framing == "steps":
+        run["budget"] = rl_steps * int(run["num_groups"]) * per_context
+    if tune and s["tune_budget"] is not None:
+        run["budget"] = int(s["tune_budget"])
+    if s["evaluations"] is not None:
+        run["eval_every"] = max(1, int(run["budget"]) // int(s["evaluations"]))
+    config = {
+        **common,
+        **run,
+        "estimator": cell.agent.method,
+        "lr": float(lr) if lr is not None else None,
+        "eval_contexts": int(s["tune_eval_contexts"]) if tune else None,
+    }
+    config.update(params)  # the agent's other TrainConfig fields (policy, init_std, ...)
+    return config
+
+
+def _sb3_config(cell: Cell, seed: int, lr: float | None, phase: str) -> dict[str, Any]:
+    """Keyword arguments of ``SB3Config``: the run settings it has, by name."""
+    s = cell.settings
+    tune = phase == "tune"
+    common = cell.common_config(seed, phase)
+    rl_steps = cell.rl_steps()
+    shared = {k: copy.deepcopy(s[k]) for k in RUN_SETTINGS if k not in _ours_only()}
+    params = copy.deepcopy(cell.agent.params)
+    params.pop("lr", None)
+    if cell.framing == "steps":  # the rollouts of our RL agents at this cell's B, N
+        shared["budget"] = rl_steps * cell.rl_rollouts_per_step()
+    if tune and s["tune_budget"] is not None:
+        shared["budget"] = int(s["tune_budget"])
+    if s["evaluations"] is not None:
+        shared["eval_every"] = max(1, int(shared["budget"]) // int(s["evaluations"]))
+    if lr is not None:
+        hyper = dict(params.get("hyperparams", {}))
+        hyper["learning_rate"] = float(lr)
+        params["hyperparams"] = hyper
+    return {**common, **shared, "algo": cell.agent.method, **params}
+
+
+def _ours_validate(config: dict[str, Any]) -> None:
+    from agents.trainer import validate_config
+
+    validate_config(train_config(config))
+
+
+def _sb3_validate(config: dict[str, Any]) -> None:
+    from agents.sb3_baselines import SB3Config, validate_sb3_config
+
+    validate_sb3_config(SB3Config(**config))
+
+
+def _ours_train(config: dict[str, Any], paths: dict[str, Any], threads: int) -> dict[str, float]:
+    from agents.trainer import train
+
+    runtime = {"resume": True, "progress": False, "checkpoint": True, "threads": threads}
+    return train(train_config(config, **paths, **runtime))
+
+
+def _sb3_train(config: dict[str, Any], paths: dict[str, Any], threads: int) -> dict[str, float]:
+    from agents.sb3_baselines import SB3Config, train_sb3
+
+    return train_sb3(SB3Config(**config, **paths, resume=True, progress=False))
+
+
+def _ours_usual_lr(method: str) -> float:
+    from agents.trainer import TrainConfig
+
+    return float(TrainConfig().lr)
+
+
+def _sb3_usual_lr(method: str) -> float:
+    from agents.sb3_baselines import get_baseline
+
+    return float(get_baseline(method).hyperparams.get("learning_rate", 3e-4))
+
+
+def _ours_rollouts_per_step(config: dict[str, Any], method: str) -> int:
+    """B * N, or B for an objective with one label per context (``supervised``)."""
+    from agents.objectives import get_objective
+
+    per_context = get_objective(method).rollouts_per_context(int(config["group_size"]))
+    return int(config["num_groups"]) * per_context
+
+
+def _sb3_rollouts_per_step(config: dict[str, Any], method: str) -> int:
+    """Rollouts of one collection (``num_envs * n_steps`` or ``train_freq``), one update."""
+    from agents.sb3_baselines import SB3Config, resolved_settings, steps_per_collect
+
+    sb3 = SB3Config(**config)
+    num_envs, hyperparams = resolved_settings(sb3)
+    return steps_per_collect(sb3.algo, num_envs, hyperparams)
+
+
+def _ours_ignored(method: str) -> tuple[str, ...]:
+    from agents.objectives import get_objective
+
+    return tuple(get_objective(method).ignored_settings)
+
+
+def _ours_methods() -> tuple[str, ...]:
+    from agents.objectives import objective_names
+
+    return tuple(objective_names())
+
+
+def _sb3_methods() -> tuple[str, ...]:
+    from agents.sb3_baselines import SB3_BASELINES
+
+    return tuple(algo.lower() for algo in SB3_BASELINES)
+
+
+OURS = register_agent_family(
+    AgentFamily(
+        name="ours",
+        key="estimator",
+        parse=_parse_ours_agent,
+        config=_ours_config,
+        validate=_ours_validate,
+        train=_ours_train,
+        usual_lr=_ours_usual_lr,
+        rollouts_per_step=_ours_rollouts_per_step,
+        model_seconds=_ours_model_seconds,
+        cost_family=_ours_cost_family,
+        builtin_agents=_ours_agents,
+        method_names=_ours_methods,
+        ignored_settings=_ours_ignored,
+        default_device="auto",
+    )
+)
+SB3 = register_agent_family(
+    AgentFamily(
+        name="sb3",
+        key="sb3",
+        parse=_parse_sb3_agent,
+        config=_sb3_config,
+        validate=_sb3_validate,
+        train=_sb3_train,
+        usual_lr=_sb3_usual_lr,
+        rollouts_per_step=_sb3_rollouts_per_step,
+        model_seconds=_sb3_model_seconds,
+        cost_family=_sb3_cost_family,
+        builtin_agents=_sb3_agents,
+        method_names=_sb3_methods,
+        unused_settings=_ours_only,
+        queue_first=True,
+        line_style="--",
+    )
+)

@@ -6,6 +6,7 @@ name.
 from __future__ import annotations
 
 import importlib
+import json
 import math
 import re
 import sys
@@ -23,6 +24,7 @@ from stable_baselines3.common.env_checker import check_env as sb3_check_env
 from agents import estimators
 from agents.sb3_baselines import SB3_BASELINES, SB3Config, train_sb3
 from agents.trainer import TrainConfig, train
+from benchmarks.families import AGENT_FAMILIES, ignored_settings
 from benchmarks.run import main as bench_main
 from benchmarks.suite import load_suite, validate_suite
 from maxrl_envs import TASK_KINDS, make_task
@@ -46,6 +48,9 @@ def plugin(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     folder = tmp_path_factory.mktemp("plugin")
     (folder / "my_plugin.py").write_text(code_blocks("my_plugin.py"), encoding="utf-8")
     (folder / "my-suite.toml").write_text(code_blocks("my-suite.toml"), encoding="utf-8")
+    (folder / "untrained-suite.toml").write_text(
+        code_blocks("untrained-suite.toml"), encoding="utf-8"
+    )
     sys.path.insert(0, str(folder))
     try:
         importlib.import_module("my_plugin")
@@ -58,6 +63,7 @@ def plugin(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
         SIGNALS.pop("cubic", None)
         HEADS.pop("box", None)
         SB3_BASELINES.pop("DDPG", None)
+        AGENT_FAMILIES.pop("untrained", None)
         for env_id in ("ToySign-v0", "CubicLowSNR-v0"):
             registry.pop(env_id, None)
 
@@ -222,6 +228,34 @@ def test_plugin_suite_validates_and_runs_in_worker_processes(plugin: Path, tmp_p
     assert code == 0
     rows = (tmp_path / "my-suite" / "results.jsonl").read_text().splitlines()
     assert len(rows) == 4 and all('"status":"ok"' in row for row in rows)
+
+
+def test_plugin_agent_family_runs_through_a_suite_and_its_report(
+    plugin: Path, tmp_path: Path
+) -> None:
+    """The doc's untrained family: parsed, run in a worker process, listed in the report."""
+    suite = load_suite(str(plugin / "untrained-suite.toml"))
+    families = {c.agent.name: c.agent.family for c in suite.cells}
+    assert families == {"untrained-mlp": "untrained", "maxrl": "ours"}
+    untrained = next(c for c in suite.cells if c.agent.family == "untrained")
+    assert "group_size" in ignored_settings("untrained", "auto")
+    assert "group_size" not in untrained.config(0, 0.0, "final")
+    code = bench_main(
+        [str(plugin / "untrained-suite.toml"), "--out", str(tmp_path)]
+        + ["--workers", "1", "--no-progress"]
+    )
+    assert code == 0
+    out = tmp_path / "untrained-suite"
+    rows = [json.loads(line) for line in (out / "results.jsonl").read_text().splitlines()]
+    by_agent = {row["agent"]: row for row in rows}
+    assert set(by_agent) == {"untrained-mlp", "maxrl"}
+    floor = by_agent["untrained-mlp"]
+    assert floor["status"] == "ok" and floor["family"] == "untrained"
+    assert floor["metrics"]["rollouts"] == 0.0 and by_agent["maxrl"]["metrics"]["rollouts"] == 512
+    assert floor["curve"] and floor["curve"][0][0] == 0  # read back from its TensorBoard events
+    assert math.isfinite(floor["metrics"]["eval/log_likelihood"])
+    report = (out / "report.md").read_text(encoding="utf-8")
+    assert "untrained-mlp" in report and "maxrl" in report
 
 
 def test_plugin_head_passes_check_env_and_gets_exact_metrics(plugin: Path, tmp_path: Path) -> None:

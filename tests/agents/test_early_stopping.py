@@ -139,10 +139,10 @@ def test_load_policy_loads_the_selected_policy_and_requires_best(tmp_path) -> No
     config = classification_config(tmp_path, steps=24)
     trainer = Trainer(config)
     result = trainer.run()
-    assert trainer.best is not None and trainer.best[1] < trainer.rollouts_done
+    assert trainer.best is not None and trainer.best.rollouts < trainer.rollouts_done
     agent, _ = trainer_module.load_policy(tmp_path / config.name)
     loaded = agent.policy.state_dict()
-    assert all(torch.equal(loaded[k], v) for k, v in trainer.best[2].items())
+    assert all(torch.equal(loaded[k], v) for k, v in trainer.best.policy.items())
     assert not all(torch.equal(loaded[k], v) for k, v in trainer.policy.state_dict().items())
     again = trainer_module.evaluate(
         agent.task, agent, num_samples=8, pass_k=2, seed=trainer.eval_seed
@@ -160,3 +160,48 @@ def test_load_policy_loads_the_selected_policy_and_requires_best(tmp_path) -> No
     torch.save({**state, "best": None}, path)  # final.json reports a selection it lacks
     with pytest.raises(CorruptFileError, match=r"selected at \d+\.0 rollouts.*no selection"):
         trainer_module.load_policy(tmp_path / config.name)
+
+
+def test_checkpoint_selector_keeps_the_best_finite_value_in_the_metric_direction() -> None:
+    from agents.protocol import CheckpointSelector
+
+    module = torch.nn.Linear(1, 1, bias=False)
+    up = CheckpointSelector(True, "eval/log_likelihood")  # higher is better
+    down = CheckpointSelector(True, "eval/excess_mse")  # lower is better
+    for value, rollouts in [(float("nan"), 0), (1.0, 10), (3.0, 20), (2.0, 30), (3.0, 40)]:
+        with torch.no_grad():
+            module.weight.fill_(rollouts)
+        up.offer(value, rollouts, module)
+        down.offer(value, rollouts, module)
+    assert (up.best.value, up.best.rollouts) == (3.0, 20)  # ties keep the first
+    assert (down.best.value, down.best.rollouts) == (1.0, 10)
+    assert up.tag == "select/log_likelihood"
+    with torch.no_grad():
+        module.weight.fill_(-1.0)
+    seen = []
+    selected = up.selected(
+        module, lambda: seen.append(float(module.weight.detach())) or {"eval/x": 0.5}
+    )
+    assert seen == [20.0] and float(module.weight) == -1.0  # scored the best, then put back
+    assert selected == {"eval/x": 0.5, "selected_rollouts": 20.0, "selected_value": 3.0}
+    off = CheckpointSelector(False, "eval/log_likelihood")
+    assert not off.offer(1.0, 0, module) and off.selected(module, dict) is None
+
+
+def test_both_configs_have_the_shared_run_and_eval_settings() -> None:
+    """RunSettings and EvalSettings name fields that both configs have."""
+    import dataclasses
+
+    from agents.protocol import EvalSettings, RunSettings
+    from agents.sb3_baselines import SB3Config
+
+    ours, sb3 = TrainConfig(pass_k=4, eval_samples=8), SB3Config(pass_k=4, eval_samples=8)
+    assert ours.eval_settings == sb3.eval_settings  # the same defaults for evaluation
+    assert ours.run_settings.eval_every == 20_000 and sb3.run_settings.eval_every == 10_000
+    names = [{f.name for f in dataclasses.fields(cls)} for cls in (TrainConfig, SB3Config)]
+    for shared in (RunSettings, EvalSettings):
+        for f in dataclasses.fields(shared):
+            assert all(f.name in config_fields for config_fields in names), f.name
+    bad = dataclasses.replace(sb3.eval_settings, pass_k=9)
+    with pytest.raises(ValueError, match=r"pass_k=9 is invalid; allowed: an integer in \[1, 8\]"):
+        bad.check()

@@ -440,3 +440,28 @@ def test_no_stale_wording_about_untuned_sb3_or_removed_suites() -> None:
         text = " ".join((root / path).read_text(encoding="utf-8").split())
         for stale in ("rollout-scaling", "need none", "needing no validation", "once per seed"):
             assert stale not in text, (path, stale)
+
+
+def test_agent_family_table_answers_what_the_report_and_runner_ask() -> None:
+    """Ours and SB3 from one table: ignored settings (the report's), keys, queue order."""
+    from benchmarks.families import AGENT_FAMILIES, get_family, ignored_settings
+    from benchmarks.suite import SB3, _ours_only
+
+    assert list(AGENT_FAMILIES)[:2] == ["ours", "sb3"]
+    # What the report's IGNORED_SETTINGS says by hand: the supervised objectives ignore N.
+    for method in ("supervised", "supervised-ml"):
+        assert ignored_settings("ours", method) == ("group_size",)
+    assert ignored_settings("ours", "maxrl") == ()
+    assert ignored_settings("sb3", "PPO") == _ours_only() and "group_size" in _ours_only()
+    assert SB3.queue_first and not get_family("ours").queue_first
+    assert (
+        get_family("sb3").rollouts_per_step(
+            {"env_id": "MaxRLRegression-v0", "algo": "PPO", "num_envs": 4}, "PPO"
+        )
+        == 4 * 64
+    )
+    assert (
+        get_family("ours").rollouts_per_step({"group_size": 8, "num_groups": 3}, "supervised") == 3
+    )
+    with pytest.raises(ValueError, match="family='nope' is not supported; allowed: 'ours', 'sb3'"):
+        get_family("nope")
