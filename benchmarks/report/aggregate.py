@@ -14,7 +14,7 @@ from agents.evaluation import LOWER_IS_BETTER
 from benchmarks.report.figures import _plot_efficiency, _plot_profile
 from benchmarks.report.fmt import _fmt_interval, _fmt_value, _in_label, _md, _metric_name, _short
 from benchmarks.report.points import AgentResult, Point
-from benchmarks.report.rows import _curve_points, _final_value, _run_budget, row_sweep, run_identity
+from benchmarks.report.rows import ResultRow, run_identity
 from maxrl_envs.references import as_float, best_reference, normalized_score
 
 #: Bootstrap replicates and seed of the aggregate's intervals (fixed: the report is
@@ -108,7 +108,7 @@ class Aggregate:
 
 #: One run of an agent at a task: its normalized score (the floor if it diverged), its row,
 #: and whether it diverged.
-TaskRun = tuple[float, dict[str, Any], bool]
+TaskRun = tuple[float, ResultRow, bool]
 
 
 def _task_floor(point: Point) -> float:
@@ -134,8 +134,8 @@ def _task_floor(point: Point) -> float:
 def _task_runs(point: Point, result: AgentResult, floor: float) -> list[TaskRun]:
     """Every distinct run of an agent at a task in seed order, diverged ones at ``floor``."""
     out = []
-    for row in sorted(result.rows, key=lambda r: (r.get("seed", 0), r["run_id"])):
-        value = _final_value(row, point.select_metric)
+    for row in sorted(result.rows, key=lambda r: (0 if r.seed is None else r.seed, r.run_id)):
+        value = row.final_value(point.select_metric)
         score = normalized_score(point.select_metric, value, point.references)
         diverged = not math.isfinite(score)
         out.append((floor if diverged else score, row, diverged))
@@ -150,12 +150,11 @@ def agent_settings(row: Mapping[str, Any]) -> dict[str, Any]:
     settings of the agent. A setting the agent ignores is not in its rows' sweep (an SB3
     agent's) or is dropped by ``IGNORED_SETTINGS`` (the supervised reference's N).
     """
-    env_kwargs = row.get("env_kwargs") or {}
-    label = str(row.get("env_label", ""))
+    row = ResultRow.of(row)
     return {
         k: v
-        for k, v in row_sweep(row).items()
-        if k not in env_kwargs and not _in_label(k, v, label)
+        for k, v in row.used_sweep.items()
+        if k not in row.env_kwargs and not _in_label(k, v, row.env_label)
     }
 
 
@@ -398,12 +397,12 @@ def _efficiency_curves(
     framings: set[str] = set()
     for point in tasks:
         used = [row for per_task in runs.values() for _, row, _ in per_task[point.task]]
-        found = {_run_budget(r) for r in used}
-        if not all(_curve_points(r, point.select_metric) for r in used):
+        found = {r.budget for r in used}
+        if not all(r.curve_points(point.select_metric) for r in used):
             no_curve.append(point.task)
         elif len(found) != 1 or not all(math.isfinite(b) and b > 0 for b in found):
             mixed.append(point.task)
-            framings |= {str((r.get("config") or {}).get("framing", "rollouts")) for r in used}
+            framings |= {str((r.config or {}).get("framing", "rollouts")) for r in used}
         else:
             budgets[point.task] = found.pop()
     notes = []
@@ -427,7 +426,7 @@ def _efficiency_curves(
     if notes:
         agg.curve_note = "Left out of the sample-efficiency curve (" + "; ".join(notes) + ")."
     starts = [
-        _curve_points(row, p.select_metric)[0][0]
+        row.curve_points(p.select_metric)[0][0]
         for p in chosen
         for per_task in runs.values()
         for _, row, _ in per_task[p.task]
@@ -446,7 +445,7 @@ def _efficiency_curves(
                             point.select_metric, v.get(point.select_metric), point.references
                         ),
                     )
-                    for x, v in row.get("curve") or []
+                    for x, v in row.curve
                 ]
                 pts = [(x, y if math.isfinite(y) else floor) for x, y in pts if math.isfinite(x)]
                 out[i, j] = np.interp(grid, [x for x, _ in pts], [y for _, y in pts])

@@ -14,7 +14,7 @@ from agents.runs import (
 from benchmarks.report.aggregate import Aggregate, aggregate_over_tasks
 from benchmarks.report.figures import plot_curves, plot_sweep
 from benchmarks.report.points import Point, _expect_seeds, build_points, compute_targets
-from benchmarks.report.rows import load_rows
+from benchmarks.report.rows import ResultRow, load_rows
 from benchmarks.report.tables import _skipped_text, _targets_text, experiment_table, selection_table
 from benchmarks.results import (
     OK,
@@ -49,7 +49,7 @@ class Report:
     path: Path
     tables: dict[str, str]
     plots: list[Path]
-    failed: list[dict[str, Any]]
+    failed: list[ResultRow]
     command: str
     targets: dict[str, str] = field(default_factory=dict)
     aggregate: Aggregate | None = None
@@ -155,7 +155,7 @@ def build_report(
     aggregate = aggregate_over_tasks(experiments, plots_dir)
     if aggregate is not None:
         written += aggregate.plots
-    failed = [r for r in rows if r.get("status") != OK]
+    failed = [r for r in rows if r.status != OK]
     report = Report(
         results_dir,
         report_dir / REPORT_FILE,
@@ -173,11 +173,11 @@ def build_report(
     return report
 
 
-def _markdown(report: Report, meta: dict[str, Any], rows: list[dict[str, Any]]) -> str:
+def _markdown(report: Report, meta: dict[str, Any], rows: list[ResultRow]) -> str:
     results_dir = report.results_dir
     # Not the time of writing: the newest row's, so rebuilding an unchanged report changes
     # nothing (committed reports do not churn).
-    newest = max((str(r["finished_at"]) for r in rows if r.get("finished_at")), default=None)
+    newest = max((str(r.finished_at) for r in rows if r.finished_at), default=None)
     written = f"rows up to {newest}" if newest else "no finished rows"
     here = report.path.parent
     elsewhere = f" --report-dir {here}" if here != results_dir else ""
@@ -238,7 +238,7 @@ def _markdown(report: Report, meta: dict[str, Any], rows: list[dict[str, Any]]) 
     if report.failed:
         lines += ["## Failed runs", "", "| run | error |", "|---|---|"]
         for row in report.failed:
-            error = str(row.get("error", "")).replace("|", "\\|").replace("\n", " ")[:300]
-            lines.append(f"| `{row['run_id']}` | {error} |")
+            error = row.error.replace("|", "\\|").replace("\n", " ")[:300]
+            lines.append(f"| `{row.run_id}` | {error} |")
         lines.append("")
     return "\n".join(lines)

@@ -6,27 +6,20 @@ import json
 import math
 import os
 from collections.abc import Iterable
-from typing import Any
 
 from benchmarks.report.fmt import _fmt_exact, _md, _metric_name, _point_label
-from benchmarks.report.rows import _columns, load_rows
+from benchmarks.report.rows import ResultRow, load_rows
 from benchmarks.results import (
     OK,
 )
-from maxrl_envs.references import as_float
 
 
-def _cells(rows: Iterable[dict[str, Any]]) -> dict[tuple[str, str, str, str], list[dict[str, Any]]]:
+def _cells(rows: Iterable[ResultRow]) -> dict[tuple[str, str, str, str], list[ResultRow]]:
     """Final ``ok`` rows by cell: (experiment, env_label, sweep as sorted JSON, agent)."""
-    cells: dict[tuple[str, str, str, str], list[dict[str, Any]]] = {}
+    cells: dict[tuple[str, str, str, str], list[ResultRow]] = {}
     for row in rows:
-        if row.get("phase") == "final" and row.get("status") == OK:
-            key = (
-                str(row["experiment"]),
-                str(row["env_label"]),
-                json.dumps(row.get("sweep", {}), sort_keys=True),
-                str(row["agent"]),
-            )
+        if row.phase == "final" and row.status == OK:
+            key = (row.experiment, row.env_label, json.dumps(row.sweep, sort_keys=True), row.agent)
             cells.setdefault(key, []).append(row)
     return cells
 
@@ -74,11 +67,11 @@ def compare_results(a: str | os.PathLike[str], b: str | os.PathLike[str]) -> str
     for key in both:
         experiment, env_label, sweep, agent = key
         rows_a, rows_b = cells_a[key], cells_b[key]
-        metrics = list(dict.fromkeys([*_columns(rows_a[0]), *_columns(rows_b[0])]))
+        metrics = list(dict.fromkeys([*rows_a[0].report_columns(), *rows_b[0].report_columns()]))
         for metric in metrics:
             sides = []
             for rows in (rows_a, rows_b):
-                raw = [as_float(r["metrics"][metric]) for r in rows if metric in r["metrics"]]
+                raw = [r.metrics[metric] for r in rows if metric in r.metrics]
                 sides.append((raw, [v for v in raw if math.isfinite(v)]))
             (raw_a, fin_a), (raw_b, fin_b) = sides
             if not raw_a and not raw_b:

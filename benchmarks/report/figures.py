@@ -198,7 +198,7 @@ def plot_sweep(experiment: str, points: list[Point], key: str, path: Path) -> Pa
                 mean, half = mean_ci(result.values(metric))
                 if not math.isfinite(mean):
                     continue
-                if all(key in r.get("sweep", {}) for r in result.rows):
+                if all(key in r.sweep for r in result.rows):
                     series[name].append((float(point.sweep[key]), mean, half))
                 else:
                     flat[name] = (mean, half)

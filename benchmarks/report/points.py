@@ -11,19 +11,12 @@ from typing import Any
 from agents.evaluation import LOWER_IS_BETTER, better
 from benchmarks.report.fmt import _point_label
 from benchmarks.report.intervals import Summary, mean_ci, rollouts_to_target, summarize
-from benchmarks.report.rows import (
-    _columns,
-    _curve_points,
-    _curve_rows,
-    _references,
-    row_sweep,
-    run_identity,
-)
+from benchmarks.report.rows import ResultRow, _curve_rows, run_identity
 from benchmarks.results import (
     FAILED,
     OK,
 )
-from maxrl_envs.references import as_float, normalized_score
+from maxrl_envs.references import normalized_score
 
 
 @dataclass
@@ -47,9 +40,9 @@ class AgentResult:
     agent: str
     role: str
     family: str
-    rows: list[dict[str, Any]]
+    rows: list[ResultRow]
     lr: float | None
-    failed: list[dict[str, Any]] = field(default_factory=list)
+    failed: list[ResultRow] = field(default_factory=list)
     to_target: float | None = None
     ratio: float | None = None
     ratio_ci: tuple[float, float] | None = None
@@ -57,7 +50,7 @@ class AgentResult:
 
     def raw(self, metric: str) -> list[float]:
         """Per-seed final values of a metric, non-finite ones included (rows that have it)."""
-        return [as_float(r["metrics"][metric]) for r in self.rows if metric in r.get("metrics", {})]
+        return [r.metrics[metric] for r in self.rows if metric in r.metrics]
 
     def values(self, metric: str) -> list[float]:
         """Per-seed finite final values of a metric (diverged seeds left out)."""
@@ -123,7 +116,7 @@ def _compatible(row_sweep: dict[str, Any], point_sweep: dict[str, Any]) -> bool:
 
 
 def build_points(
-    rows: Iterable[dict[str, Any]], agent_order: Sequence[str] = ()
+    rows: Iterable[Mapping[str, Any]], agent_order: Sequence[str] = ()
 ) -> dict[str, list[Point]]:
     """Group final rows into experiments and points.
 
@@ -136,63 +129,81 @@ def build_points(
     still gets its line).
 
     Args:
-        rows: Result rows (validation rows are ignored).
+        rows: Result rows (:class:`ResultRow`, or rows as stored; validation rows are
+            ignored).
         agent_order: Agent names in display order (the suite's); others follow, first seen
             first.
 
     Returns:
         Experiment -> its points, in first-seen order.
     """
-    final = [r for r in rows if r.get("phase") == "final" and r.get("status") in (OK, FAILED)]
+    final = [
+        row
+        for row in map(ResultRow.of, rows)
+        if row.phase == "final" and row.status in (OK, FAILED)
+    ]
     experiments: dict[str, list[Point]] = {}
     seen: dict[tuple[int, str], set[str]] = defaultdict(set)
-    for row in sorted(final, key=lambda r: (-len(row_sweep(r)), r.get("status") != OK)):
-        points = experiments.setdefault(row["experiment"], [])
-        sweep = row_sweep(row)
-        matches = [
-            p for p in points if p.env_label == row["env_label"] and _compatible(sweep, p.sweep)
-        ]
-        if not matches:
-            point = Point(
-                experiment=row["experiment"],
-                env_label=row["env_label"],
-                env_base=row.get("env_base", row["env_label"]),
-                sweep=sweep,
-                metrics=_columns(row),
-                select_metric=row["select_metric"],
-                target_fraction=float(row.get("target_fraction", 0.9)),
-            )
-            points.append(point)
-            matches = [point]
+    for row in sorted(final, key=lambda r: (-len(r.used_sweep), r.status != OK)):
+        points = experiments.setdefault(row.experiment, [])
         identity = run_identity(row)
-        for point in matches:
-            runs = seen[id(point), row["agent"]]
+        for point in _points_of(row, points):
+            runs = seen[id(point), row.agent]
             if identity in runs:
                 continue  # the same run, listed again (e.g. supervised at another N)
             runs.add(identity)
-            result = point.agents.setdefault(
-                row["agent"],
-                AgentResult(
-                    row["agent"], row.get("role", "baseline"), row["family"], [], row.get("lr")
-                ),
-            )
-            if row.get("status") == OK:
-                result.rows.append(row)
-                if result.lr is None:
-                    result.lr = row.get("lr")
-            else:
-                result.failed.append(row)
-    order = {r["run_id"]: i for i, r in enumerate(final)}
+            _add_run(point, row)
+    _order_points(experiments, final, agent_order)
+    return experiments
+
+
+def _points_of(row: ResultRow, points: list[Point]) -> list[Point]:
+    """The points of an experiment a row joins; a new point (appended) if none fits."""
+    sweep = row.used_sweep
+    matches = [p for p in points if p.env_label == row.env_label and _compatible(sweep, p.sweep)]
+    if not matches:
+        point = Point(
+            experiment=row.experiment,
+            env_label=row.env_label,
+            env_base=row.env_base,
+            sweep=sweep,
+            metrics=row.report_columns(),
+            select_metric=row.select_metric,
+            target_fraction=row.target_fraction,
+        )
+        points.append(point)
+        matches = [point]
+    return matches
+
+
+def _add_run(point: Point, row: ResultRow) -> None:
+    """Count a run at a point: among its agent's results (ok) or failed runs."""
+    result = point.agents.setdefault(
+        row.agent, AgentResult(row.agent, row.role, row.family, [], row.lr)
+    )
+    if row.status == OK:
+        result.rows.append(row)
+        if result.lr is None:
+            result.lr = row.lr
+    else:
+        result.failed.append(row)
+
+
+def _order_points(
+    experiments: dict[str, list[Point]], final: list[ResultRow], agent_order: Sequence[str]
+) -> None:
+    """Sort rows, agents and points in first-seen order (agents in ``agent_order`` first)."""
+    order = {r.run_id: i for i, r in enumerate(final)}
     rank = {name: i for i, name in enumerate(agent_order)}
 
     def first(result: AgentResult) -> int:
-        return min(order[r["run_id"]] for r in [*result.rows, *result.failed])
+        return min(order[r.run_id] for r in [*result.rows, *result.failed])
 
     for points in experiments.values():
         for point in points:
             for result in point.agents.values():
-                result.rows.sort(key=lambda r: order[r["run_id"]])
-                result.failed.sort(key=lambda r: order[r["run_id"]])
+                result.rows.sort(key=lambda r: order[r.run_id])
+                result.failed.sort(key=lambda r: order[r.run_id])
             point.agents = dict(
                 sorted(
                     point.agents.items(),
@@ -201,15 +212,14 @@ def build_points(
             )
             point.references = next(
                 (
-                    refs
+                    dict(r.references)
                     for result in point.agents.values()
                     for r in result.rows
-                    if (refs := _references(r))
+                    if r.references
                 ),
                 {},
             )
         points.sort(key=lambda p: min(first(a) for a in p.agents.values()))
-    return experiments
 
 
 def compute_targets(point: Point) -> None:
@@ -262,11 +272,11 @@ def compute_targets(point: Point) -> None:
 RATIO_REPS = 1000
 
 
-def _seed_curves(rows: list[dict[str, Any]], metric: str) -> tuple[Any, Any] | None:
+def _seed_curves(rows: Iterable[Mapping[str, Any]], metric: str) -> tuple[Any, Any] | None:
     """Every finite seed's curve on the evaluations all of them reached: (grid, [seeds, x])."""
     import numpy as np
 
-    curves = [_curve_points(r, metric) for r in _curve_rows(rows, metric)]
+    curves = [r.curve_points(metric) for r in _curve_rows(rows, metric)]
     if not curves:
         return None
     grid = np.array(sorted({x for pts in curves for x, _ in pts}))
@@ -319,7 +329,7 @@ def _ratio_intervals(point: Point, reps: int = RATIO_REPS, seed: int = 0) -> Non
             result.ratio_ci = (float(low), float(high))
 
 
-def _mean_curve(rows: list[dict[str, Any]], metric: str) -> tuple[Any, Any, Any] | None:
+def _mean_curve(rows: Iterable[Mapping[str, Any]], metric: str) -> tuple[Any, Any, Any] | None:
     """Mean curve over seeds with a 95% t band, on the evaluations every seed reached.
 
     Seeds whose final value diverged are left out (the plot says so); non-finite points of
@@ -327,7 +337,7 @@ def _mean_curve(rows: list[dict[str, Any]], metric: str) -> tuple[Any, Any, Any]
     """
     import numpy as np
 
-    curves = [_curve_points(r, metric) for r in _curve_rows(rows, metric)]
+    curves = [r.curve_points(metric) for r in _curve_rows(rows, metric)]
     if not curves:
         return None
     grid = np.array(sorted({s for pts in curves for s, _ in pts}))
@@ -352,8 +362,8 @@ def _expect_seeds(experiments: Mapping[str, list[Point]], cells: Mapping[str, An
         for point in points:
             for result in point.agents.values():
                 asked = [
-                    len(cells[r["cell"]]["seeds"])
+                    len(cells[r.cell]["seeds"])
                     for r in [*result.rows, *result.failed]
-                    if r.get("cell") in cells
+                    if r.cell in cells
                 ]
                 result.expected = max(asked) if asked else None

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections import Counter, defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -11,11 +11,12 @@ from agents.evaluation import LOWER_IS_BETTER, better
 from benchmarks.report.fmt import _fmt_exact, _fmt_rollouts, _md, _point_label, format_ratio
 from benchmarks.report.intervals import summarize
 from benchmarks.report.points import Point
+from benchmarks.report.rows import ResultRow
 from benchmarks.results import (
     OK,
     RESULTS_FILE,
 )
-from maxrl_envs.references import as_float, normalized_score
+from maxrl_envs.references import normalized_score
 
 #: Reference predictors of a row's ``references``, in table order, with their display names.
 REFERENCES = {
@@ -116,23 +117,23 @@ def _targets_text(points: list[Point]) -> str:
     return "\n".join(parts)
 
 
-def selection_table(rows: Iterable[dict[str, Any]]) -> str:
+def selection_table(rows: Iterable[Mapping[str, Any]]) -> str:
     """Markdown table of the learning-rate selection (validation runs, validation split).
 
     A rate with a failed or diverged (non-finite) validation run shows it beside its mean of
-    the finite ones.
+    the finite ones. Rows: :class:`ResultRow`, or rows as stored.
     """
-    rows = list(rows)
-    tune = [r for r in rows if r.get("phase") == "tune"]
+    rows = [ResultRow.of(r) for r in rows]
+    tune = [r for r in rows if r.phase == "tune"]
     if not tune:
         return "No learning-rate selection (every agent had a single setting)."
     chosen = {}
     for row in rows:
-        if row.get("phase") == "final" and row.get("status") == OK:
-            chosen[row["cell"]] = row.get("lr")
-    groups: dict[str, list[dict[str, Any]]] = defaultdict(list)
+        if row.phase == "final" and row.status == OK:
+            chosen[row.cell] = row.lr
+    groups: dict[str | None, list[ResultRow]] = defaultdict(list)
     for row in tune:
-        groups[row["cell"]].append(row)
+        groups[row.cell].append(row)
     lines = [
         "| experiment | environment | agent | metric (validation split) "
         "| learning rates: mean | chosen |",
@@ -140,14 +141,14 @@ def selection_table(rows: Iterable[dict[str, Any]]) -> str:
     ]
     for cell, cell_rows in groups.items():
         first = cell_rows[0]
-        metric = first["select_metric"]
+        metric = first.select_metric
         by_lr: dict[Any, list[float]] = defaultdict(list)
         failed: Counter[Any] = Counter()
         for row in cell_rows:
-            if row.get("status") == OK and metric in row.get("metrics", {}):
-                by_lr[row["lr"]].append(as_float(row["metrics"][metric]))
+            if row.status == OK and metric in row.metrics:
+                by_lr[row.lr].append(row.metrics[metric])
             else:
-                failed[row["lr"]] += 1
+                failed[row.lr] += 1
         parts = []
         for lr in sorted(set(by_lr) | set(failed), key=lambda v: (v is None, v or 0.0)):
             s = summarize(by_lr.get(lr, []))
@@ -162,15 +163,15 @@ def selection_table(rows: Iterable[dict[str, Any]]) -> str:
         if pick is not None and len(rates) >= 3 and pick in (rates[0], rates[-1]):
             # The best rate sits at an end of the grid: a wider grid might have found better.
             shown += " (grid edge)"
-        env = _point_label(first["env_label"], first.get("sweep", {}))
+        env = _point_label(first.env_label, first.sweep)
         lines.append(
             "| "
             + " | ".join(
                 _md(c)
                 for c in (
-                    first["experiment"],
+                    first.experiment,
                     env,
-                    first["agent"],
+                    first.agent,
                     metric.removeprefix("eval/"),
                     "; ".join(parts),
                     shown,
