@@ -271,11 +271,33 @@ def aggregate_over_tasks(
     Returns:
         The aggregate, or None with fewer than two tasks.
     """
-    from benchmarks import stats
-
-    left_out_tasks: dict[str, str] = {}
-    tasks: list[Point] = []
     candidates, merged, algorithms = aggregate_tasks(experiments)
+    tasks, left_out_tasks = _normalizable_tasks(candidates)
+    if len(tasks) < 2:
+        return None
+    floors = {p.task: _task_floor(p) for p in tasks}
+    agents = [a for a in algorithms if any(a in p.agents for p in tasks)]
+    runs, left_out_agents = _kept_runs(tasks, agents, floors)
+    names = [p.task for p in tasks]
+    agg = Aggregate(names, {}, {}, {}, {}, left_out_agents, left_out_tasks, merged, floors)
+    agg.algorithms = {a: algorithms[a] for a in agents}
+    if runs:
+        _score(agg, tasks, runs, reps, seed)
+        if plots_dir is not None:
+            _plot_aggregate(agg, tasks, plots_dir, reps, seed)
+    agg.text = _aggregate_text(agg, reps, seed)
+    return agg
+
+
+def _normalizable_tasks(candidates: list[Point]) -> tuple[list[Point], dict[str, str]]:
+    """The tasks whose reference levels normalize, and why each other one is left out.
+
+    A task needs reference levels whose Bayes level beats random by more than the agents'
+    seed noise (:func:`_reference_gap`) and by at least ``MIN_REFERENCE_GAP``; tasks
+    without reference levels are skipped silently.
+    """
+    tasks: list[Point] = []
+    left_out: dict[str, str] = {}
     for point in candidates:
         if not point.references:
             continue
@@ -283,33 +305,40 @@ def aggregate_over_tasks(
         unit = normalized_score(metric, best_reference(metric, point.references), point.references)
         gap, noise = _reference_gap(point)
         if math.isnan(unit):
-            left_out_tasks[point.task] = (
+            left_out[point.task] = (
                 f"its reference levels of {_metric_name(metric)} do not normalize "
                 "(missing, infinite, or random = Bayes)"
             )
         elif not gap > noise:
             # At very low SNR the Bayes level can sit within sampling noise of random (or
             # below it on a finite split): normalized units would then be noise.
-            left_out_tasks[point.task] = (
+            left_out[point.task] = (
                 f"the Bayes level of {_metric_name(metric)} is only {gap:.3g} better than "
                 f"random, within the agents' seed noise ({noise:.3g}: twice their median "
                 "standard error), so normalized scores would be noise"
             )
         elif gap < MIN_REFERENCE_GAP:
-            left_out_tasks[point.task] = (
+            left_out[point.task] = (
                 f"the Bayes level of {_metric_name(metric)} is only {gap:.3g} better than "
                 f"random, less than the protocol's {MIN_REFERENCE_GAP:g} (docs/protocol.md), "
                 "so a normalized unit would magnify seed noise"
             )
         else:
             tasks.append(point)
-    if len(tasks) < 2:
-        return None
-    names = [p.task for p in tasks]
-    floors = {p.task: _task_floor(p) for p in tasks}
-    agents = [a for a in algorithms if any(a in p.agents for p in tasks)]
+    return tasks, left_out
+
+
+def _kept_runs(
+    tasks: list[Point], agents: list[str], floors: Mapping[str, float]
+) -> tuple[dict[str, dict[str, list[TaskRun]]], dict[str, list[str]]]:
+    """Each algorithm's first ``k`` runs of every task (``k``: its fewest on any task).
+
+    Returns:
+        ``(runs, left_out)``: algorithm -> task -> its kept runs, and algorithm -> the tasks
+        it has no run on (such an algorithm is left out).
+    """
     runs: dict[str, dict[str, list[TaskRun]]] = {}
-    left_out_agents: dict[str, list[str]] = {}
+    left_out: dict[str, list[str]] = {}
     for agent in agents:
         per_task = {
             p.task: _task_runs(p, p.agents[agent], floors[p.task]) if agent in p.agents else []
@@ -317,54 +346,67 @@ def aggregate_over_tasks(
         }
         missing = [task for task, values in per_task.items() if not values]
         if missing:
-            left_out_agents[agent] = missing
+            left_out[agent] = missing
         else:
             k = min(len(v) for v in per_task.values())
             runs[agent] = {task: values[:k] for task, values in per_task.items()}
+    return runs, left_out
+
+
+def _score(
+    agg: Aggregate,
+    tasks: list[Point],
+    runs: Mapping[str, Mapping[str, list[TaskRun]]],
+    reps: int,
+    seed: int,
+) -> None:
+    """Fill the aggregate's score matrices, intervals, improvements and efficiency curve."""
+    from benchmarks import stats
+
     role = {name: r.role for p in tasks for name, r in p.agents.items()}
-    agg = Aggregate(names, {}, {}, {}, {}, left_out_agents, left_out_tasks, merged, floors)
-    agg.algorithms = {a: algorithms[a] for a in agents}
-    if runs:
-        agg.runs = {a: len(next(iter(per_task.values()))) for a, per_task in runs.items()}
-        agg.floored = {
-            a: sum(diverged for v in per_task.values() for _, _, diverged in v)
+    agg.runs = {a: len(next(iter(per_task.values()))) for a, per_task in runs.items()}
+    agg.floored = {
+        a: sum(diverged for v in per_task.values() for _, _, diverged in v)
+        for a, per_task in runs.items()
+    }
+    matrices, _ = stats.score_matrices(
+        {
+            a: {t: [score for score, _, _ in v] for t, v in per_task.items()}
             for a, per_task in runs.items()
         }
-        matrices, _ = stats.score_matrices(
-            {
-                a: {t: [score for score, _, _ in v] for t, v in per_task.items()}
-                for a, per_task in runs.items()
-            }
+    )
+    agg.scores = matrices
+    for name, statistic in stats.AGGREGATES.items():
+        agg.intervals[name] = stats.stratified_bootstrap_ci(
+            matrices, statistic, reps=reps, seed=seed
         )
-        agg.scores = matrices
-        for name, statistic in stats.AGGREGATES.items():
-            agg.intervals[name] = stats.stratified_bootstrap_ci(
-                matrices, statistic, reps=reps, seed=seed
+    for x in (a for a in matrices if role.get(a) == "maxrl"):
+        for y in (a for a in matrices if _comparable(agg.algorithms, x, a)):
+            agg.improvement[x, y] = stats.probability_of_improvement_ci(
+                matrices[x], matrices[y], reps=reps, seed=seed
             )
-        for x in (a for a in matrices if role.get(a) == "maxrl"):
-            for y in (a for a in matrices if _comparable(agg.algorithms, x, a)):
-                agg.improvement[x, y] = stats.probability_of_improvement_ci(
-                    matrices[x], matrices[y], reps=reps, seed=seed
-                )
-        curves, agg.grid = _efficiency_curves(tasks, runs, agg)
-        if curves:
-            agg.curve = stats.sample_efficiency_curve(curves, stats.iqm, reps=reps, seed=seed)
-        if plots_dir is not None:
-            from benchmarks import plots
+    curves, agg.grid = _efficiency_curves(tasks, runs, agg)
+    if curves:
+        agg.curve = stats.sample_efficiency_curve(curves, stats.iqm, reps=reps, seed=seed)
 
-            for plot in (
-                plots.plot_intervals(agg, plots_dir / "aggregate_intervals.png"),
-                plots.plot_improvement(agg, plots_dir / "aggregate_improvement.png"),
-            ):
-                if plot is not None:
-                    agg.plots.append(plot)
-            agg.plots.append(_plot_profile(agg, reps, seed, plots_dir / "aggregate_profile.png"))
-            if agg.curve:
-                agg.plots.append(
-                    _plot_efficiency(agg, tasks, plots_dir / "aggregate_sample_efficiency.png")
-                )
-    agg.text = _aggregate_text(agg, reps, seed)
-    return agg
+
+def _plot_aggregate(
+    agg: Aggregate, tasks: list[Point], plots_dir: Path, reps: int, seed: int
+) -> None:
+    """Write the aggregate's plots into ``plots_dir`` (listed in ``agg.plots``)."""
+    from benchmarks import plots
+
+    for plot in (
+        plots.plot_intervals(agg, plots_dir / "aggregate_intervals.png"),
+        plots.plot_improvement(agg, plots_dir / "aggregate_improvement.png"),
+    ):
+        if plot is not None:
+            agg.plots.append(plot)
+    agg.plots.append(_plot_profile(agg, reps, seed, plots_dir / "aggregate_profile.png"))
+    if agg.curve:
+        agg.plots.append(
+            _plot_efficiency(agg, tasks, plots_dir / "aggregate_sample_efficiency.png")
+        )
 
 
 def _comparable(algorithms: Mapping[str, tuple[str, dict[str, Any]]], x: str, y: str) -> bool:
@@ -482,6 +524,27 @@ def _improvement_table(agg: Aggregate) -> list[str]:
 
 
 def _aggregate_text(agg: Aggregate, reps: int, seed: int) -> str:
+    """The markdown section of the aggregate: its protocol, what counts, its tables."""
+    unit = "algorithm" if agg.merged else "agent"
+    lines = _aggregate_notes(agg, reps, seed, unit)
+    if not agg.scores:
+        lines.append(f"No {unit} has a run on every task: nothing to aggregate.")
+        return "\n".join(lines)
+    lines += _interval_table(agg, unit)
+    lines += _improvement_text(agg)
+    if agg.curve_tasks:
+        lines.append(
+            f"Sample-efficiency curve over {len(agg.curve_tasks)} tasks that share one rollout "
+            f"budget: each run's curve interpolated on {CURVE_POINTS} evenly spaced rollout "
+            "counts."
+        )
+    if agg.curve_note:
+        lines.append(agg.curve_note)
+    return "\n".join(lines).rstrip()
+
+
+def _aggregate_notes(agg: Aggregate, reps: int, seed: int, unit: str) -> list[str]:
+    """The protocol, tasks, algorithms, runs kept, diverged runs and what is left out."""
     lines = [
         "Score of a run: the normalized score of its final selection metric on the test split, "
         "(x − random) / (Bayes − random), 0 = uniform random policy, 1 = the better Bayes "
@@ -492,7 +555,6 @@ def _aggregate_text(agg: Aggregate, reps: int, seed: int) -> str:
         "",
         f"- Tasks ({len(agg.tasks)}): " + "; ".join(agg.tasks),
     ]
-    unit = "algorithm" if agg.merged else "agent"
     if agg.merged:
         ignoring = [
             agent
@@ -539,19 +601,27 @@ def _aggregate_text(agg: Aggregate, reps: int, seed: int) -> str:
     for task, why in agg.left_out_tasks.items():
         lines.append(f"- Not a task: {task} ({why})")
     lines.append("")
-    if not agg.scores:
-        lines.append(f"No {unit} has a run on every task: nothing to aggregate.")
-        return "\n".join(lines)
+    return lines
+
+
+def _interval_table(agg: Aggregate, unit: str) -> list[str]:
+    """The aggregates with their intervals, one line per algorithm."""
     names = list(agg.intervals)
     header = [
         unit,
         *[f"{n} (lower is better)" if n == "Optimality gap" else n for n in names],
     ]
-    lines += ["| " + " | ".join(header) + " |", "|" + "|".join(["---"] * len(header)) + "|"]
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join(["---"] * len(header)) + "|"]
     for agent in agg.scores:
         cells = [agent, *[_fmt_interval(agg.intervals[n][agent]) for n in names]]
         lines.append("| " + " | ".join(_md(c) for c in cells) + " |")
     lines.append("")
+    return lines
+
+
+def _improvement_text(agg: Aggregate) -> list[str]:
+    """The probabilities of improvement, or why there are none."""
+    lines: list[str] = []
     if agg.improvement:
         lines += [
             "Probability of improvement P(X > Y): the chance that a run of X scores higher "
@@ -577,12 +647,4 @@ def _aggregate_text(agg: Aggregate, reps: int, seed: int) -> str:
             "No `maxrl`-role agent among the included agents: no probability of improvement.",
             "",
         ]
-    if agg.curve_tasks:
-        lines.append(
-            f"Sample-efficiency curve over {len(agg.curve_tasks)} tasks that share one rollout "
-            f"budget: each run's curve interpolated on {CURVE_POINTS} evenly spaced rollout "
-            "counts."
-        )
-    if agg.curve_note:
-        lines.append(agg.curve_note)
-    return "\n".join(lines).rstrip()
+    return lines
