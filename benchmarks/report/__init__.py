@@ -106,12 +106,14 @@ from benchmarks.report.points import (
 from benchmarks.report.rows import (
     IGNORED_SETTINGS,
     SUITE_FILE,
+    ResultRow,
     current_rows,
     load_rows,
     row_sweep,
     run_identity,
     suite_meta_problem,
 )
+from benchmarks.report.sections import SECTIONS, report_section
 from benchmarks.report.tables import (
     REFERENCES,
     experiment_table,
@@ -139,6 +141,8 @@ __all__ = [
     "REFERENCES",
     "REPORT_FILE",
     "Report",
+    "ResultRow",
+    "SECTIONS",
     "SUITE_FILE",
     "Summary",
     "TaskRun",
@@ -165,6 +169,7 @@ __all__ = [
     "plot_curves",
     "plot_sweep",
     "reached",
+    "report_section",
     "rollouts_to_target",
     "row_sweep",
     "run_identity",

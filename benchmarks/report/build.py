@@ -15,7 +15,8 @@ from benchmarks.report.aggregate import Aggregate, aggregate_over_tasks
 from benchmarks.report.figures import plot_curves, plot_sweep
 from benchmarks.report.points import Point, _expect_seeds, build_points, compute_targets
 from benchmarks.report.rows import ResultRow, load_rows
-from benchmarks.report.tables import _skipped_text, _targets_text, experiment_table, selection_table
+from benchmarks.report.sections import section_lines
+from benchmarks.report.tables import _skipped_text, _targets_text, experiment_table
 from benchmarks.results import (
     OK,
     RESULTS_FILE,
@@ -43,6 +44,7 @@ class Report:
         aggregate: The aggregate over tasks (None with fewer than two tasks).
         experiments: Experiment -> its points.
         markdown: The text of ``report.md``.
+        rows: The current rows of the results directory.
     """
 
     results_dir: Path
@@ -55,6 +57,7 @@ class Report:
     aggregate: Aggregate | None = None
     experiments: dict[str, list[Point]] = field(default_factory=dict)
     markdown: str = ""
+    rows: list[ResultRow] = field(default_factory=list)
 
     def summary_text(self) -> str:
         """The main tables and where the report, plots and logs are."""
@@ -166,6 +169,7 @@ def build_report(
         targets,
         aggregate,
         experiments,
+        rows=rows,
     )
     report.markdown = _markdown(report, meta, rows)
     if skipped:
@@ -230,15 +234,5 @@ def _markdown(report: Report, meta: dict[str, Any], rows: list[ResultRow]) -> st
             ]
         for plot in sweeps:
             lines += [f"![{plot.stem}]({plot.relative_to(report.path.parent)})", ""]
-    if report.aggregate is not None:
-        lines += ["## Aggregate over tasks", "", report.aggregate.text, ""]
-        for plot in report.aggregate.plots:
-            lines += [f"![{plot.stem}]({plot.relative_to(report.path.parent)})", ""]
-    lines += ["## Learning-rate selection", "", selection_table(rows), ""]
-    if report.failed:
-        lines += ["## Failed runs", "", "| run | error |", "|---|---|"]
-        for row in report.failed:
-            error = row.error.replace("|", "\\|").replace("\n", " ")[:300]
-            lines.append(f"| `{row.run_id}` | {error} |")
-        lines.append("")
+    lines += section_lines(report)
     return "\n".join(lines)
