@@ -12,7 +12,14 @@ from typing import Any
 
 from agents.evaluation import LOWER_IS_BETTER
 from benchmarks.report.figures import _plot_efficiency, _plot_profile
-from benchmarks.report.fmt import _fmt_interval, _fmt_value, _in_label, _md, _metric_name, _short
+from benchmarks.report.fmt import (
+    fmt_interval,
+    fmt_value,
+    in_label,
+    md_cell,
+    metric_name,
+    short_name,
+)
 from benchmarks.report.points import AgentResult, Point
 from benchmarks.report.rows import ResultRow, run_identity
 from maxrl_envs.references import as_float, best_reference, normalized_score
@@ -154,13 +161,13 @@ def agent_settings(row: Mapping[str, Any]) -> dict[str, Any]:
     return {
         k: v
         for k, v in row.used_sweep.items()
-        if k not in row.env_kwargs and not _in_label(k, v, row.env_label)
+        if k not in row.env_kwargs and not in_label(k, v, row.env_label)
     }
 
 
 def algorithm_name(agent: str, settings: Mapping[str, Any]) -> str:
     """``agent`` plus its agent-side setting values as the per-cell tables write them."""
-    return " ".join([agent, *(f"{_short(k)}={_fmt_value(v)}" for k, v in settings.items())])
+    return " ".join([agent, *(f"{short_name(k)}={fmt_value(v)}" for k, v in settings.items())])
 
 
 def aggregate_tasks(
@@ -306,20 +313,20 @@ def _normalizable_tasks(candidates: list[Point]) -> tuple[list[Point], dict[str,
         gap, noise = _reference_gap(point)
         if math.isnan(unit):
             left_out[point.task] = (
-                f"its reference levels of {_metric_name(metric)} do not normalize "
+                f"its reference levels of {metric_name(metric)} do not normalize "
                 "(missing, infinite, or random = Bayes)"
             )
         elif not gap > noise:
             # At very low SNR the Bayes level can sit within sampling noise of random (or
             # below it on a finite split): normalized units would then be noise.
             left_out[point.task] = (
-                f"the Bayes level of {_metric_name(metric)} is only {gap:.3g} better than "
+                f"the Bayes level of {metric_name(metric)} is only {gap:.3g} better than "
                 f"random, within the agents' seed noise ({noise:.3g}: twice their median "
                 "standard error), so normalized scores would be noise"
             )
         elif gap < MIN_REFERENCE_GAP:
             left_out[point.task] = (
-                f"the Bayes level of {_metric_name(metric)} is only {gap:.3g} better than "
+                f"the Bayes level of {metric_name(metric)} is only {gap:.3g} better than "
                 f"random, less than the protocol's {MIN_REFERENCE_GAP:g} (docs/protocol.md), "
                 "so a normalized unit would magnify seed noise"
             )
@@ -510,16 +517,16 @@ def _improvement_table(agg: Aggregate) -> list[str]:
         # Y's settings are implied by the column unless X ignores one of them.
         extra = {k: v for k, v in settings_y.items() if k not in settings_x}
         columns += [column] if column not in columns else []
-        cells.setdefault((agent_x, algorithm_name(agent_y, extra)), {})[column] = _fmt_interval(
+        cells.setdefault((agent_x, algorithm_name(agent_y, extra)), {})[column] = fmt_interval(
             interval
         )
     lines = [
-        "| X | Y | " + " | ".join(f"P(X > Y) {_md(c)}" for c in columns) + " |",
+        "| X | Y | " + " | ".join(f"P(X > Y) {md_cell(c)}" for c in columns) + " |",
         "|---|---|" + "---|" * len(columns),
     ]
     for (x, y), by_column in cells.items():
         row = [by_column.get(c, "–") for c in columns]
-        lines.append(f"| {_md(x)} | {_md(y)} | " + " | ".join(row) + " |")
+        lines.append(f"| {md_cell(x)} | {md_cell(y)} | " + " | ".join(row) + " |")
     return lines
 
 
@@ -613,8 +620,8 @@ def _interval_table(agg: Aggregate, unit: str) -> list[str]:
     ]
     lines = ["| " + " | ".join(header) + " |", "|" + "|".join(["---"] * len(header)) + "|"]
     for agent in agg.scores:
-        cells = [agent, *[_fmt_interval(agg.intervals[n][agent]) for n in names]]
-        lines.append("| " + " | ".join(_md(c) for c in cells) + " |")
+        cells = [agent, *[fmt_interval(agg.intervals[n][agent]) for n in names]]
+        lines.append("| " + " | ".join(md_cell(c) for c in cells) + " |")
     lines.append("")
     return lines
 
@@ -640,7 +647,7 @@ def _improvement_text(agg: Aggregate) -> list[str]:
         else:
             lines += ["| X | Y | P(X > Y) [95% CI] |", "|---|---|---|"]
             for (x, y), interval in agg.improvement.items():
-                lines.append(f"| {_md(x)} | {_md(y)} | {_fmt_interval(interval)} |")
+                lines.append(f"| {md_cell(x)} | {md_cell(y)} | {fmt_interval(interval)} |")
         lines.append("")
     else:
         lines += [

@@ -7,7 +7,7 @@ import math
 import os
 from collections.abc import Iterable
 
-from benchmarks.report.fmt import _fmt_exact, _md, _metric_name, _point_label
+from benchmarks.report.fmt import fmt_exact, md_cell, metric_name, point_label
 from benchmarks.report.rows import ResultRow, load_rows
 from benchmarks.results import (
     OK,
@@ -26,7 +26,7 @@ def _cells(rows: Iterable[ResultRow]) -> dict[tuple[str, str, str, str], list[Re
 
 def _cell_name(key: tuple[str, str, str, str]) -> str:
     experiment, env_label, sweep, agent = key
-    return f"{experiment} | {_point_label(env_label, json.loads(sweep))} | {agent}"
+    return f"{experiment} | {point_label(env_label, json.loads(sweep))} | {agent}"
 
 
 def compare_results(a: str | os.PathLike[str], b: str | os.PathLike[str]) -> str:
@@ -85,15 +85,15 @@ def compare_results(a: str | os.PathLike[str], b: str | os.PathLike[str]) -> str
                 delta = "–" if math.isnan(diff.point) else f"{diff.point:+.4g} (no interval)"
             cells = [
                 experiment,
-                _point_label(env_label, json.loads(sweep)),
+                point_label(env_label, json.loads(sweep)),
                 agent,
-                _metric_name(metric),
+                metric_name(metric),
                 _side_text(raw_a, fin_a),
                 _side_text(raw_b, fin_b),
                 delta,
                 "**changed**" if is_changed else "",
             ]
-            lines.append("| " + " | ".join(_md(c) for c in cells) + " |")
+            lines.append("| " + " | ".join(md_cell(c) for c in cells) + " |")
     if both:
         lines += ["", f"{len(both)} cells in both, {changed} (cell, metric) changed.", ""]
     else:
@@ -112,7 +112,7 @@ def compare_results(a: str | os.PathLike[str], b: str | os.PathLike[str]) -> str
 def _side_text(raw: list[float], finite: list[float]) -> str:
     if not raw:
         return "–"
-    text = _fmt_exact(sum(finite) / len(finite)) if finite else "–"
+    text = fmt_exact(sum(finite) / len(finite)) if finite else "–"
     text += f" (n={len(finite)}"
     if len(finite) < len(raw):
         text += f", {len(raw) - len(finite)} diverged"

@@ -8,7 +8,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from benchmarks.report.fmt import _fmt_value, _metric_name, _short, direction
+from benchmarks.report.fmt import direction, fmt_value, metric_name, short_name
 from benchmarks.report.intervals import mean_ci
 from benchmarks.report.points import Point, _mean_curve
 from benchmarks.report.rows import _curve_rows
@@ -171,9 +171,9 @@ def _curve_panels(axes: Any, panels: list[tuple[Point, str]], colors: dict[str, 
                 fontsize=7,
                 color="firebrick",
             )
-        ax.set_title(plots.wrap(f"{_metric_name(metric)} — {point.label}"), fontsize=8)
+        ax.set_title(plots.wrap(f"{metric_name(metric)} — {point.label}"), fontsize=8)
         ax.set_xlabel("rollouts", fontsize=8)
-        ax.set_ylabel(f"{_metric_name(metric)} ({direction(metric)})", fontsize=8)
+        ax.set_ylabel(f"{metric_name(metric)} ({direction(metric)})", fontsize=8)
         ax.tick_params(labelsize=7)
         ax.grid(alpha=0.3)
 
@@ -181,11 +181,11 @@ def _curve_panels(axes: Any, panels: list[tuple[Point, str]], colors: dict[str, 
 def plot_sweep(experiment: str, points: list[Point], key: str, path: Path) -> Path | None:
     """Final selection metric against a swept value, one panel per other combination."""
     swept = [p for p in points if key in p.sweep]
-    if len({_fmt_value(p.sweep[key]) for p in swept}) < 2:
+    if len({fmt_value(p.sweep[key]) for p in swept}) < 2:
         return None
     panels: dict[str, list[Point]] = defaultdict(list)
     for point in swept:
-        others = [f"{_short(k)}={_fmt_value(v)}" for k, v in point.sweep.items() if k != key]
+        others = [f"{short_name(k)}={fmt_value(v)}" for k, v in point.sweep.items() if k != key]
         panels[" ".join([point.env_base, *others])].append(point)
     fig, axes = _grid(len(panels))
     colors = _colors(dict.fromkeys(a for p in swept for a in p.agents))
@@ -210,18 +210,18 @@ def plot_sweep(experiment: str, points: list[Point], key: str, path: Path) -> Pa
             ax.errorbar(x, y, yerr=err, marker="o", ms=3, capsize=2, color=colors[name], label=name)
         for name, (mean, _) in flat.items():
             ax.axhline(
-                mean, color=colors[name], ls="--", lw=1.2, label=f"{name} (no {_short(key)})"
+                mean, color=colors[name], ls="--", lw=1.2, label=f"{name} (no {short_name(key)})"
             )
         values = [float(p.sweep[key]) for p in group]
         if min(values) > 0 and max(values) / min(values) >= 10:
             ax.set_xscale("log", base=2 if key in ("rollouts", "contexts") else 10)
         from benchmarks.plots import wrap
 
-        ax.set_title(wrap(f"final {_metric_name(metric)} — {title}", 60), fontsize=9)
-        ax.set_xlabel(_short(key))
-        ax.set_ylabel(f"final {_metric_name(metric)} ({direction(metric)})", fontsize=8)
+        ax.set_title(wrap(f"final {metric_name(metric)} — {title}", 60), fontsize=9)
+        ax.set_xlabel(short_name(key))
+        ax.set_ylabel(f"final {metric_name(metric)} ({direction(metric)})", fontsize=8)
         ax.grid(alpha=0.3)
-    _legend(fig, axes, f"{experiment}: final metric against {_short(key)} (mean, 95% CI)")
+    _legend(fig, axes, f"{experiment}: final metric against {short_name(key)} (mean, 95% CI)")
     return _save_figure(fig, path)
 
 
@@ -278,7 +278,7 @@ def _plot_profile(agg: Aggregate, reps: int, seed: int, path: Path) -> Path:
 
 
 def _plot_efficiency(agg: Aggregate, tasks: list[Point], path: Path) -> Path:
-    metrics = sorted({_metric_name(p.select_metric) for p in tasks if p.task in agg.curve_tasks})
+    metrics = sorted({metric_name(p.select_metric) for p in tasks if p.task in agg.curve_tasks})
     fig, axes = _grid(1, height=4.2, width=8.0)
     ax = axes.flat[0]
     colors, styles = _algorithm_styles(agg, agg.curve)

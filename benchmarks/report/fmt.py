@@ -14,26 +14,31 @@ def direction(metric: str) -> str:
     return "lower is better" if metric in LOWER_IS_BETTER else "higher is better"
 
 
-def _point_label(env_label: str, sweep: Mapping[str, Any]) -> str:
+def point_label(env_label: str, sweep: Mapping[str, Any]) -> str:
+    """An environment label plus the swept settings it does not name (``N=64``)."""
     settings = [
-        f"{_short(k)}={_fmt_value(v)}" for k, v in sweep.items() if not _in_label(k, v, env_label)
+        f"{short_name(k)}={fmt_value(v)}" for k, v in sweep.items() if not in_label(k, v, env_label)
     ]
     return " · ".join([env_label, *settings]) if settings else env_label
 
 
-def _short(key: str) -> str:
+def short_name(key: str) -> str:
+    """A setting's name in labels: ``N`` for the group size, ``B`` for the groups."""
     return {"group_size": "N", "num_groups": "B", "rollouts": "N", "contexts": "B"}.get(key, key)
 
 
-def _fmt_value(value: Any) -> str:
+def fmt_value(value: Any) -> str:
+    """A setting's value in labels (floats in ``g`` format)."""
     return f"{value:g}" if isinstance(value, float) else str(value)
 
 
-def _in_label(key: str, value: Any, label: str) -> bool:
-    return f"{key}={_fmt_value(value)}" in label.split()
+def in_label(key: str, value: Any, label: str) -> bool:
+    """Whether a label already names ``key=value``."""
+    return f"{key}={fmt_value(value)}" in label.split()
 
 
-def _fmt(mean: float, half: float) -> str:
+def fmt_mean(mean: float, half: float) -> str:
+    """``mean ± half`` (4 and 2 significant digits; ``–`` without a finite mean)."""
     if not math.isfinite(mean):
         return "–"
     if not math.isfinite(half):
@@ -51,27 +56,30 @@ def format_ratio(ratio: float | None, interval: tuple[float, float] | None) -> s
     return f"{ratio:.2f}× [{ends[0]}, {ends[1]}]"
 
 
-def _fmt_exact(value: float) -> str:
+def fmt_exact(value: float) -> str:
     """An exact level: 4 significant digits, ``-inf``/``inf`` spelled out, ``–`` for NaN."""
     if math.isnan(value):
         return "–"
     return f"{value:.4g}" if math.isfinite(value) else ("inf" if value > 0 else "-inf")
 
 
-def _fmt_rollouts(value: float | None) -> str:
+def fmt_rollouts(value: float | None) -> str:
+    """Rollouts to a target: a count, ``0 (at start)`` or ``not reached``."""
     if value is None:
         return "not reached"
     return "0 (at start)" if value == 0 else f"{value:,.0f}"
 
 
-def _md(text: str) -> str:
+def md_cell(text: str) -> str:
     """Text for a markdown table cell (``|`` escaped)."""
     return text.replace("|", "\\|")
 
 
-def _metric_name(metric: str) -> str:
+def metric_name(metric: str) -> str:
+    """A metric without its ``eval/`` prefix."""
     return metric.removeprefix("eval/")
 
 
-def _fmt_interval(interval: Any) -> str:
+def fmt_interval(interval: Any) -> str:
+    """``point [low, high]`` of an interval, 3 significant digits."""
     return f"{interval.point:.3g} [{interval.low:.3g}, {interval.high:.3g}]"

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from agents.evaluation import LOWER_IS_BETTER
-from benchmarks.report.fmt import _fmt
+from benchmarks.report.fmt import fmt_mean
 from maxrl_envs.references import as_float
 
 
@@ -69,7 +69,7 @@ class Summary:
 
     def text(self) -> str:
         """``mean ± half``, plus ``(f/n seeds, d diverged)`` when some values diverged."""
-        text = _fmt(self.mean, self.half)
+        text = fmt_mean(self.mean, self.half)
         if self.diverged:
             text += f" ({self.finite}/{self.total} seeds, {self.diverged} diverged)"
         return text

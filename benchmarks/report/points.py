@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from agents.evaluation import LOWER_IS_BETTER, better
-from benchmarks.report.fmt import _point_label
+from benchmarks.report.fmt import point_label
 from benchmarks.report.intervals import Summary, mean_ci, rollouts_to_target, summarize
 from benchmarks.report.rows import ResultRow, _curve_rows, run_identity
 from benchmarks.results import (
@@ -98,7 +98,7 @@ class Point:
     @property
     def label(self) -> str:
         """Environment label plus the swept run settings (e.g. ``N=64``)."""
-        return _point_label(self.env_label, self.sweep)
+        return point_label(self.env_label, self.sweep)
 
     @property
     def task(self) -> str:

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from agents.evaluation import LOWER_IS_BETTER, better
-from benchmarks.report.fmt import _fmt_exact, _fmt_rollouts, _md, _point_label, format_ratio
+from benchmarks.report.fmt import fmt_exact, fmt_rollouts, format_ratio, md_cell, point_label
 from benchmarks.report.intervals import summarize
 from benchmarks.report.points import Point
 from benchmarks.report.rows import ResultRow
@@ -84,22 +84,22 @@ def experiment_table(points: list[Point]) -> str:
                 cells.append(
                     summarize(point.normalized(result)).text() if point.references else "–"
                 )
-            cells.append("–" if point.target is None else _fmt_rollouts(result.to_target))
+            cells.append("–" if point.target is None else fmt_rollouts(result.to_target))
             cells.append(format_ratio(result.ratio, result.ratio_ci))
-            lines.append("| " + " | ".join(_md(c) for c in cells) + " |")
+            lines.append("| " + " | ".join(md_cell(c) for c in cells) + " |")
         for key, name in REFERENCES.items():
             if key not in point.references:
                 continue
             levels = point.references[key]
             cells = [point.label, f"*{name}*", "–", "–"]
-            cells += [_fmt_exact(levels.get(metric, float("nan"))) for metric in metrics]
+            cells += [fmt_exact(levels.get(metric, float("nan"))) for metric in metrics]
             if normalized:
                 score = normalized_score(
                     point.select_metric, levels.get(point.select_metric), point.references
                 )
-                cells.append(_fmt_exact(score))
+                cells.append(fmt_exact(score))
             cells += ["–", "–"]
-            lines.append("| " + " | ".join(_md(c) for c in cells) + " |")
+            lines.append("| " + " | ".join(md_cell(c) for c in cells) + " |")
     return "\n".join(lines)
 
 
@@ -163,11 +163,11 @@ def selection_table(rows: Iterable[Mapping[str, Any]]) -> str:
         if pick is not None and len(rates) >= 3 and pick in (rates[0], rates[-1]):
             # The best rate sits at an end of the grid: a wider grid might have found better.
             shown += " (grid edge)"
-        env = _point_label(first.env_label, first.sweep)
+        env = point_label(first.env_label, first.sweep)
         lines.append(
             "| "
             + " | ".join(
-                _md(c)
+                md_cell(c)
                 for c in (
                     first.experiment,
                     env,
@@ -192,7 +192,7 @@ def _skipped_text(skipped: list[str], results_dir: Path) -> str:
         "nowhere in this report (a rerun of the suite redoes their runs):",
         "",
     ]
-    lines += [f"- {_md(text)[:300]}" for text in skipped[:50]]
+    lines += [f"- {md_cell(text)[:300]}" for text in skipped[:50]]
     if len(skipped) > 50:
         lines.append(f"- ... and {len(skipped) - 50} more")
     return "\n".join(lines) + "\n"
