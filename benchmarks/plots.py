@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 if TYPE_CHECKING:
-    from benchmarks.report.aggregate import Aggregate
+    from benchmarks.report import Aggregate
 
 T = TypeVar("T")
 
@@ -85,8 +85,7 @@ def selected_point(rows: Sequence[Mapping[str, Any]], metric: str) -> tuple[floa
         value and a recorded ``selected_rollouts``: the final value (the report's table) is
         the selected checkpoint's, not the curve's last point. None without early stopping.
     """
-    from benchmarks.report.rows import _final_value
-    from maxrl_envs.references import as_float
+    from benchmarks.report import _final_value, as_float
 
     xs, ys = [], []
     for row in rows:
@@ -147,7 +146,7 @@ def _interval_rows(ax: Any, names: list[str], intervals: list[Any], colors: list
 
 def plot_intervals(agg: Aggregate, path: Path) -> Path | None:
     """The aggregates (IQM, median, mean, optimality gap) with 95% intervals, per algorithm."""
-    from benchmarks.report.figures import _algorithm_styles, _grid, _runs_text, _save_figure
+    from benchmarks.report import _algorithm_styles, _grid, _runs_text, _save_figure
 
     if not agg.intervals or not agg.scores:
         return None
@@ -178,7 +177,7 @@ def plot_intervals(agg: Aggregate, path: Path) -> Path | None:
 
 def plot_improvement(agg: Aggregate, path: Path) -> Path | None:
     """P(X > Y) of every compared pair with its 95% interval; 0.5 is no preference."""
-    from benchmarks.report.figures import _algorithm_styles, _grid, _runs_text, _save_figure
+    from benchmarks.report import _algorithm_styles, _grid, _runs_text, _save_figure
 
     if not agg.improvement:
         return None

@@ -48,6 +48,8 @@ metric's direction.
 
 from __future__ import annotations
 
+from typing import Any
+
 from benchmarks.report.aggregate import (
     BOOTSTRAP_REPS,
     BOOTSTRAP_SEED,
@@ -80,7 +82,6 @@ from benchmarks.report.figures import (
     MAX_COLUMNS,
     PANEL_HEIGHT,
     PANEL_WIDTH,
-    _save_figure,
     plot_curves,
     plot_sweep,
 )
@@ -99,7 +100,6 @@ from benchmarks.report.points import (
     RATIO_REPS,
     AgentResult,
     Point,
-    _mean_curve,
     build_points,
     compute_targets,
 )
@@ -146,8 +146,6 @@ __all__ = [
     "SUITE_FILE",
     "Summary",
     "TaskRun",
-    "_mean_curve",
-    "_save_figure",
     "agent_settings",
     "aggregate_over_tasks",
     "aggregate_tasks",
@@ -178,3 +176,23 @@ __all__ = [
     "summarize",
     "write_report",
 ]
+
+#: Private helpers that ``benchmarks.plots`` draws with and tests call, by module. They are
+#: looked up in their module on each access (PEP 562), not copied here, so a helper patched
+#: in its module (``benchmarks.report.figures._save_figure``) is the one every caller gets.
+_FORWARDED = {
+    "_algorithm_styles": "figures",
+    "_grid": "figures",
+    "_runs_text": "figures",
+    "_save_figure": "figures",
+    "_final_value": "rows",
+    "_mean_curve": "points",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _FORWARDED:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    import importlib
+
+    return getattr(importlib.import_module(f"{__name__}.{_FORWARDED[name]}"), name)
