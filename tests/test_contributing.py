@@ -1,6 +1,6 @@
 """The worked examples of docs/contributing.md run: a plugin registered from outside the
-package (estimator, task kind, data set, likelihood head, preset, SB3 baseline) works everywhere by
-name.
+package (estimator, task kind, data set, likelihood head, preset, SB3 baseline, report section)
+works everywhere by name.
 """
 
 from __future__ import annotations
@@ -25,6 +25,8 @@ from agents import estimators
 from agents.sb3_baselines import SB3_BASELINES, SB3Config, train_sb3
 from agents.trainer import TrainConfig, train
 from benchmarks.families import AGENT_FAMILIES, ignored_settings
+from benchmarks.report import SECTIONS, build_report
+from benchmarks.results import append_row
 from benchmarks.run import main as bench_main
 from benchmarks.suite import load_suite, validate_suite
 from maxrl_envs import TASK_KINDS, make_task
@@ -64,6 +66,7 @@ def plugin(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
         HEADS.pop("box", None)
         SB3_BASELINES.pop("DDPG", None)
         AGENT_FAMILIES.pop("untrained", None)
+        SECTIONS.pop("Runs per agent", None)
         for env_id in ("ToySign-v0", "CubicLowSNR-v0"):
             registry.pop(env_id, None)
 
@@ -314,3 +317,41 @@ def test_plugin_head_passes_check_env_and_gets_exact_metrics(plugin: Path, tmp_p
     )
     metrics = train(config)
     assert math.isfinite(metrics["eval/log_likelihood"])  # exact, not the Monte-Carlo tag
+
+
+def test_plugin_report_section_is_written_after_the_built_in_ones(
+    plugin: Path, tmp_path: Path
+) -> None:
+    """The doc's section counts each agent's runs; it follows the built-in sections."""
+    for agent, seeds in (("maxrl", (0, 1)), ("grpo", (0, 1, 2))):
+        for seed in seeds:
+            append_row(
+                tmp_path / "results.jsonl",
+                {
+                    "run_id": f"{agent}-{seed}",
+                    "cell": agent,
+                    "experiment": "e",
+                    "env_label": "env",
+                    "agent": agent,
+                    "role": "maxrl" if agent == "maxrl" else "baseline",
+                    "family": "ours",
+                    "lr": 0.01,
+                    "seed": seed,
+                    "phase": "final",
+                    "status": "ok",
+                    "select_metric": "eval/log_likelihood",
+                    "metrics": {"eval/log_likelihood": -1.0 - seed},
+                    "curve": [
+                        [0, {"eval/log_likelihood": -3.0}],
+                        [64, {"eval/log_likelihood": -1.0}],
+                    ],
+                },
+            )
+    text = build_report(tmp_path, plots=False).markdown
+    assert list(SECTIONS)[-1] == "Runs per agent"
+    section = text.split("## Runs per agent\n\n", 1)[1]
+    assert section.splitlines()[2:4] == [
+        "| e | maxrl | 2 | [0, 1] |",
+        "| e | grpo | 3 | [0, 1, 2] |",
+    ]
+    assert text.index("## Learning-rate selection") < text.index("## Runs per agent")

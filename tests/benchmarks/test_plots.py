@@ -10,6 +10,7 @@ import pytest
 from benchmarks import plots
 from benchmarks import report as report_module
 from benchmarks.report import build_points, plot_curves, write_report
+from benchmarks.report import figures as report_figures
 from benchmarks.results import append_row
 
 LL = "eval/log_likelihood"
@@ -66,7 +67,7 @@ def figures(monkeypatch) -> list:
         captured.append((path.name, fig))
         return path
 
-    monkeypatch.setattr(report_module, "_save_figure", capture)
+    monkeypatch.setattr(report_figures, "_save_figure", capture)
     return captured
 
 
@@ -107,7 +108,7 @@ def test_no_star_without_early_stopping(tmp_path, figures) -> None:
 
 
 def test_many_panels_go_to_pages_of_capped_size(tmp_path, figures, monkeypatch) -> None:
-    monkeypatch.setattr(report_module, "CURVE_ROWS", 1)  # 4 panels a figure
+    monkeypatch.setattr(report_figures, "CURVE_ROWS", 1)  # 4 panels a figure
     points = build_points(rows(envs=("a", "b", "c")))["e"]  # 3 points x 2 metrics
     written = plot_curves("e", points, tmp_path / "curves_e.png")
     assert [p.name for p in written] == ["curves_e.png", "curves_e.2.png"]

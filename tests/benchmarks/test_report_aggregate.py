@@ -9,7 +9,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from benchmarks import report as report_module
 from benchmarks.report import (
     aggregate_over_tasks,
     best_reference,
@@ -19,6 +18,7 @@ from benchmarks.report import (
     normalized_score,
     write_report,
 )
+from benchmarks.report import figures as report_figures
 from benchmarks.results import append_row
 from benchmarks.stats import iqm
 
@@ -280,8 +280,8 @@ def test_plots_are_readable(tmp_path: Path, monkeypatch) -> None:
         )
         return real_save(fig, path)
 
-    real_save = report_module._save_figure
-    monkeypatch.setattr(report_module, "_save_figure", capture)
+    real_save = report_figures._save_figure
+    monkeypatch.setattr(report_figures, "_save_figure", capture)
     rows = [
         r
         for n in (4, 16)
