@@ -236,6 +236,52 @@ class _Sums(NamedTuple):
         return metrics
 
 
+def _chunk_log_likelihood(
+    exact_form: Any, part: Any, scores: Any, log_m: float, device: torch.device
+) -> tuple[torch.Tensor, bool]:
+    """Per-context float64 log p of a chunk: the exact form if given, else Monte Carlo."""
+    log_lik = exact_form(part) if exact_form is not None else None
+    exact = log_lik is not None
+    if log_lik is None:  # no exact form: the Monte-Carlo estimate, under its own name
+        log_lik = torch.logsumexp(scores.log_likelihood.double(), dim=1) - log_m
+    return log_lik.to(device, torch.float64), exact
+
+
+def _bin_rows(
+    log_lik: torch.Tensor, scores: Any, pass_k_hits: torch.Tensor, reachable: torch.Tensor
+) -> torch.Tensor:
+    """Per-context rows (log p, pass@1, pass@k, reachable) summed into the difficulty bins."""
+    return torch.stack(
+        [
+            log_lik,
+            scores.is_success.double().mean(1),
+            pass_k_hits,
+            reachable.double(),
+        ],
+        dim=1,
+    )
+
+
+def _chunk_sums(
+    log_lik: torch.Tensor,
+    excess: torch.Tensor,
+    scores: Any,
+    pass_k_hits: torch.Tensor,
+    point_scores: Any,
+    reachable: torch.Tensor,
+) -> _Sums:
+    """The chunk's contribution to every ``eval/*`` sum."""
+    return _Sums(
+        log_likelihood=log_lik.sum(),
+        excess_mse=excess.sum(),
+        pass_at_1=scores.is_success.double().mean(1).sum(),
+        pass_at_k=pass_k_hits.sum(),
+        success_rate=point_scores.is_success.double().sum(),
+        reward=scores.reward.double().mean(1).sum(),
+        reachable=reachable.double().sum(),
+    )
+
+
 @torch.no_grad()
 def evaluate(
     task: Task,
@@ -288,44 +334,24 @@ def evaluate(
         scores = core.score(part, samples)
         point = policy.point(part)
         point_scores = core.score(part, point.reshape(-1, 1))
-        successes = scores.is_success.sum(1)
-        log_lik = exact_form(part) if exact else None
-        if log_lik is None:  # no exact form: the Monte-Carlo estimate, under its own name
-            exact = False
-            log_lik = torch.logsumexp(scores.log_likelihood.double(), dim=1) - log_m
-        log_lik = log_lik.to(core.device, torch.float64)
+        pass_k_hits = table[scores.is_success.sum(1)]
+        log_lik, exact = _chunk_log_likelihood(
+            exact_form if exact else None, part, scores, log_m, core.device
+        )
         # Targets no prediction in the range can score (a verifier target beyond
         # prediction_range + head_scale) have p = 0 under every policy: they are left out of
         # the log-likelihood mean, as in the reference levels.
         reachable = core.reachable(part)
         log_lik = torch.where(reachable, log_lik, torch.zeros_like(log_lik))
+        if binned:
+            rows = _bin_rows(log_lik, scores, pass_k_hits, reachable)
+            bin_sums.index_add_(0, core.difficulty_level(part).to(core.device), rows)
         excess = (
             (point.double().reshape(-1) - part.signal.double()).square()
             if numeric
             else torch.zeros_like(log_lik)
         )
-        if binned:
-            per_context = torch.stack(
-                [
-                    log_lik,
-                    scores.is_success.double().mean(1),
-                    table[successes],
-                    reachable.double(),
-                ],
-                dim=1,
-            )
-            bin_sums.index_add_(0, core.difficulty_level(part).to(core.device), per_context)
-        sums = sums.plus(
-            _Sums(
-                log_likelihood=log_lik.sum(),
-                excess_mse=excess.sum(),
-                pass_at_1=scores.is_success.double().mean(1).sum(),
-                pass_at_k=table[successes].sum(),
-                success_rate=point_scores.is_success.double().sum(),
-                reward=scores.reward.double().mean(1).sum(),
-                reachable=reachable.double().sum(),
-            )
-        )
+        sums = sums.plus(_chunk_sums(log_lik, excess, scores, pass_k_hits, point_scores, reachable))
     tag = "eval/log_likelihood" if exact else "eval/log_likelihood_mc"
     metrics = sums.metrics(count, tag, numeric, pass_k)
     if binned:

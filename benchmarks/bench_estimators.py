@@ -276,6 +276,47 @@ def accuracy_report(sizes: tuple[int, ...], contexts: int, rounds: int, log: Cal
 
 
 def main(argv: list[str] | None = None) -> None:
+    args = _parser().parse_args(argv)
+    if args.threads is not None:
+        torch.set_num_threads(args.threads)
+    if args.accuracy:
+        accuracy_report(tuple(args.sizes), args.contexts, args.rounds, print)
+        return
+    shapes = args.shapes or [parse_shape(s) for s in DEFAULT_SHAPES]
+    if args.device == "all":
+        devices = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
+    else:
+        devices = [args.device]
+    dtype = getattr(torch, args.dtype)
+
+    print(
+        f"torch {torch.__version__}, {args.dtype}, CPU threads {torch.get_num_threads()}, "
+        f"log_space={args.log_space}, validate={args.validate}, low_success={args.low_success}, "
+        f"median/best of {args.repeats} after {args.warmup} warm-up calls"
+    )
+    header = (
+        f"{'device':<7}{'B x N':>11}{'T':>7}  {'algorithm':<16}{'median ms':>11}"
+        f"{'best ms':>10}{'M rollouts/s':>14}"
+    )
+    print(header)
+    print("-" * len(header))
+    for name in devices:
+        device = torch.device(name)
+        label = torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu"
+        for contexts, rollouts in shapes:
+            lik = likelihood_batch(contexts, rollouts, device, dtype)
+            if args.low_success:
+                lik = 0.02 * torch.rand(
+                    contexts, rollouts, generator=torch.Generator().manual_seed(rollouts)
+                ).to(device=device, dtype=dtype)
+            _time_orders(args, device, dtype, lik)
+            if args.peers:
+                _time_peers(args, device, dtype, lik)
+        print(f"({name}: {label})")
+
+
+def _parser() -> argparse.ArgumentParser:
+    """The command-line parser of the timing and ``--accuracy`` runs."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
         "--shapes",
@@ -324,78 +365,56 @@ def main(argv: list[str] | None = None) -> None:
         "--contexts", type=int, default=160, help="adversarial candidates per N (--accuracy)"
     )
     parser.add_argument("--rounds", type=int, default=25, help="hill-climbing rounds (--accuracy)")
-    args = parser.parse_args(argv)
-    if args.threads is not None:
-        torch.set_num_threads(args.threads)
-    if args.accuracy:
-        accuracy_report(tuple(args.sizes), args.contexts, args.rounds, print)
-        return
-    shapes = args.shapes or [parse_shape(s) for s in DEFAULT_SHAPES]
-    if args.device == "all":
-        devices = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
-    else:
-        devices = [args.device]
-    dtype = getattr(torch, args.dtype)
+    return parser
+
+
+def _time_orders(
+    args: argparse.Namespace, device: torch.device, dtype: torch.dtype, lik: torch.Tensor
+) -> None:
+    """Time ``maxrl_weights`` on one B x N batch at each order (and kernel) and print rows."""
+    contexts, rollouts = lik.shape
     log_space, validate = args.log_space, args.validate
+    x = lik.log() if args.log_space else lik
+    orders = args.orders or default_orders(rollouts)
+    kernels = ["fast", "exact"] if args.kernel == "both" else [args.kernel]
+    for order in [t for t in orders if 1 <= t <= rollouts]:
+        for kernel in kernels if order == rollouts else kernels[:1]:
 
-    print(
-        f"torch {torch.__version__}, {args.dtype}, CPU threads {torch.get_num_threads()}, "
-        f"log_space={args.log_space}, validate={args.validate}, low_success={args.low_success}, "
-        f"median/best of {args.repeats} after {args.warmup} warm-up calls"
-    )
-    header = (
-        f"{'device':<7}{'B x N':>11}{'T':>7}  {'algorithm':<16}{'median ms':>11}"
-        f"{'best ms':>10}{'M rollouts/s':>14}"
-    )
-    print(header)
-    print("-" * len(header))
-    for name in devices:
-        device = torch.device(name)
-        label = torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu"
-        for contexts, rollouts in shapes:
-            lik = likelihood_batch(contexts, rollouts, device, dtype)
-            if args.low_success:
-                lik = 0.02 * torch.rand(
-                    contexts, rollouts, generator=torch.Generator().manual_seed(rollouts)
-                ).to(device=device, dtype=dtype)
-            x = lik.log() if args.log_space else lik
-            orders = args.orders or default_orders(rollouts)
-            kernels = ["fast", "exact"] if args.kernel == "both" else [args.kernel]
-            for order in [t for t in orders if 1 <= t <= rollouts]:
-                for kernel in kernels if order == rollouts else kernels[:1]:
+            def call(x=x, order=order, kernel=kernel) -> None:
+                with estimators.full_order_kernel(kernel):
+                    maxrl_weights(x, order, log_space=log_space, validate=validate)
 
-                    def call(x=x, order=order, kernel=kernel) -> None:
-                        with estimators.full_order_kernel(kernel):
-                            maxrl_weights(x, order, log_space=log_space, validate=validate)
+            times = time_call(call, device, args.warmup, args.repeats)
+            median, best = statistics.median(times), min(times)
+            rate = contexts * rollouts / best / 1e6
+            with estimators.full_order_kernel(kernel):
+                used = estimators.full_order_kernel_for(dtype)
+            print(
+                f"{device.type:<7}{f'{contexts}x{rollouts}':>11}{order:>7}  "
+                f"{regime(order, rollouts, used):<16}{median * 1e3:>11.2f}"
+                f"{best * 1e3:>10.2f}{rate:>14.2f}"
+            )
 
-                    times = time_call(call, device, args.warmup, args.repeats)
-                    median, best = statistics.median(times), min(times)
-                    rate = contexts * rollouts / best / 1e6
-                    with estimators.full_order_kernel(kernel):
-                        used = estimators.full_order_kernel_for(dtype)
-                    print(
-                        f"{device.type:<7}{f'{contexts}x{rollouts}':>11}{order:>7}  "
-                        f"{regime(order, rollouts, used):<16}{median * 1e3:>11.2f}"
-                        f"{best * 1e3:>10.2f}{rate:>14.2f}"
-                    )
-            if args.peers:
-                for peer in ESTIMATOR_NAMES[1:]:
-                    rewards = (lik > 0.5).to(dtype) if peer == "maxrl-binary" else lik
-                    times = time_call(
-                        lambda peer=peer, rewards=rewards: group_weights(
-                            peer, rewards, validate=args.validate
-                        ),
-                        device,
-                        args.warmup,
-                        args.repeats,
-                    )
-                    median, best = statistics.median(times), min(times)
-                    print(
-                        f"{device.type:<7}{f'{contexts}x{rollouts}':>11}{'-':>7}  "
-                        f"{peer:<16}{median * 1e3:>11.2f}{best * 1e3:>10.2f}"
-                        f"{contexts * rollouts / best / 1e6:>14.2f}"
-                    )
-        print(f"({name}: {label})")
+
+def _time_peers(
+    args: argparse.Namespace, device: torch.device, dtype: torch.dtype, lik: torch.Tensor
+) -> None:
+    """Time the other group estimators on one B x N batch and print their rows."""
+    contexts, rollouts = lik.shape
+    for peer in ESTIMATOR_NAMES[1:]:
+        rewards = (lik > 0.5).to(dtype) if peer == "maxrl-binary" else lik
+        times = time_call(
+            lambda peer=peer, rewards=rewards: group_weights(peer, rewards, validate=args.validate),
+            device,
+            args.warmup,
+            args.repeats,
+        )
+        median, best = statistics.median(times), min(times)
+        print(
+            f"{device.type:<7}{f'{contexts}x{rollouts}':>11}{'-':>7}  "
+            f"{peer:<16}{median * 1e3:>11.2f}{best * 1e3:>10.2f}"
+            f"{contexts * rollouts / best / 1e6:>14.2f}"
+        )
 
 
 if __name__ == "__main__":

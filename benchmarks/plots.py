@@ -231,16 +231,9 @@ def plot_bin_differences(
         The file written, or None when no experiment has bins for A and an opponent.
     """
     from benchmarks.report import _grid, _save_figure
-    from benchmarks.summary import BIN_OPPONENTS, bin_families, maxrl_agent
+    from benchmarks.summary import BIN_OPPONENTS
 
-    opponents = list(opponents or BIN_OPPONENTS)
-    panels = []
-    for b in opponents:
-        for experiment, points in experiments.items():
-            a = agent or maxrl_agent(points)
-            families = bin_families(points, a, b, metric) if a else []
-            if families:
-                panels.append((experiment, a, b, families))
+    panels = _bin_panels(experiments, agent, list(opponents or BIN_OPPONENTS), metric)
     if not panels:
         return None
     columns = len({p[0] for p in panels})
@@ -249,35 +242,7 @@ def plot_bin_differences(
 
     cmap = matplotlib.colormaps["viridis"]
     for ax, (experiment, a, b, families) in zip(axes.flat, panels, strict=False):
-        count = len(families)
-        for i, family in enumerate(families):
-            c = family.comparisons
-            nudge = 1.06 ** (i - (count - 1) / 2)
-            xs = [r * nudge for r in family.rates]
-            ys = [x.diff for x in c]
-            low = [x.diff - x.low if math.isfinite(x.low) else 0.0 for x in c]
-            high = [x.high - x.diff if math.isfinite(x.high) else 0.0 for x in c]
-            label = " ".join(
-                f"{'N' if k == 'group_size' else k}={v}" for k, v in family.point.sweep.items()
-            )
-            ax.errorbar(
-                xs,
-                ys,
-                yerr=[low, high],
-                marker="o",
-                ms=3.5,
-                lw=1.4,
-                capsize=2.5,
-                color=cmap(i / max(1, count - 1) * 0.9),
-                label=label or family.point.env_label,
-            )
-        ax.axhline(0.0, color="grey", lw=1.0, ls=":")
-        ax.set_xscale("log")
-        ax.set_xlabel("initial pass rate of the bin (uniform policy)", fontsize=8)
-        ax.set_ylabel(f"{a} − {b}: {metric}", fontsize=8)
-        ax.set_title(wrap(f"{experiment}: {a} − {b}"), fontsize=9)
-        ax.grid(alpha=0.3)
-        ax.legend(fontsize=7, title_fontsize=7, title="line per N")
+        _draw_bin_panel(ax, experiment, a, b, families, metric, cmap)
     fig.suptitle(
         wrap(
             f"per difficulty bin: difference of mean {metric} over seeds with its "
@@ -288,6 +253,60 @@ def plot_bin_differences(
         fontsize=9,
     )
     return _save_figure(fig, path)
+
+
+def _bin_panels(
+    experiments: Mapping[str, Sequence[Point]],
+    agent: str | None,
+    opponents: Sequence[str],
+    metric: str,
+) -> list[tuple[str, str, str, list[Any]]]:
+    """The (experiment, A, B, bin families) of each panel, opponents by rows, with data only."""
+    from benchmarks.summary import bin_families, maxrl_agent
+
+    panels = []
+    for b in opponents:
+        for experiment, points in experiments.items():
+            a = agent or maxrl_agent(points)
+            families = bin_families(points, a, b, metric) if a else []
+            if families:
+                panels.append((experiment, a, b, families))
+    return panels
+
+
+def _draw_bin_panel(
+    ax: Any, experiment: str, a: str, b: str, families: Sequence[Any], metric: str, cmap: Any
+) -> None:
+    """Draw one panel: A − B per bin against its pass rate, one nudged line per N."""
+    count = len(families)
+    for i, family in enumerate(families):
+        c = family.comparisons
+        nudge = 1.06 ** (i - (count - 1) / 2)
+        xs = [r * nudge for r in family.rates]
+        ys = [x.diff for x in c]
+        low = [x.diff - x.low if math.isfinite(x.low) else 0.0 for x in c]
+        high = [x.high - x.diff if math.isfinite(x.high) else 0.0 for x in c]
+        label = " ".join(
+            f"{'N' if k == 'group_size' else k}={v}" for k, v in family.point.sweep.items()
+        )
+        ax.errorbar(
+            xs,
+            ys,
+            yerr=[low, high],
+            marker="o",
+            ms=3.5,
+            lw=1.4,
+            capsize=2.5,
+            color=cmap(i / max(1, count - 1) * 0.9),
+            label=label or family.point.env_label,
+        )
+    ax.axhline(0.0, color="grey", lw=1.0, ls=":")
+    ax.set_xscale("log")
+    ax.set_xlabel("initial pass rate of the bin (uniform policy)", fontsize=8)
+    ax.set_ylabel(f"{a} − {b}: {metric}", fontsize=8)
+    ax.set_title(wrap(f"{experiment}: {a} − {b}"), fontsize=9)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7, title_fontsize=7, title="line per N")
 
 
 #: File name of the per-bin plot in the report's plots folder.

@@ -289,26 +289,9 @@ def run_suite(
     results_dir.mkdir(parents=True, exist_ok=True)
     meta = suite_meta(suite, command, threads=getattr(backend, "threads", None))
     recorded = _read_meta(results_dir / SUITE_FILE)
-    # suite.json is written when the first run starts (so an interrupted sweep's report
-    # knows the suite's cells) and at the end; a sweep that runs nothing and finds the same
-    # suite recorded leaves the file as it is (no churn of committed records).
-    started_meta = False
     # A bar only on a terminal: redirected to a file, its redraws pile up (tens of KB).
     interactive = progress and sys.stderr.isatty()
-    bar: Any
-    if progress and not interactive:
-        bar = PlainProgress(suite.name, suite.total_runs())
-    else:
-        bar = tqdm(
-            total=suite.total_runs(),
-            unit="run",
-            desc=suite.name,
-            disable=not progress,
-            dynamic_ncols=True,
-            # tqdm's own ETA assumes equal runs; the postfix has one from each run's cost.
-            bar_format="{desc}: {percentage:3.0f}%|{bar}| {n_fmt}/{total_fmt} runs "
-            "[{elapsed}{postfix}]",
-        )
+    bar = _progress_bar(suite, progress, interactive)
     sweep = Sweep(
         suite,
         results_dir,
@@ -318,19 +301,7 @@ def run_suite(
     )
     interrupted = False
     try:
-        while sweep.queue or backend.in_flight:
-            while backend.in_flight < backend.slots:
-                job = sweep.next_job()
-                if job is None:
-                    break
-                if not started_meta:
-                    atomic_write_json(results_dir / SUITE_FILE, meta)
-                    started_meta = True
-                backend.submit(job.to_dict())
-            if backend.in_flight:
-                for job_dict, row in backend.wait():
-                    sweep.finish(Job(**job_dict), row, fresh=True)
-                bar.set_postfix_str(f"ETA ~{_minutes(sweep.eta(backend.slots))} (rough)")
+        started_meta = _drive(sweep, backend, bar, results_dir / SUITE_FILE, meta)
     except BaseException:  # Ctrl-C, or the driver failing: stop the runs in flight too
         interrupted = True
         raise
@@ -338,14 +309,70 @@ def run_suite(
         bar.close()
         backend.close(cancel=interrupted)
         sweep.summary.elapsed = time.perf_counter() - started
-    final = {**meta, "run_ids": sweep.summary.run_ids}
+    _write_final_meta(results_dir / SUITE_FILE, meta, recorded, started_meta, sweep.summary)
+    return sweep.summary
+
+
+def _progress_bar(suite: Suite, progress: bool, interactive: bool) -> Any:
+    """The sweep's progress display: a tqdm bar on a terminal, else ``PlainProgress`` lines."""
+    from tqdm.auto import tqdm
+
+    if progress and not interactive:
+        return PlainProgress(suite.name, suite.total_runs())
+    return tqdm(
+        total=suite.total_runs(),
+        unit="run",
+        desc=suite.name,
+        disable=not progress,
+        dynamic_ncols=True,
+        # tqdm's own ETA assumes equal runs; the postfix has one from each run's cost.
+        bar_format="{desc}: {percentage:3.0f}%|{bar}| {n_fmt}/{total_fmt} runs "
+        "[{elapsed}{postfix}]",
+    )
+
+
+def _drive(sweep: Sweep, backend: Any, bar: Any, meta_path: Path, meta: dict[str, Any]) -> bool:
+    """Keep the backend's slots busy until the queue is done; whether any run started.
+
+    suite.json is written when the first run starts (so an interrupted sweep's report
+    knows the suite's cells).
+    """
+    started_meta = False
+    while sweep.queue or backend.in_flight:
+        while backend.in_flight < backend.slots:
+            job = sweep.next_job()
+            if job is None:
+                break
+            if not started_meta:
+                atomic_write_json(meta_path, meta)
+                started_meta = True
+            backend.submit(job.to_dict())
+        if backend.in_flight:
+            for job_dict, row in backend.wait():
+                sweep.finish(Job(**job_dict), row, fresh=True)
+            bar.set_postfix_str(f"ETA ~{_minutes(sweep.eta(backend.slots))} (rough)")
+    return started_meta
+
+
+def _write_final_meta(
+    meta_path: Path,
+    meta: dict[str, Any],
+    recorded: dict[str, Any] | None,
+    started_meta: bool,
+    summary: SweepSummary,
+) -> None:
+    """Write suite.json at the end of a sweep, unless nothing ran and the record is the same.
+
+    A sweep that runs nothing and finds the same suite recorded leaves the file as it is
+    (no churn of committed records).
+    """
+    final = {**meta, "run_ids": summary.run_ids}
     if not started_meta and recorded is not None:
         # Nothing ran: how and where the recorded runs ran is still the recorded command's.
         final = {k: v for k, v in final.items() if k not in RUN_CONTEXT_KEYS}
         final.update({k: recorded[k] for k in RUN_CONTEXT_KEYS if k in recorded})
     if started_meta or recorded is None or not same_suite(recorded, final):
-        atomic_write_json(results_dir / SUITE_FILE, final)
-    return sweep.summary
+        atomic_write_json(meta_path, final)
 
 
 #: ``suite.json`` keys that say how and where a sweep ran, not which suite it is.

@@ -55,7 +55,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 from agents.evaluation import default_metrics as _default_metrics
 from agents.evaluation import metric_tags
@@ -572,34 +572,18 @@ def load_suite(
     Raises:
         SuiteError: Unknown suite, key, agent, env id, env kwarg or setting value.
     """
-    text, source = _suite_text(name_or_path)
-    try:
-        data = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as err:
-        raise SuiteError(f"suite file {source} is not valid TOML: {err}") from None
-    name = data.get("name", Path(source).stem)
-    try:
-        v.check_file_name("name", name)
-    except ValueError as err:
-        raise SuiteError(
-            f"suite file {source}: {err} (the name is the results folder inside --out)"
-        ) from None
+    data, name, source = _parse_suite(name_or_path)
     where = f"suite {name!r} ({source})"
     _check_keys(data, _SUITE_KEYS, where)
     if name in _stack:
         raise SuiteError(f"{where} includes itself through {' -> '.join(_stack)}")
-    imports = data.get("imports", [])
-    if not isinstance(imports, list) or not all(isinstance(m, str) and m for m in imports):
-        raise SuiteError(f"{where}: imports={imports!r} must be a list of module names")
-    if imports and not plugins:
-        raise SuiteError(_plugin_refusal(where, f"imports = {imports!r}"))
-    import_plugins(imports, where)
+    imports = _suite_imports(data, where, plugins)
     settings = _merge_settings(dict(SETTINGS), data.get("settings", {}), f"{where} [settings]")
     agents = _agent_table(data.get("agents", {}), where)
-    cells: list[Cell] = []
     includes = data.get("include", [])
     if not isinstance(includes, list) or not all(isinstance(i, str) for i in includes):
         raise SuiteError(f"{where}: include={includes!r} must be a list of suite names")
+    cells: list[Cell] = []
     for included in includes:
         sub = load_suite(included, overrides, (*_stack, name), plugins=plugins)
         imports = [*imports, *sub.imports]
@@ -612,6 +596,55 @@ def load_suite(
         raise SuiteError(f"{where}: experiments must be an array of tables ([[experiments]])")
     if not experiments and not includes:
         raise SuiteError(f"{where} has no [[experiments]] and no include")
+    cells += _own_cells(name, experiments, settings, agents, overrides or {}, where, plugins)
+    return Suite(
+        name=name,
+        description=str(data.get("description", "")),
+        cells=cells,
+        source=source,
+        imports=list(dict.fromkeys(imports)),
+    )
+
+
+def _parse_suite(name_or_path: str | os.PathLike[str]) -> tuple[dict[str, Any], str, str]:
+    """Read and parse a suite's TOML; return its data, checked name and source."""
+    text, source = _suite_text(name_or_path)
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as err:
+        raise SuiteError(f"suite file {source} is not valid TOML: {err}") from None
+    name = data.get("name", Path(source).stem)
+    try:
+        v.check_file_name("name", name)
+    except ValueError as err:
+        raise SuiteError(
+            f"suite file {source}: {err} (the name is the results folder inside --out)"
+        ) from None
+    return data, name, source
+
+
+def _suite_imports(data: dict[str, Any], where: str, plugins: bool) -> list[str]:
+    """Check the suite's ``imports`` list and import its modules (refused without plugins)."""
+    imports = data.get("imports", [])
+    if not isinstance(imports, list) or not all(isinstance(m, str) and m for m in imports):
+        raise SuiteError(f"{where}: imports={imports!r} must be a list of module names")
+    if imports and not plugins:
+        raise SuiteError(_plugin_refusal(where, f"imports = {imports!r}"))
+    import_plugins(imports, where)
+    return imports
+
+
+def _own_cells(
+    name: str,
+    experiments: list[Any],
+    settings: dict[str, Any],
+    agents: dict[str, AgentSpec],
+    overrides: dict[str, Any],
+    where: str,
+    plugins: bool,
+) -> list[Cell]:
+    """The cells of a suite's own ``[[experiments]]`` (each a table with a unique name)."""
+    cells: list[Cell] = []
     names = set()
     for index, experiment in enumerate(experiments):
         if not isinstance(experiment, dict):
@@ -621,15 +654,9 @@ def load_suite(
             raise SuiteError(f"{where}: two experiments are named {label!r}")
         names.add(label)
         cells += _experiment_cells(
-            name, experiment, settings, agents, overrides or {}, where, plugins=plugins
+            name, experiment, settings, agents, overrides, where, plugins=plugins
         )
-    return Suite(
-        name=name,
-        description=str(data.get("description", "")),
-        cells=cells,
-        source=source,
-        imports=list(dict.fromkeys(imports)),
-    )
+    return cells
 
 
 #: How a refused plugin import says the way on (the runner's flag, the library's argument).
@@ -697,10 +724,39 @@ def _check_settings(s: dict[str, Any], where: str) -> None:
     Run settings by the ``TrainConfig`` field rules, suite settings here, and the rules that
     tie them together.
     """
-    from agents.trainer import TrainConfig
+    _check_run_settings(s, where)
+    _check_seeds(s, where)
+    _check_lr_settings(s, where)
+    for key in ("tune_budget", "steps", "evaluations"):
+        if s[key] is not None and (not v.is_int(s[key]) or s[key] < 1):
+            _fail(s, where, key, "an integer >= 1, or absent")
+    if s["framing"] not in FRAMINGS:
+        _fail(s, where, "framing", " or ".join(map(repr, FRAMINGS)))
+    _check_tune_settings(s, where)
+    if s["pass_k"] > s["eval_samples"]:
+        _fail(s, where, "pass_k", f"an integer <= eval_samples ({s['eval_samples']})")
+    if s["rollouts_per_step"] is not None and (
+        not v.is_int(s["rollouts_per_step"]) or s["rollouts_per_step"] < 1
+    ):
+        _fail(s, where, "rollouts_per_step", "an integer >= 1 or absent")
+    _check_metric_settings(s, where)
+    fraction = s["target_fraction"]
+    if (
+        isinstance(fraction, bool)
+        or not isinstance(fraction, (int, float))
+        or not 0 < fraction <= 1
+    ):
+        _fail(s, where, "target_fraction", "a number in (0, 1]")
 
-    def fail(key: str, allowed: str) -> None:
-        raise SuiteError(f"{where}: {key}={s[key]!r} is invalid; allowed: {allowed}")
+
+def _fail(s: dict[str, Any], where: str, key: str, allowed: str) -> NoReturn:
+    """Raise the ``SuiteError`` of an invalid setting ``key``, naming what is allowed."""
+    raise SuiteError(f"{where}: {key}={s[key]!r} is invalid; allowed: {allowed}")
+
+
+def _check_run_settings(s: dict[str, Any], where: str) -> None:
+    """Check the run settings by the ``TrainConfig`` field rules."""
+    from agents.trainer import TrainConfig
 
     for key in RUN_SETTINGS:
         rule = v.field_rule(TrainConfig, key)
@@ -709,78 +765,80 @@ def _check_settings(s: dict[str, Any], where: str) -> None:
                 rule(key, s[key])
         except ValueError as err:
             raise SuiteError(f"{where}: {err}") from None
+
+
+def _check_seeds(s: dict[str, Any], where: str) -> None:
+    """Check ``seeds``: a non-empty list of distinct valid seeds."""
     seeds = s["seeds"]
     if not isinstance(seeds, list) or not seeds:
-        fail("seeds", f"a non-empty list of integers in [0, {v.SEED_MAX}]")
+        _fail(s, where, "seeds", f"a non-empty list of integers in [0, {v.SEED_MAX}]")
     for seed in seeds:  # every seed, each a run of ours or SB3's (both keep 32 bits)
         try:
             v.check_seed("seeds entry", seed)
         except ValueError as err:
             raise SuiteError(f"{where}: seeds={seeds!r} is invalid: {err}") from None
     if len(set(seeds)) != len(seeds):
-        fail("seeds", "distinct seeds")
+        _fail(s, where, "seeds", "distinct seeds")
+
+
+def _check_lr_settings(s: dict[str, Any], where: str) -> None:
+    """Check the learning-rate search settings ``lr_grid``, ``lr_points`` and ``lr_ratio``."""
     grid = s["lr_grid"]
     if grid is not None:
         if not isinstance(grid, list) or not grid:
-            fail("lr_grid", "a non-empty list of numbers > 0, or absent")
+            _fail(s, where, "lr_grid", "a non-empty list of numbers > 0, or absent")
         for lr in grid:
             try:
                 v.check_positive("lr_grid entry", lr)
             except ValueError:
-                fail("lr_grid", "a non-empty list of finite numbers > 0, or absent")
+                _fail(s, where, "lr_grid", "a non-empty list of finite numbers > 0, or absent")
     if not v.is_int(s["lr_points"]) or s["lr_points"] < 1:
-        fail("lr_points", "an integer >= 1")
+        _fail(s, where, "lr_points", "an integer >= 1")
     if (
         isinstance(s["lr_ratio"], bool)
         or not isinstance(s["lr_ratio"], (int, float))
         or not (math.isfinite(s["lr_ratio"]) and s["lr_ratio"] > 1)
     ):
-        fail("lr_ratio", "a finite number > 1")
-    for key in ("tune_budget", "steps", "evaluations"):
-        if s[key] is not None and (not v.is_int(s[key]) or s[key] < 1):
-            fail(key, "an integer >= 1, or absent")
-    if s["framing"] not in FRAMINGS:
-        fail("framing", " or ".join(map(repr, FRAMINGS)))
+        _fail(s, where, "lr_ratio", "a finite number > 1")
+
+
+def _check_tune_settings(s: dict[str, Any], where: str) -> None:
+    """Check ``tune_seeds`` and ``tune_eval_contexts`` against the learning-rate grid."""
     # A grid of several rates needs validation runs to choose from; one rate needs none.
-    minimum_tune = 1 if s["lr_points"] > 1 or len(grid or []) > 1 else 0
+    minimum_tune = 1 if s["lr_points"] > 1 or len(s["lr_grid"] or []) > 1 else 0
     for key, minimum in [("tune_seeds", minimum_tune), ("tune_eval_contexts", 1)]:
         if not v.is_int(s[key]) or s[key] < minimum:
             why = " (a learning-rate grid is chosen on validation runs)" if minimum else ""
-            fail(key, f"an integer >= {minimum}{why}")
+            _fail(s, where, key, f"an integer >= {minimum}{why}")
     most_tune = v.SEED_MAX - TUNE_SEED_BASE + 1  # validation seeds are 10_000, 10_001, ...
     if s["tune_seeds"] > most_tune:
-        fail(
+        _fail(
+            s,
+            where,
             "tune_seeds",
             f"an integer <= {most_tune} (validation seeds {TUNE_SEED_BASE}, ... "
             f"must stay <= {v.SEED_MAX})",
         )
-    if s["pass_k"] > s["eval_samples"]:
-        fail("pass_k", f"an integer <= eval_samples ({s['eval_samples']})")
-    if s["rollouts_per_step"] is not None and (
-        not v.is_int(s["rollouts_per_step"]) or s["rollouts_per_step"] < 1
-    ):
-        fail("rollouts_per_step", "an integer >= 1 or absent")
+
+
+def _check_metric_settings(s: dict[str, Any], where: str) -> None:
+    """Check ``select_metric`` and ``metrics`` against the tags evaluation reports."""
     known = metric_tags(s["pass_k"])
     if s["select_metric"] is not None and s["select_metric"] not in known:
-        fail("select_metric", f"one of {', '.join(known)}")
+        _fail(s, where, "select_metric", f"one of {', '.join(known)}")
     if s["metrics"] is not None and not (
         isinstance(s["metrics"], list)
         and s["metrics"]
         and all(m in known or _is_bin_tag(m, s["pass_k"]) for m in s["metrics"])
     ):
-        fail(
+        _fail(
+            s,
+            where,
             "metrics",
             f"a non-empty list of {', '.join(known)} or per-difficulty-bin tags "
             f"eval/bin<b>/log_likelihood, eval/bin<b>/pass@1, eval/bin<b>/pass@{s['pass_k']} "
             "(envs with difficulty levels, e.g. MaxRLHardContexts-v0)",
         )
-    fraction = s["target_fraction"]
-    if (
-        isinstance(fraction, bool)
-        or not isinstance(fraction, (int, float))
-        or not 0 < fraction <= 1
-    ):
-        fail("target_fraction", "a number in (0, 1]")
 
 
 def _is_bin_tag(tag: Any, pass_k: int) -> bool:
@@ -1075,45 +1133,15 @@ def _experiment_cells(
     *,
     plugins: bool = True,
 ) -> list[Cell]:
-    if not isinstance(experiment, dict) or "name" not in experiment:
-        raise SuiteError(f"{where}: each [[experiments]] entry needs a name")
-    name = experiment["name"]
-    try:
-        # The name is a folder under logs/ and a plot's file name.
-        v.check_file_name("name", name)
-        if any(ord(c) < 32 or ord(c) == 127 for c in name):
-            raise ValueError(
-                f"name={name!r} is invalid; allowed: a plain file name (no control characters)"
-            )
-    except ValueError as err:
-        raise SuiteError(f"{where} [[experiments]]: {err} (it names a folder of logs/)") from None
+    name = _experiment_name(experiment, where)
     here = f"{where} experiment {name!r}"
     local = {key: value for key, value in experiment.items() if key not in _EXPERIMENT_KEYS}
     resolved = _merge_settings(settings, {**local, **overrides}, here)
     envs = experiment.get("envs")
     if not isinstance(envs, list) or not envs:
         raise SuiteError(f"{here}: envs must be a non-empty list of {{ id = ..., kwargs = ... }}")
-    agent_names = experiment.get("agents")
-    if not isinstance(agent_names, list) or not agent_names:
-        raise SuiteError(f"{here}: agents must be a non-empty list of agent names")
-    for agent in agent_names:
-        if agent not in agents:
-            raise SuiteError(
-                f"{here}: agent {agent!r} is unknown; allowed: {', '.join(agents)} "
-                "(or define it under [agents.NAME])"
-            )
-    sweep = experiment.get("sweep", {})
-    _check_keys(sweep, ("env", *SWEEPABLE, *SETTING_ALIASES), f"{here} sweep")
-    env_sweep = sweep.get("env", {})
-    if not isinstance(env_sweep, dict):
-        raise SuiteError(f"{here}: sweep.env must be a table of env kwarg -> list of values")
-    setting_sweep = _canonical({key: values for key, values in sweep.items() if key != "env"})
-    for key, values in [*env_sweep.items(), *setting_sweep.items()]:
-        if not isinstance(values, list) or not values:
-            raise SuiteError(f"{here}: sweep value for {key!r} must be a non-empty list")
-    for key in setting_sweep:
-        if key in overrides:
-            setting_sweep[key] = [overrides[key]]
+    agent_names = _experiment_agents(experiment, agents, here)
+    env_sweep, setting_sweep = _experiment_sweep(experiment, overrides, here)
     cells = []
     env_points = _product(env_sweep)
     setting_points = _product(setting_sweep)
@@ -1146,6 +1174,58 @@ def _experiment_cells(
                     _check_agent_settings(cell, setting_sweep, here)
                     cells.append(cell)
     return _unique_cells(cells)
+
+
+def _experiment_name(experiment: Any, where: str) -> str:
+    """The experiment's checked name (a folder of logs/ and a plot's file name)."""
+    if not isinstance(experiment, dict) or "name" not in experiment:
+        raise SuiteError(f"{where}: each [[experiments]] entry needs a name")
+    name = experiment["name"]
+    try:
+        # The name is a folder under logs/ and a plot's file name.
+        v.check_file_name("name", name)
+        if any(ord(c) < 32 or ord(c) == 127 for c in name):
+            raise ValueError(
+                f"name={name!r} is invalid; allowed: a plain file name (no control characters)"
+            )
+    except ValueError as err:
+        raise SuiteError(f"{where} [[experiments]]: {err} (it names a folder of logs/)") from None
+    return name
+
+
+def _experiment_agents(
+    experiment: dict[str, Any], agents: dict[str, AgentSpec], here: str
+) -> list[str]:
+    """The experiment's ``agents`` list, each a known agent name."""
+    agent_names = experiment.get("agents")
+    if not isinstance(agent_names, list) or not agent_names:
+        raise SuiteError(f"{here}: agents must be a non-empty list of agent names")
+    for agent in agent_names:
+        if agent not in agents:
+            raise SuiteError(
+                f"{here}: agent {agent!r} is unknown; allowed: {', '.join(agents)} "
+                "(or define it under [agents.NAME])"
+            )
+    return agent_names
+
+
+def _experiment_sweep(
+    experiment: dict[str, Any], overrides: dict[str, Any], here: str
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The experiment's env-kwarg sweep and setting sweep (overridden settings pinned)."""
+    sweep = experiment.get("sweep", {})
+    _check_keys(sweep, ("env", *SWEEPABLE, *SETTING_ALIASES), f"{here} sweep")
+    env_sweep = sweep.get("env", {})
+    if not isinstance(env_sweep, dict):
+        raise SuiteError(f"{here}: sweep.env must be a table of env kwarg -> list of values")
+    setting_sweep = _canonical({key: values for key, values in sweep.items() if key != "env"})
+    for key, values in [*env_sweep.items(), *setting_sweep.items()]:
+        if not isinstance(values, list) or not values:
+            raise SuiteError(f"{here}: sweep value for {key!r} must be a non-empty list")
+    for key in setting_sweep:
+        if key in overrides:
+            setting_sweep[key] = [overrides[key]]
+    return env_sweep, setting_sweep
 
 
 def _check_tuning(cell: Cell, where: str) -> None:

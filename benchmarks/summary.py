@@ -731,6 +731,17 @@ def bins(
 
 def main(argv: Sequence[str] | None = None) -> int:
     """``python -m benchmarks.summary COMMAND DIR ...``; COMMAND as the module docstring."""
+    args = _parser().parse_args(argv)
+    try:
+        print(_run_command(args))
+    except ValueError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    return 0
+
+
+def _parser() -> argparse.ArgumentParser:
+    """The command-line parser: one subcommand per summary, each with its options."""
     parser = argparse.ArgumentParser(
         prog="python -m benchmarks.summary", description=__doc__.split("\n")[0]
     )
@@ -760,59 +771,51 @@ def main(argv: Sequence[str] | None = None) -> int:
         if name in ("diff", "verdicts"):
             p.add_argument("--a", required=True)
             p.add_argument("--b", required=True)
-    args = parser.parse_args(argv)
-    try:
-        if args.command == "pivot":
-            agents = args.agents.split(",") if args.agents else None
-            print(pivot(args.results_dir, args.metric, agents, args.experiment))
-        elif args.command == "diff":
-            print(diff(args.results_dir, args.metric, args.a, args.b, args.experiment))
-        elif args.command == "scoreboard":
-            print(
-                scoreboard(
-                    args.results_dir,
-                    args.metric,
-                    args.agent,
-                    args.experiment,
-                    args.raw,
-                    args.margin_fraction,
-                    args.alpha,
-                )
-            )
-        elif args.command == "verdicts":
-            print(
-                verdicts(
-                    args.results_dir,
-                    args.metric,
-                    args.a,
-                    args.b,
-                    args.experiment,
-                    args.margin_fraction,
-                    args.alpha,
-                )
-            )
-        elif args.command == "bins":
-            opponents = [b for b in args.vs.split(",") if b]
-            print(
-                bins(
-                    args.results_dir,
-                    args.metric,
-                    args.agent,
-                    opponents,
-                    args.experiment,
-                    args.margin_fraction,
-                    args.alpha,
-                )
-            )
-        elif args.command == "efficiency":
-            agents = args.agents.split(",") if args.agents else None
-            print(efficiency(args.results_dir, agents, args.experiment))
-        else:
-            print(aggregate(args.results_dir, args.experiment))
-    except ValueError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
-    return 0
+    return parser
+
+
+def _run_command(args: argparse.Namespace) -> str:
+    """The text of the summary the parsed command asks for."""
+    if args.command == "pivot":
+        agents = args.agents.split(",") if args.agents else None
+        return pivot(args.results_dir, args.metric, agents, args.experiment)
+    if args.command == "diff":
+        return diff(args.results_dir, args.metric, args.a, args.b, args.experiment)
+    if args.command == "scoreboard":
+        return scoreboard(
+            args.results_dir,
+            args.metric,
+            args.agent,
+            args.experiment,
+            args.raw,
+            args.margin_fraction,
+            args.alpha,
+        )
+    if args.command == "verdicts":
+        return verdicts(
+            args.results_dir,
+            args.metric,
+            args.a,
+            args.b,
+            args.experiment,
+            args.margin_fraction,
+            args.alpha,
+        )
+    if args.command == "bins":
+        opponents = [b for b in args.vs.split(",") if b]
+        return bins(
+            args.results_dir,
+            args.metric,
+            args.agent,
+            opponents,
+            args.experiment,
+            args.margin_fraction,
+            args.alpha,
+        )
+    if args.command == "efficiency":
+        agents = args.agents.split(",") if args.agents else None
+        return efficiency(args.results_dir, agents, args.experiment)
+    return aggregate(args.results_dir, args.experiment)
 
 
 if __name__ == "__main__":

@@ -858,6 +858,14 @@ def _paired(a: Cell, b: Cell, fn: Callable[[float, float], float]) -> dict[str, 
 
 def derive(cells: list[Cell], plan: Plan) -> dict[str, Any]:
     """Estimator shares, ratios to SB3 and the issue's targets from the measured cells."""
+    shares = _estimator_shares(cells, plan)
+    ratios = _sb3_ratios(cells)
+    targets = _targets(cells, plan, shares, ratios)
+    return {"estimator_share": shares, "ratios": ratios, "targets": targets}
+
+
+def _estimator_shares(cells: list[Cell], plan: Plan) -> list[dict[str, Any]]:
+    """Per estimator part: its share of a trainer step at the plan's (B, N), paired by sample."""
     shares = []
     b, n = plan.parts_at
     for part in _find(cells, "part", part="estimator"):
@@ -884,7 +892,11 @@ def derive(cells: list[Cell], plan: Plan) -> dict[str, Any]:
         elif not step:
             row["note"] = "no trainer row at this (B, N) and compile setting"
         shares.append(row)
+    return shares
 
+
+def _sb3_ratios(cells: list[Cell]) -> list[dict[str, Any]]:
+    """Per SB3 row and device/compile setting: our best MaxRL rate over SB3's, paired."""
     ratios = []
     for sb3 in _find(cells, "sb3"):
         task = sb3.key["task"]
@@ -911,31 +923,58 @@ def derive(cells: list[Cell], plan: Plan) -> dict[str, Any]:
                 row["ours"] = {k: best.key[k] for k in ("estimator", "group_size", "num_groups")}
                 row["ratio"] = _paired(best, sb3, lambda x, y: x / y)
             ratios.append(row)
+    return ratios
 
-    def best_rate(compiled: bool) -> tuple[float | None, dict[str, Any] | None]:
-        rows = [
-            c
-            for c in _find(cells, "trainer", task="regression", estimator="maxrl", device="cpu")
-            if c.samples and c.key["compile"] == compiled
-        ]
-        if not rows:
-            return None, None
-        best = max(rows, key=lambda c: statistics.median(c.samples))
-        return statistics.median(best.samples), best.key
 
-    def ppo_ratio(compiled: bool) -> float | None:
-        rows = [
-            r["ratio"]["median"]
-            for r in ratios
-            if (r["task"], r["algo"], r["device"], r["compile"])
-            == ("regression", "PPO", "cpu", compiled)
-            and r["ratio"]
-        ]
-        return rows[0] if rows else None
+def _best_rate(cells: list[Cell], compiled: bool) -> tuple[float | None, dict[str, Any] | None]:
+    """The best median MaxRL regression rate on CPU and its row key (None, None: no row)."""
+    rows = [
+        c
+        for c in _find(cells, "trainer", task="regression", estimator="maxrl", device="cpu")
+        if c.samples and c.key["compile"] == compiled
+    ]
+    if not rows:
+        return None, None
+    best = max(rows, key=lambda c: statistics.median(c.samples))
+    return statistics.median(best.samples), best.key
 
-    rate, where = best_rate(False)
-    rate_compiled, where_compiled = best_rate(True)
-    ppo, ppo_compiled = ppo_ratio(False), ppo_ratio(True)
+
+def _ppo_ratio(ratios: list[dict[str, Any]], compiled: bool) -> float | None:
+    """The median ratio to SB3 PPO on CPU regression (None: not measured)."""
+    rows = [
+        r["ratio"]["median"]
+        for r in ratios
+        if (r["task"], r["algo"], r["device"], r["compile"])
+        == ("regression", "PPO", "cpu", compiled)
+        and r["ratio"]
+    ]
+    return rows[0] if rows else None
+
+
+def _maxrl_shares(shares: list[dict[str, Any]], compiled: bool) -> dict[str, float]:
+    """Task -> median CPU share of the MaxRL estimator in a step."""
+    return {
+        s["task"]: s["share"]["median"]
+        for s in shares
+        if s["estimator"] == "maxrl"
+        and s["compile"] == compiled
+        and s["device"] == "cpu"
+        and s["share"]
+    }
+
+
+def _at_least(value: float | None, target: float) -> bool | None:
+    """Whether ``value`` reaches ``target`` (None: not measured)."""
+    return None if value is None else value >= target
+
+
+def _at_most(values: dict[str, float], target: float) -> bool | None:
+    """Whether every value stays at or below ``target`` (None: none measured)."""
+    return all(v <= target for v in values.values()) if values else None
+
+
+def _big_group_target(cells: list[Cell]) -> dict[str, Any]:
+    """Whether the big (B, N) step ran on CPU, with its status and resident memory."""
     big = _find(
         cells,
         "trainer",
@@ -946,59 +985,52 @@ def derive(cells: list[Cell], plan: Plan) -> dict[str, Any]:
         device="cpu",
         compile=False,
     )
+    return {
+        "num_groups": BIG_GROUP[0],
+        "group_size": BIG_GROUP[1],
+        "status": big[0].status if big else "absent",
+        "rss_mib": big[0].memory.get("rss_mib") if big else None,
+        "met": bool(big and big[0].samples) if big and big[0].setup else None,
+    }
 
-    def maxrl_shares(compiled: bool) -> dict[str, float]:
-        return {
-            s["task"]: s["share"]["median"]
-            for s in shares
-            if s["estimator"] == "maxrl"
-            and s["compile"] == compiled
-            and s["device"] == "cpu"
-            and s["share"]
-        }
 
-    def at_least(value: float | None, target: float) -> bool | None:
-        return None if value is None else value >= target
-
-    def at_most(values: dict[str, float], target: float) -> bool | None:
-        return all(v <= target for v in values.values()) if values else None
-
-    eager_shares, compiled_shares = maxrl_shares(False), maxrl_shares(True)
+def _targets(
+    cells: list[Cell], plan: Plan, shares: list[dict[str, Any]], ratios: list[dict[str, Any]]
+) -> dict[str, Any]:
+    """The issue's targets: rollouts/s, ratio to PPO, estimator share and the big group."""
+    b, n = plan.parts_at
+    rate, where = _best_rate(cells, False)
+    rate_compiled, where_compiled = _best_rate(cells, True)
+    ppo, ppo_compiled = _ppo_ratio(ratios, False), _ppo_ratio(ratios, True)
+    eager_shares, compiled_shares = _maxrl_shares(shares, False), _maxrl_shares(shares, True)
     # "met" judges the default eager step; the *_compiled entries report compile=True
-    targets = {
+    return {
         "maxrl_rollouts_per_s": {
             "target": TARGET_ROLLOUTS_PER_S,
             "value": rate,
             "row": where,
-            "met": at_least(rate, TARGET_ROLLOUTS_PER_S),
+            "met": _at_least(rate, TARGET_ROLLOUTS_PER_S),
             "value_compiled": rate_compiled,
             "row_compiled": where_compiled,
-            "met_compiled": at_least(rate_compiled, TARGET_ROLLOUTS_PER_S),
+            "met_compiled": _at_least(rate_compiled, TARGET_ROLLOUTS_PER_S),
         },
         "ratio_vs_ppo": {
             "target": TARGET_RATIO_PPO,
             "value": ppo,
-            "met": at_least(ppo, TARGET_RATIO_PPO),
+            "met": _at_least(ppo, TARGET_RATIO_PPO),
             "value_compiled": ppo_compiled,
-            "met_compiled": at_least(ppo_compiled, TARGET_RATIO_PPO),
+            "met_compiled": _at_least(ppo_compiled, TARGET_RATIO_PPO),
         },
         "estimator_share": {
             "target": TARGET_ESTIMATOR_SHARE,
             "at": {"num_groups": b, "group_size": n, "order": "T = N"},
             "value": eager_shares,
-            "met": at_most(eager_shares, TARGET_ESTIMATOR_SHARE),
+            "met": _at_most(eager_shares, TARGET_ESTIMATOR_SHARE),
             "value_compiled": compiled_shares,
-            "met_compiled": at_most(compiled_shares, TARGET_ESTIMATOR_SHARE),
+            "met_compiled": _at_most(compiled_shares, TARGET_ESTIMATOR_SHARE),
         },
-        "big_group": {
-            "num_groups": BIG_GROUP[0],
-            "group_size": BIG_GROUP[1],
-            "status": big[0].status if big else "absent",
-            "rss_mib": big[0].memory.get("rss_mib") if big else None,
-            "met": bool(big and big[0].samples) if big and big[0].setup else None,
-        },
+        "big_group": _big_group_target(cells),
     }
-    return {"estimator_share": shares, "ratios": ratios, "targets": targets}
 
 
 # --------------------------------------------------------------------------------------------
@@ -1032,6 +1064,23 @@ def render(result: dict[str, Any], cells: list[Cell]) -> str:
         f"# median and min-max of {result['settings']['repeats']} round-robin rounds, "
         f"windows of >= {result['settings']['seconds']:g} s after warm-up",
         "",
+        *_render_trainer(cells),
+        *_render_parts(result, cells),
+        *_render_sb3(cells),
+        *_render_ratios(result),
+    ]
+    if result.get("kernel_comparison"):
+        lines += render_kernels(result["kernel_comparison"])
+    if result.get("round_loads"):
+        loads = ", ".join(f"{load[0]:.1f}" for load in result["round_loads"] if load)
+        lines += ["", f"Load average (1 min) at the start of each round: {loads}"]
+    lines += _render_targets(result)
+    return "\n".join(lines)
+
+
+def _render_trainer(cells: list[Cell]) -> list[str]:
+    """The end-to-end trainer table; unmeasured sizes grouped one line per reason."""
+    lines = [
         "Our trainer, end to end (rollouts/s)",
         f"{'task':<15}{'estimator':<10}{'dev':<5}{'cmp':<4}{'N':>6}{'B':>7}{'per step':>10}"
         f"{'median':>10}  {'min-max':<17}{'RSS MiB':>8}{'CUDA MiB':>9}",
@@ -1062,105 +1111,126 @@ def render(result: dict[str, Any], cells: list[Cell]) -> str:
             f"{task:<15}{estimator:<10}{device:<5}{'y' if compiled else '':<4}"
             f"  B x N = {sizes}: {status}"
         )
+    return lines
+
+
+def _render_parts(result: dict[str, Any], cells: list[Cell]) -> list[str]:
+    """The table of a step's parts (ms per call) with the estimator's share; none if unmeasured."""
     parts = _find(cells, "part")
-    if parts:
-        b, n = result["settings"]["parts_at"]
-        lines += [
-            "",
-            f"Parts of a step at B = {b}, N = {n} (ms per call; maxrl with T = N)",
-            f"{'task':<15}{'estimator':<10}{'dev':<5}{'cmp':<4}"
-            + "".join(f"{p:>22}" for p in PARTS)
-            + f"{'estimator share':>17}",
-        ]
-        groups: dict[tuple, dict[str, Cell]] = {}
-        for cell in parts:
-            k = cell.key
-            groups.setdefault((k["task"], k["estimator"], k["device"], k["compile"]), {})[
-                k["part"]
-            ] = cell
-        shares = {
-            (s["task"], s["estimator"], s["device"], s["compile"]): s
-            for s in result["estimator_share"]
-        }
-        for (task, estimator, device, compiled), by_part in groups.items():
-            row = f"{task:<15}{estimator:<10}{device:<5}{'y' if compiled else '':<4}"
-            if not any(cell.samples for cell in by_part.values()):
-                lines.append(f"{row}  {next(iter(by_part.values())).status}")
-                continue
-            for part in PARTS:
-                cell = by_part.get(part)
-                if cell is None:
-                    row += f" {'-':>21}"
-                elif cell.samples:
-                    median, spread = _cell_text(cell)
-                    row += f" {median + ' (' + spread + ')':>21}"
-                else:
-                    row += f" {cell.status[:20]:>21}"
-            share = shares.get((task, estimator, device, compiled), {}).get("share")
-            row += f"{share['median']:>17.0%}" if share else f"{'-':>17}"
-            lines.append(row)
+    if not parts:
+        return []
+    b, n = result["settings"]["parts_at"]
+    lines = [
+        "",
+        f"Parts of a step at B = {b}, N = {n} (ms per call; maxrl with T = N)",
+        f"{'task':<15}{'estimator':<10}{'dev':<5}{'cmp':<4}"
+        + "".join(f"{p:>22}" for p in PARTS)
+        + f"{'estimator share':>17}",
+    ]
+    groups: dict[tuple, dict[str, Cell]] = {}
+    for cell in parts:
+        k = cell.key
+        groups.setdefault((k["task"], k["estimator"], k["device"], k["compile"]), {})[k["part"]] = (
+            cell
+        )
+    shares = {
+        (s["task"], s["estimator"], s["device"], s["compile"]): s for s in result["estimator_share"]
+    }
+    for (task, estimator, device, compiled), by_part in groups.items():
+        row = f"{task:<15}{estimator:<10}{device:<5}{'y' if compiled else '':<4}"
+        if not any(cell.samples for cell in by_part.values()):
+            lines.append(f"{row}  {next(iter(by_part.values())).status}")
+            continue
+        for part in PARTS:
+            cell = by_part.get(part)
+            if cell is None:
+                row += f" {'-':>21}"
+            elif cell.samples:
+                median, spread = _cell_text(cell)
+                row += f" {median + ' (' + spread + ')':>21}"
+            else:
+                row += f" {cell.status[:20]:>21}"
+        share = shares.get((task, estimator, device, compiled), {}).get("share")
+        row += f"{share['median']:>17.0%}" if share else f"{'-':>17}"
+        lines.append(row)
+    return lines
+
+
+def _render_sb3(cells: list[Cell]) -> list[str]:
+    """The SB3 rollouts/s table (none without SB3 rows)."""
     sb3 = _find(cells, "sb3")
-    if sb3:
-        lines += ["", "SB3 with the project's settings (rollouts/s)"]
-        lines.append(f"{'task':<15}{'algo':<6}{'median':>10}  {'min-max':<17}")
-        for cell in sb3:
-            median, spread = _cell_text(cell)
-            lines.append(f"{cell.key['task']:<15}{cell.key['algo']:<6}{median:>10}  {spread:<17}")
-    if result["ratios"]:
-        lines += [
-            "",
-            f"Ratio: our best MaxRL row at N = {RATIO_GROUP_SIZE} / SB3 on CPU (paired by round)",
-            f"{'task':<15}{'algo':<6}{'ours on':<8}{'cmp':<4}{'B':>7}{'median':>11}  min-max",
-        ]
-        for row in result["ratios"]:
-            head = f"{row['task']:<15}{row['algo']:<6}{row['device']:<8}"
-            head += f"{'y' if row['compile'] else '':<4}"
-            if row["ratio"] is None:
-                lines.append(f"{head}  not measured")
-                continue
-            r = row["ratio"]
-            lines.append(
-                f"{head}{row['ours']['num_groups']:>7}"
-                f"{r['median']:>10,.0f}x  {r['min']:,.0f}-{r['max']:,.0f}x"
-            )
-    if result.get("kernel_comparison"):
-        lines += render_kernels(result["kernel_comparison"])
-    if result.get("round_loads"):
-        loads = ", ".join(f"{load[0]:.1f}" for load in result["round_loads"] if load)
-        lines += ["", f"Load average (1 min) at the start of each round: {loads}"]
+    if not sb3:
+        return []
+    lines = ["", "SB3 with the project's settings (rollouts/s)"]
+    lines.append(f"{'task':<15}{'algo':<6}{'median':>10}  {'min-max':<17}")
+    for cell in sb3:
+        median, spread = _cell_text(cell)
+        lines.append(f"{cell.key['task']:<15}{cell.key['algo']:<6}{median:>10}  {spread:<17}")
+    return lines
+
+
+def _render_ratios(result: dict[str, Any]) -> list[str]:
+    """The table of our best MaxRL rate over SB3's (none without ratios)."""
+    if not result["ratios"]:
+        return []
+    lines = [
+        "",
+        f"Ratio: our best MaxRL row at N = {RATIO_GROUP_SIZE} / SB3 on CPU (paired by round)",
+        f"{'task':<15}{'algo':<6}{'ours on':<8}{'cmp':<4}{'B':>7}{'median':>11}  min-max",
+    ]
+    for row in result["ratios"]:
+        head = f"{row['task']:<15}{row['algo']:<6}{row['device']:<8}"
+        head += f"{'y' if row['compile'] else '':<4}"
+        if row["ratio"] is None:
+            lines.append(f"{head}  not measured")
+            continue
+        r = row["ratio"]
+        lines.append(
+            f"{head}{row['ours']['num_groups']:>7}"
+            f"{r['median']:>10,.0f}x  {r['min']:,.0f}-{r['max']:,.0f}x"
+        )
+    return lines
+
+
+def _met(flag: bool | None) -> str:
+    """A target's verdict word: met, MISSED or n/a."""
+    return "n/a" if flag is None else "met" if flag else "MISSED"
+
+
+def _both(v: dict[str, Any], text: Callable[[Any], str]) -> str:
+    """A target's eager value and verdict, then the compile=True ones when measured."""
+    out = f"{text(v['value'])} [{_met(v['met'])}]"
+    if v.get("value_compiled"):
+        out += f"; compile=True: {text(v['value_compiled'])} [{_met(v['met_compiled'])}]"
+    return out
+
+
+def _render_targets(result: dict[str, Any]) -> list[str]:
+    """The lines of the issue's targets with their verdicts."""
     t = result["targets"]
     quick = " (--quick: tiny sizes, not representative)" if result["settings"]["quick"] else ""
-    lines += ["", f"Targets{quick}"]
-
-    def met(flag: bool | None) -> str:
-        return "n/a" if flag is None else "met" if flag else "MISSED"
-
-    def both(v: dict[str, Any], text: Callable[[Any], str]) -> str:
-        out = f"{text(v['value'])} [{met(v['met'])}]"
-        if v.get("value_compiled"):
-            out += f"; compile=True: {text(v['value_compiled'])} [{met(v['met_compiled'])}]"
-        return out
-
+    lines = ["", f"Targets{quick}"]
     lines.append(
         "  MaxRL regression >= 1M rollouts/s (best B, 1 thread): "
-        + both(t["maxrl_rollouts_per_s"], lambda x: _rate(x) if x else "-")
+        + _both(t["maxrl_rollouts_per_s"], lambda x: _rate(x) if x else "-")
     )
     lines.append(
         "  >= 1000x SB3 PPO (regression): "
-        + both(t["ratio_vs_ppo"], lambda x: f"{x:,.0f}x" if x else "-")
+        + _both(t["ratio_vs_ppo"], lambda x: f"{x:,.0f}x" if x else "-")
     )
     v = t["estimator_share"]
     at = f"B = {v['at']['num_groups']}, N = {v['at']['group_size']}, T = N"
     lines.append(
         f"  estimator <= 10% of a step ({at}): "
-        + both(v, lambda x: ", ".join(f"{task} {share:.0%}" for task, share in x.items()) or "-")
+        + _both(v, lambda x: ", ".join(f"{task} {share:.0%}" for task, share in x.items()) or "-")
     )
     v = t["big_group"]
     rss = f", peak RSS {v['rss_mib']:.0f} MiB" if v["rss_mib"] else ""
+    verdict = _met(v["met"])
     lines.append(
-        f"  N = 4096 at B = 256 without running out of memory: {v['status']}{rss} [{met(v['met'])}]"
+        f"  N = 4096 at B = 256 without running out of memory: {v['status']}{rss} [{verdict}]"
     )
-    return "\n".join(lines)
+    return lines
 
 
 def cell_record(cell: Cell) -> dict[str, Any]:
