@@ -104,10 +104,10 @@ from benchmarks.report.points import (
     compute_targets,
 )
 from benchmarks.report.rows import (
-    IGNORED_SETTINGS,
     SUITE_FILE,
     ResultRow,
     current_rows,
+    ignored_settings,
     load_rows,
     row_sweep,
     run_identity,
@@ -130,7 +130,7 @@ __all__ = [
     "CURVE_POINTS",
     "CURVE_ROWS",
     "DPI",
-    "IGNORED_SETTINGS",
+    "ignored_settings",
     "MAX_COLUMNS",
     "MIN_REFERENCE_GAP",
     "PANEL_HEIGHT",

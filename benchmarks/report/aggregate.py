@@ -155,7 +155,7 @@ def agent_settings(row: Mapping[str, Any]) -> dict[str, Any]:
     A sweep value is the environment's when the row's ``env_kwargs`` carry it or its env
     label names it (``snr=0.1``); the rest (``state_dependent_std``, ``group_size``) are
     settings of the agent. A setting the agent ignores is not in its rows' sweep (an SB3
-    agent's) or is dropped by ``IGNORED_SETTINGS`` (the supervised reference's N).
+    agent's) or is dropped by ``rows.ignored_settings`` (the supervised reference's N).
     """
     row = ResultRow.of(row)
     return {

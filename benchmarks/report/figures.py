@@ -150,7 +150,7 @@ def _curve_panels(axes: Any, panels: list[tuple[Point, str]], colors: dict[str, 
             if curve is None:
                 continue
             x, mean, half = curve
-            style = "--" if result.family == "sb3" else ":" if result.role == "reference" else "-"
+            style = _line_style(result.family, result.role)
             ax.plot(x, mean, style, color=colors[name], label=name, lw=1.6)
             low, high = plots.clip_band(metric, mean - half, mean + half)
             ax.fill_between(x, low, high, color=colors[name], alpha=0.15, lw=0)
@@ -304,3 +304,14 @@ def _runs_text(agg: Aggregate) -> str:
     """``5 runs`` when every agent keeps as many runs per task, else ``5–10 runs``."""
     counts = sorted(set(agg.runs.values()))
     return f"{counts[0]} runs" if len(counts) == 1 else f"{counts[0]}–{counts[-1]} runs"
+
+
+def _line_style(family: str, role: str) -> str:
+    """A curve's line style: its family's (SB3 dashed), else dotted references, solid agents."""
+    import benchmarks.suite  # noqa: F401  (registers the built-in families: ours, sb3)
+    from benchmarks.families import AGENT_FAMILIES
+
+    entry = AGENT_FAMILIES.get(family)
+    if entry is not None and entry.line_style is not None:
+        return entry.line_style
+    return ":" if role == "reference" else "-"

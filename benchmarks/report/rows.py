@@ -24,14 +24,23 @@ from maxrl_envs.references import as_float
 #: The suite's identity, written by the runner (``benchmarks.run.SUITE_FILE``).
 SUITE_FILE = "suite.json"
 
-#: Run settings a method ignores, by the row's ``method``. The supervised reference fits one
-#: label per context (``agents.objectives.Supervised``: one rollout per context whatever N
-#: is), so a suite that sweeps ``group_size`` runs the same supervised run at every N: its
-#: rows match every N point, and runs that differ only in N are one run (:func:`run_identity`).
-IGNORED_SETTINGS: dict[str, tuple[str, ...]] = {
-    "supervised": ("group_size",),
-    "supervised-ml": ("group_size",),
-}
+
+def ignored_settings(family: str, method: str) -> tuple[str, ...]:
+    """Run settings a row's method ignores, as its agent family's table entry says.
+
+    The supervised references fit one label per context (``agents.objectives``: one rollout
+    per context whatever N is), so a suite that sweeps ``group_size`` runs the same supervised
+    run at every N: its rows match every N point, and runs that differ only in N are one run
+    (:func:`run_identity`). A family or method the table does not know ignores nothing.
+    """
+    import benchmarks.suite  # noqa: F401  (registers the built-in families: ours, sb3)
+    from benchmarks.families import AGENT_FAMILIES
+
+    entry = AGENT_FAMILIES.get(family)
+    try:
+        return tuple(entry.ignored_settings(method)) if entry is not None else ()
+    except ValueError:  # a method its family does not know (a plugin's, or a bare row)
+        return ()
 
 
 @dataclass(frozen=True, eq=False)
@@ -148,8 +157,8 @@ class ResultRow(Mapping[str, Any]):
 
     @property
     def ignored(self) -> tuple[str, ...]:
-        """The run settings its method ignores (``IGNORED_SETTINGS``)."""
-        return IGNORED_SETTINGS.get(str(self.method), ())
+        """The run settings its method ignores (:func:`ignored_settings`)."""
+        return ignored_settings(str(self.family), str(self.method))
 
     @property
     def used_sweep(self) -> dict[str, Any]:
@@ -201,7 +210,7 @@ def _reference_levels(refs: Any) -> dict[str, dict[str, float]]:
 
 
 def row_sweep(row: Mapping[str, Any]) -> dict[str, Any]:
-    """The sweep values a row's run depends on: its ``sweep`` less ``IGNORED_SETTINGS``."""
+    """The sweep values a row's run depends on: its ``sweep`` less what its method ignores."""
     return ResultRow.of(row).used_sweep
 
 
@@ -209,7 +218,7 @@ def run_identity(row: Mapping[str, Any]) -> str:
     """What makes two rows the same run, whichever sweep points list them.
 
     A SHA-1 of the agent, environment label, seed, learning rate, :func:`row_sweep` and the
-    row's ``config`` less the settings its method ignores (``IGNORED_SETTINGS``): an SB3
+    row's ``config`` less the settings its method ignores (:func:`ignored_settings`): an SB3
     run, which ignores our agents' sweep settings, is one row listed at several points; the
     supervised runs of a ``group_size`` sweep are several rows of one identical run. Rows
     without a ``config`` are identified by their ``run_id``.

@@ -448,7 +448,7 @@ def test_agent_family_table_answers_what_the_report_and_runner_ask() -> None:
     from benchmarks.suite import SB3, _ours_only
 
     assert list(AGENT_FAMILIES)[:2] == ["ours", "sb3"]
-    # What the report's IGNORED_SETTINGS says by hand: the supervised objectives ignore N.
+    # What the report asks (report.rows.ignored_settings): the supervised objectives ignore N.
     for method in ("supervised", "supervised-ml"):
         assert ignored_settings("ours", method) == ("group_size",)
     assert ignored_settings("ours", "maxrl") == ()
