@@ -194,7 +194,7 @@ def _sync(device: torch.device) -> None:
 
 
 @dataclass
-class Cell:
+class Measurement:
     """One measured system: a warm-up, then one timed window per round.
 
     Attributes:
@@ -515,7 +515,7 @@ def _trainer_cell(
     device: str,
     compiled: bool,
     note: str | None = None,
-) -> Cell:
+) -> Measurement:
     """A trainer row (``note``: why it is not measured, if it is not)."""
     key = {
         "task": task,
@@ -527,7 +527,7 @@ def _trainer_cell(
         "device": device,
         "compile": compiled,
     }
-    cell = Cell("trainer", key, "rollouts/s")
+    cell = Measurement("trainer", key, "rollouts/s")
     status = _unavailable(device, compiled) or note
     if status:
         cell.status = status
@@ -537,7 +537,9 @@ def _trainer_cell(
     return cell
 
 
-def _part_cells(plan: Plan, task: str, estimator: str, device: str, compiled: bool) -> list[Cell]:
+def _part_cells(
+    plan: Plan, task: str, estimator: str, device: str, compiled: bool
+) -> list[Measurement]:
     """The parts of one step; compiled steps differ only in their estimator part."""
     b, n = plan.parts_at
     status = _unavailable(device, compiled)
@@ -554,7 +556,7 @@ def _part_cells(plan: Plan, task: str, estimator: str, device: str, compiled: bo
             "compile": compiled,
             "part": part,
         }
-        cell = Cell("part", key, "ms")
+        cell = Measurement("part", key, "ms")
         if status:
             cell.status = status
         else:
@@ -570,9 +572,9 @@ def _part_cells(plan: Plan, task: str, estimator: str, device: str, compiled: bo
     return cells
 
 
-def build_cells(plan: Plan) -> list[Cell]:
+def build_cells(plan: Plan) -> list[Measurement]:
     """Every cell of the plan, unmeasured; CUDA cells are marked when no GPU is present."""
-    cells: list[Cell] = []
+    cells: list[Measurement] = []
     for device in plan.devices:
         for task in plan.tasks:
             for estimator in plan.estimators:
@@ -603,7 +605,7 @@ def build_cells(plan: Plan) -> list[Cell]:
             for algo in sb3_algos(task, plan.sb3):
                 collections = max(1, round(SB3_WINDOW_COLLECTIONS.get(algo, 4) * plan.sb3_scale))
                 key = {"task": task, "env_id": TASKS[task][0], "algo": algo, "device": "cpu"}
-                cell = Cell("sb3", key, "rollouts/s")
+                cell = Measurement("sb3", key, "rollouts/s")
                 cell.setup = lambda task=task, algo=algo, collections=collections: sb3_setup(
                     task, algo, collections, 1, plan.repeats
                 )
@@ -616,7 +618,7 @@ def build_cells(plan: Plan) -> list[Cell]:
 # --------------------------------------------------------------------------------------------
 
 
-def _kernel_cells(plan: Plan) -> list[Cell]:
+def _kernel_cells(plan: Plan) -> list[Measurement]:
     """End-to-end cells for each regime, (B, N) and kernel; the estimator timed in the step.
 
     The estimator's time is measured inside the same steps (``objective.weights`` wrapped
@@ -640,7 +642,7 @@ def _kernel_cells(plan: Plan) -> list[Cell]:
                     "kernel": kernel,
                     "device": "cpu",
                 }
-                cell = Cell("kernel", key, "rollouts/s")
+                cell = Measurement("kernel", key, "rollouts/s")
                 if kernel == "exact" and (regime, n) in SLOW_EXACT and not plan.slow_exact:
                     cell.status = "not measured: one step takes 15-40 s (--slow-exact)"
                 else:
@@ -651,7 +653,7 @@ def _kernel_cells(plan: Plan) -> list[Cell]:
     return cells
 
 
-def derive_kernels(cells: list[Cell]) -> list[dict[str, Any]]:
+def derive_kernels(cells: list[Measurement]) -> list[dict[str, Any]]:
     """Per regime and (B, N): each kernel's rate, estimator time and share; the speed-ups.
 
     Per window: the estimator's ms per step and its share of the step (estimator seconds
@@ -772,7 +774,7 @@ def _load() -> list[float] | None:
     return [round(x, 2) for x in os.getloadavg()] if hasattr(os, "getloadavg") else None
 
 
-def run_cells(cells: list[Cell], repeats: int, log: Callable[[str], None]) -> list[Any]:
+def run_cells(cells: list[Measurement], repeats: int, log: Callable[[str], None]) -> list[Any]:
     """Warm every cell up (alone, recording its memory), then time them round-robin.
 
     Returns:
@@ -847,16 +849,18 @@ def summary(samples: Sequence[float]) -> dict[str, Any] | None:
     }
 
 
-def _find(cells: list[Cell], kind: str, **key: Any) -> list[Cell]:
+def _find(cells: list[Measurement], kind: str, **key: Any) -> list[Measurement]:
     return [c for c in cells if c.kind == kind and all(c.key.get(k) == v for k, v in key.items())]
 
 
-def _paired(a: Cell, b: Cell, fn: Callable[[float, float], float]) -> dict[str, Any] | None:
+def _paired(
+    a: Measurement, b: Measurement, fn: Callable[[float, float], float]
+) -> dict[str, Any] | None:
     pairs = [fn(x, y) for x, y in zip(a.samples, b.samples, strict=False)]
     return summary(pairs)
 
 
-def derive(cells: list[Cell], plan: Plan) -> dict[str, Any]:
+def derive(cells: list[Measurement], plan: Plan) -> dict[str, Any]:
     """Estimator shares, ratios to SB3 and the issue's targets from the measured cells."""
     shares = _estimator_shares(cells, plan)
     ratios = _sb3_ratios(cells)
@@ -864,7 +868,7 @@ def derive(cells: list[Cell], plan: Plan) -> dict[str, Any]:
     return {"estimator_share": shares, "ratios": ratios, "targets": targets}
 
 
-def _estimator_shares(cells: list[Cell], plan: Plan) -> list[dict[str, Any]]:
+def _estimator_shares(cells: list[Measurement], plan: Plan) -> list[dict[str, Any]]:
     """Per estimator part: its share of a trainer step at the plan's (B, N), paired by sample."""
     shares = []
     b, n = plan.parts_at
@@ -895,7 +899,7 @@ def _estimator_shares(cells: list[Cell], plan: Plan) -> list[dict[str, Any]]:
     return shares
 
 
-def _sb3_ratios(cells: list[Cell]) -> list[dict[str, Any]]:
+def _sb3_ratios(cells: list[Measurement]) -> list[dict[str, Any]]:
     """Per SB3 row and device/compile setting: our best MaxRL rate over SB3's, paired."""
     ratios = []
     for sb3 in _find(cells, "sb3"):
@@ -926,7 +930,9 @@ def _sb3_ratios(cells: list[Cell]) -> list[dict[str, Any]]:
     return ratios
 
 
-def _best_rate(cells: list[Cell], compiled: bool) -> tuple[float | None, dict[str, Any] | None]:
+def _best_rate(
+    cells: list[Measurement], compiled: bool
+) -> tuple[float | None, dict[str, Any] | None]:
     """The best median MaxRL regression rate on CPU and its row key (None, None: no row)."""
     rows = [
         c
@@ -973,7 +979,7 @@ def _at_most(values: dict[str, float], target: float) -> bool | None:
     return all(v <= target for v in values.values()) if values else None
 
 
-def _big_group_target(cells: list[Cell]) -> dict[str, Any]:
+def _big_group_target(cells: list[Measurement]) -> dict[str, Any]:
     """Whether the big (B, N) step ran on CPU, with its status and resident memory."""
     big = _find(
         cells,
@@ -995,7 +1001,7 @@ def _big_group_target(cells: list[Cell]) -> dict[str, Any]:
 
 
 def _targets(
-    cells: list[Cell], plan: Plan, shares: list[dict[str, Any]], ratios: list[dict[str, Any]]
+    cells: list[Measurement], plan: Plan, shares: list[dict[str, Any]], ratios: list[dict[str, Any]]
 ) -> dict[str, Any]:
     """The issue's targets: rollouts/s, ratio to PPO, estimator share and the big group."""
     b, n = plan.parts_at
@@ -1046,7 +1052,7 @@ def _rate(value: float) -> str:
     return f"{value:.0f}"
 
 
-def _cell_text(cell: Cell) -> tuple[str, str]:
+def _cell_text(cell: Measurement) -> tuple[str, str]:
     if not cell.samples:
         return cell.status, ""
     s = summary(cell.samples)
@@ -1056,7 +1062,7 @@ def _cell_text(cell: Cell) -> tuple[str, str]:
     return _rate(s["median"]), f"{_rate(s['min'])}-{_rate(s['max'])}"
 
 
-def render(result: dict[str, Any], cells: list[Cell]) -> str:
+def render(result: dict[str, Any], cells: list[Measurement]) -> str:
     """The printed tables."""
     lines = [
         f"# {result['machine_line']}",
@@ -1078,14 +1084,14 @@ def render(result: dict[str, Any], cells: list[Cell]) -> str:
     return "\n".join(lines)
 
 
-def _render_trainer(cells: list[Cell]) -> list[str]:
+def _render_trainer(cells: list[Measurement]) -> list[str]:
     """The end-to-end trainer table; unmeasured sizes grouped one line per reason."""
     lines = [
         "Our trainer, end to end (rollouts/s)",
         f"{'task':<15}{'estimator':<10}{'dev':<5}{'cmp':<4}{'N':>6}{'B':>7}{'per step':>10}"
         f"{'median':>10}  {'min-max':<17}{'RSS MiB':>8}{'CUDA MiB':>9}",
     ]
-    unmeasured: dict[tuple, list[Cell]] = {}
+    unmeasured: dict[tuple, list[Measurement]] = {}
     for cell in _find(cells, "trainer"):
         k = cell.key
         if not cell.samples and cell.status.startswith("not measured"):
@@ -1114,7 +1120,7 @@ def _render_trainer(cells: list[Cell]) -> list[str]:
     return lines
 
 
-def _render_parts(result: dict[str, Any], cells: list[Cell]) -> list[str]:
+def _render_parts(result: dict[str, Any], cells: list[Measurement]) -> list[str]:
     """The table of a step's parts (ms per call) with the estimator's share; none if unmeasured."""
     parts = _find(cells, "part")
     if not parts:
@@ -1127,7 +1133,7 @@ def _render_parts(result: dict[str, Any], cells: list[Cell]) -> list[str]:
         + "".join(f"{p:>22}" for p in PARTS)
         + f"{'estimator share':>17}",
     ]
-    groups: dict[tuple, dict[str, Cell]] = {}
+    groups: dict[tuple, dict[str, Measurement]] = {}
     for cell in parts:
         k = cell.key
         groups.setdefault((k["task"], k["estimator"], k["device"], k["compile"]), {})[k["part"]] = (
@@ -1156,7 +1162,7 @@ def _render_parts(result: dict[str, Any], cells: list[Cell]) -> list[str]:
     return lines
 
 
-def _render_sb3(cells: list[Cell]) -> list[str]:
+def _render_sb3(cells: list[Measurement]) -> list[str]:
     """The SB3 rollouts/s table (none without SB3 rows)."""
     sb3 = _find(cells, "sb3")
     if not sb3:
@@ -1233,7 +1239,7 @@ def _render_targets(result: dict[str, Any]) -> list[str]:
     return lines
 
 
-def cell_record(cell: Cell) -> dict[str, Any]:
+def cell_record(cell: Measurement) -> dict[str, Any]:
     """The JSON row of a cell."""
     return {
         **cell.key,

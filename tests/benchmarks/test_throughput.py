@@ -107,9 +107,9 @@ def test_console_script_is_declared() -> None:
 def test_kernel_comparison_pairs_rounds_and_judges_targets() -> None:
     from benchmarks import throughput as tp
 
-    def cell(kernel: str, rates: list[float], inner: list[float]) -> tp.Cell:
+    def cell(kernel: str, rates: list[float], inner: list[float]) -> tp.Measurement:
         key = {"regime": "default", "group_size": 64, "num_groups": 1024, "kernel": kernel}
-        out = tp.Cell("kernel", key, "rollouts/s", samples=rates, inner=inner)
+        out = tp.Measurement("kernel", key, "rollouts/s", samples=rates, inner=inner)
         out.wall, out.cpu = [1.0] * len(rates), [0.5] * len(rates)
         return out
 
