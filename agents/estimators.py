@@ -152,17 +152,17 @@ def _check_real(
     return out
 
 
-def _resolve_order(order: object, rollouts: int) -> int:
+def _resolve_order(order: object, group_size: int) -> int:
     """Return the truncation order T, checking 1 <= T <= N (None means T = N)."""
     if order is None:
-        return rollouts
+        return group_size
     if (
         isinstance(order, bool)
         or not isinstance(order, numbers.Integral)
-        or not (1 <= int(order) <= rollouts)
+        or not (1 <= int(order) <= group_size)
     ):
         raise ValueError(
-            f"order must be an integer T with 1 <= T <= N = {rollouts} (rollouts per context), "
+            f"order must be an integer T with 1 <= T <= N = {group_size} (rollouts per context), "
             f"or None for T = N; got {order!r}"
         )
     return int(order)

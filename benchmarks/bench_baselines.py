@@ -68,21 +68,21 @@ def _categorical_exact(pi: torch.Tensor, lik: torch.Tensor, order: int) -> torch
     return torch.autograd.grad(objective, theta)[0]
 
 
-def _categorical_groups(setting: dict, n: int, reps: int, gen: torch.Generator):
+def _categorical_groups(setting: dict, group_size: int, reps: int, gen: torch.Generator):
     pi, lik = setting["pi"], setting["lik"]
-    z = torch.multinomial(pi.expand(reps, -1), n, replacement=True, generator=gen)
+    z = torch.multinomial(pi.expand(reps, -1), group_size, replacement=True, generator=gen)
     return lik[z], z
 
 
 def _categorical_gradients(setting: dict, weights: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
     pi = setting["pi"]
-    reps, n = z.shape
+    reps, group_size = z.shape
     counts = torch.zeros(reps, pi.shape[0], dtype=F64).scatter_add_(1, z, weights)
-    return (counts - weights.sum(1, keepdim=True) * pi) / n
+    return (counts - weights.sum(1, keepdim=True) * pi) / group_size
 
 
-def _gaussian_groups(setting: dict, n: int, reps: int, gen: torch.Generator):
-    a = setting["mu"] + setting["s"] * torch.randn(reps, n, generator=gen, dtype=F64)
+def _gaussian_groups(setting: dict, group_size: int, reps: int, gen: torch.Generator):
+    a = setting["mu"] + setting["s"] * torch.randn(reps, group_size, generator=gen, dtype=F64)
     log_lik = -0.5 * ((a - setting["y"]) / setting["h"]) ** 2
     return log_lik, a
 
@@ -91,8 +91,10 @@ def _gaussian_gradients(setting: dict, weights: torch.Tensor, a: torch.Tensor) -
     u = (a - setting["mu"]) / setting["s"]
     score_mu = u / setting["s"]
     score_log_s = u.square() - 1.0
-    n = a.shape[1]
-    return torch.stack([(weights * score_mu).sum(1), (weights * score_log_s).sum(1)], 1) / n
+    group_size = a.shape[1]
+    return (
+        torch.stack([(weights * score_mu).sum(1), (weights * score_log_s).sum(1)], 1) / group_size
+    )
 
 
 def _gaussian_exact(setting: dict, order: int) -> torch.Tensor:
@@ -104,14 +106,22 @@ def _gaussian_exact(setting: dict, order: int) -> torch.Tensor:
     return torch.stack(torch.autograd.grad(objective, (mu, log_s)))
 
 
-def _estimators(binary: bool, n: int, log_space: bool) -> list[tuple[str, int, object]]:
+def _estimators(binary: bool, group_size: int, log_space: bool) -> list[tuple[str, int, object]]:
     """(label, order, weights function of the group's likelihoods or log-likelihoods)."""
     rows: list[tuple[str, int, object]] = [
-        ("maxrl b=1", n, lambda x, t=n: maxrl_weights(x, t, 1.0, log_space=log_space)),
-        ("maxrl-loo", n, lambda x, t=n: maxrl_loo_weights(x, t, log_space=log_space)),
+        (
+            "maxrl b=1",
+            group_size,
+            lambda x, t=group_size: maxrl_weights(x, t, 1.0, log_space=log_space),
+        ),
+        (
+            "maxrl-loo",
+            group_size,
+            lambda x, t=group_size: maxrl_loo_weights(x, t, log_space=log_space),
+        ),
     ]
-    if binary and n >= 2:
-        t = n - 1
+    if binary and group_size >= 2:
+        t = group_size - 1
         rows += [
             ("maxrl b=1", t, lambda x, t=t: maxrl_weights(x, t, 1.0)),
             ("maxrl-loo", t, lambda x, t=t: maxrl_loo_weights(x, t)),
@@ -138,14 +148,14 @@ def measure(reps: int, seed: int, group_sizes: list[int]) -> list[dict]:
     out = []
     for family, label, binary, setting in settings:
         is_gauss = family == "gaussian head"
-        for n in group_sizes:
+        for group_size in group_sizes:
             if is_gauss:
-                x, z = _gaussian_groups(setting, n, reps, gen)
+                x, z = _gaussian_groups(setting, group_size, reps, gen)
                 p = float(x.exp().mean())
             else:
-                x, z = _categorical_groups(setting, n, reps, gen)
+                x, z = _categorical_groups(setting, group_size, reps, gen)
                 p = float((setting["pi"] * setting["lik"]).sum())
-            for name, order, fn in _estimators(binary, n, is_gauss):
+            for name, order, fn in _estimators(binary, group_size, is_gauss):
                 weights = fn(x).to(F64)
                 if is_gauss:
                     grads = _gaussian_gradients(setting, weights, z)
@@ -162,7 +172,7 @@ def measure(reps: int, seed: int, group_sizes: list[int]) -> list[dict]:
                     {
                         "setting": f"{family} {label}",
                         "p": p,
-                        "N": n,
+                        "N": group_size,
                         "T": order,
                         "estimator": name,
                         "total_variance": float(var.sum()),

@@ -195,7 +195,7 @@ def relative_errors(lik: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     return omega_err, err.amax(-1)
 
 
-def _random_context(n: int, g: torch.Generator) -> torch.Tensor:
+def _random_context(group_size: int, g: torch.Generator) -> torch.Tensor:
     """One adversarial candidate: a few large likelihoods, the rest spread to hit lambda ~ c."""
     c = estimators.FAST_CUTOFF
 
@@ -203,16 +203,16 @@ def _random_context(n: int, g: torch.Generator) -> torch.Tensor:
         return float(torch.rand((), generator=g))
 
     lam = c * math.exp((rand() - 0.5) * 1.5)  # lambda in about [0.47 c, 2.1 c]
-    big = int(torch.randint(0, min(n, 2 * int(c) + 4) + 1, (), generator=g))
-    row = torch.zeros(n, dtype=torch.float64)
+    big = int(torch.randint(0, min(group_size, 2 * int(c) + 4) + 1, (), generator=g))
+    row = torch.zeros(group_size, dtype=torch.float64)
     row[:big] = torch.where(torch.rand(big, generator=g) < 0.5, 1.0, 0.5 + 0.5 * torch.rand(big))
     rest = max(0.0, lam + 1 - float(row.sum()))
-    if n > big and rest > 0:
-        shape = torch.rand(n - big, generator=g, dtype=torch.float64) ** (8 * rand())
+    if group_size > big and rest > 0:
+        shape = torch.rand(group_size - big, generator=g, dtype=torch.float64) ** (8 * rand())
         if rand() < 0.3:  # ties
-            shape = torch.ones(n - big, dtype=torch.float64)
+            shape = torch.ones(group_size - big, dtype=torch.float64)
         row[big:] = (shape * rest / shape.sum()).clamp(0, 1)
-    return row[torch.randperm(n, generator=g)]
+    return row[torch.randperm(group_size, generator=g)]
 
 
 def adversarial_search(

@@ -510,8 +510,8 @@ def _trainer_cell(
     plan: Plan,
     task: str,
     estimator: str,
-    b: int,
-    n: int,
+    num_groups: int,
+    group_size: int,
     device: str,
     compiled: bool,
     note: str | None = None,
@@ -521,9 +521,9 @@ def _trainer_cell(
         "task": task,
         "env_id": TASKS[task][0],
         "estimator": estimator,
-        "group_size": n,
-        "num_groups": b,
-        "rollouts_per_step": b * n,
+        "group_size": group_size,
+        "num_groups": num_groups,
+        "rollouts_per_step": num_groups * group_size,
         "device": device,
         "compile": compiled,
     }
@@ -532,7 +532,7 @@ def _trainer_cell(
     if status:
         cell.status = status
     else:
-        config = _trainer_config(task, estimator, b, n, device, compiled)
+        config = _trainer_config(task, estimator, num_groups, group_size, device, compiled)
         cell.setup = lambda: trainer_setup(config, plan.seconds, plan.warmup)
     return cell
 
@@ -541,7 +541,7 @@ def _part_cells(
     plan: Plan, task: str, estimator: str, device: str, compiled: bool
 ) -> list[Measurement]:
     """The parts of one step; compiled steps differ only in their estimator part."""
-    b, n = plan.parts_at
+    num_groups, group_size = plan.parts_at
     status = _unavailable(device, compiled)
     shared: dict[str, StepParts] = {}
     cells = []
@@ -550,8 +550,8 @@ def _part_cells(
             "task": task,
             "env_id": TASKS[task][0],
             "estimator": estimator,
-            "group_size": n,
-            "num_groups": b,
+            "group_size": group_size,
+            "num_groups": num_groups,
             "device": device,
             "compile": compiled,
             "part": part,
@@ -560,7 +560,7 @@ def _part_cells(
         if status:
             cell.status = status
         else:
-            config = _trainer_config(task, estimator, b, n, device, compiled)
+            config = _trainer_config(task, estimator, num_groups, group_size, device, compiled)
 
             def setup(config: Any = config, part: str = part) -> Callable[[], tuple[float, float]]:
                 if "parts" not in shared:  # one trainer serves every part of the step
@@ -578,19 +578,27 @@ def build_cells(plan: Plan) -> list[Measurement]:
     for device in plan.devices:
         for task in plan.tasks:
             for estimator in plan.estimators:
-                for n in plan.group_sizes:
-                    for b in _num_groups(plan, task, n, device):
-                        cells.append(_trainer_cell(plan, task, estimator, b, n, device, False))
+                for group_size in plan.group_sizes:
+                    for num_groups in _num_groups(plan, task, group_size, device):
+                        cells.append(
+                            _trainer_cell(
+                                plan, task, estimator, num_groups, group_size, device, False
+                            )
+                        )
             if plan.compile and "maxrl" in plan.estimators:
-                for n in plan.group_sizes:  # the larger batches of the eager rows
-                    for b in _num_groups(plan, task, n, device)[-2:]:
-                        cells.append(_trainer_cell(plan, task, "maxrl", b, n, device, True))
+                for group_size in plan.group_sizes:  # the larger batches of the eager rows
+                    for num_groups in _num_groups(plan, task, group_size, device)[-2:]:
+                        cells.append(
+                            _trainer_cell(plan, task, "maxrl", num_groups, group_size, device, True)
+                        )
         if "regression" in plan.tasks and "maxrl" in plan.estimators:
-            b, n = BIG_GROUP
+            num_groups, group_size = BIG_GROUP
             note = None if plan.big_group else "not measured: skipped (--quick, --no-big-group)"
             for compiled in (False, True) if plan.compile else (False,):
                 cells.append(
-                    _trainer_cell(plan, "regression", "maxrl", b, n, device, compiled, note)
+                    _trainer_cell(
+                        plan, "regression", "maxrl", num_groups, group_size, device, compiled, note
+                    )
                 )
     for device in plan.devices:
         for task in plan.tasks:
@@ -628,22 +636,22 @@ def _kernel_cells(plan: Plan) -> list[Measurement]:
     """
     cells = []
     for regime, env_kwargs in KERNEL_REGIMES.items():
-        for b, n in plan.kernel_sizes:
+        for num_groups, group_size in plan.kernel_sizes:
             config = dataclasses.replace(
-                _trainer_config("regression", "maxrl", b, n, "cpu", False),
+                _trainer_config("regression", "maxrl", num_groups, group_size, "cpu", False),
                 env_kwargs=dict(env_kwargs),
             )
             for kernel in KERNEL_CHOICES:
                 key = {
                     "regime": regime,
                     "env_kwargs": dict(env_kwargs),
-                    "group_size": n,
-                    "num_groups": b,
+                    "group_size": group_size,
+                    "num_groups": num_groups,
                     "kernel": kernel,
                     "device": "cpu",
                 }
                 cell = Measurement("kernel", key, "rollouts/s")
-                if kernel == "exact" and (regime, n) in SLOW_EXACT and not plan.slow_exact:
+                if kernel == "exact" and (regime, group_size) in SLOW_EXACT and not plan.slow_exact:
                     cell.status = "not measured: one step takes 15-40 s (--slow-exact)"
                 else:
                     cell.setup = lambda config=config, kernel=kernel, cell=cell: trainer_setup(
