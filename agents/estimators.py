@@ -388,7 +388,7 @@ def _omega_full_order(lik: Tensor, a: Tensor) -> Tensor:
     Returns:
         omega, ``[B, N]``.
     """
-    batch, n = lik.shape
+    b, n = lik.shape
     t, s, w, n_low = _quadrature_rule((n + 1) // 2, lik.dtype, lik.device)
     nodes = t.numel()
     on_cpu = lik.device.type == "cpu"
@@ -406,7 +406,7 @@ def _omega_full_order(lik: Tensor, a: Tensor) -> Tensor:
     if compiled:
         return _compiled_full_order(lik, a, needed, nodes)
     budget = _QUAD_CHUNK_ELEMENTS_CPU if on_cpu else _QUAD_CHUNK_ELEMENTS_GPU
-    step = max(1, budget // max(1, batch * n))
+    step = max(1, budget // max(1, b * n))
     omega = torch.zeros_like(lik)
     floor = _EXP_FLOOR.get(lik.dtype, -60.0)
     g0 = 0
@@ -527,7 +527,7 @@ def _omega_fast(x: Tensor, log_space: bool, *, times_likelihood: bool = False) -
     Returns:
         omega (or omega * l) ``[B, N]`` in float64.
     """
-    batch, n = x.shape
+    b, n = x.shape
     lik = x.double().clamp_min_(_FAST_LOG_FLOOR).exp_() if log_space else x.double()
     exact_nodes = (n + 1) // 2
     truncate = exact_nodes > FAST_NODES
@@ -537,17 +537,17 @@ def _omega_fast(x: Tensor, log_space: bool, *, times_likelihood: bool = False) -
         lam = lik.sum(-1, keepdim=True).sub_(lik.amax(-1, keepdim=True))
         s_max = torch.div(FAST_CUTOFF, lam.clamp_min_(FAST_CUTOFF))  # [B, 1]
         m = lik * s_max
-        coef_scale = w[:, None] * s_max.view(1, batch).mul_(n)  # [G, B]: n s_max w_g
+        coef_scale = w[:, None] * s_max.view(1, b).mul_(n)  # [G, B]: n s_max w_g
     else:  # the exact ceil(N/2)-node rule on [0, 1]
-        m, coef_scale = lik, (w * n)[:, None].expand(nodes, batch)
+        m, coef_scale = lik, (w * n)[:, None].expand(nodes, b)
     budget = _FAST_CHUNK_ELEMENTS_CPU if x.device.type == "cpu" else _FAST_CHUNK_ELEMENTS_GPU
-    blocks = max(1, -(-batch // max(1, budget // (nodes * n))))
-    rows = max(1, -(-batch // blocks))  # equal blocks, no near-empty remainder
+    blocks = max(1, -(-b // max(1, budget // (nodes * n))))
+    rows = max(1, -(-b // blocks))  # equal blocks, no near-empty remainder
     neg_t = t.neg()[:, None, None]
-    omega = torch.empty(batch, n, dtype=torch.float64, device=x.device)
+    omega = torch.empty(b, n, dtype=torch.float64, device=x.device)
     buf = torch.empty(nodes, rows, n, dtype=torch.float64, device=x.device)
-    for r0 in range(0, batch, rows):
-        r1 = min(batch, r0 + rows)
+    for r0 in range(0, b, rows):
+        r1 = min(b, r0 + rows)
         f = buf[:, : r1 - r0]
         torch.mul(m[None, r0:r1], neg_t, out=f).add_(1.0)  # f[g, b, i] = 1 - t_g m_i
         coef = f.prod(-1).mul_(coef_scale[:, r0:r1])  # [G, rows]: n s_max w_g prod_i f_gi
@@ -694,7 +694,7 @@ def _symmetric_means(a: Tensor, top: int) -> Tensor:
     Returns:
         ``[B, top + 1]`` float64, E_0 = 1.
     """
-    batch, n = a.shape
+    b, n = a.shape
     groups = torch.stack((torch.ones_like(a), a), dim=-1)[..., : top + 1]  # singletons
     size, last = 1, 1  # every group has `size` elements except the last, which has `last`
     while groups.shape[1] > 1:
@@ -704,9 +704,9 @@ def _symmetric_means(a: Tensor, top: int) -> Tensor:
         width = min(2 * size, top) + 1
         parts = []
         if full:
-            pairs = groups[:, : 2 * full].reshape(batch * full, 2, cols)
+            pairs = groups[:, : 2 * full].reshape(b * full, 2, cols)
             merged = _merge_means(pairs[:, 0], pairs[:, 1], size, size, top)
-            parts.append(merged.reshape(batch, full, width))
+            parts.append(merged.reshape(b, full, width))
         if count % 2:
             parts.append(pad(groups[:, -1:], (0, width - cols)))
         elif uneven:
@@ -783,8 +783,8 @@ def _loo_omega(x: Tensor, order: int, log_space: bool) -> Tensor:
       2T <= N + 2: forward peel-off from the full-set means, O(B N T).
       otherwise: forward peel-off where stable, else omega_N - (top-down tail), O(B N^2).
     """
-    batch, n = x.shape
-    if order == 1 or batch == 0:
+    b, n = x.shape
+    if order == 1 or b == 0:
         return torch.ones_like(x)
     if order == n and full_order_kernel_for(x.dtype) == "fast":
         return _omega_fast(x, log_space)
