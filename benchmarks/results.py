@@ -574,7 +574,7 @@ def main(argv: list[str] | None = None) -> int:
         return exit_.code if isinstance(exit_.code, int) else 2
     for folder in args.results_dirs:
         try:
-            if argv[0] == "pack":
+            if args.command == "pack":
                 print(pack_rows(folder))
             else:
                 aside, kept = repair_rows(folder)

@@ -4,15 +4,19 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 from pathlib import Path
 
 import pytest
 
 from benchmarks.results import (
+    RESULTS_FILE,
     append_row,
     encode_row,
     finished_ids,
     latest_rows,
+    main,
+    packed_path,
     read_rows,
 )
 
@@ -164,3 +168,12 @@ def test_pack_names_a_missing_or_empty_directory(tmp_path, capsys) -> None:
     )
     assert main(["pack", str(missing)]) == 2
     assert "error: results_dir=" in capsys.readouterr().err
+
+
+def test_pack_from_the_command_line_reads_sys_argv(tmp_path, monkeypatch, capsys) -> None:
+    """``python -m benchmarks.results pack DIR`` calls ``main()`` with no arguments."""
+    append_row(tmp_path / RESULTS_FILE, {"run_id": "a", "status": "ok"})
+    monkeypatch.setattr(sys, "argv", ["python -m benchmarks.results", "pack", str(tmp_path)])
+    assert main() == 0
+    assert [row["run_id"] for row in read_rows(tmp_path / RESULTS_FILE)] == ["a"]
+    assert not (tmp_path / RESULTS_FILE).exists() and packed_path(tmp_path / RESULTS_FILE).exists()
