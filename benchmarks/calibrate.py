@@ -104,8 +104,19 @@ def fit(dirs: Sequence[str | Path]) -> Fit:
 
 
 def committed_dirs() -> list[Path]:
-    """Every committed suite directory (``docs/results/<suite>`` with packed rows)."""
-    return sorted(p.parent for p in RESULTS_ROOT.glob("*/results.jsonl.gz"))
+    """Every finished committed suite (``docs/results/<suite>`` with packed rows).
+
+    A suite whose sweep has not finished yet (its ``suite.json`` lists no ``run_ids``; a
+    study suite committed part way, to be resumed) has no total time to calibrate on.
+    """
+    import json
+
+    finished = []
+    for rows in RESULTS_ROOT.glob("*/results.jsonl.gz"):
+        meta = rows.parent / "suite.json"
+        if meta.exists() and json.loads(meta.read_text(encoding="utf-8")).get("run_ids"):
+            finished.append(rows.parent)
+    return sorted(finished)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
