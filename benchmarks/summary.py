@@ -342,10 +342,7 @@ def verdicts(
     points, edges = load_points(results_dir, experiment)
     for family in families(points, metric, a, b, margin_fraction, alpha, edges):
         for point, c, edge in zip(family.points, family.comparisons, family.edges, strict=True):
-            text = f"{c.diff:+.3g} [{c.low:+.3g}, {c.high:+.3g}]"
-            level = f"{c.level:.4f}" if math.isfinite(c.level) else "–"
-            m = f"{c.margin:.3g}" if math.isfinite(c.margin) else "–"
-            tp = f"{c.p_tost_holm:.3g}" if math.isfinite(c.p_tost_holm) else "–"
+            text, level, m, tp = _comparison_cells(c)
             lines.append(
                 f"| {_label(point, experiment is None)} | {family.label} | {text} | {level} "
                 f"| {m} | {tp} | {c.verdict or '–'} | {', '.join(edge) or '–'} |"
@@ -608,10 +605,7 @@ def bin_verdict_table(
     ]
     for family in bin_families(points, a, b, metric, margin_fraction, alpha):
         for level, rate, c in zip(family.levels, family.rates, family.comparisons, strict=True):
-            text = f"{c.diff:+.3g} [{c.low:+.3g}, {c.high:+.3g}]"
-            lvl = f"{c.level:.4f}" if math.isfinite(c.level) else "–"
-            m = f"{c.margin:.3g}" if math.isfinite(c.margin) else "–"
-            tp = f"{c.p_tost_holm:.3g}" if math.isfinite(c.p_tost_holm) else "–"
+            text, lvl, m, tp = _comparison_cells(c)
             lines.append(
                 f"| {_n_label(family.point)} | {level} | {rate:.3g} | {text} | {lvl} | {m} "
                 f"| {tp} | {c.verdict or '–'} |"
@@ -820,3 +814,17 @@ def _run_command(args: argparse.Namespace) -> str:
 
 if __name__ == "__main__":
     sys.exit(main())
+
+
+def _comparison_cells(c: Any) -> tuple[str, str, str, str]:
+    """A verdict table's cells of one comparison: difference [interval], level, margin, TOST p."""
+
+    def number(value: float, spec: str) -> str:
+        return format(value, spec) if math.isfinite(value) else "–"
+
+    return (
+        f"{c.diff:+.3g} [{c.low:+.3g}, {c.high:+.3g}]",
+        number(c.level, ".4f"),
+        number(c.margin, ".3g"),
+        number(c.p_tost_holm, ".3g"),
+    )
