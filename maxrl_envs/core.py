@@ -468,16 +468,7 @@ class ClassificationCore(TaskCore):
             Per-rollout scores, ``[B, N]``; the reward is 1 where the class is the observed
             label, else 0.
         """
-        prediction = _as_rollouts(prediction, contexts, torch.long, validate)
-        if (
-            validate
-            and prediction.numel()
-            and (int(prediction.min()) < 0 or int(prediction.max()) >= self.num_classes)
-        ):
-            raise ValueError(
-                f"action values must be class ids in [0, {self.num_classes - 1}], "
-                f"got min {int(prediction.min())} and max {int(prediction.max())}"
-            )
+        prediction = class_rollouts(prediction, contexts, self.num_classes, validate)
         hit = prediction == contexts.target.unsqueeze(1)
         reward = hit.float()
         return Scores(
@@ -513,4 +504,21 @@ def _as_rollouts(
     prediction = prediction.to(dtype)
     if validate and prediction.is_floating_point() and not bool(torch.isfinite(prediction).all()):
         raise ValueError("prediction contains NaN or infinite values; actions must be finite")
+    return prediction
+
+
+def class_rollouts(
+    prediction: Any, contexts: Contexts, num_classes: int, validate: bool
+) -> torch.Tensor:
+    """Class-id predictions as ``[B, N]`` longs; with ``validate``, each in [0, num_classes)."""
+    prediction = _as_rollouts(prediction, contexts, torch.long, validate)
+    if (
+        validate
+        and prediction.numel()
+        and (int(prediction.min()) < 0 or int(prediction.max()) >= num_classes)
+    ):
+        raise ValueError(
+            f"action values must be class ids in [0, {num_classes - 1}], "
+            f"got min {int(prediction.min())} and max {int(prediction.max())}"
+        )
     return prediction

@@ -37,7 +37,14 @@ from typing import Any
 import numpy as np
 import torch
 
-from maxrl_envs.core import ClassificationCore, Contexts, Scores, TaskCore, _as_rollouts, _spec
+from maxrl_envs.core import (
+    ClassificationCore,
+    Contexts,
+    Scores,
+    TaskCore,
+    _spec,
+    class_rollouts,
+)
 from maxrl_envs.datasets import DatasetShape, classification_dataset, classification_shape
 from maxrl_envs.heads import LOG_LIKELIHOOD_FLOOR
 from maxrl_envs.kinds import ClassificationKind, register_kind
@@ -196,16 +203,7 @@ class HardContextsCore(ClassificationCore):
         Returns:
             Per-rollout scores, ``[B, N]``; ``squared_error`` is the 0-1 error.
         """
-        prediction = _as_rollouts(prediction, contexts, torch.long, validate)
-        if (
-            validate
-            and prediction.numel()
-            and (int(prediction.min()) < 0 or int(prediction.max()) >= self.num_classes)
-        ):
-            raise ValueError(
-                f"action values must be class ids in [0, {self.num_classes - 1}], "
-                f"got min {int(prediction.min())} and max {int(prediction.max())}"
-            )
+        prediction = class_rollouts(prediction, contexts, self.num_classes, validate)
         low, width = self.window(contexts)
         offset = prediction - low.unsqueeze(1)
         hit = (offset >= 0) & (offset < width.unsqueeze(1))
