@@ -812,10 +812,6 @@ def _run_command(args: argparse.Namespace) -> str:
     return aggregate(args.results_dir, args.experiment)
 
 
-if __name__ == "__main__":
-    sys.exit(main())
-
-
 def _comparison_cells(c: Any) -> tuple[str, str, str, str]:
     """A verdict table's cells of one comparison: difference [interval], level, margin, TOST p."""
 
@@ -828,3 +824,7 @@ def _comparison_cells(c: Any) -> tuple[str, str, str, str]:
         number(c.margin, ".3g"),
         number(c.p_tost_holm, ".3g"),
     )
+
+
+if __name__ == "__main__":
+    sys.exit(main())

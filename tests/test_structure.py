@@ -43,3 +43,36 @@ def test_no_function_over_the_line_limit() -> None:
     assert not offenders, f"functions over {MAX_LINES} lines (split them by job): " + "; ".join(
         offenders
     )
+
+
+def statements_after_main_guard(path: Path) -> list[int]:
+    """Lines of top-level statements after ``if __name__ == "__main__":`` in ``path``.
+
+    Such a definition exists on import but not yet when the module runs as ``python -m``,
+    so the CLI fails where the tests (which import) pass.
+    """
+    body = ast.parse(path.read_text(encoding="utf-8"), filename=str(path)).body
+    guards = [
+        i
+        for i, node in enumerate(body)
+        if isinstance(node, ast.If) and "__main__" in ast.unparse(node.test)
+    ]
+    return [node.lineno for node in body[guards[0] + 1 :]] if guards else []
+
+
+def test_statements_after_main_guard_are_found(tmp_path: Path) -> None:
+    source = tmp_path / "m.py"
+    source.write_text(
+        'def f():\n    pass\n\nif __name__ == "__main__":\n    f()\n\ndef g():\n    pass\n'
+    )
+    assert statements_after_main_guard(source) == [7]
+
+
+def test_nothing_is_defined_after_the_main_guard() -> None:
+    files = [p for package in PACKAGES for p in sorted((ROOT / package).rglob("*.py"))]
+    offenders = [
+        f"{path.relative_to(ROOT)}:{line}"
+        for path in files
+        for line in statements_after_main_guard(path)
+    ]
+    assert not offenders, f"defined after the __main__ guard (missing under python -m): {offenders}"
