@@ -8,7 +8,8 @@ context and per-sample likelihood scores l_m = Scores.log_likelihood:
   under the policy's prediction law (normalized density for Gaussian/Laplace heads,
   probability for the verifier and classification, where it is minus the cross-entropy),
   from ``policy.log_likelihood`` (``agents.exact``: closed forms, finite sums over classes,
-  bins or token sequences, and a fixed quadrature for SB3's tanh-squashed SAC policy).
+  bins or token sequences, and a fixed quadrature for SB3's tanh-squashed SAC policy; an
+  SB3 model's law is looked up by its policy class in ``SB3_LAWS``, ``register_sb3_law``).
   Contexts whose target no prediction in the range can score (a verifier target farther
   than prediction_range + head_scale from 0, where p = 0 for every policy) are left out of
   the mean (``core.reachable``); the reference levels leave out the same contexts.
@@ -26,6 +27,8 @@ context and per-sample likelihood scores l_m = Scores.log_likelihood:
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any, NamedTuple, Protocol, runtime_checkable
 
 import numpy as np
@@ -400,6 +403,103 @@ def log_metrics(writer: Any, metrics: dict[str, float], step: int) -> None:
             writer.add_scalar(tag, float(value), int(step))
 
 
+#: ``(sb3: SB3Policy, contexts) -> float64 [B] log p(y|x)``, or None where the law has no
+#: exact form: one SB3 policy class's prediction law (``register_sb3_law``).
+SB3LawFn = Callable[["SB3Policy", Contexts], "torch.Tensor | None"]
+#: ``(task) -> bool``: whether a law has an exact form on a ``Task`` or ``EnvInfo``, decided
+#: without a model (``sb3_exact_form``).
+SB3ExactFormFn = Callable[[Any], bool]
+
+
+@dataclass(frozen=True)
+class SB3Law:
+    """The prediction law of an SB3 policy class: its exact log p(y|x), and where it has one.
+
+    Attributes:
+        log_likelihood: ``(sb3, contexts) -> float64 [B]`` log p(y|x) = log E_ŷ l(y, ŷ) for
+            the ``SB3Policy`` ``sb3`` (``sb3.model.policy``, ``sb3.task``, ``sb3.core``,
+            ``sb3.point``), or None where it has no exact form (``evaluate`` then reports
+            ``eval/log_likelihood_mc``).
+        exact_form: ``(task) -> bool`` for a ``Task`` or ``maxrl_envs.describe_env``'s
+            ``EnvInfo``: whether ``log_likelihood`` gives a value on that task.
+    """
+
+    log_likelihood: SB3LawFn
+    exact_form: SB3ExactFormFn
+
+
+#: SB3 policy class -> its law (``register_sb3_law`` adds to it). The built-in laws are
+#: added on first use, so that importing this module does not import Stable-Baselines3.
+SB3_LAWS: dict[type, SB3Law] = {}
+_BUILT_IN_LAWS_ADDED: list[bool] = []
+
+
+def _always(task: Any) -> bool:
+    return True
+
+
+def _never(task: Any) -> bool:
+    return False
+
+
+def register_sb3_law(
+    policy_class: type, law: SB3LawFn, exact_form: SB3ExactFormFn | None = None
+) -> SB3Law:
+    """Give an SB3 policy class (and its subclasses, through the MRO) a prediction law.
+
+    ``SB3Policy`` then answers ``log_likelihood`` with ``law`` for a model whose policy is
+    an instance of ``policy_class`` or of a subclass without a law of its own.
+
+    Args:
+        policy_class: The policy class (e.g. ``type(model.policy)``; SB3's are built in).
+        law: ``(sb3: SB3Policy, contexts) -> float64 [B]`` log p(y|x), or None where it has
+            no exact form (``SB3Law.log_likelihood``).
+        exact_form: ``(task) -> bool``: whether ``law`` gives a value on a task (used before
+            a model exists, to pick the report metric); None: on every task.
+
+    Returns:
+        The registered ``SB3Law``.
+
+    Raises:
+        ValueError: ``policy_class`` is not a class, ``law`` or ``exact_form`` is not
+            callable, or the class already has another law.
+    """
+    _add_built_in_laws()
+    if not isinstance(policy_class, type):
+        raise ValueError(f"policy_class={policy_class!r} must be a class")
+    if not callable(law):
+        raise ValueError(f"law={law!r} must be callable: (sb3, contexts) -> log p or None")
+    if exact_form is not None and not callable(exact_form):
+        raise ValueError(f"exact_form={exact_form!r} must be None or callable: (task) -> bool")
+    entry = SB3Law(law, _always if exact_form is None else exact_form)
+    known = SB3_LAWS.get(policy_class)
+    if known is not None:
+        if known != entry:
+            raise ValueError(f"policy_class={policy_class.__qualname__} already has an SB3 law")
+        return known  # the same law again: no change
+    SB3_LAWS[policy_class] = entry
+    return entry
+
+
+def sb3_law(policy_class: type) -> SB3Law | None:
+    """The law of the first class in ``policy_class``'s MRO that has one, or None.
+
+    Every SB3 policy has one (SB3's ``BasePolicy`` has the fallback law); None only for a
+    class outside SB3's hierarchy that no plugin registered.
+
+    Raises:
+        ValueError: ``policy_class`` is not a class.
+    """
+    _add_built_in_laws()
+    if not isinstance(policy_class, type):
+        raise ValueError(f"policy_class={policy_class!r} must be a class")
+    for cls in policy_class.__mro__:
+        law = SB3_LAWS.get(cls)
+        if law is not None:
+            return law
+    return None
+
+
 def sb3_exact_form(policy_class: type, task: Task | Any) -> bool:
     """Whether ``SB3Policy.log_likelihood`` has an exact form for this SB3 policy and task.
 
@@ -410,31 +510,115 @@ def sb3_exact_form(policy_class: type, task: Task | Any) -> bool:
             ``rollout_space``, ``episode_length`` and ``codec``).
 
     Returns:
-        True for deterministic policies (TD3, DDPG, DQN), actor-critic policies (PPO, A2C)
-        on one-step tasks, actor-critic policies on token tasks the exact enumeration takes
+        The ``exact_form`` of the class's law (``sb3_law``): True for deterministic policies
+        (TD3, DDPG, DQN), actor-critic policies (PPO, A2C) on one-step tasks, actor-critic
+        policies on token tasks the exact enumeration takes
         (``agents.exact.no_exact_form_reason``), and SAC on Box actions; False otherwise
         (``evaluate`` then reports ``eval/log_likelihood_mc``).
     """
-    from stable_baselines3.common.policies import ActorCriticPolicy
+    law = sb3_law(policy_class)
+    return law is not None and bool(law.exact_form(task))
+
+
+def _space(task: Any, name: str) -> spaces.Space:
+    space = getattr(task, name)
+    return space() if callable(space) else space
+
+
+def _actor_critic_exact_form(task: Any) -> bool:
+    """One-step tasks, and token tasks whose sequences ``agents.exact`` enumerates."""
+    if int(task.episode_length) == 1:
+        return True
+    return task.codec is not None and not exact.no_exact_form_reason(_space(task, "rollout_space"))
+
+
+def _squashed_exact_form(task: Any) -> bool:
+    """One-step tasks with Box actions."""
+    return int(task.episode_length) == 1 and isinstance(
+        _space(task, "step_action_space"), spaces.Box
+    )
+
+
+def _point_law(sb3: SB3Policy, contexts: Contexts) -> torch.Tensor:
+    """TD3, DDPG, DQN: ``predict`` adds no noise, so log l(y, ŷ) of the point prediction."""
+    core = sb3.core
+    point = sb3.point(contexts)
+    if sb3.task.kind.numeric:
+        return log_likelihood_head(core.head, core.head_scale, contexts.target, point)
+    hit = (point == contexts.target).to(torch.float64)
+    return hit.log()
+
+
+def _actor_critic_law(sb3: SB3Policy, contexts: Contexts) -> torch.Tensor | None:
+    """PPO, A2C: censored normal (Box), categorical choices or labels, token sequences."""
+    policy, core, task = sb3.model.policy, sb3.core, sb3.task
+    if task.episode_length > 1:
+        if not _actor_critic_exact_form(task):
+            return None  # no codec, or a token tree too large to enumerate
+
+        def step_log_probs(rows: torch.Tensor, written: torch.Tensor, t: int) -> torch.Tensor:
+            features = task.step_features(written, t)
+            logits = policy.get_distribution(sb3._tensor(torch.cat([rows, features], 1)))
+            return logits.distribution.logits
+
+        return exact.discrete_sequences_log_likelihood(step_log_probs, task.codec, core, contexts)
+    dist = policy.get_distribution(sb3._tensor(contexts.obs)).distribution
+    if sb3._box:  # a Gaussian action clipped to [-1, 1] by predict, times R
+        scale = float(core.prediction_range)
+        mean = dist.mean.reshape(-1).double().cpu() * scale
+        std = dist.stddev.reshape(-1).double().cpu() * scale
+        target = contexts.target.cpu()
+        return log_expected_likelihood_normal(
+            core.head, core.head_scale, target, mean, std, -scale, scale
+        )
+    if task.kind.numeric:  # choice a predicts task.prediction(a): sum over choices
+        return exact.discrete_choices_log_likelihood(task, dist.logits, contexts.target)
+    log_probs = torch.log_softmax(dist.logits.double(), dim=-1)
+    return exact.label_log_likelihood(core, log_probs.to(core.device), contexts)
+
+
+def _squashed_gaussian_law(sb3: SB3Policy, contexts: Contexts) -> torch.Tensor | None:
+    """SAC's ŷ = R tanh(u), u ~ N(μ, σ²), for any actor with ``get_action_dist_params``.
+
+    None on token tasks, on Discrete actions and for a policy without such an actor.
+    """
+    core = sb3.core
+    actor = getattr(sb3.model.policy, "actor", None)
+    if sb3.task.episode_length > 1 or not sb3._box:
+        return None
+    if not hasattr(actor, "get_action_dist_params"):
+        return None
+    mean, log_std, _ = actor.get_action_dist_params(sb3._tensor(contexts.obs))
+    return log_expected_likelihood_squashed(
+        core.head,
+        core.head_scale,
+        contexts.target.cpu(),
+        mean.reshape(-1).double().cpu(),
+        log_std.reshape(-1).double().exp().cpu(),
+        float(core.prediction_range),
+    )
+
+
+def _add_built_in_laws() -> None:
+    """Register the laws of SB3's policy classes (once, on first use)."""
+    if _BUILT_IN_LAWS_ADDED:
+        return
+    _BUILT_IN_LAWS_ADDED.append(True)
+    from stable_baselines3.common.policies import ActorCriticPolicy, BasePolicy
     from stable_baselines3.dqn.policies import DQNPolicy
     from stable_baselines3.sac.policies import SACPolicy
     from stable_baselines3.td3.policies import TD3Policy
 
-    space = task.step_action_space
-    space = space() if callable(space) else space
-    if issubclass(policy_class, (TD3Policy, DQNPolicy)):
-        return True
-    if int(task.episode_length) > 1:
-        rollout_space = task.rollout_space
-        rollout_space = rollout_space() if callable(rollout_space) else rollout_space
-        return (
-            issubclass(policy_class, ActorCriticPolicy)
-            and task.codec is not None
-            and not exact.no_exact_form_reason(rollout_space)
-        )
-    if issubclass(policy_class, ActorCriticPolicy):
-        return True
-    return isinstance(space, spaces.Box) and issubclass(policy_class, SACPolicy)
+    for policy_class, law in (
+        (TD3Policy, SB3Law(_point_law, _always)),  # also DDPG's
+        (DQNPolicy, SB3Law(_point_law, _always)),
+        (ActorCriticPolicy, SB3Law(_actor_critic_law, _actor_critic_exact_form)),
+        (SACPolicy, SB3Law(_squashed_gaussian_law, _squashed_exact_form)),
+        # Any other SB3 policy: read as SAC's law where its actor has SAC's interface (e.g.
+        # sb3-contrib's TQC), else None; not counted as exact before a model exists.
+        (BasePolicy, SB3Law(_squashed_gaussian_law, _never)),
+    ):
+        SB3_LAWS.setdefault(policy_class, law)
 
 
 class SB3Policy:
@@ -450,6 +634,11 @@ class SB3Policy:
     the global RNG untouched. Observation normalization wrappers (VecNormalize) are not
     applied.
 
+    The exact log-likelihood is the policy class's prediction law (``law``), looked up once
+    in ``SB3_LAWS`` along the class's MRO (``sb3_law``), so a subclass (e.g. an sb3-contrib
+    policy deriving from ``ActorCriticPolicy``) gets its parent's law unless it has its own;
+    ``register_sb3_law`` adds one for a new policy class.
+
     Args:
         model: A trained SB3 model (``model.policy`` is used).
         task: The task of the same env id and kwargs (``maxrl_envs.make_task``).
@@ -460,6 +649,8 @@ class SB3Policy:
         self.task = task
         self.core = task.core
         self._box = isinstance(task.step_action_space(), spaces.Box)
+        #: The law of ``type(model.policy)`` (``sb3_law``); None: no exact form.
+        self.law = sb3_law(type(model.policy))
 
     def _predict(self, obs: torch.Tensor, deterministic: bool) -> torch.Tensor:
         array = obs.detach().cpu().numpy().astype(np.float32, copy=False)
@@ -481,7 +672,9 @@ class SB3Policy:
 
     @torch.no_grad()
     def log_likelihood(self, contexts: Contexts) -> torch.Tensor | None:
-        """Exact log p(y|x) of the SB3 policy's prediction law, float64 ``[B]``.
+        """Exact log p(y|x) of the SB3 policy's prediction law, float64 ``[B]``, or None.
+
+        The law registered for the policy class (``law``; built in for SB3's classes):
 
         - Actor-critic (PPO, A2C), Box: a Gaussian action clipped to [-1, 1], so a censored
           normal prediction (closed form); Discrete: the categorical's probability of the
@@ -489,60 +682,17 @@ class SB3Policy:
           log sum_a pi(a|x) l(y, prediction(a)) (``agents.exact``, as for our agents);
           tokens: its sequences enumerated, None above ``agents.exact.MAX_SEQUENCES``
           sequences, as for our token policy (``sb3_exact_form``).
-        - SAC: R tanh(u) with u Gaussian (``log_expected_likelihood_squashed``).
+        - SAC: R tanh(u) with u Gaussian (``log_expected_likelihood_squashed``); the same
+          for any other SB3 policy whose actor has SAC's ``get_action_dist_params``.
         - TD3, DDPG and DQN predict deterministically (SB3's ``predict`` adds no noise):
           log l(y, ŷ) of the point prediction.
+
+        None (``evaluate`` then reports ``eval/log_likelihood_mc``) where the law has no
+        exact form, and for a policy class with no law.
         """
-        from stable_baselines3.common.policies import ActorCriticPolicy
-        from stable_baselines3.dqn.policies import DQNPolicy
-        from stable_baselines3.td3.policies import TD3Policy
-
-        policy, core, task = self.model.policy, self.core, self.task
-        if isinstance(policy, (TD3Policy, DQNPolicy)):
-            point = self.point(contexts)
-            if task.kind.numeric:
-                return log_likelihood_head(core.head, core.head_scale, contexts.target, point)
-            hit = (point == contexts.target).to(torch.float64)
-            return hit.log()
-        obs = self._tensor(contexts.obs)
-        if task.episode_length > 1:
-            if not sb3_exact_form(type(policy), task):
-                return None  # no codec, or a token tree too large to enumerate
-
-            def step_log_probs(rows: torch.Tensor, written: torch.Tensor, t: int) -> torch.Tensor:
-                features = task.step_features(written, t)
-                logits = policy.get_distribution(self._tensor(torch.cat([rows, features], 1)))
-                return logits.distribution.logits
-
-            return exact.discrete_sequences_log_likelihood(
-                step_log_probs, task.codec, core, contexts
-            )
-        if isinstance(policy, ActorCriticPolicy):
-            dist = policy.get_distribution(obs).distribution
-            if self._box:
-                scale = float(core.prediction_range)
-                mean = dist.mean.reshape(-1).double().cpu() * scale
-                std = dist.stddev.reshape(-1).double().cpu() * scale
-                target = contexts.target.cpu()
-                return log_expected_likelihood_normal(
-                    core.head, core.head_scale, target, mean, std, -scale, scale
-                )
-            if task.kind.numeric:  # choice a predicts task.prediction(a): sum over choices
-                return exact.discrete_choices_log_likelihood(task, dist.logits, contexts.target)
-            log_probs = torch.log_softmax(dist.logits.double(), dim=-1)
-            return exact.label_log_likelihood(core, log_probs.to(core.device), contexts)
-        actor = getattr(policy, "actor", None)
-        if self._box and hasattr(actor, "get_action_dist_params"):
-            mean, log_std, _ = actor.get_action_dist_params(obs)
-            return log_expected_likelihood_squashed(
-                core.head,
-                core.head_scale,
-                contexts.target.cpu(),
-                mean.reshape(-1).double().cpu(),
-                log_std.reshape(-1).double().exp().cpu(),
-                float(core.prediction_range),
-            )
-        return None
+        if self.law is None:
+            return None
+        return self.law.log_likelihood(self, contexts)
 
     def _tensor(self, obs: torch.Tensor) -> torch.Tensor:
         return obs.detach().to(self.model.device, torch.float32)

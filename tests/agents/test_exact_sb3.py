@@ -79,3 +79,68 @@ def test_deterministic_sb3_policies_score_their_point_prediction(algo, env_id, k
     if not task.kind.numeric:  # a miss is log 0 exactly (the Monte-Carlo floor is -100)
         expected = torch.where(expected < -50, -math.inf, expected)
     torch.testing.assert_close(exact, expected, rtol=1e-5, atol=1e-5)
+
+
+def test_sb3_laws_are_looked_up_along_the_mro_and_plugins_register_their_own() -> None:
+    """A registered law answers for its class and subclasses; SB3 subclasses inherit theirs."""
+    from types import SimpleNamespace
+
+    from stable_baselines3.common.policies import ActorCriticPolicy
+
+    from agents.evaluation import SB3_LAWS, register_sb3_law, sb3_exact_form, sb3_law
+
+    class ContribPolicy(ActorCriticPolicy):  # e.g. an sb3-contrib policy
+        pass
+
+    venv = make_sb3_vec_env("MaxRLRegression-v0", num_envs=2, seed=0, **POOL)
+    task = maxrl_envs.make_task("MaxRLRegression-v0", **POOL)
+    contexts = task.core.contexts([0, 1, 2], "test")
+    plain = SB3Policy(PPO("MlpPolicy", venv, seed=1, device="cpu"), task)
+    contrib = SB3Policy(PPO(ContribPolicy, venv, seed=1, device="cpu"), task)
+    assert (
+        contrib.law
+        is plain.law
+        is sb3_law(ActorCriticPolicy)
+        is not sb3_law(SAC.policy_aliases["MlpPolicy"])
+    )
+    torch.testing.assert_close(contrib.log_likelihood(contexts), plain.log_likelihood(contexts))
+
+    class PluginPolicy:  # outside SB3's classes: no law until a plugin registers one
+        pass
+
+    class Child(PluginPolicy):
+        pass
+
+    model = SimpleNamespace(policy=Child(), device="cpu")
+    tokens = maxrl_envs.make_task("MaxRLTokens-v0", num_digits=2)
+    assert sb3_law(Child) is None and not sb3_exact_form(Child, task)
+    assert SB3Policy(model, task).log_likelihood(contexts) is None
+    seen = []
+
+    def law(sb3: SB3Policy, ctx) -> torch.Tensor:
+        seen.append(sb3)
+        return -ctx.target.double().abs()
+
+    def one_step(t) -> bool:
+        return t.episode_length == 1
+
+    try:
+        entry = register_sb3_law(PluginPolicy, law, exact_form=one_step)
+        assert register_sb3_law(PluginPolicy, law, exact_form=one_step) is entry  # no-op
+        assert sb3_law(Child) is entry and sb3_exact_form(Child, task)
+        assert not sb3_exact_form(Child, tokens)
+        policy = SB3Policy(model, task)
+        expected = -contexts.target.double().abs()
+        torch.testing.assert_close(policy.log_likelihood(contexts), expected)
+        assert seen == [policy]
+        register_sb3_law(Child, lambda sb3, ctx: None)  # a subclass's own law comes first
+        assert SB3Policy(model, task).log_likelihood(contexts) is None and len(seen) == 1
+        with pytest.raises(ValueError, match="PluginPolicy already has an SB3 law"):
+            register_sb3_law(PluginPolicy, lambda sb3, ctx: None)
+        with pytest.raises(ValueError, match="policy_class='PPO' must be a class"):
+            register_sb3_law("PPO", law)
+        with pytest.raises(ValueError, match="law=3 must be callable"):
+            register_sb3_law(Child, 3)
+    finally:
+        SB3_LAWS.pop(PluginPolicy, None)
+        SB3_LAWS.pop(Child, None)
