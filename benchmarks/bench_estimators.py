@@ -364,6 +364,7 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--sizes",
         dest="group_sizes",
+        metavar="N",
         nargs="+",
         type=int,
         default=[16, 64, 256, 1024, 4096],
