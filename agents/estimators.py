@@ -1,7 +1,7 @@
 """Group gradient estimators: per-rollout weights for MaxRL and its peers.
 
-Every estimator is a pure function of a ``[contexts, rollouts]`` tensor (``B x N``) of rewards
-or likelihoods and returns per-rollout weights ``A`` of the same shape, dtype and device,
+Every estimator is a pure function of a ``[B, N]`` tensor (B contexts, N rollouts each) of
+rewards or likelihoods and returns per-rollout weights ``A`` of the same shape, dtype and device,
 computed without gradient: the input may require grad (likelihoods from a differentiable head,
 say); it is read through a detached view and never modified, and ``A`` never requires grad. The
 policy-gradient estimate for one context is
@@ -81,7 +81,7 @@ _COEF_FLUSH = 1e-30  # recursion coefficients (an upper bound on the terms they 
 # --------------------------------------------------------------------------------------------
 
 
-def _check_group_tensor(x: object, name: str, min_rollouts: int, why: str) -> Tensor:
+def _check_group_tensor(x: object, name: str, min_group_size: int, why: str) -> Tensor:
     """Check type, rank, dtype and group size; return ``x``, detached if it requires grad.
 
     Weights are never differentiated, and the in-place arithmetic of the MaxRL kernels would
@@ -90,11 +90,13 @@ def _check_group_tensor(x: object, name: str, min_rollouts: int, why: str) -> Te
     """
     if not isinstance(x, Tensor):
         raise TypeError(
-            f"{name} must be a torch.Tensor of shape [contexts, rollouts]; got {type(x).__name__}"
+            f"{name} must be a torch.Tensor of shape [B, N] (B contexts, N rollouts each); "
+            f"got {type(x).__name__}"
         )
     if x.dim() != 2:
         raise ValueError(
-            f"{name} must be a 2-D tensor of shape [contexts, rollouts]; got shape {tuple(x.shape)}"
+            f"{name} must be a 2-D tensor of shape [B, N] (B contexts, N rollouts each); "
+            f"got shape {tuple(x.shape)}"
         )
     if not x.is_floating_point():
         raise ValueError(
@@ -103,10 +105,10 @@ def _check_group_tensor(x: object, name: str, min_rollouts: int, why: str) -> Te
         )
     if x.device.type == "meta":
         raise ValueError(f"{name} is on the meta device, which holds no values; allowed: cpu, cuda")
-    if x.shape[1] < min_rollouts:
+    if x.shape[1] < min_group_size:
         raise ValueError(
             f"{name} has N = {x.shape[1]} rollouts per context (dim 1); {why} needs N >= "
-            f"{min_rollouts}"
+            f"{min_group_size}"
         )
     return x.detach() if x.requires_grad else x
 

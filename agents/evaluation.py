@@ -153,9 +153,9 @@ class EvalPolicy(Protocol):
     """
 
     def sample(
-        self, contexts: Contexts, num_samples: int, generator: torch.Generator
+        self, contexts: Contexts, eval_samples: int, generator: torch.Generator
     ) -> torch.Tensor:
-        """Predictions of ``num_samples`` stochastic rollouts per context, ``[B, M]``.
+        """Predictions of ``eval_samples`` stochastic rollouts per context, ``[B, M]``.
 
         Target units for regression and tokens, class ids for classification.
         """
@@ -166,18 +166,19 @@ class EvalPolicy(Protocol):
         ...
 
 
-def pass_at_k_table(n: int, k: int) -> torch.Tensor:
-    """Unbiased pass@k for every success count: ``table[c] = 1 - C(n-c, k) / C(n, k)``.
+def pass_at_k_table(eval_samples: int, pass_k: int) -> torch.Tensor:
+    """Unbiased pass@k for every success count: ``table[c] = 1 - C(M-c, k) / C(M, k)``.
 
     Args:
-        n: Samples per context (>= 1).
-        k: Attempts (1 <= k <= n).
+        eval_samples: Samples M per context (>= 1).
+        pass_k: Attempts k (1 <= k <= M).
 
     Returns:
-        Float64 ``[n + 1]``, computed from exact integer binomials.
+        Float64 ``[M + 1]``, computed from exact integer binomials.
     """
+    n, k = eval_samples, pass_k
     if not 1 <= k <= n:
-        raise ValueError(f"pass_k={k!r} must lie in [1, num_samples={n}]")
+        raise ValueError(f"pass_k={k!r} must lie in [1, eval_samples={n}]")
     total = math.comb(n, k)
     values = [1.0 - math.comb(n - c, k) / total for c in range(n + 1)]
     return torch.tensor(values, dtype=torch.float64)
@@ -290,7 +291,7 @@ def evaluate(
     task: Task,
     policy: EvalPolicy,
     *,
-    num_samples: int = 64,
+    eval_samples: int = 64,
     pass_k: int = 16,
     seed: int = 0,
     split: str = "test",
@@ -301,7 +302,7 @@ def evaluate(
     Args:
         task: From ``maxrl_envs.make_task``.
         policy: Any ``EvalPolicy`` on the core's device.
-        num_samples: Samples M per context (>= 1).
+        eval_samples: Samples M per context (>= 1).
         pass_k: k of the ``eval/pass@{k}`` metric, in [1, M].
         seed: Seed of the sampling generator (a fresh generator on the core's device), so
             repeated evaluations of one policy give the same numbers.
@@ -313,18 +314,18 @@ def evaluate(
         without an exact form), ``eval/excess_mse`` (not for classification),
         ``eval/pass@1``, ``eval/pass@{pass_k}``, ``eval/success_rate``, ``eval/reward``.
     """
-    if isinstance(num_samples, bool) or int(num_samples) != num_samples or num_samples < 1:
-        raise ValueError(f"num_samples={num_samples!r} must be an integer >= 1")
-    table = pass_at_k_table(int(num_samples), int(pass_k))
+    if isinstance(eval_samples, bool) or int(eval_samples) != eval_samples or eval_samples < 1:
+        raise ValueError(f"eval_samples={eval_samples!r} must be an integer >= 1")
+    table = pass_at_k_table(int(eval_samples), int(pass_k))
     core = task.core
     numeric = task.kind.numeric
     contexts = _select_contexts(core, split, max_contexts)
     generator = core.make_generator(seed)
     table = table.to(core.device)
-    log_m = math.log(num_samples)
+    log_m = math.log(eval_samples)
     sums = _Sums.zeros(core.device)
     count = contexts.ids.shape[0]
-    step = max(1, MAX_ROWS // num_samples)
+    step = max(1, MAX_ROWS // eval_samples)
     exact_form = getattr(policy, "log_likelihood", None)
     exact = exact_form is not None
     binned = hasattr(core, "difficulty_level")  # per-bin metrics (hard-contexts tasks)
@@ -333,7 +334,7 @@ def evaluate(
     )
     for start in range(0, count, step):
         part = _chunk(contexts, start, min(count, start + step))
-        samples = policy.sample(part, num_samples, generator)
+        samples = policy.sample(part, eval_samples, generator)
         scores = core.score(part, samples)
         point = policy.point(part)
         point_scores = core.score(part, point.reshape(-1, 1))
@@ -698,15 +699,15 @@ class SB3Policy:
         return obs.detach().to(self.model.device, torch.float32)
 
     def sample(
-        self, contexts: Contexts, num_samples: int, generator: torch.Generator
+        self, contexts: Contexts, eval_samples: int, generator: torch.Generator
     ) -> torch.Tensor:
         """Predictions ``[B, M]`` of stochastic SB3 actions."""
         seed = int(torch.randint(0, 2**62, (1,), generator=generator, device=generator.device))
         devices = [self.model.device] if torch.device(self.model.device).type == "cuda" else []
         with torch.random.fork_rng(devices=devices):
             torch.manual_seed(seed)
-            x = contexts.obs.repeat_interleave(num_samples, dim=0)
-            return self._act(x, deterministic=False).reshape(-1, num_samples)
+            x = contexts.obs.repeat_interleave(eval_samples, dim=0)
+            return self._act(x, deterministic=False).reshape(-1, eval_samples)
 
     def point(self, contexts: Contexts) -> torch.Tensor:
         """Deterministic SB3 prediction per context, ``[B]``."""

@@ -520,10 +520,10 @@ class TaskPolicy:
 
     @torch.no_grad()
     def sample(
-        self, contexts: Contexts, num_samples: int, generator: torch.Generator | None = None
+        self, contexts: Contexts, eval_samples: int, generator: torch.Generator | None = None
     ) -> torch.Tensor:
-        """Predictions of ``num_samples`` rollouts per context, ``[B, M]`` (EvalPolicy)."""
-        return self.rollouts(contexts, num_samples, generator)[1]
+        """Predictions of ``eval_samples`` rollouts per context, ``[B, M]`` (EvalPolicy)."""
+        return self.rollouts(contexts, eval_samples, generator)[1]
 
     @torch.no_grad()
     def point(self, contexts: Contexts) -> torch.Tensor:

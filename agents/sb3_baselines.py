@@ -759,7 +759,7 @@ class _Run:
         metrics = evaluate(
             self.task,
             SB3Policy(model, self.task),
-            num_samples=self.config.eval_samples,
+            eval_samples=self.config.eval_samples,
             pass_k=self.config.pass_k,
             seed=self.config.seed if self.config.eval_seed is None else self.config.eval_seed,
             split=split,

@@ -533,7 +533,7 @@ class Trainer:
         return evaluate(
             self.task,
             self.agent,
-            num_samples=c.eval_samples,
+            eval_samples=c.eval_samples,
             pass_k=c.pass_k,
             seed=self.eval_seed,
             split=c.eval_split if split is None else split,

@@ -38,34 +38,37 @@ from agents.estimators import ESTIMATOR_NAMES, group_weights, maxrl_weights
 DEFAULT_SHAPES = ("256x16", "64x256", "8x1024", "2x4096")
 
 
-def regime(order: int, rollouts: int, kernel: str = "fast") -> str:
-    """The algorithm ``maxrl_weights`` uses for order T at N rollouts (float32 inputs)."""
+def regime(order: int, group_size: int, kernel: str = "fast") -> str:
+    """The algorithm ``maxrl_weights`` uses for order T at group size N (float32 inputs)."""
     if order == 1:
         return "T=1 (no omega)"
-    if order == rollouts:
+    if order == group_size:
         return "fast G-node" if kernel == "fast" else "exact quadrature"
-    if 2 * order <= rollouts + 2:
+    if 2 * order <= group_size + 2:
         return "forward peel"
     return "two-sided peel"
 
 
-def default_orders(rollouts: int) -> list[int]:
+def default_orders(group_size: int) -> list[int]:
     """T = 1, 2, 8, N/4, N/2, N/2 + 2, 3N/4, N - 1, N, deduplicated and clipped to [1, N]."""
-    n = rollouts
+    n = group_size
     wanted = (1, 2, 8, n // 4, n // 2, n // 2 + 2, 3 * n // 4, n - 1, n)
     return sorted({t for t in wanted if 1 <= t <= n})
 
 
 def likelihood_batch(
-    contexts: int, rollouts: int, device: torch.device, dtype: torch.dtype
+    num_groups: int, group_size: int, device: torch.device, dtype: torch.dtype
 ) -> torch.Tensor:
-    """Likelihoods u^p with p from 1/4 (easy) to 16 (hard) per context, 5% exact 0s and 1s."""
-    g = torch.Generator().manual_seed(contexts * 100_003 + rollouts)
-    u = torch.rand(contexts, rollouts, generator=g, dtype=torch.float64)
-    power = torch.logspace(-2, 4, contexts, base=2, dtype=torch.float64)[:, None]
+    """Likelihoods u^p with p from 1/4 (easy) to 16 (hard) per context, 5% exact 0s and 1s.
+
+    A ``[B, N]`` batch: ``num_groups`` B contexts of ``group_size`` N rollouts each.
+    """
+    g = torch.Generator().manual_seed(num_groups * 100_003 + group_size)
+    u = torch.rand(num_groups, group_size, generator=g, dtype=torch.float64)
+    power = torch.logspace(-2, 4, num_groups, base=2, dtype=torch.float64)[:, None]
     lik = u**power
-    lik[torch.rand(contexts, rollouts, generator=g) < 0.05] = 0.0
-    lik[torch.rand(contexts, rollouts, generator=g) < 0.05] = 1.0
+    lik[torch.rand(num_groups, group_size, generator=g) < 0.05] = 0.0
+    lik[torch.rand(num_groups, group_size, generator=g) < 0.05] = 1.0
     return lik.to(device=device, dtype=dtype)
 
 
@@ -85,10 +88,11 @@ def time_call(fn, device: torch.device, warmup: int, repeats: int) -> list[float
 
 
 def parse_shape(text: str) -> tuple[int, int]:
-    contexts, rollouts = (int(part) for part in text.lower().split("x"))
-    if contexts < 1 or rollouts < 1:
+    """``"BxN"`` as ``(num_groups, group_size)``; both must be >= 1."""
+    num_groups, group_size = (int(part) for part in text.lower().split("x"))
+    if num_groups < 1 or group_size < 1:
         raise argparse.ArgumentTypeError(f"shape {text!r}: B and N must be >= 1")
-    return contexts, rollouts
+    return num_groups, group_size
 
 
 # --------------------------------------------------------------------------------------------
@@ -117,7 +121,7 @@ FAMILIES = (
 )
 
 
-def hard_families(rollouts: int, generator: torch.Generator) -> tuple[list[str], torch.Tensor]:
+def hard_families(group_size: int, generator: torch.Generator) -> tuple[list[str], torch.Tensor]:
     """One float32 row per family of :data:`FAMILIES` plus a binary K-sweep, ``[rows, N]``.
 
     The lambda_* rows put lambda = sum l - max l at c - 1, c and c + 1 (c =
@@ -125,7 +129,7 @@ def hard_families(rollouts: int, generator: torch.Generator) -> tuple[list[str],
     lambda; else as close as [0, 1] allows). The binary K-sweep has one row per K in
     {0, 1, 2, c - 1, c, c + 1, c + 2, N/2, N - 1, N} (those <= N).
     """
-    n, g = rollouts, generator
+    n, g = group_size, generator
     c = estimators.FAST_CUTOFF
 
     def u() -> torch.Tensor:
@@ -216,18 +220,19 @@ def _random_context(group_size: int, g: torch.Generator) -> torch.Tensor:
 
 
 def adversarial_search(
-    sizes: tuple[int, ...], contexts: int, rounds: int, seed: int = 0
+    group_sizes: tuple[int, ...], num_candidates: int, rounds: int, seed: int = 0
 ) -> dict[int, tuple[float, float]]:
     """Worst (omega, omega * l) relative errors per N over a random search with hill climbing.
 
-    ``contexts`` random candidates per N (:func:`_random_context`), then ``rounds`` rounds
-    that perturb the 8 worst (scale one to eight entries by a random factor in [0.5, 2],
-    clipped to [0, 1]) and keep a perturbed row if its error grew.
+    ``num_candidates`` random candidate contexts per N in ``group_sizes``
+    (:func:`_random_context`), then ``rounds`` rounds that perturb the 8 worst (scale one to
+    eight entries by a random factor in [0.5, 2], clipped to [0, 1]) and keep a perturbed row
+    if its error grew.
     """
     g = torch.Generator().manual_seed(seed)
     worst: dict[int, tuple[float, float]] = {}
-    for n in sizes:
-        rows = torch.stack([_random_context(n, g) for _ in range(contexts)]).float()
+    for n in group_sizes:
+        rows = torch.stack([_random_context(n, g) for _ in range(num_candidates)]).float()
         omega_err, weight_err = relative_errors(rows)
         for _ in range(rounds):
             top = omega_err.argsort(descending=True)[:8]
@@ -246,7 +251,9 @@ def adversarial_search(
     return worst
 
 
-def accuracy_report(sizes: tuple[int, ...], contexts: int, rounds: int, log: Callable) -> float:
+def accuracy_report(
+    group_sizes: tuple[int, ...], num_candidates: int, rounds: int, log: Callable
+) -> float:
     """Print the fast kernel's worst errors per family and N; return the overall worst."""
     g = torch.Generator().manual_seed(1)
     overall = 0.0
@@ -255,7 +262,7 @@ def accuracy_report(sizes: tuple[int, ...], contexts: int, rounds: int, log: Cal
         f"documented bounds: omega (float64) {estimators.FAST_MATH_BOUND:.1e}, float32 "
         f"weights {estimators.FAST_FLOAT32_BOUND:.1e}"
     )
-    for n in sizes:
+    for n in group_sizes:
         names, lik = hard_families(n, g)
         omega_err, weight_err = relative_errors(lik)
         i, j = int(omega_err.argmax()), int(weight_err.argmax())
@@ -264,11 +271,11 @@ def accuracy_report(sizes: tuple[int, ...], contexts: int, rounds: int, log: Cal
             f"N = {n:5d} families ({len(names)} rows): omega {float(omega_err[i]):.2e} "
             f"({names[i]}), float32 omega*l {float(weight_err[j]):.2e} ({names[j]})"
         )
-    found = adversarial_search(sizes, contexts, rounds)
+    found = adversarial_search(group_sizes, num_candidates, rounds)
     for n, (omega_worst, weight_worst) in found.items():
         overall = max(overall, weight_worst)
         log(
-            f"N = {n:5d} adversarial ({contexts} contexts, {rounds} rounds x 8): "
+            f"N = {n:5d} adversarial ({num_candidates} contexts, {rounds} rounds x 8): "
             f"omega {omega_worst:.2e}, float32 omega*l {weight_worst:.2e}"
         )
     log(f"worst float32 relative error: {overall:.2e}")
@@ -280,7 +287,7 @@ def main(argv: list[str] | None = None) -> None:
     if args.threads is not None:
         torch.set_num_threads(args.threads)
     if args.accuracy:
-        accuracy_report(tuple(args.sizes), args.contexts, args.rounds, print)
+        accuracy_report(tuple(args.group_sizes), args.num_candidates, args.rounds, print)
         return
     shapes = args.shapes or [parse_shape(s) for s in DEFAULT_SHAPES]
     if args.device == "all":
@@ -303,11 +310,11 @@ def main(argv: list[str] | None = None) -> None:
     for name in devices:
         device = torch.device(name)
         label = torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu"
-        for contexts, rollouts in shapes:
-            lik = likelihood_batch(contexts, rollouts, device, dtype)
+        for num_groups, group_size in shapes:
+            lik = likelihood_batch(num_groups, group_size, device, dtype)
             if args.low_success:
                 lik = 0.02 * torch.rand(
-                    contexts, rollouts, generator=torch.Generator().manual_seed(rollouts)
+                    num_groups, group_size, generator=torch.Generator().manual_seed(group_size)
                 ).to(device=device, dtype=dtype)
             _time_orders(args, device, dtype, lik)
             if args.peers:
@@ -356,13 +363,19 @@ def _parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--sizes",
+        dest="group_sizes",
+        metavar="N",
         nargs="+",
         type=int,
         default=[16, 64, 256, 1024, 4096],
         help="N for --accuracy",
     )
     parser.add_argument(
-        "--contexts", type=int, default=160, help="adversarial candidates per N (--accuracy)"
+        "--contexts",
+        dest="num_candidates",
+        type=int,
+        default=160,
+        help="adversarial candidate contexts per N (--accuracy)",
     )
     parser.add_argument("--rounds", type=int, default=25, help="hill-climbing rounds (--accuracy)")
     return parser
@@ -372,13 +385,13 @@ def _time_orders(
     args: argparse.Namespace, device: torch.device, dtype: torch.dtype, lik: torch.Tensor
 ) -> None:
     """Time ``maxrl_weights`` on one B x N batch at each order (and kernel) and print rows."""
-    contexts, rollouts = lik.shape
+    num_groups, group_size = lik.shape
     log_space, validate = args.log_space, args.validate
     x = lik.log() if args.log_space else lik
-    orders = args.orders or default_orders(rollouts)
+    orders = args.orders or default_orders(group_size)
     kernels = ["fast", "exact"] if args.kernel == "both" else [args.kernel]
-    for order in [t for t in orders if 1 <= t <= rollouts]:
-        for kernel in kernels if order == rollouts else kernels[:1]:
+    for order in [t for t in orders if 1 <= t <= group_size]:
+        for kernel in kernels if order == group_size else kernels[:1]:
 
             def call(x=x, order=order, kernel=kernel) -> None:
                 with estimators.full_order_kernel(kernel):
@@ -386,12 +399,12 @@ def _time_orders(
 
             times = time_call(call, device, args.warmup, args.repeats)
             median, best = statistics.median(times), min(times)
-            rate = contexts * rollouts / best / 1e6
+            rate = num_groups * group_size / best / 1e6
             with estimators.full_order_kernel(kernel):
                 used = estimators.full_order_kernel_for(dtype)
             print(
-                f"{device.type:<7}{f'{contexts}x{rollouts}':>11}{order:>7}  "
-                f"{regime(order, rollouts, used):<16}{median * 1e3:>11.2f}"
+                f"{device.type:<7}{f'{num_groups}x{group_size}':>11}{order:>7}  "
+                f"{regime(order, group_size, used):<16}{median * 1e3:>11.2f}"
                 f"{best * 1e3:>10.2f}{rate:>14.2f}"
             )
 
@@ -400,7 +413,7 @@ def _time_peers(
     args: argparse.Namespace, device: torch.device, dtype: torch.dtype, lik: torch.Tensor
 ) -> None:
     """Time the other group estimators on one B x N batch and print their rows."""
-    contexts, rollouts = lik.shape
+    num_groups, group_size = lik.shape
     for peer in ESTIMATOR_NAMES[1:]:
         rewards = (lik > 0.5).to(dtype) if peer == "maxrl-binary" else lik
         times = time_call(
@@ -411,9 +424,9 @@ def _time_peers(
         )
         median, best = statistics.median(times), min(times)
         print(
-            f"{device.type:<7}{f'{contexts}x{rollouts}':>11}{'-':>7}  "
+            f"{device.type:<7}{f'{num_groups}x{group_size}':>11}{'-':>7}  "
             f"{peer:<16}{median * 1e3:>11.2f}{best * 1e3:>10.2f}"
-            f"{contexts * rollouts / best / 1e6:>14.2f}"
+            f"{num_groups * group_size / best / 1e6:>14.2f}"
         )
 
 

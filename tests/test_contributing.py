@@ -163,7 +163,7 @@ def test_plugin_kind_exact_likelihood_sums_over_choices_for_ours_and_sb3(
     assert exact_mean_log_likelihood(ours, core, contexts) == pytest.approx(
         float(expected.mean()), rel=1e-6
     )
-    metrics = evaluate(task, ours, num_samples=4, pass_k=1)
+    metrics = evaluate(task, ours, eval_samples=4, pass_k=1)
     assert metrics["eval/log_likelihood"] == pytest.approx(float(expected.mean()), rel=1e-6)
 
     venv = make_sb3_vec_env("ToySign-v0", num_envs=4, seed=0, **pool)
@@ -180,7 +180,7 @@ def test_plugin_kind_exact_likelihood_sums_over_choices_for_ours_and_sb3(
     assert set(draws.unique().tolist()) == {-1.0, 1.0}
     mc = core.score(contexts, draws).log_likelihood.double().exp().mean(1)
     assert torch.allclose(mc, sb3_exact.exp(), rtol=0.03)
-    metrics = evaluate(task, sb3, num_samples=4, pass_k=1)
+    metrics = evaluate(task, sb3, eval_samples=4, pass_k=1)
     assert metrics["eval/log_likelihood"] == pytest.approx(float(sb3_exact.mean()), rel=1e-9)
 
     config = SB3Config(

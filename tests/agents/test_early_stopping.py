@@ -145,7 +145,7 @@ def test_load_policy_loads_the_selected_policy_and_requires_best(tmp_path) -> No
     assert all(torch.equal(loaded[k], v) for k, v in trainer.best.policy.items())
     assert not all(torch.equal(loaded[k], v) for k, v in trainer.policy.state_dict().items())
     again = trainer_module.evaluate(
-        agent.task, agent, num_samples=8, pass_k=2, seed=trainer.eval_seed
+        agent.task, agent, eval_samples=8, pass_k=2, seed=trainer.eval_seed
     )
     assert again["eval/pass@1"] == pytest.approx(result["eval/pass@1"], abs=1e-12)
     last, _ = trainer_module.load_policy(tmp_path / config.name, selected=False)

@@ -20,8 +20,8 @@ class SignalPolicy:
     def __init__(self, offset: float = 0.0) -> None:
         self.offset = offset
 
-    def sample(self, contexts, num_samples, generator):
-        return self.point(contexts).unsqueeze(1).expand(-1, num_samples)
+    def sample(self, contexts, eval_samples, generator):
+        return self.point(contexts).unsqueeze(1).expand(-1, eval_samples)
 
     def point(self, contexts):
         return contexts.signal + self.offset
@@ -36,9 +36,9 @@ class CountPolicy:
     def successes(self, contexts, m):
         return contexts.ids % (m + 1)
 
-    def sample(self, contexts, num_samples, generator):
-        c = self.successes(contexts, num_samples)
-        hit = torch.arange(num_samples).unsqueeze(0) < c.unsqueeze(1)
+    def sample(self, contexts, eval_samples, generator):
+        c = self.successes(contexts, eval_samples)
+        hit = torch.arange(eval_samples).unsqueeze(0) < c.unsqueeze(1)
         target = contexts.target.unsqueeze(1)
         return torch.where(hit, target, (target + 1) % self.k)
 
@@ -69,7 +69,7 @@ def test_bayes_predictor_has_zero_excess_mse_and_exact_log_likelihood() -> None:
     task = maxrl_envs.make_task("MaxRLRegression-v0", snr=4.0)
     policy = SignalPolicy()
     assert isinstance(policy, EvalPolicy)
-    metrics = evaluate(task, policy, num_samples=8, pass_k=4)
+    metrics = evaluate(task, policy, eval_samples=8, pass_k=4)
     assert metrics["eval/excess_mse"] == 0.0
     contexts = task.core.all_contexts("test")
     scores = task.core.score(contexts, contexts.signal.unsqueeze(1))
@@ -85,18 +85,18 @@ def test_bayes_predictor_has_zero_excess_mse_and_exact_log_likelihood() -> None:
 
 def test_excess_mse_of_an_offset_predictor() -> None:
     task = maxrl_envs.make_task("MaxRLRegression-v0")
-    metrics = evaluate(task, SignalPolicy(offset=0.5), num_samples=2, pass_k=1)
+    metrics = evaluate(task, SignalPolicy(offset=0.5), eval_samples=2, pass_k=1)
     assert metrics["eval/excess_mse"] == pytest.approx(0.25, rel=1e-6)
     assert (
         metrics["eval/log_likelihood_mc"]
-        < evaluate(task, SignalPolicy(), num_samples=2, pass_k=1)["eval/log_likelihood_mc"]
+        < evaluate(task, SignalPolicy(), eval_samples=2, pass_k=1)["eval/log_likelihood_mc"]
     )
 
 
 def test_classification_metrics_from_known_success_counts() -> None:
     task = maxrl_envs.make_task("MaxRLClassification-v0")
     m, k = 6, 3
-    metrics = evaluate(task, CountPolicy(10), num_samples=m, pass_k=k)
+    metrics = evaluate(task, CountPolicy(10), eval_samples=m, pass_k=k)
     ids = torch.arange(task.core.num_contexts("test"))
     counts = (ids % (m + 1)).tolist()
     expected_ll = [math.log(c / m) if c else evaluation_floor() for c in counts]
@@ -118,9 +118,9 @@ def evaluation_floor() -> float:
 
 def test_chunked_evaluation_equals_one_pass(monkeypatch: pytest.MonkeyPatch) -> None:
     task = maxrl_envs.make_task("MaxRLClassification-v0")
-    whole = evaluate(task, CountPolicy(10), num_samples=5, pass_k=2)
+    whole = evaluate(task, CountPolicy(10), eval_samples=5, pass_k=2)
     monkeypatch.setattr(evaluation, "MAX_ROWS", 37)
-    chunked = evaluate(task, CountPolicy(10), num_samples=5, pass_k=2)
+    chunked = evaluate(task, CountPolicy(10), eval_samples=5, pass_k=2)
     assert chunked == pytest.approx(whole, abs=1e-12)
 
 
@@ -128,9 +128,9 @@ def test_evaluation_is_reproducible_and_seeded() -> None:
     task = maxrl_envs.make_task("MaxRLRegression-v0")
     torch.manual_seed(0)
     agent = TaskPolicy(make_policy(task, (16,)), task)
-    a = evaluate(task, agent, num_samples=16, pass_k=4, seed=1, max_contexts=100)
-    b = evaluate(task, agent, num_samples=16, pass_k=4, seed=1, max_contexts=100)
-    c = evaluate(task, agent, num_samples=16, pass_k=4, seed=2, max_contexts=100)
+    a = evaluate(task, agent, eval_samples=16, pass_k=4, seed=1, max_contexts=100)
+    b = evaluate(task, agent, eval_samples=16, pass_k=4, seed=1, max_contexts=100)
+    c = evaluate(task, agent, eval_samples=16, pass_k=4, seed=2, max_contexts=100)
     assert a == b and a != c
     assert set(a) == {
         "eval/log_likelihood",
@@ -145,7 +145,7 @@ def test_evaluation_is_reproducible_and_seeded() -> None:
 
 def test_max_contexts_uses_the_first_contexts() -> None:
     task = maxrl_envs.make_task("MaxRLClassification-v0")
-    few = evaluate(task, CountPolicy(10), num_samples=4, pass_k=1, max_contexts=5)
+    few = evaluate(task, CountPolicy(10), eval_samples=4, pass_k=1, max_contexts=5)
     # ids 0..4 -> success counts 0, 1, 2, 3, 4 of 4 samples.
     assert few["eval/pass@1"] == pytest.approx((0 + 1 + 2 + 3 + 4) / 4 / 5)
 
@@ -153,11 +153,11 @@ def test_max_contexts_uses_the_first_contexts() -> None:
 def test_evaluate_rejects_bad_arguments() -> None:
     task = maxrl_envs.make_task("MaxRLRegression-v0")
     with pytest.raises(ValueError, match="pass_k=9"):
-        evaluate(task, SignalPolicy(), num_samples=8, pass_k=9)
-    with pytest.raises(ValueError, match="num_samples=0"):
-        evaluate(task, SignalPolicy(), num_samples=0, pass_k=1)
+        evaluate(task, SignalPolicy(), eval_samples=8, pass_k=9)
+    with pytest.raises(ValueError, match="eval_samples=0"):
+        evaluate(task, SignalPolicy(), eval_samples=0, pass_k=1)
     with pytest.raises(ValueError, match="max_contexts=0"):
-        evaluate(task, SignalPolicy(), num_samples=2, pass_k=1, max_contexts=0)
+        evaluate(task, SignalPolicy(), eval_samples=2, pass_k=1, max_contexts=0)
 
 
 class FakeWriter:
@@ -212,7 +212,7 @@ def test_sb3_policy_shapes_seeding_and_metrics(env_id: str, kwargs: dict) -> Non
     if task.kind.name == "tokens":
         # Decoded predictions lie on the token grid.
         assert torch.equal(task.codec.decode(task.codec.encode(a)), a)
-    metrics = evaluate(task, policy, num_samples=6, pass_k=2, max_contexts=20)
+    metrics = evaluate(task, policy, eval_samples=6, pass_k=2, max_contexts=20)
     assert ("eval/excess_mse" in metrics) == (task.kind.name != "classification")
     assert 0.0 <= metrics["eval/pass@1"] <= metrics["eval/pass@2"] <= 1.0
 

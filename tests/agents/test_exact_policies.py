@@ -227,7 +227,7 @@ def test_monte_carlo_metric_is_biased_low_and_converges_to_the_exact_value():
     policy = GaussianPolicy(task.core.obs_dim, (8,), init_std=0.3)
     exact = exact_mean_log_likelihood(policy, task.core, task.core.all_contexts("test"))
     bound = TaskPolicy(policy, task)
-    assert evaluate(task, bound, num_samples=8, pass_k=1)["eval/log_likelihood"] == pytest.approx(
+    assert evaluate(task, bound, eval_samples=8, pass_k=1)["eval/log_likelihood"] == pytest.approx(
         exact, rel=1e-12
     )
 
@@ -235,8 +235,8 @@ def test_monte_carlo_metric_is_biased_low_and_converges_to_the_exact_value():
         sample = bound.sample
         point = bound.point
 
-    few = evaluate(task, SamplesOnly(), num_samples=64, pass_k=1)
-    many = evaluate(task, SamplesOnly(), num_samples=16384, pass_k=1)
+    few = evaluate(task, SamplesOnly(), eval_samples=64, pass_k=1)
+    many = evaluate(task, SamplesOnly(), eval_samples=16384, pass_k=1)
     assert "eval/log_likelihood" not in few
     assert few["eval/log_likelihood_mc"] < exact - 0.1
     assert abs(many["eval/log_likelihood_mc"] - exact) < 0.015
@@ -257,7 +257,7 @@ def test_unreachable_verifier_targets_are_left_out_of_the_log_likelihood():
     per_context = exact_log_likelihood(policy.policy, task.core, contexts)
     assert torch.isneginf(per_context[~reachable]).all()
     assert torch.isfinite(per_context[reachable]).all()
-    metrics = evaluate(task, policy, num_samples=4, pass_k=2)
+    metrics = evaluate(task, policy, eval_samples=4, pass_k=2)
     assert metrics["eval/log_likelihood"] == pytest.approx(float(per_context[reachable].mean()))
     # The exact mean leaves out the same contexts (it was -inf with them in).
     mean = exact_mean_log_likelihood(policy, task.core, contexts)

@@ -58,7 +58,7 @@ def test_stochastic_sb3_policies_match_monte_carlo(algo, env_id, kwargs) -> None
     p_hat, se = monte_carlo_p(policy, task, contexts, 8_000)
     p = exact.exp().numpy()
     assert np.all(np.abs(p - p_hat) <= 5 * se + 1e-12), (p, p_hat, se)
-    metrics = evaluate(task, policy, num_samples=4, pass_k=1)
+    metrics = evaluate(task, policy, eval_samples=4, pass_k=1)
     assert metrics["eval/log_likelihood"] == pytest.approx(float(exact.mean()), rel=1e-9)
     assert "eval/log_likelihood_mc" not in metrics
 

@@ -17,15 +17,15 @@ from benchmarks.bench_estimators import exact_omega, hard_families, relative_err
 pytestmark = pytest.mark.usefixtures("single_thread")
 
 
-@pytest.mark.parametrize("rollouts", [16, 25, 64, 1000, 4096])
-def test_fast_kernel_within_documented_bound_on_hard_families(rollouts: int) -> None:
-    names, lik = hard_families(rollouts, torch.Generator().manual_seed(rollouts))
+@pytest.mark.parametrize("group_size", [16, 25, 64, 1000, 4096])
+def test_fast_kernel_within_documented_bound_on_hard_families(group_size: int) -> None:
+    names, lik = hard_families(group_size, torch.Generator().manual_seed(group_size))
     omega_err, weight_err = relative_errors(lik)
     rows = zip(names, omega_err.tolist(), weight_err.tolist(), strict=True)
     worst = {name: (o, w) for name, o, w in rows}
     assert max(o for o, _ in worst.values()) <= estimators.FAST_MATH_BOUND, worst
     assert max(w for _, w in worst.values()) <= estimators.FAST_FLOAT32_BOUND, worst
-    if rollouts <= 2 * estimators.FAST_NODES:  # the exact rule: float64 rounding only
+    if group_size <= 2 * estimators.FAST_NODES:  # the exact rule: float64 rounding only
         assert max(o for o, _ in worst.values()) <= 1e-14, worst
 
 

@@ -353,7 +353,7 @@ def test_load_policy_restores_the_trained_policy(tmp_path: Path) -> None:
     again = trainer_module.evaluate(
         agent.task,
         agent,
-        num_samples=config.eval_samples,
+        eval_samples=config.eval_samples,
         pass_k=config.pass_k,
         seed=trainer.eval_seed,
         max_contexts=config.eval_contexts,

@@ -72,7 +72,7 @@ def test_per_bin_metrics_of_a_uniform_policy_are_exact(task):
     with torch.no_grad():
         policy.net[-1].weight.zero_()  # logits 0: the uniform policy
     agent = TaskPolicy(policy, task)
-    metrics = evaluate(task, agent, num_samples=32, pass_k=8, seed=3)
+    metrics = evaluate(task, agent, eval_samples=32, pass_k=8, seed=3)
     tags = bin_tags(core.levels, 8)
     assert set(tags) <= set(metrics) and len(tags) == 27
     ctx = core.all_contexts("test")
