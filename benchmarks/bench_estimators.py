@@ -209,7 +209,9 @@ def _random_context(group_size: int, g: torch.Generator) -> torch.Tensor:
     lam = c * math.exp((rand() - 0.5) * 1.5)  # lambda in about [0.47 c, 2.1 c]
     big = int(torch.randint(0, min(group_size, 2 * int(c) + 4) + 1, (), generator=g))
     row = torch.zeros(group_size, dtype=torch.float64)
-    row[:big] = torch.where(torch.rand(big, generator=g) < 0.5, 1.0, 0.5 + 0.5 * torch.rand(big))
+    row[:big] = torch.where(
+        torch.rand(big, generator=g) < 0.5, 1.0, 0.5 + 0.5 * torch.rand(big, generator=g)
+    )
     rest = max(0.0, lam + 1 - float(row.sum()))
     if group_size > big and rest > 0:
         shape = torch.rand(group_size - big, generator=g, dtype=torch.float64) ** (8 * rand())
