@@ -1201,6 +1201,11 @@ def _experiment_agents(
     if not isinstance(agent_names, list) or not agent_names:
         raise SuiteError(f"{here}: agents must be a non-empty list of agent names")
     for agent in agent_names:
+        if not isinstance(agent, str):
+            raise SuiteError(
+                f"{here}: agents entries must be agent names (strings); got {agent!r} "
+                "(define an agent's settings under [agents.NAME] and list NAME here)"
+            )
         if agent not in agents:
             raise SuiteError(
                 f"{here}: agent {agent!r} is unknown; allowed: {', '.join(agents)} "

@@ -333,6 +333,7 @@ def test_agent_settings_that_would_be_ignored_are_refused(
     ("kwargs", "message"),
     [
         ({"agents": '["nope"]'}, "agent 'nope' is unknown"),
+        ({"agents": '[{ name = "grpo" }]'}, "agents entries must be agent names"),
         ({"envs": '[{ id = "NoSuchEnv-v0" }]'}, "NoSuchEnv-v0"),
         ({"envs": '[{ id = "MaxRLRegression-v0", kwargs = { snrr = 1.0 } }]'}, "snrr"),
         ({"envs": '[{ id = "MaxRLRegression-v0", kwargs = { snr = -1.0 } }]'}, "snr=-1.0"),
