@@ -15,6 +15,13 @@ apart::
 
     python -m benchmarks.claims                  # every claim; exit 1 on any mismatch
     python -m benchmarks.claims --claims FILE    # another claims file
+    python -m benchmarks.claims --changes        # what became of each first-edition claim
+
+``--changes`` prints the table of ``docs/results.md``'s section "What changed from the first
+edition" (under its ``<!-- claims: --changes -->`` marker, which
+``python -m benchmarks.fill_results_doc`` refreshes): each claim's first-edition wording,
+the verdict the rows give under the protocol, and what the second edition does with it
+(``second_edition``).
 
 Figures are compared at the three significant digits the file writes. The file's
 ``withdrawn`` list holds first-edition phrases the corrected statistics do not support
@@ -25,6 +32,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import re
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -46,6 +54,8 @@ CLAIMS = ROOT / "docs" / "results" / "claims.toml"
 DOCUMENTS = (ROOT / "docs" / "results.md", ROOT / "README.md")
 FRAMINGS = ("equal-rollouts", "equal-steps")
 KINDS = ("point", "tally")
+#: The ``--changes`` table in a document, under its marker.
+CHANGES_TABLE = re.compile(r"^<!-- claims: --changes -->\n((?:\|.*\n)+)", re.M)
 #: The order the table writes a tally in.
 TALLY_ORDER = ("win", "equivalent", "inconclusive", "loss")
 _REQUIRED = ("id", "text", "suite", "metric", "a", "b", "framing")
@@ -61,6 +71,7 @@ _ALLOWED = {
     "tally",
     "first_edition",
     "source",
+    "second_edition",
     "grid_edge",
     "on_grid_edge",
 }
@@ -91,6 +102,7 @@ class Claim:
     tally: dict[str, int] = field(default_factory=dict)
     first_edition: str = ""
     source: str = ""
+    second_edition: str = ""
     grid_edge: list[str] = field(default_factory=list)
     on_grid_edge: int = 0
 
@@ -208,10 +220,13 @@ def find_withdrawn(
     """``"document: phrase"`` for every withdrawn phrase a document still contains.
 
     Matching ignores case and line breaks (a phrase may wrap across lines of the markdown).
+    The table under a ``<!-- claims: --changes -->`` marker is skipped: it quotes the first
+    edition's wording on purpose, beside the verdict that replaced it.
     """
     found = []
     for document in documents:
-        text = " ".join(Path(document).read_text(encoding="utf-8").split()).lower()
+        text = CHANGES_TABLE.sub("", Path(document).read_text(encoding="utf-8"))
+        text = " ".join(text.split()).lower()
         for phrase in phrases:
             if " ".join(phrase.split()).lower() in text:
                 found.append(f"{Path(document).name}: {phrase!r}")
@@ -338,14 +353,55 @@ def table(outcomes: Sequence[Outcome]) -> str:
     return "\n".join(lines)
 
 
+def _verdict_text(outcome: Outcome) -> str:
+    c = outcome.claim
+    if c.kind == "tally":
+        counts = "/".join(str(outcome.tally.get(v, "?")) for v in TALLY_ORDER)
+        return f"{counts} (win/equivalent/inconclusive/loss)"
+    low, high = outcome.interval
+    return f"{outcome.verdict}: {outcome.diff:+.3g} [{low:+.3g}, {high:+.3g}]"
+
+
+def changes(outcomes: Sequence[Outcome]) -> str:
+    """Markdown: what became of each claim the first edition made.
+
+    One line per claim with ``first_edition`` wording (claims the first edition did not
+    state are left out): that wording, the verdict the committed rows give under the
+    protocol (A − B and the Holm-corrected interval, or a tally), and ``second_edition``.
+    """
+    lines = [
+        "| first edition said | A vs B (suite, metric) | verdict under the protocol "
+        "| second edition |",
+        "|---|---|---|---|",
+    ]
+    for o in outcomes:
+        c = o.claim
+        if not c.first_edition or c.first_edition.startswith("(the first edition did not"):
+            continue
+        where = f"{c.a} vs {c.b} ({c.suite}, {c.metric.removeprefix('eval/')})"
+        lines.append(
+            f"| {c.first_edition} | {where} | {_verdict_text(o)} | {c.second_edition or '–'} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m benchmarks.claims [--claims FILE] [--results DIR]``: 0 when all hold."""
+    """``python -m benchmarks.claims [--claims FILE] [--results DIR] [--changes]``.
+
+    Returns 0 when every claim holds and no withdrawn wording is left (``--changes``: 0 once
+    the table is printed), 1 otherwise, 2 for a claims file that cannot be checked.
+    """
     parser = argparse.ArgumentParser(
         prog="python -m benchmarks.claims", description=__doc__.split("\n")[0]
     )
     parser.add_argument("--claims", default=str(CLAIMS), help="claims file (TOML)")
     parser.add_argument(
         "--results", default=str(ROOT / "docs" / "results"), help="directory of suite results"
+    )
+    parser.add_argument(
+        "--changes",
+        action="store_true",
+        help="print only the table of what became of each first-edition claim",
     )
     args = parser.parse_args(argv)
     try:
@@ -354,6 +410,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ClaimError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
+    if args.changes:
+        print(changes(outcomes), end="")
+        return 0
     print(table(outcomes))
     failed = [o.claim.id for o in outcomes if not o.ok]
     if failed:

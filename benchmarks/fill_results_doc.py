@@ -1,8 +1,10 @@
 """Refresh every table of ``docs/results.md`` from the committed rows.
 
-Each table sits under a ``<!-- summary: ARGS -->`` marker; this rewrites the table that
-follows each marker with what ``python -m benchmarks.summary ARGS`` prints now (a marker
-with no table yet gets one). ``tests/test_results_doc.py`` checks that the two agree.
+Each table sits under a ``<!-- summary: ARGS -->`` or ``<!-- claims: ARGS -->`` marker;
+this rewrites the table that follows each marker with what ``python -m benchmarks.summary
+ARGS`` (or ``python -m benchmarks.claims ARGS``) prints now (a marker with no table yet gets
+one). ``tests/test_results_doc.py`` and ``tests/benchmarks/test_claims.py`` check that the
+two agree.
 
 Usage: ``python -m benchmarks.fill_results_doc [docs/results.md]``.
 """
@@ -16,23 +18,24 @@ import re
 import shlex
 from pathlib import Path
 
-from benchmarks import summary
+from benchmarks import claims, summary
 
-_MARKER = re.compile(r"^(<!-- summary: (.*?) -->\n)((?:\|.*\n)*)", re.M)
+_MARKER = re.compile(r"^(<!-- (summary|claims): (.*?) -->\n)((?:\|.*\n)*)", re.M)
+_COMMANDS = {"summary": summary.main, "claims": claims.main}
 
 
-def _table(args: str) -> str:
+def _table(command: str, args: str) -> str:
     out = io.StringIO()
     with contextlib.redirect_stdout(out):
-        status = summary.main(shlex.split(args))
+        status = _COMMANDS[command](shlex.split(args))
     if status != 0:
-        raise SystemExit(f"benchmarks.summary {args} exited {status}")
+        raise SystemExit(f"benchmarks.{command} {args} exited {status}")
     return out.getvalue()
 
 
 def fill(text: str) -> str:
-    """Return ``text`` with the table under every summary marker printed afresh."""
-    return _MARKER.sub(lambda m: m.group(1) + _table(m.group(2)), text)
+    """Return ``text`` with the table under every summary or claims marker printed afresh."""
+    return _MARKER.sub(lambda m: m.group(1) + _table(m.group(2), m.group(3)), text)
 
 
 def main(argv: list[str] | None = None) -> int:

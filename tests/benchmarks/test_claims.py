@@ -99,3 +99,36 @@ def test_a_bad_claim_is_a_clear_error(tmp_path: Path, replace, match, capsys) ->
 def test_the_claims_file_records_the_first_edition_for_every_claim() -> None:
     assert CLAIMS.exists() and len(CLAIM_LIST) >= 20
     assert all(c.first_edition and c.source for c in CLAIM_LIST)
+
+
+def test_results_doc_quotes_the_changes_table_the_rows_give() -> None:
+    from benchmarks.claims import CHANGES_TABLE, DOCUMENTS, changes
+
+    quoted = CHANGES_TABLE.findall(DOCUMENTS[0].read_text(encoding="utf-8"))
+    assert len(quoted) == 1
+    outcomes = [check(claim, cache=_POINTS) for claim in CLAIM_LIST]
+    assert quoted[0] == changes(outcomes)
+    stated = [c for c in CLAIM_LIST if c.first_edition and "did not state" not in c.first_edition]
+    assert len(quoted[0].splitlines()) == 2 + len(stated)
+
+
+def test_changes_lists_first_edition_claims_with_their_verdict(tmp_path: Path, capsys) -> None:
+    said = 'first_edition = "TD3 wins big"\nsecond_edition = "kept as first-edition evidence"\n'
+    text = CLAIM.format(verdict="loss", diff=-0.498) + said
+    text += CLAIM.format(verdict="loss", diff=-0.498).replace('id = "x"', 'id = "y"')
+    assert main(["--claims", str(_write(tmp_path, text)), "--changes"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) == 3  # header, rule, and only the claim the first edition made
+    assert lines[2] == (
+        "| TD3 wins big | maxrl vs sac (low-snr-offpolicy, log_likelihood) "
+        "| loss: -0.498 [-0.526, -0.47] | kept as first-edition evidence |"
+    )
+
+
+def test_withdrawn_wording_quoted_in_the_changes_table_is_allowed(tmp_path: Path) -> None:
+    doc = tmp_path / "doc.md"
+    table = "<!-- claims: --changes -->\n| MaxRL is level with supervised | x |\n"
+    doc.write_text(table + "\nText.\n", encoding="utf-8")
+    assert find_withdrawn(["level with supervised"], [doc]) == []
+    doc.write_text(table + "\nMaxRL is level with supervised.\n", encoding="utf-8")
+    assert find_withdrawn(["level with supervised"], [doc]) == ["doc.md: 'level with supervised'"]
