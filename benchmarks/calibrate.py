@@ -40,12 +40,21 @@ _JOB_FIELDS = [f.name for f in dataclasses.fields(Job)]
 
 
 def recorded_cpu_seconds(results_dir: str | Path) -> float | None:
-    """A suite's recorded CPU time (user + system) from its ``timing.txt``, if it has one."""
+    """A suite's recorded CPU time (user + system) from its ``timing.txt``, if it has one.
+
+    Each line of ``timing.txt`` is one command that ran part of the suite (a suite resumed
+    over several sessions has one line per piece), so the suite's time is their sum. A line
+    with no measured CPU time (a piece that ran without ``benchmarks/run_study.sh``, written
+    as ``not timed``) makes the total unknown: None, like a missing file.
+    """
     path = Path(results_dir) / "timing.txt"
     if not path.exists():
         return None
-    found = _TIMING.findall(path.read_text(encoding="utf-8"))
-    return float(found[-1][0]) + float(found[-1][1]) if found else None
+    lines = [line for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    found = [_TIMING.search(line) for line in lines]
+    if not found or not all(found):
+        return None
+    return sum(float(m.group(1)) + float(m.group(2)) for m in found if m)
 
 
 def row_job(row: dict[str, Any]) -> Job:
