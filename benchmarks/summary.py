@@ -30,6 +30,16 @@ tags): per experiment and bin metric, each agent's mean per bin and N beside the
 bin, one Holm family per experiment and N over the bins::
 
     python -m benchmarks.summary bins DIR --agent maxrl-binary --vs grpo,reinforce
+
+``--checkpoint`` (``pivot``, ``diff``, ``verdicts``, ``scoreboard``, ``bins``): which
+checkpoint of each run the table reads (``benchmarks.report.rows_at_checkpoint``).
+``selected``, the default: the checkpoint that scored best on the validation split, the
+results with early stopping (the rows' ``metrics``). ``last``: the run's last evaluation,
+the results without early stopping (its curve's last point; a run without a curve is left
+out). The protocol reports both (``docs/protocol.md``, "Budgets")::
+
+    python -m benchmarks.summary verdicts docs/results/low-snr --metric eval/log_likelihood \\
+        --a maxrl --b grpo --checkpoint last
 """
 
 from __future__ import annotations
@@ -45,6 +55,7 @@ from typing import Any
 
 from agents.evaluation import LOWER_IS_BETTER
 from benchmarks.report import (
+    CHECKPOINTS,
     Point,
     agent_settings,
     aggregate_over_tasks,
@@ -54,14 +65,17 @@ from benchmarks.report import (
     compute_targets,
     format_ratio,
     load_rows,
+    rows_at_checkpoint,
     run_identity,
     summarize,
 )
 from benchmarks.stats import Comparison, compare_cells, compare_family
 
 
-def _points(results_dir: str | Path, experiment: str | None) -> list[Point]:
-    return load_points(results_dir, experiment)[0]
+def _points(
+    results_dir: str | Path, experiment: str | None, checkpoint: str = "selected"
+) -> list[Point]:
+    return load_points(results_dir, experiment, checkpoint)[0]
 
 
 def grid_edges(rows: Sequence[dict[str, Any]]) -> set[str]:
@@ -88,10 +102,18 @@ def grid_edges(rows: Sequence[dict[str, Any]]) -> set[str]:
 
 
 def load_points(
-    results_dir: str | Path, experiment: str | None = None
+    results_dir: str | Path, experiment: str | None = None, checkpoint: str = "selected"
 ) -> tuple[list[Point], set[str]]:
-    """The points of a results directory (one experiment, or all) and its grid-edge cells."""
+    """The points of a results directory (one experiment, or all) and its grid-edge cells.
+
+    ``checkpoint``: the runs' values at the selected checkpoint (with early stopping, the
+    default) or at their ``last`` evaluation (without; :func:`rows_at_checkpoint`).
+
+    Raises:
+        ValueError: An unknown experiment or checkpoint.
+    """
     rows, meta = load_rows(results_dir)
+    rows = rows_at_checkpoint(rows, checkpoint)
     edges = grid_edges(rows)
     experiments = build_points(rows, meta.get("agents") or ())
     if experiment is not None:
@@ -130,6 +152,7 @@ def pivot(
     metric: str,
     agents: Sequence[str] | None = None,
     experiment: str | None = None,
+    checkpoint: str = "selected",
 ) -> str:
     """Markdown: points x agents, mean ± 95% half-width of ``metric``, plus references.
 
@@ -138,11 +161,12 @@ def pivot(
         metric: An ``eval/*`` tag.
         agents: Columns (default: every agent, in the suite's order).
         experiment: Only this experiment's points (default: all, labelled with it).
+        checkpoint: ``selected`` (with early stopping) or ``last`` (without).
 
     Returns:
         The table.
     """
-    points = _points(results_dir, experiment)
+    points = _points(results_dir, experiment, checkpoint)
     names = list(agents or dict.fromkeys(a for p in points for a in p.agents))
     header = ["point", *names, "random", "Bayes"]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
@@ -167,14 +191,17 @@ def diff(
     a: str,
     b: str,
     experiment: str | None = None,
+    checkpoint: str = "selected",
 ) -> str:
     """Markdown: per point, A − B of ``metric`` with a Welch 95% interval and the verdict.
+
+    ``checkpoint``: ``selected`` (with early stopping) or ``last`` (without).
 
     Returns:
         The table (points where either agent is missing are skipped).
     """
     lines = [f"| point | {a} − {b} [95% CI] | better |", "|---|---|---|"]
-    for point in _points(results_dir, experiment):
+    for point in _points(results_dir, experiment, checkpoint):
         if a not in point.agents or b not in point.agents:
             continue
         xs = [v for v in point.agents[a].raw(metric) if math.isfinite(v)]
@@ -327,19 +354,21 @@ def verdicts(
     experiment: str | None = None,
     margin_fraction: float = MARGIN_FRACTION,
     alpha: float = ALPHA,
+    checkpoint: str = "selected",
 ) -> str:
     """Markdown: per point, A − B with its Holm-corrected interval, TOST and the verdict.
 
     The families of :func:`families`; the interval's level is the Holm-compatible one (it
     excludes 0 exactly when Holm rejects), the equivalence margin and the Holm-adjusted
-    TOST p-value beside it.
+    TOST p-value beside it. ``checkpoint``: ``selected`` (with early stopping) or ``last``
+    (without).
     """
     lines = [
         f"| point | family | {a} − {b} [Holm interval] | level | margin | TOST p (Holm) "
         "| verdict | grid edge |",
         "|---|---|---|---|---|---|---|---|",
     ]
-    points, edges = load_points(results_dir, experiment)
+    points, edges = load_points(results_dir, experiment, checkpoint)
     for family in families(points, metric, a, b, margin_fraction, alpha, edges):
         for point, c, edge in zip(family.points, family.comparisons, family.edges, strict=True):
             text, level, m, tp = _comparison_cells(c)
@@ -358,6 +387,7 @@ def scoreboard(
     raw: bool = False,
     margin_fraction: float = MARGIN_FRACTION,
     alpha: float = ALPHA,
+    checkpoint: str = "selected",
 ) -> str:
     """Markdown: ``agent`` against every other agent, one line per comparison family.
 
@@ -366,9 +396,10 @@ def scoreboard(
     intervals and equivalence tests, and at how many of its points either agent's learning
     rate sits on an edge of its grid (a verdict there is provisional). ``raw=True``: the
     first edition's table, points won, tied and lost by uncorrected Welch 95% intervals over
-    all points, a comparison of the same two run sets counted once.
+    all points, a comparison of the same two run sets counted once. ``checkpoint``:
+    ``selected`` (with early stopping) or ``last`` (without).
     """
-    points, edges = load_points(results_dir, experiment)
+    points, edges = load_points(results_dir, experiment, checkpoint)
     others = list(dict.fromkeys(a for p in points for a in p.agents if a != agent))
     if raw:
         return _raw_scoreboard(points, metric, agent, others)
@@ -676,6 +707,7 @@ def bins(
     experiment: str | None = None,
     margin_fraction: float = MARGIN_FRACTION,
     alpha: float = ALPHA,
+    checkpoint: str = "selected",
 ) -> str:
     """Markdown: the per-bin tables of a results directory, and A's verdicts per bin.
 
@@ -687,12 +719,13 @@ def bins(
         experiment: Only this experiment (default: each in turn).
         margin_fraction: The equivalence margin's fraction of the random-to-Bayes gap.
         alpha: The family-wise error rate.
+        checkpoint: ``selected`` (with early stopping) or ``last`` (without).
 
     Raises:
-        ValueError: No bin tags in the rows, or an unknown metric.
+        ValueError: No bin tags in the rows, or an unknown metric or checkpoint.
     """
     rows, meta = load_rows(results_dir)
-    experiments = build_points(rows, meta.get("agents") or ())
+    experiments = build_points(rows_at_checkpoint(rows, checkpoint), meta.get("agents") or ())
     if experiment is not None:
         if experiment not in experiments:
             raise ValueError(
@@ -765,16 +798,28 @@ def _parser() -> argparse.ArgumentParser:
         if name in ("diff", "verdicts"):
             p.add_argument("--a", required=True)
             p.add_argument("--b", required=True)
+        if name in CHECKPOINT_COMMANDS:
+            p.add_argument("--checkpoint", default="selected", help=CHECKPOINT_HELP)
     return parser
+
+
+#: The subcommands that take ``--checkpoint``.
+CHECKPOINT_COMMANDS = ("pivot", "diff", "scoreboard", "verdicts", "bins")
+CHECKPOINT_HELP = (
+    f"which checkpoint of each run to read, one of {', '.join(CHECKPOINTS)}: selected "
+    "(default), the checkpoint that scored best on the validation split (with early "
+    "stopping); last, the run's last evaluation (without early stopping; runs without a "
+    "curve are left out)"
+)
 
 
 def _run_command(args: argparse.Namespace) -> str:
     """The text of the summary the parsed command asks for."""
     if args.command == "pivot":
         agents = args.agents.split(",") if args.agents else None
-        return pivot(args.results_dir, args.metric, agents, args.experiment)
+        return pivot(args.results_dir, args.metric, agents, args.experiment, args.checkpoint)
     if args.command == "diff":
-        return diff(args.results_dir, args.metric, args.a, args.b, args.experiment)
+        return diff(args.results_dir, args.metric, args.a, args.b, args.experiment, args.checkpoint)
     if args.command == "scoreboard":
         return scoreboard(
             args.results_dir,
@@ -784,6 +829,7 @@ def _run_command(args: argparse.Namespace) -> str:
             args.raw,
             args.margin_fraction,
             args.alpha,
+            args.checkpoint,
         )
     if args.command == "verdicts":
         return verdicts(
@@ -794,6 +840,7 @@ def _run_command(args: argparse.Namespace) -> str:
             args.experiment,
             args.margin_fraction,
             args.alpha,
+            args.checkpoint,
         )
     if args.command == "bins":
         opponents = [b for b in args.vs.split(",") if b]
@@ -805,6 +852,7 @@ def _run_command(args: argparse.Namespace) -> str:
             args.experiment,
             args.margin_fraction,
             args.alpha,
+            args.checkpoint,
         )
     if args.command == "efficiency":
         agents = args.agents.split(",") if args.agents else None

@@ -24,6 +24,26 @@ from maxrl_envs.references import as_float
 #: The suite's identity, written by the runner (``benchmarks.run.SUITE_FILE``).
 SUITE_FILE = "suite.json"
 
+#: The checkpoints a run's metrics can be read at (docs/protocol.md, "Budgets"): with early
+#: stopping, ``selected``, the checkpoint that scored best on the validation split (the
+#: row's ``metrics``); without, ``last``, the run's last evaluation (its curve's last point).
+CHECKPOINTS = ("selected", "last")
+
+
+def check_checkpoint(checkpoint: str) -> str:
+    """``checkpoint`` itself when it is one of :data:`CHECKPOINTS`.
+
+    Raises:
+        ValueError: Another value (naming it and the allowed ones).
+    """
+    if checkpoint not in CHECKPOINTS:
+        raise ValueError(
+            f"checkpoint={checkpoint!r} is not a checkpoint; allowed: {', '.join(CHECKPOINTS)} "
+            "(selected: the best checkpoint on the validation split, with early stopping; "
+            "last: the last evaluation, without)"
+        )
+    return checkpoint
+
 
 def ignored_settings(family: str, method: str) -> tuple[str, ...]:
     """Run settings a row's method ignores, as its agent family's table entry says.
@@ -179,6 +199,43 @@ class ResultRow(Mapping[str, Any]):
             return self.metrics[metric]
         return as_float(self.curve[-1][1].get(metric)) if self.curve else float("nan")
 
+    @property
+    def last_metrics(self) -> dict[str, float]:
+        """Test-split metrics at the run's last evaluation, without early stopping.
+
+        The curve's last point as floats (empty for a row without a curve). ``metrics``
+        holds the same metrics at the checkpoint early stopping selected; where that is the
+        last evaluation the two agree up to the curve's float32 rounding.
+        """
+        if not self.curve:
+            return {}
+        values = self.curve[-1][1]
+        return (
+            {str(k): as_float(v) for k, v in values.items()} if isinstance(values, Mapping) else {}
+        )
+
+    def at_checkpoint(self, checkpoint: str) -> ResultRow:
+        """The row with its metrics read at ``checkpoint`` (one of :data:`CHECKPOINTS`).
+
+        ``selected``: the row itself. ``last``: a copy whose ``eval/*`` metrics (in
+        ``metrics`` and in ``row["metrics"]``) are :attr:`last_metrics`; the run's other
+        figures (``rollouts``, ``wall_time``, ``selected_rollouts``) are kept. A row without
+        a curve has no ``eval/*`` metric at its last evaluation, so tables that read the
+        copy leave it out.
+
+        Raises:
+            ValueError: ``checkpoint`` is not one of :data:`CHECKPOINTS`.
+        """
+        if check_checkpoint(checkpoint) == "selected":
+            return self
+        stored = self.data.get("metrics")
+        kept = {
+            k: v
+            for k, v in (stored.items() if isinstance(stored, Mapping) else ())
+            if not str(k).startswith("eval/")
+        }
+        return ResultRow.of({**self.data, "metrics": {**kept, **self.last_metrics}})
+
     def curve_points(self, metric: str) -> list[tuple[float, float]]:
         """The run's finite ``(rollouts, value)`` points of a metric (others skipped)."""
         pts = [(as_float(s), as_float(v.get(metric))) for s, v in self.curve]
@@ -196,6 +253,20 @@ class ResultRow(Mapping[str, Any]):
             if m.startswith("eval/pass@") and m not in columns and m != "eval/pass@1"
         )
         return list(dict.fromkeys(columns))
+
+
+def rows_at_checkpoint(rows: Iterable[Mapping[str, Any]], checkpoint: str) -> list[ResultRow]:
+    """Every row read at ``checkpoint`` (:meth:`ResultRow.at_checkpoint`), in order.
+
+    Points built from them (``build_points``) hold that checkpoint's values: with
+    ``last``, the summary tables and claims (``--checkpoint last``, ``checkpoint = "last"``)
+    read the results without early stopping.
+
+    Raises:
+        ValueError: ``checkpoint`` is not one of :data:`CHECKPOINTS`.
+    """
+    check_checkpoint(checkpoint)
+    return [ResultRow.of(row).at_checkpoint(checkpoint) for row in rows]
 
 
 def _reference_levels(refs: Any) -> dict[str, dict[str, float]]:
