@@ -8,7 +8,11 @@ comparison family), the metric, agents A and B, the framing, and what the protoc
 Holm-corrected interval, and which of the two agents chose a learning rate on an edge of
 its grid there (``grid_edge``: such a verdict is provisional under the protocol); a
 **tally** claim states how many points of a comparison family end in each verdict, and at
-how many either agent's rate is on a grid edge (``on_grid_edge``). This module recomputes
+how many either agent's rate is on a grid edge (``on_grid_edge``). Either kind may name the
+``checkpoint`` its figures are read at: ``selected`` (the default), the checkpoint that
+scored best on the validation split, the results with early stopping; or ``last``, each
+run's last evaluation, the results without early stopping (``docs/protocol.md``,
+"Budgets"; ``benchmarks.report.rows_at_checkpoint``). This module recomputes
 each from the committed rows with :func:`benchmarks.summary.families` (Holm within the
 family, TOST at 5% of the random-to-Bayes distance), so wording and numbers cannot drift
 apart::
@@ -44,7 +48,7 @@ try:
 except ModuleNotFoundError:  # Python 3.10
     import tomli as tomllib
 
-from benchmarks.report import Point
+from benchmarks.report import CHECKPOINTS, Point
 from benchmarks.stats import VERDICTS
 from benchmarks.summary import ALPHA, MARGIN_FRACTION, _label, families, load_points
 
@@ -74,6 +78,7 @@ _ALLOWED = {
     "second_edition",
     "grid_edge",
     "on_grid_edge",
+    "checkpoint",
 }
 
 
@@ -105,6 +110,7 @@ class Claim:
     second_edition: str = ""
     grid_edge: list[str] = field(default_factory=list)
     on_grid_edge: int = 0
+    checkpoint: str = "selected"
 
 
 @dataclass
@@ -154,6 +160,11 @@ def _claim(entry: Any, index: int) -> Claim:
     if claim.framing not in FRAMINGS:
         raise ClaimError(
             f"claim {name!r}: framing={claim.framing!r}; allowed: {', '.join(FRAMINGS)}"
+        )
+    if claim.checkpoint not in CHECKPOINTS:
+        raise ClaimError(
+            f"claim {name!r}: checkpoint={claim.checkpoint!r}; allowed: {', '.join(CHECKPOINTS)} "
+            "(selected: with early stopping, last: without)"
         )
     if claim.kind == "point":
         if claim.point is None:
@@ -241,14 +252,15 @@ def _same(computed: float, claimed: float) -> bool:
 def check(
     claim: Claim,
     results: str | Path = ROOT / "docs" / "results",
-    cache: dict[tuple[str, str | None], tuple[list[Point], set[str]]] | None = None,
+    cache: dict[tuple[str, str | None, str], tuple[list[Point], set[str]]] | None = None,
 ) -> Outcome:
     """Recompute one claim from the rows of ``results/<suite>``.
 
     Args:
         claim: The claim.
         results: The directory that holds the suites' result directories.
-        cache: Points already built, by (suite, experiment), shared between claims.
+        cache: Points already built, by (suite, experiment, checkpoint), shared between
+            claims.
 
     Returns:
         The :class:`Outcome` (its ``problems`` say what differs).
@@ -257,7 +269,7 @@ def check(
         ClaimError: The suite, experiment, point or comparison family does not exist.
     """
     cache = {} if cache is None else cache
-    key = (claim.suite, claim.experiment)
+    key = (claim.suite, claim.experiment, claim.checkpoint)
     if key not in cache:
         directory = Path(results) / claim.suite
         if (
@@ -266,7 +278,7 @@ def check(
         ):
             raise ClaimError(f"claim {claim.id!r}: suite={claim.suite!r} has no rows in {results}")
         try:
-            cache[key] = load_points(directory, claim.experiment)
+            cache[key] = load_points(directory, claim.experiment, claim.checkpoint)
         except ValueError as error:
             raise ClaimError(f"claim {claim.id!r}: {error}") from error
     points, edges = cache[key]
@@ -324,7 +336,7 @@ def check_all(
     claims: Sequence[Claim], results: str | Path = ROOT / "docs" / "results"
 ) -> list[Outcome]:
     """:func:`check` of every claim, each suite's rows read once."""
-    cache: dict[tuple[str, str | None], tuple[list[Point], set[str]]] = {}
+    cache: dict[tuple[str, str | None, str], tuple[list[Point], set[str]]] = {}
     return [check(claim, results, cache) for claim in claims]
 
 
@@ -344,6 +356,8 @@ def table(outcomes: Sequence[Outcome]) -> str:
             claimed = f"{c.verdict} {c.diff:+.3g} [{c.interval[0]:+.3g}, {c.interval[1]:+.3g}]"
             got = f"{o.verdict} {o.diff:+.3g} [{o.interval[0]:+.3g}, {o.interval[1]:+.3g}]"
             where = c.point or ""
+        if c.checkpoint != "selected":
+            where += f" ({c.checkpoint} evaluation, without early stopping)"
         edge = o.grid_edge if isinstance(o.grid_edge, int) else ", ".join(o.grid_edge) or "–"
         holds = "yes" if o.ok else "NO: " + "; ".join(o.problems)
         lines.append(
@@ -378,7 +392,8 @@ def changes(outcomes: Sequence[Outcome]) -> str:
         c = o.claim
         if not c.first_edition or c.first_edition.startswith("(the first edition did not"):
             continue
-        where = f"{c.a} vs {c.b} ({c.suite}, {c.metric.removeprefix('eval/')})"
+        last = ", last evaluation" if c.checkpoint == "last" else ""
+        where = f"{c.a} vs {c.b} ({c.suite}, {c.metric.removeprefix('eval/')}{last})"
         lines.append(
             f"| {c.first_edition} | {where} | {_verdict_text(o)} | {c.second_edition or '–'} |"
         )
