@@ -2,9 +2,9 @@
 
 ``SECTIONS`` maps a section's title to a function of the :class:`~benchmarks.report.Report`
 that returns the section's markdown, or None to leave the section out. ``report.md`` writes
-them in order after the per-experiment tables: the built-in ones (aggregate over tasks,
-learning-rate selection, failed runs), then those a plugin adds with :func:`report_section`
-(docs/contributing.md, "A new report section").
+them in order after the per-experiment tables: the built-in ones (aggregate over tasks, per
+difficulty bin, without early stopping, learning-rate selection, failed runs), then those a
+plugin adds with :func:`report_section` (docs/contributing.md, "A new report section").
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from benchmarks.report.tables import selection_table
+from benchmarks.report.tables import early_stopping_text, selection_table
 
 if TYPE_CHECKING:
     from benchmarks.report.build import Report
@@ -76,6 +76,11 @@ def _bins_section(report: Report) -> str | None:
     lines = bins_markdown(report.experiments, plots=report.plots, relative_to=here)
     # bins_markdown writes its own heading and blank line first, and ends with a blank line.
     return "\n".join(lines[2:-1]) if lines else None
+
+
+@report_section("Without early stopping")
+def _early_stopping_section(report: Report) -> str | None:
+    return early_stopping_text(report.experiments)
 
 
 @report_section("Learning-rate selection")

@@ -1,14 +1,23 @@
-"""The markdown tables of the report: per experiment, targets, learning-rate selection."""
+"""The report's markdown tables: experiments, targets, selection, without early stopping."""
 
 from __future__ import annotations
 
+import math
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
 from agents.evaluation import LOWER_IS_BETTER, better
-from benchmarks.report.fmt import fmt_exact, fmt_rollouts, format_ratio, md_cell, point_label
+from benchmarks.report.fmt import (
+    direction,
+    fmt_exact,
+    fmt_rollouts,
+    format_ratio,
+    md_cell,
+    metric_name,
+    point_label,
+)
 from benchmarks.report.intervals import summarize
 from benchmarks.report.points import Point
 from benchmarks.report.rows import ResultRow
@@ -180,6 +189,110 @@ def selection_table(rows: Iterable[Mapping[str, Any]]) -> str:
             + " |"
         )
     return "\n".join(lines)
+
+
+#: Relative difference below which a run's last value counts as its selected one: the curve
+#: logs values in float32 (a checkpoint selected at the last evaluation differs by ~5e-8).
+SAME_VALUE_RTOL = 1e-6
+
+
+def last_is_worse(metric: str, selected: float, last: float) -> bool:
+    """Whether a run's value at its last evaluation is worse than at its selected checkpoint.
+
+    Worse by more than float32 rounding (:data:`SAME_VALUE_RTOL`, relative to
+    ``max(1, |selected|)``) in the metric's direction; a non-finite last value after a finite
+    selected one (the run diverged after the checkpoint) is worse; after a non-finite
+    selected value nothing is.
+    """
+    if not math.isfinite(selected):
+        return False
+    if not math.isfinite(last):
+        return True
+    close = abs(last - selected) <= SAME_VALUE_RTOL * max(1.0, abs(selected))
+    return not close and better(metric, selected, last)
+
+
+def early_stopping_table(points: Iterable[Point]) -> tuple[str, int, int] | None:
+    """Markdown: per point and agent, the selection metric at both checkpoints of each run.
+
+    Each cell reads its runs that have a curve (:attr:`ResultRow.last_metrics`; runs without
+    one are left out of both columns): mean ± 95% t half-width of the selected checkpoint's
+    value (early stopping, the row's ``metrics``) and of the last evaluation's, both on the
+    test split, and ``last worse``: the seeds whose last value :func:`last_is_worse`.
+
+    Returns:
+        The table, the seeds whose last value is worse and the seeds counted; None when no
+        run of the points has a curve.
+    """
+    points = list(points)
+    several = len({p.select_metric for p in points}) > 1  # a metric column only then
+    header = ["environment", "agent", *(["metric"] if several else [])]
+    header += ["selected checkpoint", "last evaluation", "last worse"]
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    worse_total = seeds_total = 0
+    for point in points:
+        metric = point.select_metric
+        for result in point.agents.values():
+            pairs = [
+                (r.metrics[metric], r.last_metrics[metric])
+                for r in result.rows
+                if metric in r.metrics and metric in r.last_metrics
+            ]
+            if not pairs:
+                continue
+            worse = sum(last_is_worse(metric, sel, last) for sel, last in pairs)
+            worse_total += worse
+            seeds_total += len(pairs)
+            cells = [
+                point.label,
+                result.agent,
+                *([metric_name(metric)] if several else []),
+                summarize([sel for sel, _ in pairs]).text(),
+                summarize([last for _, last in pairs]).text(),
+                f"{worse} of {len(pairs)}",
+            ]
+            lines.append("| " + " | ".join(md_cell(c) for c in cells) + " |")
+    if not seeds_total:
+        return None
+    return "\n".join(lines), worse_total, seeds_total
+
+
+def early_stopping_text(experiments: Mapping[str, Iterable[Point]]) -> str | None:
+    """The report's section "Without early stopping" (None when no run has a curve).
+
+    Per experiment, :func:`early_stopping_table` under a line counting the seeds whose last
+    evaluation is worse than their selected checkpoint.
+    """
+    parts = []
+    for experiment, points in experiments.items():
+        points = list(points)
+        found = early_stopping_table(points)
+        if found is None:
+            continue
+        table, worse, seeds = found
+        metrics = dict.fromkeys(p.select_metric for p in points)
+        directions = ", ".join(f"{metric_name(m)} ({direction(m)})" for m in metrics)
+        parts += [
+            f"### {experiment}",
+            "",
+            f"Selection metric {directions}: the last evaluation is worse than the selected "
+            f"checkpoint in {worse} of {seeds} seeds.",
+            "",
+            table,
+            "",
+        ]
+    if not parts:
+        return None
+    intro = (
+        "The tables above read each run at the checkpoint that scored best on the validation "
+        "split (early stopping). Without early stopping a run ends at its last evaluation: "
+        "below, the selection metric there beside the selected checkpoint's, both on the test "
+        "split, mean ± 95% t half-width over the same seeds (runs without a learning curve "
+        "are left out). Last worse: the seeds whose last value is worse than their selected "
+        "one (beyond float32 rounding). Every summary table reads the last evaluation with "
+        "`python -m benchmarks.summary ... --checkpoint last`."
+    )
+    return "\n".join([intro, "", *parts]).rstrip("\n")
 
 
 def _skipped_text(skipped: list[str], results_dir: Path) -> str:
