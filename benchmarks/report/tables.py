@@ -275,8 +275,8 @@ def early_stopping_text(experiments: Mapping[str, Iterable[Point]]) -> str | Non
         parts += [
             f"### {experiment}",
             "",
-            f"Selection metric {directions}: the last evaluation is worse than the selected "
-            f"checkpoint in {worse} of {seeds} seeds.",
+            f"Selection metric{'s' if len(metrics) > 1 else ''} {directions}: the last "
+            f"evaluation is worse than the selected checkpoint in {worse} of {seeds} seeds.",
             "",
             table,
             "",
