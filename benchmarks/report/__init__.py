@@ -10,8 +10,10 @@
   best baseline; beside the agents, the reference levels of the environment (uniform random
   policy, Bayes point predictor f(x), Bayes sampler of p(y|x)). Then the aggregate over tasks
   (IQM and friends with stratified-bootstrap intervals, probability of improvement,
-  performance profile and sample-efficiency curve, after Agarwal et al. 2021), the
-  learning-rate selection, failed runs, the plots, and the commands that produced it all.
+  performance profile and sample-efficiency curve, after Agarwal et al. 2021), the results
+  without early stopping (each cell's selection metric at its runs' last evaluation beside
+  the selected checkpoint's), the learning-rate selection, failed runs, the plots, and the
+  commands that produced it all.
 - ``plots/curves_<experiment>.png``: learning curves (mean over seeds with a 95% band clipped
   to the metric's range), one panel per environment, sweep point and metric, 4 panels a row
   and 4 rows a figure (more go to ``curves_<experiment>.2.png``, ...); under early stopping
