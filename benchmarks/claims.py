@@ -380,8 +380,9 @@ def changes(outcomes: Sequence[Outcome]) -> str:
     """Markdown: what became of each claim the first edition made.
 
     One line per claim with ``first_edition`` wording (claims the first edition did not
-    state are left out): that wording, the verdict the committed rows give under the
-    protocol (A − B and the Holm-corrected interval, or a tally), and ``second_edition``.
+    make, whose ``first_edition`` is a note in parentheses, are left out): that wording,
+    the verdict the committed rows give under the protocol (A − B and the Holm-corrected
+    interval, or a tally), and ``second_edition``.
     """
     lines = [
         "| first edition said | A vs B (suite, metric) | verdict under the protocol "
@@ -390,8 +391,8 @@ def changes(outcomes: Sequence[Outcome]) -> str:
     ]
     for o in outcomes:
         c = o.claim
-        if not c.first_edition or c.first_edition.startswith("(the first edition did not"):
-            continue
+        if not c.first_edition or c.first_edition.startswith("("):
+            continue  # "(the first edition did not state it)", "(new in the second edition)"
         last = ", last evaluation" if c.checkpoint == "last" else ""
         where = f"{c.a} vs {c.b} ({c.suite}, {c.metric.removeprefix('eval/')}{last})"
         lines.append(
