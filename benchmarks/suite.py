@@ -1315,22 +1315,31 @@ def train_config(config: dict[str, Any], **paths: Any) -> Any:
 #: suite): our trainer's seconds per optimizer step and per rollout, and SB3's env steps per
 #: second. Only the ETA and ``--list`` use them; they say "rough" wherever they are shown.
 OURS_STEP_SECONDS = 1.2e-3
-OURS_ROLLOUT_SECONDS = 1.5e-6
+OURS_ROLLOUT_SECONDS = 5e-8  # fitted with COST_SCALE below (the fast T = N kernel, #16)
 SB3_STEPS_PER_SECOND = {"PPO": 3500.0, "A2C": 6000.0, "SAC": 300.0, "TD3": 400.0, "DQN": 1500.0}
 #: Evaluations: seconds per scored sample (contexts x samples), with early stopping's
 #: validation scoring counted in.
 EVAL_SAMPLE_SECONDS = 2e-7
 #: A worker's fixed cost per run: building the task, TensorBoard files, reading curves back.
 RUN_OVERHEAD_SECONDS = 1.5
+#: Weight of the fixed part (evaluations and overhead) of our runs against their steps and
+#: rollouts. With heads-2 (3,125-step runs of about 4 s) and hard-contexts (2,000 steps of up
+#: to 65,536 rollouts) beside the first edition's 97-step runs, a search over the committed
+#: suites' recorded totals (weights 0, 0.1, 0.3, 1; rollout costs 5e-8 to 1.5e-6 s; factors
+#: 0.05-1.95) fitted best with our runs' cost in their steps and rollouts alone: every timed
+#: suite within 0.72-1.40x, hard-contexts at 0.78x of its rows' run time x 0.756.
+OURS_FIXED_WEIGHT = 0.0
 
 
 #: Calibration of the cost model per agent family (``cost_family``): measured CPU seconds
 #: over the model's seconds, fitted on the committed study rows by
 #: ``python -m benchmarks.calibrate`` (docs/benchmarks.md, "Cost estimates"). The model's
-#: shape (steps, rollouts, evaluations) stays; these factors make its totals match.
+#: shape (steps, rollouts, evaluations) stays; these factors make its totals match. Our two
+#: main families' factors were chosen with ``OURS_FIXED_WEIGHT`` to fit the suites' recorded
+#: totals (the per-run fit leaves out the driver's share of a suite's CPU time).
 COST_SCALE = {
-    "ours:categorical": 0.33,
-    "ours:numeric": 0.13,
+    "ours:categorical": 1.9,
+    "ours:numeric": 0.9,
     "ours:sequence": 0.81,
     "sb3:A2C": 0.52,
     "sb3:PPO": 0.48,
@@ -1398,7 +1407,7 @@ def _sb3_model_seconds(job: Job, episode_length: int, evaluation: float) -> floa
 
 
 def _ours_model_seconds(job: Job, episode_length: int, evaluation: float) -> float:
-    """Ours: optimizer steps and rollouts (token kinds cost about 4x per step)."""
+    """Ours: steps and rollouts (tokens about 4x), plus the fixed part x OURS_FIXED_WEIGHT."""
     config = job.config
     budget = int(config["budget"])
     per_step = _ours_rollouts_per_step(config, job.method)
@@ -1406,8 +1415,7 @@ def _ours_model_seconds(job: Job, episode_length: int, evaluation: float) -> flo
     tokens = 4.0 if episode_length > 1 else 1.0
     return (
         tokens * (steps * OURS_STEP_SECONDS + budget * OURS_ROLLOUT_SECONDS)
-        + evaluation
-        + RUN_OVERHEAD_SECONDS
+        + (evaluation + RUN_OVERHEAD_SECONDS) * OURS_FIXED_WEIGHT
     )
 
 

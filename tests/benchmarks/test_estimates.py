@@ -40,4 +40,6 @@ def test_estimate_is_within_a_factor_of_1_5_of_the_recorded_cpu_time(folder) -> 
 
 def test_every_family_of_the_committed_rows_is_calibrated() -> None:
     assert {"ours:numeric", "ours:categorical", "ours:sequence", "sb3:PPO"} <= set(COST_SCALE)
-    assert all(0 < scale < 1.5 for scale in COST_SCALE.values())
+    # A factor corrects the model's shape by at most a few times; one far outside says the
+    # model itself is wrong for that family.
+    assert all(0 < scale < 2.5 for scale in COST_SCALE.values())
