@@ -283,23 +283,9 @@ def check(
             raise ClaimError(f"claim {claim.id!r}: {error}") from error
     points, edges = cache[key]
     found = families(points, claim.metric, claim.a, claim.b, MARGIN_FRACTION, ALPHA, edges)
-    outcome = Outcome(claim)
     if claim.kind == "tally":
-        family = next((f for f in found if f.label == claim.at), None)
-        if family is None:
-            raise ClaimError(
-                f"claim {claim.id!r}: no family at={claim.at!r} of {claim.a} vs {claim.b} on "
-                f"{claim.metric}; allowed: {', '.join(f.label for f in found) or 'none'}"
-            )
-        outcome.tally = family.tally()
-        if outcome.tally != claim.tally:
-            outcome.problems.append(f"tally {claim.tally} but the rows give {outcome.tally}")
-        outcome.grid_edge = sum(bool(e) for e in family.edges)
-        if outcome.grid_edge != claim.on_grid_edge:
-            outcome.problems.append(
-                f"on_grid_edge {claim.on_grid_edge} but the rows give {outcome.grid_edge}"
-            )
-        return outcome
+        return _check_tally(claim, found)
+    outcome = Outcome(claim)
     labels = {
         _label(p, claim.experiment is None): (f, i)
         for f in found
@@ -329,6 +315,25 @@ def check(
     for claimed, computed, name in figures:
         if not _same(computed, claimed):
             outcome.problems.append(f"{name} {claimed} but the rows give {computed:.3g}")
+    return outcome
+
+
+def _check_tally(claim: Claim, found: Sequence[Any]) -> Outcome:
+    """A tally claim against its comparison family among ``found`` (see :func:`check`)."""
+    family = next((f for f in found if f.label == claim.at), None)
+    if family is None:
+        raise ClaimError(
+            f"claim {claim.id!r}: no family at={claim.at!r} of {claim.a} vs {claim.b} on "
+            f"{claim.metric}; allowed: {', '.join(f.label for f in found) or 'none'}"
+        )
+    outcome = Outcome(claim, tally=family.tally())
+    if outcome.tally != claim.tally:
+        outcome.problems.append(f"tally {claim.tally} but the rows give {outcome.tally}")
+    outcome.grid_edge = sum(bool(e) for e in family.edges)
+    if outcome.grid_edge != claim.on_grid_edge:
+        outcome.problems.append(
+            f"on_grid_edge {claim.on_grid_edge} but the rows give {outcome.grid_edge}"
+        )
     return outcome
 
 
