@@ -354,12 +354,11 @@ def table(outcomes: Sequence[Outcome]) -> str:
     for o in outcomes:
         c = o.claim
         if c.kind == "tally":
-            claimed = "/".join(str(c.tally[v]) for v in TALLY_ORDER)
-            got = "/".join(str(o.tally.get(v, "?")) for v in TALLY_ORDER)
+            claimed, got = _counts(c.tally), _counts(o.tally)
             where = f"{c.at} (win/equivalent/inconclusive/loss)"
         else:
-            claimed = f"{c.verdict} {c.diff:+.3g} [{c.interval[0]:+.3g}, {c.interval[1]:+.3g}]"
-            got = f"{o.verdict} {o.diff:+.3g} [{o.interval[0]:+.3g}, {o.interval[1]:+.3g}]"
+            claimed = f"{c.verdict} {_figure(c.diff, c.interval)}"
+            got = f"{o.verdict} {_figure(o.diff, o.interval)}"
             where = c.point or ""
         if c.checkpoint != "selected":
             where += f" ({c.checkpoint} evaluation, without early stopping)"
@@ -372,13 +371,20 @@ def table(outcomes: Sequence[Outcome]) -> str:
     return "\n".join(lines)
 
 
+def _counts(tally: dict[str, int]) -> str:
+    """A tally as ``win/equivalent/inconclusive/loss`` counts (``?`` for a missing one)."""
+    return "/".join(str(tally.get(v, "?")) for v in TALLY_ORDER)
+
+
+def _figure(diff: float, interval: tuple[float, float]) -> str:
+    """``A − B [low, high]`` at the three significant digits the claims file writes."""
+    return f"{diff:+.3g} [{interval[0]:+.3g}, {interval[1]:+.3g}]"
+
+
 def _verdict_text(outcome: Outcome) -> str:
-    c = outcome.claim
-    if c.kind == "tally":
-        counts = "/".join(str(outcome.tally.get(v, "?")) for v in TALLY_ORDER)
-        return f"{counts} (win/equivalent/inconclusive/loss)"
-    low, high = outcome.interval
-    return f"{outcome.verdict}: {outcome.diff:+.3g} [{low:+.3g}, {high:+.3g}]"
+    if outcome.claim.kind == "tally":
+        return f"{_counts(outcome.tally)} (win/equivalent/inconclusive/loss)"
+    return f"{outcome.verdict}: {_figure(outcome.diff, outcome.interval)}"
 
 
 def changes(outcomes: Sequence[Outcome]) -> str:
