@@ -20,6 +20,7 @@ import torch
 from gymnasium.envs.registration import registry
 from gymnasium.utils.env_checker import check_env as gym_check_env
 from stable_baselines3.common.env_checker import check_env as sb3_check_env
+from testrows import final_row
 
 from agents import estimators
 from agents.sb3_baselines import SB3_BASELINES, SB3Config, train_sb3
@@ -327,25 +328,16 @@ def test_plugin_report_section_is_written_after_the_built_in_ones(
         for seed in seeds:
             append_row(
                 tmp_path / "results.jsonl",
-                {
-                    "run_id": f"{agent}-{seed}",
-                    "cell": agent,
-                    "experiment": "e",
-                    "env_label": "env",
-                    "agent": agent,
-                    "role": "maxrl" if agent == "maxrl" else "baseline",
-                    "family": "ours",
-                    "lr": 0.01,
-                    "seed": seed,
-                    "phase": "final",
-                    "status": "ok",
-                    "select_metric": "eval/log_likelihood",
-                    "metrics": {"eval/log_likelihood": -1.0 - seed},
-                    "curve": [
+                final_row(
+                    agent,
+                    seed,
+                    select_metric="eval/log_likelihood",
+                    metrics={"eval/log_likelihood": -1.0 - seed},
+                    curve=[
                         [0, {"eval/log_likelihood": -3.0}],
                         [64, {"eval/log_likelihood": -1.0}],
                     ],
-                },
+                ),
             )
     text = build_report(tmp_path, plots=False).markdown
     assert list(SECTIONS)[-1] == "Runs per agent"

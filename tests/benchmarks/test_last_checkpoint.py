@@ -8,6 +8,7 @@ import math
 from pathlib import Path
 
 import pytest
+from testrows import final_row
 
 from benchmarks.claims import ClaimError, load_claims
 from benchmarks.claims import main as claims_main
@@ -24,25 +25,16 @@ def row(agent: str, seed: int, selected: float, last: float | None) -> dict:
     """A final row selected at 100 rollouts (``selected``), last evaluated at 200 (``last``);
     ``last=None``: a row without a curve."""
     curve = [[0, {LL: -5.0}], [100, {LL: selected}], [200, {LL: last}]]
-    return {
-        "run_id": f"{agent}-{seed}",
-        "cell": agent,
-        "experiment": "e",
-        "env_label": "env",
-        "agent": agent,
-        "role": "maxrl" if agent == "maxrl" else "baseline",
-        "family": "ours",
-        "lr": 0.01,
-        "seed": seed,
-        "phase": "final",
-        "status": "ok",
-        "select_metric": LL,
-        "columns": [LL],
-        "config": {"seed": seed},
-        "references": REFS,
-        "metrics": {LL: selected, "rollouts": 200, "selected_rollouts": 100},
-        "curve": curve if last is not None else [],
-    }
+    return final_row(
+        agent,
+        seed,
+        select_metric=LL,
+        columns=[LL],
+        config={"seed": seed},
+        references=REFS,
+        metrics={LL: selected, "rollouts": 200, "selected_rollouts": 100},
+        curve=curve if last is not None else [],
+    )
 
 
 def write_rows(folder: Path) -> Path:

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from testrows import final_row
 
 from benchmarks import plots
 from benchmarks import report as report_module
@@ -22,31 +23,25 @@ def run_row(agent: str, seed: int, env: str, mse_end: float, selected: float | N
     metrics = {LL: -1.0 - seed, MSE: mse_end}
     if selected is not None:
         metrics["selected_rollouts"] = selected
-    return {
-        "run_id": f"{env}-{agent}-{seed}",
-        "cell": f"{env}-{agent}",
-        "experiment": "e",
-        "env_label": env,
-        "env_base": env,
-        "agent": agent,
-        "role": "maxrl" if agent == "maxrl" else "baseline",
-        "family": "ours",
-        "lr": 0.01,
-        "seed": seed,
-        "phase": "final",
-        "status": "ok",
-        "sweep": {},
-        "select_metric": LL,
-        "columns": [LL, MSE],
-        "target_fraction": 0.9,
-        "config": {"budget": 1000},
-        "metrics": metrics,
-        "curve": [
+    return final_row(
+        agent,
+        seed,
+        env,
+        run_id=f"{env}-{agent}-{seed}",
+        cell=f"{env}-{agent}",
+        env_base=env,
+        sweep={},
+        select_metric=LL,
+        columns=[LL, MSE],
+        target_fraction=0.9,
+        config={"budget": 1000},
+        metrics=metrics,
+        curve=[
             [0, {LL: -5.0, MSE: 1.0}],
             [500, {LL: -2.0, MSE: 0.5 * mse_end}],
             [1000, {LL: -1.5 - seed, MSE: mse_end}],
         ],
-    }
+    )
 
 
 def rows(envs=("a",), selected=(400.0, 600.0)) -> list[dict]:

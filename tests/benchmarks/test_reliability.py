@@ -19,6 +19,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from testrows import final_row
 
 from benchmarks import results as results_module
 from benchmarks import run as run_module
@@ -419,26 +420,17 @@ def results_with_rows(folder: Path) -> Path:
             curve = [[0, {"eval/log_likelihood": -3.0}], [100, {"eval/log_likelihood": -1.0}]]
             append_row(
                 folder / RESULTS_FILE,
-                {
-                    "run_id": f"{agent}-{seed}",
-                    "cell": agent,
-                    "experiment": "e",
-                    "env_label": "env",
-                    "env_base": "env",
-                    "agent": agent,
-                    "role": "maxrl" if agent == "maxrl" else "baseline",
-                    "family": "ours",
-                    "lr": 0.01,
-                    "seed": seed,
-                    "phase": "final",
-                    "status": "ok",
-                    "sweep": {},
-                    "select_metric": "eval/log_likelihood",
-                    "columns": ["eval/log_likelihood"],
-                    "target_fraction": 0.9,
-                    "metrics": {"eval/log_likelihood": -1.0 - seed},
-                    "curve": curve,
-                },
+                final_row(
+                    agent,
+                    seed,
+                    env_base="env",
+                    sweep={},
+                    select_metric="eval/log_likelihood",
+                    columns=["eval/log_likelihood"],
+                    target_fraction=0.9,
+                    metrics={"eval/log_likelihood": -1.0 - seed},
+                    curve=curve,
+                ),
             )
     (folder / "suite.json").write_text(json.dumps({"suite": "s", "experiments": ["e"]}))
     return folder
